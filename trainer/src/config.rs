@@ -1,0 +1,258 @@
+//! The model's hyper-parameters, read and written as a Hugging Face Llama `config.json`.
+//!
+//! Key names and meanings follow `transformers.LlamaConfig`, so transformers, optimum and
+//! llama.cpp's converter read our folders unchanged.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{io_err, Result, TrainerError};
+
+/// One or several end-of-sequence ids (`eos_token_id` may be either in HF configs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum TokenIds {
+    /// A single id.
+    One(u32),
+    /// Several ids, any of which ends generation.
+    Many(Vec<u32>),
+}
+
+impl TokenIds {
+    /// All ids as a list.
+    pub fn to_vec(&self) -> Vec<u32> {
+        match self {
+            TokenIds::One(id) => vec![*id],
+            TokenIds::Many(ids) => ids.clone(),
+        }
+    }
+}
+
+fn default_rope_theta() -> f64 {
+    10_000.0
+}
+fn default_eps() -> f64 {
+    1e-6
+}
+fn default_max_pos() -> usize {
+    2048
+}
+
+/// A Hugging Face `LlamaConfig`, the subset that defines the computation plus the ids.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LlamaConfig {
+    /// Always `llama` for our exports; other Llama-family names are accepted on import.
+    #[serde(default = "llama")]
+    pub model_type: String,
+    /// `["LlamaForCausalLM"]` for our exports.
+    #[serde(default)]
+    pub architectures: Vec<String>,
+    /// Number of tokens in the vocabulary (rows of the embedding).
+    pub vocab_size: usize,
+    /// Width of the residual stream.
+    pub hidden_size: usize,
+    /// Width of the SwiGLU MLP.
+    pub intermediate_size: usize,
+    /// Number of decoder layers.
+    pub num_hidden_layers: usize,
+    /// Number of query heads.
+    pub num_attention_heads: usize,
+    /// Number of key/value heads (grouped-query attention when fewer than query heads).
+    #[serde(default)]
+    pub num_key_value_heads: Option<usize>,
+    /// Width of one head; `hidden_size / num_attention_heads` when absent.
+    #[serde(default)]
+    pub head_dim: Option<usize>,
+    /// Longest sequence the model was built for.
+    #[serde(default = "default_max_pos")]
+    pub max_position_embeddings: usize,
+    /// Epsilon of RMSNorm.
+    #[serde(default = "default_eps")]
+    pub rms_norm_eps: f64,
+    /// Base of the rotary position frequencies.
+    #[serde(default = "default_rope_theta")]
+    pub rope_theta: f64,
+    /// Whether the LM head shares the embedding matrix.
+    #[serde(default)]
+    pub tie_word_embeddings: bool,
+    /// Beginning-of-sequence id.
+    #[serde(default)]
+    pub bos_token_id: Option<u32>,
+    /// End-of-sequence id(s).
+    #[serde(default)]
+    pub eos_token_id: Option<TokenIds>,
+    /// Padding id.
+    #[serde(default)]
+    pub pad_token_id: Option<u32>,
+    /// Activation of the MLP; only `silu` is supported.
+    #[serde(default = "silu")]
+    pub hidden_act: String,
+    /// Biases on the attention projections (unsupported when true).
+    #[serde(default)]
+    pub attention_bias: bool,
+    /// Biases on the MLP projections (unsupported when true).
+    #[serde(default)]
+    pub mlp_bias: bool,
+    /// Rotary scaling (unsupported when set).
+    #[serde(default)]
+    pub rope_scaling: Option<serde_json::Value>,
+    /// Weight dtype as HF records it (`float32` or `float16`).
+    #[serde(default)]
+    pub torch_dtype: Option<String>,
+    /// Standard deviation of the initial weights.
+    #[serde(default = "init_range")]
+    pub initializer_range: f64,
+}
+
+fn llama() -> String {
+    "llama".into()
+}
+fn silu() -> String {
+    "silu".into()
+}
+fn init_range() -> f64 {
+    0.02
+}
+
+/// Named sizes for `rill-train init` and `train --preset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Preset {
+    /// ~50k parameters: unit tests.
+    Test,
+    /// ~3.6M parameters with a 4096 vocabulary: the default model.
+    Tiny,
+    /// ~100M parameters: speed benchmarks (random weights).
+    Bench100m,
+}
+
+impl LlamaConfig {
+    /// A config of the given preset size with our token ids (BOS 0, EOS 1, PAD 2).
+    pub fn preset(preset: Preset, vocab_size: usize) -> Self {
+        let (hidden, inter, layers, heads, kv) = match preset {
+            Preset::Test => (32, 64, 2, 4, 2),
+            Preset::Tiny => (256, 688, 4, 4, 2),
+            Preset::Bench100m => (768, 2048, 12, 12, 4),
+        };
+        LlamaConfig {
+            model_type: llama(),
+            architectures: vec!["LlamaForCausalLM".into()],
+            vocab_size,
+            hidden_size: hidden,
+            intermediate_size: inter,
+            num_hidden_layers: layers,
+            num_attention_heads: heads,
+            num_key_value_heads: Some(kv),
+            head_dim: Some(hidden / heads),
+            max_position_embeddings: 1024,
+            rms_norm_eps: 1e-5,
+            rope_theta: 10_000.0,
+            tie_word_embeddings: true,
+            bos_token_id: Some(crate::tokenizer::BOS_ID),
+            eos_token_id: Some(TokenIds::One(crate::tokenizer::EOS_ID)),
+            pad_token_id: Some(crate::tokenizer::PAD_ID),
+            hidden_act: silu(),
+            attention_bias: false,
+            mlp_bias: false,
+            rope_scaling: None,
+            torch_dtype: Some("float32".into()),
+            initializer_range: 0.02,
+        }
+    }
+
+    /// Number of key/value heads.
+    pub fn kv_heads(&self) -> usize {
+        self.num_key_value_heads.unwrap_or(self.num_attention_heads)
+    }
+
+    /// Width of one attention head.
+    pub fn head_dim(&self) -> usize {
+        self.head_dim
+            .unwrap_or(self.hidden_size / self.num_attention_heads)
+    }
+
+    /// Reads and validates a `config.json`.
+    pub fn load(path: &Path) -> Result<Self> {
+        if !path.exists() {
+            return Err(TrainerError::MissingFile(path.to_path_buf()));
+        }
+        let text = std::fs::read_to_string(path).map_err(io_err(path))?;
+        let cfg: LlamaConfig =
+            serde_json::from_str(&text).map_err(|e| TrainerError::BadConfig {
+                path: path.to_path_buf(),
+                message: format!("not a valid Llama config.json: {e}"),
+            })?;
+        cfg.validate().map_err(|message| TrainerError::BadConfig {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        Ok(cfg)
+    }
+
+    /// Writes `config.json` with the HF keys.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let mut value = serde_json::to_value(self).expect("config serializes");
+        let map = value.as_object_mut().expect("config is an object");
+        map.insert("use_cache".into(), true.into());
+        map.insert("attention_dropout".into(), 0.0.into());
+        map.insert("pretraining_tp".into(), 1.into());
+        let text = serde_json::to_string_pretty(&value).expect("config serializes");
+        std::fs::write(path, text + "\n").map_err(io_err(path))
+    }
+
+    /// Checks that the sizes are consistent and the variant is one we compute.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let positive = [
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("intermediate_size", self.intermediate_size),
+            ("num_hidden_layers", self.num_hidden_layers),
+            ("num_attention_heads", self.num_attention_heads),
+            ("num_key_value_heads", self.kv_heads()),
+            ("head_dim", self.head_dim()),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(format!("`{name}` must be positive"));
+        }
+        if self.num_attention_heads % self.kv_heads() != 0 {
+            return Err(format!(
+                "num_attention_heads ({}) must be a multiple of num_key_value_heads ({})",
+                self.num_attention_heads,
+                self.kv_heads()
+            ));
+        }
+        if self.head_dim() % 2 != 0 {
+            return Err(format!(
+                "head_dim ({}) must be even for rotary positions",
+                self.head_dim()
+            ));
+        }
+        if self.hidden_act != "silu" {
+            return Err(format!(
+                "hidden_act `{}` is not supported (only silu)",
+                self.hidden_act
+            ));
+        }
+        if self.attention_bias || self.mlp_bias {
+            return Err("attention_bias / mlp_bias are not supported".into());
+        }
+        if self.rope_scaling.as_ref().is_some_and(|v| !v.is_null()) {
+            return Err("rope_scaling is not supported yet; only plain rotary positions".into());
+        }
+        Ok(())
+    }
+
+    /// Number of parameters (the tied head counted once).
+    pub fn parameter_count(&self) -> usize {
+        let (h, d, kv) = (self.hidden_size, self.head_dim(), self.kv_heads());
+        let attn = h * self.num_attention_heads * d * 2 + h * kv * d * 2;
+        let mlp = 3 * h * self.intermediate_size;
+        let per_layer = attn + mlp + 2 * h;
+        let head = if self.tie_word_embeddings {
+            0
+        } else {
+            self.vocab_size * h
+        };
+        self.vocab_size * h + self.num_hidden_layers * per_layer + h + head
+    }
+}

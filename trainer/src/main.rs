@@ -1,0 +1,429 @@
+//! `rill-train`: the command line of the trainer.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use rill_trainer::config::{LlamaConfig, Preset};
+use rill_trainer::corpus::{token_stream, Corpus, WindowSampler};
+use rill_trainer::schedule::{LengthCurriculum, LrSchedule, SamplingDecay, ScheduledSampling};
+use rill_trainer::train::{TrainOptions, TrainOutputs, Trainee};
+use rill_trainer::weights::WeightDtype;
+use rill_trainer::{folder, model, sample, tokenizer, train};
+
+#[derive(Parser)]
+#[command(
+    name = "rill-train",
+    version,
+    about = "Train Llama-architecture models on CPU and write rill model folders"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a tokenizer and a model on a text corpus and write a model folder.
+    Train(TrainArgs),
+    /// Write model.onnx beside the weights of a Hugging Face Llama folder (ours or any).
+    Export(ExportArgs),
+    /// Write a model folder with random weights (for benchmarks and tests).
+    Init(InitArgs),
+    /// Print the model's logits for token ids as JSON (the reference forward pass).
+    Logits(LogitsArgs),
+    /// Generate text from a model folder with the trainer's own forward pass.
+    Sample(SampleArgs),
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// UTF-8 text, one document per line.
+    #[arg(long)]
+    corpus: PathBuf,
+    /// Output model folder.
+    #[arg(long)]
+    out: PathBuf,
+    /// Overwrite the output folder if it exists.
+    #[arg(long)]
+    force: bool,
+    /// Tokenizer vocabulary size.
+    #[arg(long, default_value_t = 4096)]
+    vocab_size: usize,
+    /// Model size.
+    #[arg(long, value_enum, default_value_t = Preset::Tiny)]
+    preset: Preset,
+    /// Sequence length (the full length when a curriculum is used).
+    #[arg(long, default_value_t = 256)]
+    seq_len: usize,
+    /// Tokens per micro-batch.
+    #[arg(long, default_value_t = 4096)]
+    batch_tokens: usize,
+    /// Micro-batches accumulated per optimizer step.
+    #[arg(long, default_value_t = 1)]
+    grad_accum: usize,
+    /// Optimizer steps; the cosine schedule ends here.
+    #[arg(long, default_value_t = 1000)]
+    steps: usize,
+    /// Wall-clock budget in minutes: the schedule is compressed to end there if sooner.
+    #[arg(long)]
+    time_limit_min: Option<f64>,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 2e-3)]
+    lr: f64,
+    /// Learning rate at the end of the cosine.
+    #[arg(long, default_value_t = 1e-4)]
+    min_lr: f64,
+    /// Linear warmup steps.
+    #[arg(long, default_value_t = 100)]
+    warmup: usize,
+    /// AdamW weight decay (matrices only).
+    #[arg(long, default_value_t = 0.1)]
+    weight_decay: f64,
+    /// Clip the global gradient norm to this value (0 disables).
+    #[arg(long, default_value_t = 1.0)]
+    clip_grad: f64,
+    /// Label smoothing epsilon.
+    #[arg(long, default_value_t = 0.0)]
+    label_smoothing: f64,
+    /// Scheduled sampling decay (teacher forcing when absent).
+    #[arg(long, value_enum)]
+    scheduled_sampling: Option<SamplingDecay>,
+    /// Steps over which scheduled sampling decays (default: all steps).
+    #[arg(long)]
+    ss_steps: Option<usize>,
+    /// Lowest teacher-forcing probability.
+    #[arg(long, default_value_t = 0.75)]
+    ss_floor: f64,
+    /// Length curriculum: starting sequence length (no curriculum when absent).
+    #[arg(long)]
+    curriculum_start: Option<usize>,
+    /// Steps over which the sequence length grows (default: half the steps).
+    #[arg(long)]
+    curriculum_steps: Option<usize>,
+    /// Evaluate on the held-out split every this many steps.
+    #[arg(long, default_value_t = 100)]
+    eval_every: usize,
+    /// Held-out windows per evaluation.
+    #[arg(long, default_value_t = 32)]
+    eval_windows: usize,
+    /// Every N-th document goes to the held-out split.
+    #[arg(long, default_value_t = 50)]
+    held_out_every: usize,
+    /// Random seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Weight dtype of the written folder.
+    #[arg(long, value_enum, default_value_t = WeightDtype::F32)]
+    dtype: WeightDtype,
+    /// Hide the progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// A Llama-family model folder: config.json and model.safetensors (or shards + index).
+    #[arg(long = "from")]
+    from: PathBuf,
+    /// Write a new folder here (weights converted to --dtype, tokenizer copied) instead of
+    /// adding model.onnx to --from.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Weight dtype of the new folder (with --out).
+    #[arg(long, value_enum, default_value_t = WeightDtype::F32)]
+    dtype: WeightDtype,
+    /// Overwrite --out if it exists.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args)]
+struct InitArgs {
+    /// Output model folder.
+    #[arg(long)]
+    out: PathBuf,
+    /// Overwrite the output folder if it exists.
+    #[arg(long)]
+    force: bool,
+    /// Model size.
+    #[arg(long, value_enum, default_value_t = Preset::Test)]
+    preset: Preset,
+    /// Vocabulary size (ignored when --tokenizer-from is given).
+    #[arg(long, default_value_t = 512)]
+    vocab_size: usize,
+    /// Copy tokenizer files from this folder (its vocabulary size is used).
+    #[arg(long)]
+    tokenizer_from: Option<PathBuf>,
+    /// Give the model its own LM head instead of tying it to the embedding.
+    #[arg(long)]
+    untied: bool,
+    /// Weight dtype.
+    #[arg(long, value_enum, default_value_t = WeightDtype::F32)]
+    dtype: WeightDtype,
+    /// Random seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+#[derive(Args)]
+struct LogitsArgs {
+    /// Model folder.
+    #[arg(long)]
+    model: PathBuf,
+    /// Token ids, comma separated; repeat for several sequences.
+    #[arg(long, required = true)]
+    ids: Vec<String>,
+}
+
+#[derive(Args)]
+struct SampleArgs {
+    /// Model folder.
+    #[arg(long)]
+    model: PathBuf,
+    /// Prompt text (repeat for several).
+    #[arg(long, required = true)]
+    prompt: Vec<String>,
+    /// Tokens to generate.
+    #[arg(long, default_value_t = 48)]
+    max_new_tokens: usize,
+    /// Sampling temperature; 0 is greedy.
+    #[arg(long, default_value_t = 0.8)]
+    temperature: f64,
+    /// Sample among the top K tokens.
+    #[arg(long, default_value_t = 40)]
+    top_k: usize,
+    /// Random seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+fn main() -> anyhow::Result<()> {
+    tune_allocator();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Train(args) => run_train(args),
+        Command::Export(args) => run_export(args),
+        Command::Init(args) => run_init(args),
+        Command::Logits(args) => run_logits(args),
+        Command::Sample(args) => run_sample(args),
+    }
+}
+
+/// glibc hands large buffers back to the OS after every op; keeping them (DESIGN.md,
+/// "Trainer") took candle training from ~1,400 to ~2,300 tokens/s.
+fn tune_allocator() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only changes allocator tunables; called before any threads start.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
+}
+
+fn run_train(a: TrainArgs) -> anyhow::Result<()> {
+    folder::create_dir(&a.out, a.force)?;
+    let corpus = Corpus::load(&a.corpus, a.held_out_every)?;
+    eprintln!(
+        "corpus: {} training and {} held-out documents",
+        corpus.train.len(),
+        corpus.held_out.len()
+    );
+    let tok = tokenizer::train(corpus.train.iter().map(String::as_str), a.vocab_size)?;
+    let encode_all = |docs: &[String]| -> anyhow::Result<Vec<u32>> {
+        let encoded = docs
+            .iter()
+            .map(|d| tokenizer::encode(&tok, d))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(token_stream(encoded))
+    };
+    let mut train_tokens = WindowSampler::new(encode_all(&corpus.train)?, a.seed);
+    let held_tokens = WindowSampler::new(encode_all(&corpus.held_out)?, a.seed);
+    eprintln!(
+        "tokens: {} training, {} held-out (vocab {})",
+        train_tokens.len(),
+        held_tokens.len(),
+        tok.get_vocab_size(true)
+    );
+
+    let mut cfg = LlamaConfig::preset(a.preset, tok.get_vocab_size(true));
+    cfg.max_position_embeddings = cfg.max_position_embeddings.max(a.seq_len);
+    let trainee = Trainee {
+        vars: model::init_vars(&cfg, a.seed, &candle_core::Device::Cpu)?,
+        cfg: cfg.clone(),
+    };
+    let opts = TrainOptions {
+        seq_len: a.seq_len,
+        batch_tokens: a.batch_tokens,
+        grad_accum: a.grad_accum,
+        steps: a.steps,
+        time_limit: a.time_limit_min.map(|m| Duration::from_secs_f64(m * 60.0)),
+        lr: LrSchedule {
+            peak: a.lr,
+            min: a.min_lr,
+            warmup: a.warmup,
+            total: a.steps,
+        },
+        weight_decay: a.weight_decay,
+        clip_grad: (a.clip_grad > 0.0).then_some(a.clip_grad),
+        label_smoothing: a.label_smoothing,
+        scheduled_sampling: a.scheduled_sampling.map(|decay| ScheduledSampling {
+            decay,
+            steps: a.ss_steps.unwrap_or(a.steps),
+            floor: a.ss_floor,
+        }),
+        curriculum: a.curriculum_start.map(|start| LengthCurriculum {
+            start: start.min(a.seq_len),
+            full: a.seq_len,
+            steps: a.curriculum_steps.unwrap_or(a.steps / 2),
+        }),
+        eval_every: a.eval_every.max(1),
+        eval_windows: a.eval_windows,
+        seed: a.seed,
+        progress: !a.quiet,
+    };
+    eprintln!(
+        "model: {} parameters ({:?} preset)",
+        cfg.parameter_count(),
+        a.preset
+    );
+    let outputs = TrainOutputs {
+        log: a.out.join("training_log.jsonl"),
+        plot: a.out.join("loss_curve.png"),
+    };
+    let summary = train::train(&trainee, &mut train_tokens, &held_tokens, &opts, &outputs)?;
+    tokenizer::save(&tok, &a.out, cfg.max_position_embeddings)?;
+    folder::write_weights(&a.out, &cfg, &trainee.tensors(), a.dtype)?;
+    folder::write_generation_config(&a.out, &cfg)?;
+    let summary_path = a.out.join("training_summary.json");
+    std::fs::write(
+        &summary_path,
+        serde_json::to_string_pretty(&summary)? + "\n",
+    )
+    .with_context(|| format!("writing {}", summary_path.display()))?;
+    eprintln!(
+        "{}",
+        train::describe(&summary, cfg.parameter_count(), &a.out)
+    );
+    Ok(())
+}
+
+fn run_export(a: ExportArgs) -> anyhow::Result<()> {
+    let dir = match &a.out {
+        None => a.from.clone(),
+        Some(out) => {
+            let (cfg, weights, _) = folder::open_model(&a.from)?;
+            let mut tensors: Vec<_> = weights.load_f32()?.into_iter().collect();
+            tensors.sort_by(|x, y| x.0.cmp(&y.0));
+            folder::create_dir(out, a.force)?;
+            folder::write_weights(out, &cfg, &tensors, a.dtype)?;
+            for f in [
+                "tokenizer.json",
+                "tokenizer_config.json",
+                "generation_config.json",
+            ] {
+                copy_if_present(&a.from.join(f), &out.join(f))?;
+            }
+            out.clone()
+        }
+    };
+    let bytes = rill_trainer::onnx::export_folder(&dir)?;
+    eprintln!(
+        "wrote {} ({bytes} bytes; weights stay in safetensors)",
+        dir.join("model.onnx").display()
+    );
+    Ok(())
+}
+
+fn run_init(a: InitArgs) -> anyhow::Result<()> {
+    folder::create_dir(&a.out, a.force)?;
+    let vocab = match &a.tokenizer_from {
+        Some(dir) => {
+            let tok = tokenizer::load(&dir.join("tokenizer.json"))?;
+            for f in ["tokenizer.json", "tokenizer_config.json"] {
+                copy_if_present(&dir.join(f), &a.out.join(f))?;
+            }
+            tok.get_vocab_size(true)
+        }
+        None => a.vocab_size,
+    };
+    let mut cfg = LlamaConfig::preset(a.preset, vocab);
+    cfg.tie_word_embeddings = !a.untied;
+    let vars = model::init_vars(&cfg, a.seed, &candle_core::Device::Cpu)?;
+    let tensors: Vec<_> = vars
+        .iter()
+        .map(|(n, v)| (n.clone(), v.as_tensor().clone()))
+        .collect();
+    folder::write_weights(&a.out, &cfg, &tensors, a.dtype)?;
+    folder::write_generation_config(&a.out, &cfg)?;
+    rill_trainer::onnx::export_folder(&a.out)?;
+    eprintln!(
+        "wrote {} ({} parameters, random weights)",
+        a.out.display(),
+        cfg.parameter_count()
+    );
+    Ok(())
+}
+
+fn copy_if_present(from: &Path, to: &Path) -> anyhow::Result<()> {
+    if from.exists() {
+        std::fs::copy(from, to)
+            .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+    }
+    Ok(())
+}
+
+fn parse_ids(text: &str) -> anyhow::Result<Vec<u32>> {
+    text.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<u32>()
+                .with_context(|| format!("`{s}` is not a token id"))
+        })
+        .collect()
+}
+
+fn run_logits(a: LogitsArgs) -> anyhow::Result<()> {
+    let (cfg, _, model) = folder::open_model(&a.model)?;
+    let mut out = Vec::new();
+    for text in &a.ids {
+        let ids = parse_ids(text)?;
+        if let Some(bad) = ids.iter().find(|&&i| i as usize >= cfg.vocab_size) {
+            anyhow::bail!(
+                "token id {bad} is outside the vocabulary (size {})",
+                cfg.vocab_size
+            );
+        }
+        let input =
+            candle_core::Tensor::new(ids.as_slice(), &candle_core::Device::Cpu)?.unsqueeze(0)?;
+        out.push(model.forward(&input)?.squeeze(0)?.to_vec2::<f32>()?);
+    }
+    println!("{}", serde_json::to_string(&out)?);
+    Ok(())
+}
+
+fn run_sample(a: SampleArgs) -> anyhow::Result<()> {
+    let (cfg, _, model) = folder::open_model(&a.model)?;
+    let tok = tokenizer::load(&a.model.join("tokenizer.json"))?;
+    let eos = cfg
+        .eos_token_id
+        .as_ref()
+        .map(|e| e.to_vec())
+        .unwrap_or_default();
+    for (i, prompt) in a.prompt.iter().enumerate() {
+        let mut ids = vec![cfg.bos_token_id.unwrap_or(tokenizer::BOS_ID)];
+        ids.extend(tokenizer::encode(&tok, prompt)?);
+        let new = sample::generate(
+            &model,
+            &ids,
+            a.max_new_tokens,
+            a.temperature,
+            a.top_k,
+            &eos,
+            a.seed + i as u64,
+        )?;
+        println!("{prompt}{}", tokenizer::decode(&tok, &new)?);
+    }
+    Ok(())
+}

@@ -1,0 +1,264 @@
+//! The Llama decoder in candle, exactly as Hugging Face's `LlamaForCausalLM` computes it.
+//!
+//! Reference: `transformers/models/llama/modeling_llama.py` (RMSNorm computed in f32,
+//! rotary positions in the rotate-half layout, SwiGLU MLP, grouped-query attention by
+//! repeating key/value heads, optional tied LM head). Every op used here has a backward
+//! pass in candle 0.11: RMSNorm, softmax and rotary positions are written out from
+//! primitives because candle-nn's fused versions drop gradients silently.
+//!
+//! This module owns the forward pass over whole sequences (training, and the reference
+//! logits that export parity is checked against); it knows nothing of files or ONNX.
+
+use candle_core::{DType, Device, Module, Tensor, Var, D};
+use candle_nn::Linear;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::config::LlamaConfig;
+use crate::error::Result;
+
+/// The weights of one decoder layer.
+struct Layer {
+    input_norm: Tensor,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    post_norm: Tensor,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+}
+
+/// A Llama model over named tensors (trainable [`Var`]s or loaded weights).
+pub struct Llama {
+    cfg: LlamaConfig,
+    embed: Tensor,
+    layers: Vec<Layer>,
+    norm: Tensor,
+    lm_head: Tensor,
+}
+
+/// The Hugging Face names and shapes of every weight of `cfg`, in a stable order.
+pub fn weight_shapes(cfg: &LlamaConfig) -> Vec<(String, Vec<usize>)> {
+    let (h, d) = (cfg.hidden_size, cfg.head_dim());
+    let (nh, kv, ff) = (
+        cfg.num_attention_heads,
+        cfg.kv_heads(),
+        cfg.intermediate_size,
+    );
+    let mut out = vec![(
+        "model.embed_tokens.weight".to_string(),
+        vec![cfg.vocab_size, h],
+    )];
+    for i in 0..cfg.num_hidden_layers {
+        let p = format!("model.layers.{i}");
+        out.extend([
+            (format!("{p}.input_layernorm.weight"), vec![h]),
+            (format!("{p}.self_attn.q_proj.weight"), vec![nh * d, h]),
+            (format!("{p}.self_attn.k_proj.weight"), vec![kv * d, h]),
+            (format!("{p}.self_attn.v_proj.weight"), vec![kv * d, h]),
+            (format!("{p}.self_attn.o_proj.weight"), vec![h, nh * d]),
+            (format!("{p}.post_attention_layernorm.weight"), vec![h]),
+            (format!("{p}.mlp.gate_proj.weight"), vec![ff, h]),
+            (format!("{p}.mlp.up_proj.weight"), vec![ff, h]),
+            (format!("{p}.mlp.down_proj.weight"), vec![h, ff]),
+        ]);
+    }
+    out.push(("model.norm.weight".into(), vec![h]));
+    if !cfg.tie_word_embeddings {
+        out.push(("lm_head.weight".into(), vec![cfg.vocab_size, h]));
+    }
+    out
+}
+
+/// True for the weights that are RMSNorm scales (initialised to one, never decayed).
+pub fn is_norm(name: &str) -> bool {
+    name.ends_with("norm.weight")
+}
+
+/// Creates freshly initialised trainable weights: N(0, initializer_range) for matrices
+/// and embeddings, ones for norms (as `LlamaPreTrainedModel._init_weights`).
+/// Deterministic for a given `seed`.
+pub fn init_vars(cfg: &LlamaConfig, seed: u64, device: &Device) -> Result<Vec<(String, Var)>> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    weight_shapes(cfg)
+        .into_iter()
+        .map(|(name, shape)| {
+            let t = if is_norm(&name) {
+                Tensor::ones(shape, DType::F32, device)?
+            } else {
+                let n: usize = shape.iter().product();
+                let values = normal_samples(&mut rng, n, cfg.initializer_range as f32);
+                Tensor::from_vec(values, shape, device)?
+            };
+            Ok((name, Var::from_tensor(&t)?))
+        })
+        .collect()
+}
+
+/// `n` draws from N(0, std) by the Box-Muller transform.
+fn normal_samples(rng: &mut StdRng, n: usize, std: f32) -> Vec<f32> {
+    (0..n)
+        .map(|_| {
+            let u1 = rng.random::<f32>().max(f32::MIN_POSITIVE);
+            let u2 = rng.random::<f32>();
+            std * (-2.0 * u1.ln()).sqrt() * (2.0 * std::f32::consts::PI * u2).cos()
+        })
+        .collect()
+}
+
+impl Llama {
+    /// Builds the model from a lookup of weights by HF name (shapes already checked).
+    pub fn new(cfg: &LlamaConfig, mut get: impl FnMut(&str) -> Result<Tensor>) -> Result<Self> {
+        let mut w = |name: String| get(&name);
+        let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
+        for i in 0..cfg.num_hidden_layers {
+            let p = format!("model.layers.{i}");
+            layers.push(Layer {
+                input_norm: w(format!("{p}.input_layernorm.weight"))?,
+                q: Linear::new(w(format!("{p}.self_attn.q_proj.weight"))?, None),
+                k: Linear::new(w(format!("{p}.self_attn.k_proj.weight"))?, None),
+                v: Linear::new(w(format!("{p}.self_attn.v_proj.weight"))?, None),
+                o: Linear::new(w(format!("{p}.self_attn.o_proj.weight"))?, None),
+                post_norm: w(format!("{p}.post_attention_layernorm.weight"))?,
+                gate: Linear::new(w(format!("{p}.mlp.gate_proj.weight"))?, None),
+                up: Linear::new(w(format!("{p}.mlp.up_proj.weight"))?, None),
+                down: Linear::new(w(format!("{p}.mlp.down_proj.weight"))?, None),
+            });
+        }
+        let embed = w("model.embed_tokens.weight".into())?;
+        let norm = w("model.norm.weight".into())?;
+        let lm_head = if cfg.tie_word_embeddings {
+            embed.clone()
+        } else {
+            w("lm_head.weight".into())?
+        };
+        Ok(Llama {
+            cfg: cfg.clone(),
+            embed,
+            layers,
+            norm,
+            lm_head,
+        })
+    }
+
+    /// Builds the model over trainable variables.
+    pub fn from_vars(cfg: &LlamaConfig, vars: &[(String, Var)]) -> Result<Self> {
+        Self::new(cfg, |name| {
+            let var = vars
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_tensor().clone());
+            var.ok_or_else(|| candle_core::Error::Msg(format!("missing weight {name}")).into())
+        })
+    }
+
+    /// The config the model was built with.
+    pub fn config(&self) -> &LlamaConfig {
+        &self.cfg
+    }
+
+    /// Logits `[batch, seq, vocab]` (f32) for token ids `[batch, seq]` (u32) at positions
+    /// 0..seq, with causal attention and no padding.
+    pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        let device = ids.device();
+        let (cos, sin) = rotary_tables(&self.cfg, t, device)?;
+        let mask = causal_mask(t, device)?;
+        let mut x = self
+            .embed
+            .index_select(&ids.flatten_all()?, 0)?
+            .reshape((b, t, ()))?;
+        x = x.to_dtype(DType::F32)?;
+        for layer in &self.layers {
+            let h = rms_norm(&x, &layer.input_norm, self.cfg.rms_norm_eps)?;
+            x = (x + self.attention(layer, &h, &cos, &sin, &mask)?)?;
+            let h = rms_norm(&x, &layer.post_norm, self.cfg.rms_norm_eps)?;
+            let mlp = (layer.gate.forward(&h)?.silu()? * layer.up.forward(&h)?)?;
+            x = (x + layer.down.forward(&mlp)?)?;
+        }
+        let x = rms_norm(&x, &self.norm, self.cfg.rms_norm_eps)?;
+        Ok(x.broadcast_matmul(&self.lm_head.t()?)?)
+    }
+
+    fn attention(
+        &self,
+        layer: &Layer,
+        x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        mask: &Tensor,
+    ) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        let (nh, kv, d) = (
+            self.cfg.num_attention_heads,
+            self.cfg.kv_heads(),
+            self.cfg.head_dim(),
+        );
+        let heads = |y: Tensor, n: usize| -> Result<Tensor> {
+            Ok(y.reshape((b, t, n, d))?.transpose(1, 2)?.contiguous()?)
+        };
+        let q = rotate(&heads(layer.q.forward(x)?, nh)?, cos, sin)?;
+        let k = rotate(&heads(layer.k.forward(x)?, kv)?, cos, sin)?;
+        let v = heads(layer.v.forward(x)?, kv)?;
+        let (k, v) = (repeat_kv(k, nh / kv)?, repeat_kv(v, nh / kv)?);
+        let scores = (q.matmul(&k.t()?)? * (1.0 / (d as f64).sqrt()))?;
+        let scores = scores.broadcast_add(mask)?;
+        let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
+        let out = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, nh * d))?;
+        Ok(layer.o.forward(&out)?)
+    }
+}
+
+/// `x / sqrt(mean(x^2) + eps) * weight`, over the last axis.
+pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
+    let var = x.sqr()?.mean_keepdim(D::Minus1)?;
+    let normed = x.broadcast_div(&(var + eps)?.sqrt()?)?;
+    Ok(normed.broadcast_mul(weight)?)
+}
+
+/// Rotary inverse frequencies `1 / theta^(2i/d)` for i in 0..d/2, as HF computes them.
+pub fn inv_freq(cfg: &LlamaConfig) -> Vec<f32> {
+    let d = cfg.head_dim();
+    (0..d / 2)
+        .map(|i| (1.0 / cfg.rope_theta.powf((2 * i) as f64 / d as f64)) as f32)
+        .collect()
+}
+
+/// cos and sin tables `[seq, head_dim]` for positions 0..seq (frequencies repeated twice).
+fn rotary_tables(cfg: &LlamaConfig, t: usize, device: &Device) -> Result<(Tensor, Tensor)> {
+    let inv = Tensor::new(inv_freq(cfg), device)?;
+    let pos = Tensor::arange(0u32, t as u32, device)?.to_dtype(DType::F32)?;
+    let freqs = pos.unsqueeze(1)?.broadcast_mul(&inv.unsqueeze(0)?)?;
+    let emb = Tensor::cat(&[&freqs, &freqs], 1)?;
+    Ok((emb.cos()?, emb.sin()?))
+}
+
+/// `x * cos + rotate_half(x) * sin` for `x` of shape `[b, heads, seq, d]`.
+fn rotate(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let half = x.dim(D::Minus1)? / 2;
+    let x1 = x.narrow(D::Minus1, 0, half)?;
+    let x2 = x.narrow(D::Minus1, half, half)?;
+    let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
+    Ok((x.broadcast_mul(cos)? + rotated.broadcast_mul(sin)?)?)
+}
+
+/// Repeats each key/value head `n` times: `[b, kv, t, d]` -> `[b, kv * n, t, d]`.
+fn repeat_kv(x: Tensor, n: usize) -> Result<Tensor> {
+    if n == 1 {
+        return Ok(x);
+    }
+    let (b, kv, t, d) = x.dims4()?;
+    Ok(x.unsqueeze(2)?
+        .expand((b, kv, n, t, d))?
+        .reshape((b, kv * n, t, d))?)
+}
+
+/// Additive causal mask `[seq, seq]`: 0 on and below the diagonal, -inf above.
+fn causal_mask(t: usize, device: &Device) -> Result<Tensor> {
+    let mask: Vec<f32> = (0..t)
+        .flat_map(|i| (0..t).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
+        .collect();
+    Ok(Tensor::from_vec(mask, (t, t), device)?)
+}

@@ -1,0 +1,349 @@
+//! The Llama decoder as an ONNX graph in the Hugging Face / optimum decoder-with-past
+//! convention (DESIGN.md, "The model folder").
+//!
+//! Inputs: `input_ids` int64 [batch, seq], `attention_mask` int64 [batch, past + seq],
+//! `position_ids` int64 [batch, seq], `past_key_values.{i}.key|value`
+//! [batch, kv_heads, past, head_dim]. Outputs: `logits` f32 [batch, seq, vocab],
+//! `present.{i}.key|value` [batch, kv_heads, past + seq, head_dim].
+//!
+//! Every weight is consumed in its stored layout: the residual stream is kept 2-D
+//! [batch * seq, hidden] so each projection is one `Gemm` with `transB = 1` over the
+//! stored [out, in] matrix, the tied LM head included. Nothing transposes or casts a
+//! weight, so weights supplied as non-constant-folded initializers cost nothing per step.
+//! In f16 graphs RMSNorm and softmax run in f32, as transformers computes them.
+
+use super::builder::{attr_int, attr_ints, elem_type, Dim, GraphBuilder};
+use super::proto::{data_type, ModelProto};
+use crate::config::LlamaConfig;
+use crate::model::inv_freq;
+use crate::weights::{FolderWeights, WeightDtype};
+
+/// The default-domain opset the graph uses.
+pub const OPSET: i64 = 17;
+
+struct Ctx<'a> {
+    g: GraphBuilder,
+    cfg: &'a LlamaConfig,
+    dtype: WeightDtype,
+}
+
+/// Builds the graph of `cfg` over the weights at `weights`' locations.
+pub fn build(cfg: &LlamaConfig, weights: &FolderWeights) -> ModelProto {
+    let dtype = weights.dtype();
+    let mut c = Ctx {
+        g: GraphBuilder::default(),
+        cfg,
+        dtype,
+    };
+    for (name, loc) in &weights.locations {
+        if crate::model::weight_shapes(cfg)
+            .iter()
+            .any(|(n, _)| n == name)
+        {
+            c.g.external_initializer(name, loc);
+        }
+    }
+    declare_io(&mut c);
+    let g = &mut c.g;
+    let (h, v) = (cfg.hidden_size as i64, cfg.vocab_size as i64);
+
+    // Shapes shared by every layer.
+    let ids_shape = g.op("Shape", &["input_ids"], vec![]);
+    let past_len = g.op(
+        "Shape",
+        &["past_key_values.0.key"],
+        vec![attr_int("start", 2), attr_int("end", 3)],
+    );
+    let total_len = g.op(
+        "Shape",
+        &["attention_mask"],
+        vec![attr_int("start", 1), attr_int("end", 2)],
+    );
+
+    // Rotary tables [batch, 1, seq, head_dim] from position_ids, in f32 as HF computes them.
+    let half = inv_freq(cfg);
+    let inv = g.const_float(&half, &[half.len() as i64], WeightDtype::F32);
+    let pos = g.op(
+        "Cast",
+        &["position_ids"],
+        vec![attr_int("to", data_type::FLOAT as i64)],
+    );
+    let axis2 = g.const_i64(&[2]);
+    let pos = g.op("Unsqueeze", &[&pos, &axis2], vec![]);
+    let freqs = g.op("Mul", &[&pos, &inv], vec![]);
+    let emb = g.op("Concat", &[&freqs, &freqs], vec![attr_int("axis", -1)]);
+    let axis1 = g.const_i64(&[1]);
+    let (cos, sin) = (g.op("Cos", &[&emb], vec![]), g.op("Sin", &[&emb], vec![]));
+    let cos = g.op("Unsqueeze", &[&cos, &axis1], vec![]);
+    let sin = g.op("Unsqueeze", &[&sin, &axis1], vec![]);
+    let (cos, sin) = (c.to_model_dtype(&cos), c.to_model_dtype(&sin));
+
+    // Attention mask [batch, 1, 1, seq, total]: key j is visible to the query at cache
+    // position past + i when j <= past + i and attention_mask[b, j] is 1.
+    let mask = attention_mask(&mut c.g, &past_len, &total_len);
+
+    // Embedding lookup, then the residual stream as [batch * seq, hidden].
+    let g = &mut c.g;
+    let x = g.op(
+        "Gather",
+        &["model.embed_tokens.weight", "input_ids"],
+        vec![attr_int("axis", 0)],
+    );
+    let flat_h = g.const_i64(&[-1, h]);
+    let mut x = g.op("Reshape", &[&x, &flat_h], vec![]);
+    for i in 0..cfg.num_hidden_layers {
+        x = c.layer(i, &x, &ids_shape, &cos, &sin, &mask);
+    }
+    let x = c.rms_norm(&x, "model.norm.weight");
+    let head = if cfg.tie_word_embeddings {
+        "model.embed_tokens.weight"
+    } else {
+        "lm_head.weight"
+    };
+    let g = &mut c.g;
+    let logits = g.op("Gemm", &[&x, head], vec![attr_int("transB", 1)]);
+    let v_dim = g.const_i64(&[v]);
+    let out_shape = g.op("Concat", &[&ids_shape, &v_dim], vec![attr_int("axis", 0)]);
+    if dtype == WeightDtype::F32 {
+        g.op_into("Reshape", &[&logits, &out_shape], vec![], &["logits"]);
+    } else {
+        let r = g.op("Reshape", &[&logits, &out_shape], vec![]);
+        g.op_into(
+            "Cast",
+            &[&r],
+            vec![attr_int("to", data_type::FLOAT as i64)],
+            &["logits"],
+        );
+    }
+    let doc = "Llama decoder with past key/values (Hugging Face / optimum convention), exported by rill-train";
+    c.g.finish("rill_llama", OPSET, doc)
+}
+
+fn declare_io(c: &mut Ctx) {
+    let (kv, d) = (c.cfg.kv_heads(), c.cfg.head_dim());
+    let elem = elem_type(c.dtype);
+    use Dim::{Fixed, Named};
+    let g = &mut c.g;
+    g.input(
+        "input_ids",
+        data_type::INT64,
+        &[Named("batch_size"), Named("sequence_length")],
+    );
+    g.input(
+        "attention_mask",
+        data_type::INT64,
+        &[Named("batch_size"), Named("total_sequence_length")],
+    );
+    g.input(
+        "position_ids",
+        data_type::INT64,
+        &[Named("batch_size"), Named("sequence_length")],
+    );
+    for i in 0..c.cfg.num_hidden_layers {
+        for kind in ["key", "value"] {
+            let dims = [
+                Named("batch_size"),
+                Fixed(kv),
+                Named("past_sequence_length"),
+                Fixed(d),
+            ];
+            g.input(&format!("past_key_values.{i}.{kind}"), elem, &dims);
+        }
+    }
+    g.output(
+        "logits",
+        data_type::FLOAT,
+        &[
+            Named("batch_size"),
+            Named("sequence_length"),
+            Fixed(c.cfg.vocab_size),
+        ],
+    );
+    for i in 0..c.cfg.num_hidden_layers {
+        for kind in ["key", "value"] {
+            let dims = [
+                Named("batch_size"),
+                Fixed(kv),
+                Named("total_sequence_length"),
+                Fixed(d),
+            ];
+            g.output(&format!("present.{i}.{kind}"), elem, &dims);
+        }
+    }
+}
+
+fn attention_mask(g: &mut GraphBuilder, past_len: &str, total_len: &str) -> String {
+    let zero = g.const_i64(&[0]);
+    let one = g.const_i64(&[1]);
+    let scalar = |g: &mut GraphBuilder, t: &str| g.op("Squeeze", &[t, &zero], vec![]);
+    let (past, total) = (scalar(g, past_len), scalar(g, total_len));
+    let (zero_s, one_s) = (scalar(g, &zero), scalar(g, &one));
+    let queries = g.op("Range", &[&past, &total, &one_s], vec![]);
+    let keys = g.op("Range", &[&zero_s, &total, &one_s], vec![]);
+    let queries = g.op("Unsqueeze", &[&queries, &one], vec![]);
+    let keys = g.op("Unsqueeze", &[&keys, &zero], vec![]);
+    let causal = g.op("LessOrEqual", &[&keys, &queries], vec![]);
+    let pad = g.op(
+        "Cast",
+        &["attention_mask"],
+        vec![attr_int("to", data_type::BOOL as i64)],
+    );
+    let axes = g.const_i64(&[1, 2, 3]);
+    let pad = g.op("Unsqueeze", &[&pad, &axes], vec![]);
+    g.op("And", &[&causal, &pad], vec![])
+}
+
+impl Ctx<'_> {
+    fn to_model_dtype(&mut self, x: &str) -> String {
+        match self.dtype {
+            WeightDtype::F32 => x.to_string(),
+            WeightDtype::F16 => self.g.op(
+                "Cast",
+                &[x],
+                vec![attr_int("to", data_type::FLOAT16 as i64)],
+            ),
+        }
+    }
+
+    fn to_f32(&mut self, x: &str) -> String {
+        match self.dtype {
+            WeightDtype::F32 => x.to_string(),
+            WeightDtype::F16 => {
+                self.g
+                    .op("Cast", &[x], vec![attr_int("to", data_type::FLOAT as i64)])
+            }
+        }
+    }
+
+    /// `weight * (x / sqrt(mean(x^2) + eps))`, the statistics in f32.
+    fn rms_norm(&mut self, x: &str, weight: &str) -> String {
+        let xf = self.to_f32(x);
+        let eps = self
+            .g
+            .const_float(&[self.cfg.rms_norm_eps as f32], &[], WeightDtype::F32);
+        let g = &mut self.g;
+        let sq = g.op("Mul", &[&xf, &xf], vec![]);
+        let mean = g.op(
+            "ReduceMean",
+            &[&sq],
+            vec![attr_ints("axes", &[-1]), attr_int("keepdims", 1)],
+        );
+        let var = g.op("Add", &[&mean, &eps], vec![]);
+        let rms = g.op("Sqrt", &[&var], vec![]);
+        let normed = g.op("Div", &[&xf, &rms], vec![]);
+        let normed = self.to_model_dtype(&normed);
+        self.g.op("Mul", &[&normed, weight], vec![])
+    }
+
+    fn linear(&mut self, x: &str, weight: &str) -> String {
+        self.g.op("Gemm", &[x, weight], vec![attr_int("transB", 1)])
+    }
+
+    /// `x * cos + rotate_half(x) * sin` for x [batch, heads, seq, head_dim].
+    fn rotary(&mut self, x: &str, cos: &str, sin: &str) -> String {
+        let g = &mut self.g;
+        let halves = g.op_n("Split", &[x], vec![attr_int("axis", -1)], 2);
+        let neg = g.op("Neg", &[&halves[1]], vec![]);
+        let rotated = g.op("Concat", &[&neg, &halves[0]], vec![attr_int("axis", -1)]);
+        let a = g.op("Mul", &[x, cos], vec![]);
+        let b = g.op("Mul", &[&rotated, sin], vec![]);
+        g.op("Add", &[&a, &b], vec![])
+    }
+
+    /// [batch * seq, heads * head_dim] -> [batch, heads, seq, head_dim].
+    fn split_heads(&mut self, x: &str, ids_shape: &str, heads: usize) -> String {
+        let g = &mut self.g;
+        let tail = g.const_i64(&[heads as i64, self.cfg.head_dim() as i64]);
+        let shape = g.op("Concat", &[ids_shape, &tail], vec![attr_int("axis", 0)]);
+        let x = g.op("Reshape", &[x, &shape], vec![]);
+        g.op("Transpose", &[&x], vec![attr_ints("perm", &[0, 2, 1, 3])])
+    }
+
+    fn layer(
+        &mut self,
+        i: usize,
+        x: &str,
+        ids_shape: &str,
+        cos: &str,
+        sin: &str,
+        mask: &str,
+    ) -> String {
+        let p = format!("model.layers.{i}");
+        let (nh, kv, d) = (
+            self.cfg.num_attention_heads,
+            self.cfg.kv_heads(),
+            self.cfg.head_dim(),
+        );
+        let rep = nh / kv;
+
+        let hn = self.rms_norm(x, &format!("{p}.input_layernorm.weight"));
+        let q = self.linear(&hn, &format!("{p}.self_attn.q_proj.weight"));
+        let k = self.linear(&hn, &format!("{p}.self_attn.k_proj.weight"));
+        let v = self.linear(&hn, &format!("{p}.self_attn.v_proj.weight"));
+        let q = self.split_heads(&q, ids_shape, nh);
+        let k = self.split_heads(&k, ids_shape, kv);
+        let v = self.split_heads(&v, ids_shape, kv);
+        let q = self.rotary(&q, cos, sin);
+        let k = self.rotary(&k, cos, sin);
+
+        // The cache: present = Concat(past, new). ONNX Runtime copies the whole past here
+        // every step; that copy is inherent to this graph convention.
+        let (pk, pv) = (format!("present.{i}.key"), format!("present.{i}.value"));
+        let g = &mut self.g;
+        g.op_into(
+            "Concat",
+            &[&format!("past_key_values.{i}.key"), &k],
+            vec![attr_int("axis", 2)],
+            &[&pk],
+        );
+        g.op_into(
+            "Concat",
+            &[&format!("past_key_values.{i}.value"), &v],
+            vec![attr_int("axis", 2)],
+            &[&pv],
+        );
+
+        // Grouped-query attention without repeating the cache: queries as
+        // [batch, kv_heads, rep, seq, d] against keys [batch, kv_heads, 1, d, total].
+        let q5_shape = g.const_i64(&[0, kv as i64, rep as i64, -1, d as i64]);
+        let q5 = g.op("Reshape", &[&q, &q5_shape], vec![]);
+        let axis2 = g.const_i64(&[2]);
+        let k5 = g.op("Unsqueeze", &[&pk, &axis2], vec![]);
+        let kt = g.op(
+            "Transpose",
+            &[&k5],
+            vec![attr_ints("perm", &[0, 1, 2, 4, 3])],
+        );
+        let v5 = g.op("Unsqueeze", &[&pv, &axis2], vec![]);
+        let scores = g.op("MatMul", &[&q5, &kt], vec![]);
+        let scores = self.to_f32(&scores);
+        let scale = self
+            .g
+            .const_float(&[1.0 / (d as f32).sqrt()], &[], WeightDtype::F32);
+        let lowest = self.g.const_float(&[f32::MIN], &[], WeightDtype::F32);
+        let g = &mut self.g;
+        let scores = g.op("Mul", &[&scores, &scale], vec![]);
+        let scores = g.op("Where", &[mask, &scores, &lowest], vec![]);
+        let probs = g.op("Softmax", &[&scores], vec![attr_int("axis", -1)]);
+        let probs = self.to_model_dtype(&probs);
+        let g = &mut self.g;
+        let ctx = g.op("MatMul", &[&probs, &v5], vec![]);
+        let heads_shape = g.const_i64(&[0, nh as i64, -1, d as i64]);
+        let ctx = g.op("Reshape", &[&ctx, &heads_shape], vec![]);
+        let ctx = g.op("Transpose", &[&ctx], vec![attr_ints("perm", &[0, 2, 1, 3])]);
+        let flat = g.const_i64(&[-1, (nh * d) as i64]);
+        let ctx = g.op("Reshape", &[&ctx, &flat], vec![]);
+        let attn = self.linear(&ctx, &format!("{p}.self_attn.o_proj.weight"));
+        let x = self.g.op("Add", &[x, &attn], vec![]);
+
+        let hn = self.rms_norm(&x, &format!("{p}.post_attention_layernorm.weight"));
+        let gate = self.linear(&hn, &format!("{p}.mlp.gate_proj.weight"));
+        let up = self.linear(&hn, &format!("{p}.mlp.up_proj.weight"));
+        let g = &mut self.g;
+        let sig = g.op("Sigmoid", &[&gate], vec![]);
+        let act = g.op("Mul", &[&gate, &sig], vec![]);
+        let act = g.op("Mul", &[&act, &up], vec![]);
+        let down = self.linear(&act, &format!("{p}.mlp.down_proj.weight"));
+        self.g.op("Add", &[&x, &down], vec![])
+    }
+}

@@ -1,0 +1,28 @@
+//! Export to ONNX: the decoder graph ([`llama`]) written as `model.onnx` beside the
+//! folder's safetensors weights, every initializer external data pointing into them.
+
+mod builder;
+pub mod llama;
+pub mod proto;
+
+use std::path::Path;
+
+use prost::Message;
+
+use crate::config::LlamaConfig;
+use crate::error::{io_err, Result};
+use crate::weights::FolderWeights;
+
+/// Writes `model.onnx` (and `generation_config.json` if absent) into the model folder
+/// `dir`, which holds `config.json` and `model.safetensors` (or shards with an index).
+/// Returns the number of bytes of the graph file.
+pub fn export_folder(dir: &Path) -> Result<usize> {
+    let cfg = LlamaConfig::load(&dir.join("config.json"))?;
+    let weights = FolderWeights::open(dir, &cfg)?;
+    let model = llama::build(&cfg, &weights);
+    let bytes = model.encode_to_vec();
+    let path = dir.join("model.onnx");
+    std::fs::write(&path, &bytes).map_err(io_err(&path))?;
+    crate::folder::write_generation_config(dir, &cfg)?;
+    Ok(bytes.len())
+}
