@@ -199,9 +199,15 @@ struct SampleArgs {
     seed: u64,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() {
     tune_allocator();
-    let cli = Cli::parse();
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Train(args) => run_train(args),
         Command::Export(args) => run_export(args),

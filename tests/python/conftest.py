@@ -1,0 +1,96 @@
+"""Shared helpers for the Python tests: the trainer CLI, the reference (candle) forward
+pass it prints, and an ONNX Runtime decoder loop written only against the graph's
+documented inputs and outputs."""
+import json
+import os
+import pathlib
+import subprocess
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+RILL_TRAIN = os.environ.get("RILL_TRAIN", str(ROOT / "target/release/rill-train"))
+DEFAULT_MODEL = ROOT / "models/rill-tiny"
+
+
+def rill_train(*args, check=True):
+    """Runs the trainer CLI; returns the CompletedProcess."""
+    proc = subprocess.run([RILL_TRAIN, *map(str, args)], capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"rill-train {' '.join(map(str, args))} failed:\n{proc.stderr}")
+    return proc
+
+
+def candle_logits(folder, sequences):
+    """The trainer's own forward pass: a list of [seq, vocab] arrays."""
+    args = ["logits", "--model", folder]
+    for seq in sequences:
+        args += ["--ids", ",".join(map(str, seq))]
+    return [np.array(x, dtype=np.float64) for x in json.loads(rill_train(*args).stdout)]
+
+
+class Decoder:
+    """Drives an exported folder's model.onnx through ONNX Runtime's Python API."""
+
+    def __init__(self, folder):
+        self.folder = pathlib.Path(folder)
+        self.cfg = json.loads((self.folder / "config.json").read_text())
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 2
+        self.session = ort.InferenceSession(str(self.folder / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+        self.layers = self.cfg["num_hidden_layers"]
+        kv_type = self.session.get_inputs()[3].type
+        self.kv_dtype = np.float16 if "float16" in kv_type else np.float32
+
+    def empty_past(self, batch):
+        kv = self.cfg["num_key_value_heads"]
+        hd = self.cfg.get("head_dim") or self.cfg["hidden_size"] // self.cfg["num_attention_heads"]
+        return {f"past_key_values.{i}.{k}": np.zeros((batch, kv, 0, hd), self.kv_dtype)
+                for i in range(self.layers) for k in ("key", "value")}
+
+    def run(self, input_ids, attention_mask, position_ids, past):
+        feeds = {"input_ids": np.asarray(input_ids, np.int64),
+                 "attention_mask": np.asarray(attention_mask, np.int64),
+                 "position_ids": np.asarray(position_ids, np.int64), **past}
+        names = [o.name for o in self.session.get_outputs()]
+        out = dict(zip(names, self.session.run(None, feeds)))
+        present = {f"past_key_values.{i}.{k}": out[f"present.{i}.{k}"]
+                   for i in range(self.layers) for k in ("key", "value")}
+        return out["logits"].astype(np.float64), present
+
+    def whole(self, ids):
+        n = len(ids)
+        logits, _ = self.run([ids], np.ones((1, n)), [np.arange(n)], self.empty_past(1))
+        return logits[0]
+
+    def stepwise(self, ids):
+        past, rows = self.empty_past(1), []
+        for t, token in enumerate(ids):
+            logits, past = self.run([[token]], np.ones((1, t + 1)), [[t]], past)
+            rows.append(logits[0, 0])
+        return np.stack(rows)
+
+
+@pytest.fixture(scope="session")
+def random_model(tmp_path_factory):
+    """A small random-weight model folder (tied head), exported."""
+    out = tmp_path_factory.mktemp("models") / "random"
+    rill_train("init", "--out", out, "--preset", "test", "--vocab-size", 300, "--seed", 3)
+    return out
+
+
+@pytest.fixture(scope="session")
+def untied_model(tmp_path_factory):
+    """A random model with its own LM head, as most HF checkpoints have."""
+    out = tmp_path_factory.mktemp("models") / "untied"
+    rill_train("init", "--out", out, "--preset", "test", "--vocab-size", 300, "--untied", "--seed", 5)
+    return out
+
+
+@pytest.fixture(scope="session")
+def default_model():
+    if not (DEFAULT_MODEL / "model.onnx").exists():
+        pytest.fail(f"{DEFAULT_MODEL} is missing: run `make model`")
+    return DEFAULT_MODEL

@@ -1,0 +1,103 @@
+"""Export parity: ONNX Runtime (the pinned wheel) running the exported model.onnx gives
+the same logits as the trainer's candle forward pass, within 1e-4 for f32 weights."""
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+from conftest import Decoder, candle_logits
+
+TOL = 1e-4
+PROMPTS = [[0, 17, 42, 99, 250, 7, 7, 7, 3], [0, 1], [0] + list(range(30, 90, 3))]
+
+
+def default_prompts(folder):
+    from tokenizers import Tokenizer
+    tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    texts = ["In the beginning God created", "The function returns a list of", "And the king said unto him, Go"]
+    return [tok.encode(t).ids for t in texts]
+
+
+@pytest.fixture(params=["random", "untied", "default"])
+def folder_and_prompts(request, random_model, untied_model):
+    if request.param == "random":
+        return random_model, PROMPTS
+    if request.param == "untied":
+        return untied_model, PROMPTS
+    folder = request.getfixturevalue("default_model")
+    return folder, default_prompts(folder)
+
+
+def test_graph_passes_onnx_full_check(folder_and_prompts):
+    folder, _ = folder_and_prompts
+    onnx.checker.check_model(str(folder / "model.onnx"), full_check=True)
+
+
+def test_whole_prompt_matches_candle(folder_and_prompts):
+    folder, prompts = folder_and_prompts
+    dec = Decoder(folder)
+    for prompt, ref in zip(prompts, candle_logits(folder, prompts)):
+        got = dec.whole(prompt)
+        assert got.shape == ref.shape
+        assert np.abs(got - ref).max() < TOL, np.abs(got - ref).max()
+
+
+def test_step_by_step_with_past_matches_candle(folder_and_prompts):
+    folder, prompts = folder_and_prompts
+    dec = Decoder(folder)
+    for prompt, ref in zip(prompts, candle_logits(folder, prompts)):
+        got = dec.stepwise(prompt)
+        err = np.abs(got - ref).max(axis=1)
+        assert (err < TOL).all(), f"worst step {err.argmax()}: {err.max()}"
+
+
+def test_batch_of_two_with_left_padding_matches_candle(folder_and_prompts):
+    folder, prompts = folder_and_prompts
+    dec = Decoder(folder)
+    a, b = prompts[0], prompts[2]
+    short, long_ = sorted([a, b], key=len)
+    n = len(long_)
+    pad = n - len(short)
+    ids = np.array([[2] * pad + short, long_])
+    mask = np.array([[0] * pad + [1] * len(short), [1] * n])
+    pos = np.clip(np.cumsum(mask, axis=1) - 1, 0, None)
+    # Prefill all but the last token in one pass, then one decode step with the cache.
+    logits, past = dec.run(ids[:, :-1], mask[:, :-1], pos[:, :-1], dec.empty_past(2))
+    last, _ = dec.run(ids[:, -1:], mask, pos[:, -1:], past)
+    full = np.concatenate([logits, last], axis=1)
+    ref_short, ref_long = candle_logits(folder, [short, long_])
+    assert np.abs(full[0, pad:] - ref_short).max() < TOL
+    assert np.abs(full[1] - ref_long).max() < TOL
+
+
+def test_weights_are_external_data_into_safetensors(folder_and_prompts):
+    folder, _ = folder_and_prompts
+    model = onnx.load(str(folder / "model.onnx"), load_external_data=False)
+    header_len = int.from_bytes((folder / "model.safetensors").read_bytes()[:8], "little")
+    header = json.loads((folder / "model.safetensors").read_bytes()[8:8 + header_len])
+    assert len(model.graph.initializer) == len([k for k in header if k != "__metadata__"])
+    for init in model.graph.initializer:
+        assert init.data_location == onnx.TensorProto.EXTERNAL, init.name
+        ext = {e.key: e.value for e in init.external_data}
+        start, end = header[init.name]["data_offsets"]
+        assert ext["location"] == "model.safetensors"
+        assert int(ext["offset"]) == 8 + header_len + start
+        assert int(ext["length"]) == end - start
+        assert list(init.dims) == header[init.name]["shape"]
+
+
+def test_no_op_reshapes_or_casts_a_weight(folder_and_prompts):
+    """Weights are consumed in their stored layout: only Gather (embedding), Gemm with
+    transB=1 (projections and the tied head) and Mul (norm scales) read them."""
+    folder, _ = folder_and_prompts
+    model = onnx.load(str(folder / "model.onnx"), load_external_data=False)
+    weights = {i.name for i in model.graph.initializer}
+    for node in model.graph.node:
+        for pos, name in enumerate(node.input):
+            if name not in weights:
+                continue
+            if node.op_type == "Gemm":
+                assert pos == 1 and any(a.name == "transB" and a.i == 1 for a in node.attribute), node.name
+            else:
+                assert (node.op_type, pos) in {("Gather", 0), ("Mul", 1)}, (node.op_type, name)
