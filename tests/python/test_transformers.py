@@ -1,0 +1,43 @@
+"""The exported folder loads in Hugging Face transformers as LlamaForCausalLM and gives
+the same logits as the trainer (and so as ONNX Runtime). transformers and torch are a
+large install kept out of CI: this test skips, saying so, where they are absent. Run it
+with an environment that has them, e.g.
+    pip install 'transformers==4.53.*' torch pytest onnx onnxruntime numpy tokenizers safetensors
+    RILL_TRAIN=target/release/rill-train python -m pytest tests/python/test_transformers.py
+"""
+import numpy as np
+import pytest
+
+from conftest import candle_logits
+
+torch = pytest.importorskip("torch", reason="torch is not installed (see the module docstring)")
+transformers = pytest.importorskip("transformers", reason="transformers is not installed")
+
+TEXTS = ["In the beginning God created", "The function returns a list of", "And the king said unto him, Go"]
+
+
+def hf_logits(folder, ids):
+    model = transformers.LlamaForCausalLM.from_pretrained(str(folder), torch_dtype=torch.float32)
+    model.eval()
+    with torch.no_grad():
+        return model(torch.tensor([ids])).logits[0].double().numpy()
+
+
+def test_default_model_matches_transformers(default_model):
+    tok = transformers.AutoTokenizer.from_pretrained(str(default_model))
+    from tokenizers import Tokenizer
+    ours = Tokenizer.from_file(str(default_model / "tokenizer.json"))
+    for text in TEXTS:
+        ids = tok(text)["input_ids"]
+        assert ids == ours.encode(text).ids, "transformers tokenizes as we do (BOS first)"
+        ref = candle_logits(default_model, [ids])[0]
+        got = hf_logits(default_model, ids)
+        err = np.abs(got - ref).max()
+        print(f"{text!r}: max |transformers - candle| = {err:.2e}")
+        assert err < 1e-4
+
+
+def test_untied_random_model_matches_transformers(untied_model):
+    ids = [0, 5, 9, 250, 251, 17, 3]
+    ref = candle_logits(untied_model, [ids])[0]
+    assert np.abs(hf_logits(untied_model, ids) - ref).max() < 1e-4
