@@ -1,0 +1,144 @@
+//! The model folder's `config.json` (Hugging Face keys) as the runtime needs it, and the
+//! generation settings (`generation_config.json` keys, with their transformers meaning).
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::error::{io_err, Result, RillError};
+
+/// The parts of `config.json` the runtime uses. Any `model_type` is accepted: the graph
+/// is checked against these numbers, which is what matters.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ModelConfig {
+    /// `model_type`, informational.
+    #[serde(default)]
+    pub model_type: String,
+    /// Vocabulary size (last dimension of the logits).
+    pub vocab_size: usize,
+    /// Residual width.
+    pub hidden_size: usize,
+    /// Decoder layers (pairs of cache tensors in the graph).
+    pub num_hidden_layers: usize,
+    /// Query heads.
+    pub num_attention_heads: usize,
+    /// Key/value heads; equal to the query heads when absent.
+    #[serde(default)]
+    pub num_key_value_heads: Option<usize>,
+    /// Head width; `hidden_size / num_attention_heads` when absent.
+    #[serde(default)]
+    pub head_dim: Option<usize>,
+    /// Longest context the model supports.
+    #[serde(default)]
+    pub max_position_embeddings: Option<usize>,
+    /// Whether the LM head is the embedding.
+    #[serde(default)]
+    pub tie_word_embeddings: bool,
+    /// Beginning-of-sequence id.
+    #[serde(default)]
+    pub bos_token_id: Option<u32>,
+    /// End-of-sequence id or ids.
+    #[serde(default)]
+    pub eos_token_id: Option<OneOrMany>,
+}
+
+/// A JSON value that is one id or a list of ids.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    /// One id.
+    One(u32),
+    /// Several ids.
+    Many(Vec<u32>),
+}
+
+impl OneOrMany {
+    /// The ids as a list.
+    pub fn to_vec(&self) -> Vec<u32> {
+        match self {
+            OneOrMany::One(i) => vec![*i],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+impl ModelConfig {
+    /// Reads and checks `config.json`.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(io_err(path))?;
+        let bad = |message: String| RillError::Config { path: path.to_path_buf(), message };
+        let cfg: ModelConfig = serde_json::from_str(&text).map_err(|e| bad(format!("not valid JSON for a decoder config: {e}")))?;
+        for (name, v) in [
+            ("vocab_size", cfg.vocab_size),
+            ("hidden_size", cfg.hidden_size),
+            ("num_hidden_layers", cfg.num_hidden_layers),
+            ("num_attention_heads", cfg.num_attention_heads),
+            ("num_key_value_heads", cfg.kv_heads()),
+            ("head_dim", cfg.head_dim()),
+        ] {
+            if v == 0 {
+                return Err(bad(format!("`{name}` must be positive")));
+            }
+        }
+        if cfg.num_attention_heads % cfg.kv_heads() != 0 {
+            return Err(bad(format!(
+                "num_attention_heads ({}) is not a multiple of num_key_value_heads ({})",
+                cfg.num_attention_heads,
+                cfg.kv_heads()
+            )));
+        }
+        Ok(cfg)
+    }
+
+    /// Key/value heads.
+    pub fn kv_heads(&self) -> usize {
+        self.num_key_value_heads.unwrap_or(self.num_attention_heads)
+    }
+
+    /// Head width.
+    pub fn head_dim(&self) -> usize {
+        self.head_dim.unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
+    }
+}
+
+/// Generation settings. Keys and meanings are Hugging Face `generation_config.json`'s;
+/// this runtime version decodes greedily and reads the keys below.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+pub struct GenerationConfig {
+    /// Maximum number of new tokens.
+    #[serde(default)]
+    pub max_new_tokens: Option<usize>,
+    /// End-of-sequence id(s); generation stops at any of them.
+    #[serde(default)]
+    pub eos_token_id: Option<OneOrMany>,
+    /// Whether to sample (not yet supported: the sampler plugins bring it).
+    #[serde(default)]
+    pub do_sample: Option<bool>,
+}
+
+impl GenerationConfig {
+    /// Parses a JSON object of generation settings.
+    pub fn from_json(text: &str) -> Result<Self> {
+        serde_json::from_str(text).map_err(|e| RillError::GenerationConfig(format!("not a valid generation config: {e}")))
+    }
+
+    /// Reads `generation_config.json` if the folder has one.
+    pub fn load_optional(path: &Path) -> Result<Option<Self>> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(path).map_err(io_err(path))?;
+        Self::from_json(&text)
+            .map(Some)
+            .map_err(|e| RillError::GenerationConfig(format!("{}: {e}", path.display())))
+    }
+
+    /// Settings of `other` override those of `self` where given.
+    pub fn merged(&self, other: &GenerationConfig) -> GenerationConfig {
+        GenerationConfig {
+            max_new_tokens: other.max_new_tokens.or(self.max_new_tokens),
+            eos_token_id: other.eos_token_id.clone().or_else(|| self.eos_token_id.clone()),
+            do_sample: other.do_sample.or(self.do_sample),
+        }
+    }
+}

@@ -1,0 +1,352 @@
+//! The KV cache: owned by rill, allocated once for the session's context, in the graph's
+//! dtype, and never copied on the host in steady-state decoding.
+//!
+//! Layout. The Hugging Face graph reads `past` as a contiguous `[batch, kv_heads, past,
+//! head_dim]` tensor and writes `present` as a contiguous `[batch, kv_heads, past + new,
+//! head_dim]` tensor (its `Concat` copies the past into the present: the one copy per step
+//! that this graph convention implies, done inside ONNX Runtime). A present cannot
+//! overwrite the past it is computed from, and its head stride differs, so each cache
+//! tensor has two buffers of full capacity: a step reads one side and writes the other,
+//! and `commit` swaps them. rill itself copies cache rows only when asked to `truncate`
+//! (compaction of each head's rows) or `reorder` (beam search moving whole batch rows).
+
+/// Element type of the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheDtype {
+    /// 32-bit floats.
+    F32,
+    /// 16-bit IEEE floats.
+    F16,
+}
+
+impl CacheDtype {
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            CacheDtype::F32 => 4,
+            CacheDtype::F16 => 2,
+        }
+    }
+}
+
+/// Shape of the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheShape {
+    /// Decoder layers.
+    pub layers: usize,
+    /// Rows (sequences or beam hypotheses).
+    pub batch: usize,
+    /// Key/value heads.
+    pub kv_heads: usize,
+    /// Head width.
+    pub head_dim: usize,
+    /// Most tokens it holds.
+    pub capacity: usize,
+}
+
+/// Which of a layer's two tensors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Keys.
+    Key = 0,
+    /// Values.
+    Value = 1,
+}
+
+/// A view of one cache tensor for ONNX Runtime: pointer, byte length, shape.
+#[derive(Debug, Clone, Copy)]
+pub struct TensorView {
+    /// First byte.
+    pub ptr: *mut u8,
+    /// Bytes covered.
+    pub bytes: usize,
+    /// `[batch, kv_heads, len, head_dim]`.
+    pub shape: [usize; 4],
+}
+
+/// The cache of one session.
+pub struct KvCache {
+    shape: CacheShape,
+    dtype: CacheDtype,
+    /// `sides[s][layer * 2 + kind]`, each `capacity * row_bytes * batch * kv_heads` bytes
+    /// (stored as u64 words for alignment).
+    sides: [Vec<Vec<u64>>; 2],
+    current: usize,
+    len: usize,
+}
+
+impl KvCache {
+    /// Allocates a cache of `shape` in `dtype` (zeroed, length 0).
+    pub fn new(shape: CacheShape, dtype: CacheDtype) -> Self {
+        let bytes = shape.batch * shape.kv_heads * shape.capacity * shape.head_dim * dtype.size();
+        let words = bytes.div_ceil(8).max(1);
+        let side = || (0..shape.layers * 2).map(|_| vec![0u64; words]).collect::<Vec<_>>();
+        KvCache { shape, dtype, sides: [side(), side()], current: 0, len: 0 }
+    }
+
+    /// Tokens held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it holds no token.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The shape it was made with.
+    pub fn shape(&self) -> CacheShape {
+        self.shape
+    }
+
+    /// Element type.
+    pub fn dtype(&self) -> CacheDtype {
+        self.dtype
+    }
+
+    /// Bytes allocated (both sides).
+    pub fn allocated_bytes(&self) -> usize {
+        self.sides.iter().flatten().map(|b| b.len() * 8).sum()
+    }
+
+    fn view(&mut self, side: usize, layer: usize, kind: Kind, len: usize) -> TensorView {
+        let s = self.shape;
+        let buf = &mut self.sides[side][layer * 2 + kind as usize];
+        let bytes = s.batch * s.kv_heads * len * s.head_dim * self.dtype.size();
+        TensorView { ptr: buf.as_mut_ptr() as *mut u8, bytes, shape: [s.batch, s.kv_heads, len, s.head_dim] }
+    }
+
+    /// The live cache of `layer`, as the next step's `past` input.
+    pub fn past(&mut self, layer: usize, kind: Kind) -> TensorView {
+        self.view(self.current, layer, kind, self.len)
+    }
+
+    /// Where the next step writes `present` for `layer`, holding `len() + new` tokens.
+    /// Panics if that exceeds the capacity (the session checks first).
+    pub fn present(&mut self, layer: usize, kind: Kind, new: usize) -> TensorView {
+        assert!(self.len + new <= self.shape.capacity, "KV cache overflow");
+        self.view(1 - self.current, layer, kind, self.len + new)
+    }
+
+    /// Makes the presents of the last step the live cache, now `len() + new` tokens.
+    pub fn commit(&mut self, new: usize) {
+        assert!(self.len + new <= self.shape.capacity, "KV cache overflow");
+        self.current = 1 - self.current;
+        self.len += new;
+    }
+
+    /// Empties the cache (keeps the memory).
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    fn bytes_mut(buf: &mut [u64]) -> &mut [u8] {
+        // SAFETY: u64 storage viewed as bytes: same memory, alignment 1 <= 8.
+        unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr() as *mut u8, buf.len() * 8) }
+    }
+
+    fn bytes(buf: &[u64]) -> &[u8] {
+        // SAFETY: as above, read-only.
+        unsafe { std::slice::from_raw_parts(buf.as_ptr() as *const u8, buf.len() * 8) }
+    }
+
+    /// Keeps the first `len` tokens, dropping the rest (rollback). Each head's rows are
+    /// moved down in place; no-op when `len >= len()`.
+    pub fn truncate(&mut self, len: usize) {
+        if len >= self.len {
+            return;
+        }
+        let s = self.shape;
+        let row = s.head_dim * self.dtype.size();
+        let old = self.len;
+        for buf in self.sides[self.current].iter_mut() {
+            let bytes = Self::bytes_mut(buf);
+            for head in 0..s.batch * s.kv_heads {
+                let src = head * old * row;
+                let dst = head * len * row;
+                bytes.copy_within(src..src + len * row, dst);
+            }
+        }
+        self.len = len;
+    }
+
+    /// Replaces batch row `i` by old row `parents[i]` for every i (beam search). Copies
+    /// into the other side, then swaps.
+    pub fn reorder(&mut self, parents: &[usize]) -> Result<(), String> {
+        let s = self.shape;
+        if parents.len() != s.batch {
+            return Err(format!("reorder needs {} parent indices, got {}", s.batch, parents.len()));
+        }
+        if let Some(p) = parents.iter().find(|&&p| p >= s.batch) {
+            return Err(format!("parent index {p} is out of range for batch {}", s.batch));
+        }
+        let block = s.kv_heads * self.len * s.head_dim * self.dtype.size();
+        let (a, b) = self.sides.split_at_mut(1);
+        let (from, to) = if self.current == 0 { (&a[0], &mut b[0]) } else { (&b[0], &mut a[0]) };
+        for (src_buf, dst_buf) in from.iter().zip(to.iter_mut()) {
+            let src = Self::bytes(src_buf);
+            let dst = Self::bytes_mut(dst_buf);
+            for (i, &p) in parents.iter().enumerate() {
+                dst[i * block..(i + 1) * block].copy_from_slice(&src[p * block..(p + 1) * block]);
+            }
+        }
+        self.current = 1 - self.current;
+        Ok(())
+    }
+
+    /// Appends `new` tokens given on the host, `data[layer][kind]` each laid out
+    /// `[batch, kv_heads, new, head_dim]` as raw element bytes (restoring saved state, and
+    /// tests). Writes the merged cache into the other side and swaps, exactly as a step of
+    /// the graph does.
+    pub fn append(&mut self, new: usize, data: &[[&[u8]; 2]]) -> Result<(), String> {
+        let s = self.shape;
+        let row = s.head_dim * self.dtype.size();
+        if data.len() != s.layers {
+            return Err(format!("append needs data for {} layers, got {}", s.layers, data.len()));
+        }
+        if self.len + new > s.capacity {
+            return Err(format!("append of {new} tokens overflows the cache ({} of {})", self.len, s.capacity));
+        }
+        let expected = s.batch * s.kv_heads * new * row;
+        if let Some(bad) = data.iter().flatten().find(|d| d.len() != expected) {
+            return Err(format!("append data of {} bytes, expected {expected}", bad.len()));
+        }
+        let old = self.len;
+        let total = old + new;
+        let (a, b) = self.sides.split_at_mut(1);
+        let (from, to) = if self.current == 0 { (&a[0], &mut b[0]) } else { (&b[0], &mut a[0]) };
+        for (t, (src_buf, dst_buf)) in from.iter().zip(to.iter_mut()).enumerate() {
+            let src = Self::bytes(src_buf);
+            let dst = Self::bytes_mut(dst_buf);
+            let add = data[t / 2][t % 2];
+            for head in 0..s.batch * s.kv_heads {
+                let d = head * total * row;
+                dst[d..d + old * row].copy_from_slice(&src[head * old * row..(head + 1) * old * row]);
+                dst[d + old * row..d + total * row].copy_from_slice(&add[head * new * row..(head + 1) * new * row]);
+            }
+        }
+        self.current = 1 - self.current;
+        self.len = total;
+        Ok(())
+    }
+
+    /// The live cache of one tensor as raw bytes `[batch, kv_heads, len, head_dim]`.
+    pub fn read(&self, layer: usize, kind: Kind) -> &[u8] {
+        let s = self.shape;
+        let n = s.batch * s.kv_heads * self.len * s.head_dim * self.dtype.size();
+        &Self::bytes(&self.sides[self.current][layer * 2 + kind as usize])[..n]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape(batch: usize) -> CacheShape {
+        CacheShape { layers: 2, batch, kv_heads: 2, head_dim: 3, capacity: 8 }
+    }
+
+    /// Element value encoding (layer, kind, batch, head, position, dim).
+    fn value(l: usize, k: usize, b: usize, h: usize, t: usize, d: usize) -> f32 {
+        (l * 100_000 + k * 10_000 + b * 1000 + h * 100 + t * 10 + d) as f32
+    }
+
+    fn block(l: usize, k: usize, batch: usize, from: usize, n: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        for b in 0..batch {
+            for h in 0..2 {
+                for t in from..from + n {
+                    for d in 0..3 {
+                        out.extend(value(l, k, b, h, t, d).to_le_bytes());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn append(cache: &mut KvCache, from: usize, n: usize) {
+        let batch = cache.shape().batch;
+        let blocks: Vec<[Vec<u8>; 2]> = (0..2).map(|l| [block(l, 0, batch, from, n), block(l, 1, batch, from, n)]).collect();
+        let refs: Vec<[&[u8]; 2]> = blocks.iter().map(|[k, v]| [k.as_slice(), v.as_slice()]).collect();
+        cache.append(n, &refs).unwrap();
+    }
+
+    fn floats(bytes: &[u8]) -> Vec<f32> {
+        bytes.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+    }
+
+    fn expected(l: usize, k: usize, parents: &[usize], len: usize) -> Vec<f32> {
+        floats(&parents.iter().flat_map(|&p| {
+            let all = block(l, k, parents.len().max(p + 1), 0, len);
+            let per = all.len() / parents.len().max(p + 1);
+            all[p * per..(p + 1) * per].to_vec()
+        }).collect::<Vec<u8>>())
+    }
+
+    #[test]
+    fn append_lays_out_batch_head_position_dim() {
+        let mut c = KvCache::new(shape(2), CacheDtype::F32);
+        append(&mut c, 0, 3);
+        append(&mut c, 3, 2);
+        assert_eq!(c.len(), 5);
+        for l in 0..2 {
+            for k in 0..2 {
+                let kind = if k == 0 { Kind::Key } else { Kind::Value };
+                assert_eq!(floats(c.read(l, kind)), floats(&block(l, k, 2, 0, 5)));
+            }
+        }
+    }
+
+    #[test]
+    fn truncate_keeps_each_heads_first_rows() {
+        let mut c = KvCache::new(shape(2), CacheDtype::F32);
+        append(&mut c, 0, 6);
+        c.truncate(4);
+        assert_eq!(c.len(), 4);
+        assert_eq!(floats(c.read(1, Kind::Value)), floats(&block(1, 1, 2, 0, 4)));
+        // Appending after a truncate continues from the new end.
+        append(&mut c, 4, 2);
+        assert_eq!(floats(c.read(0, Kind::Key)), floats(&block(0, 0, 2, 0, 6)));
+        c.truncate(10);
+        assert_eq!(c.len(), 6, "truncate beyond the length is a no-op");
+        c.truncate(0);
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn reorder_copies_rows_from_their_parents() {
+        let mut c = KvCache::new(shape(3), CacheDtype::F32);
+        append(&mut c, 0, 4);
+        c.reorder(&[2, 0, 0]).unwrap();
+        for l in 0..2 {
+            assert_eq!(floats(c.read(l, Kind::Key)), expected(l, 0, &[2, 0, 0], 4));
+            assert_eq!(floats(c.read(l, Kind::Value)), expected(l, 1, &[2, 0, 0], 4));
+        }
+        assert!(c.reorder(&[0, 1]).is_err());
+        assert!(c.reorder(&[0, 1, 3]).is_err());
+    }
+
+    #[test]
+    fn present_views_the_other_side_and_commit_swaps() {
+        let mut c = KvCache::new(shape(1), CacheDtype::F16);
+        let past = c.past(0, Kind::Key);
+        let present = c.present(0, Kind::Key, 3);
+        assert_ne!(past.ptr, present.ptr);
+        assert_eq!(present.shape, [1, 2, 3, 3]);
+        assert_eq!(present.bytes, 2 * 3 * 3 * 2);
+        c.commit(3);
+        assert_eq!(c.past(0, Kind::Key).ptr, present.ptr);
+        assert_eq!(c.len(), 3);
+        assert!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.present(0, Kind::Key, 6))).is_err());
+    }
+
+    #[test]
+    fn overflowing_append_is_refused() {
+        let mut c = KvCache::new(shape(1), CacheDtype::F32);
+        append(&mut c, 0, 8);
+        let blocks: Vec<[Vec<u8>; 2]> = (0..2).map(|l| [block(l, 0, 1, 8, 1), block(l, 1, 1, 8, 1)]).collect();
+        let refs: Vec<[&[u8]; 2]> = blocks.iter().map(|[k, v]| [k.as_slice(), v.as_slice()]).collect();
+        assert!(c.append(1, &refs).unwrap_err().contains("overflows"));
+    }
+}

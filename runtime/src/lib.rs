@@ -1,0 +1,32 @@
+//! rill: an embeddable inference runtime for decoder-only language models.
+//!
+//! A [`Model`] is a model folder opened once (ONNX Runtime session, memory-mapped weights,
+//! config, tokenizer) and shared by any number of [`Session`]s, each one sequence with its
+//! own KV cache. The C ABI in [`ffi`] is a thin layer over these types.
+
+pub mod config;
+pub mod error;
+pub mod ffi;
+pub mod graph;
+pub mod kv_cache;
+pub mod model;
+pub mod ort_env;
+mod ort_value;
+pub mod session;
+pub mod stream;
+pub mod weights;
+
+pub use config::{GenerationConfig, ModelConfig};
+pub use error::{Result, RillError};
+pub use model::{Model, ModelOptions, WeightSource};
+pub use session::{Generation, Session, SessionOptions, StopReason, Timings};
+
+/// The crate version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+const _: () = {
+    const fn shared<T: Send + Sync>() {}
+    const fn sendable<T: Send>() {}
+    shared::<Model>();
+    sendable::<Session>();
+};

@@ -1,0 +1,164 @@
+//! `Model`: a model folder opened once and shared, read-only, by any number of sessions on
+//! any threads. It owns the ONNX Runtime session, the memory-mapped weights, the config,
+//! the tokenizer and the folder's generation defaults.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tokenizers::Tokenizer;
+
+use crate::config::{GenerationConfig, ModelConfig};
+use crate::error::{Result, RillError};
+use crate::graph::GraphInfo;
+use crate::weights::MappedWeights;
+
+/// Where ONNX Runtime gets the weights from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WeightSource {
+    /// rill maps `model.safetensors` and hands every tensor to ONNX Runtime as an
+    /// initializer over the mapped bytes (no copy by rill). The default.
+    #[default]
+    Mapped,
+    /// ONNX Runtime loads the graph's external data (or embedded weights) itself.
+    OrtExternalData,
+}
+
+/// Options for [`Model::open`].
+#[derive(Debug, Clone, Default)]
+pub struct ModelOptions {
+    /// ONNX Runtime intra-op threads; 0 lets ONNX Runtime choose (one per core).
+    pub intra_threads: usize,
+    /// Where the weights come from.
+    pub weights: WeightSource,
+}
+
+/// An opened model folder. `Send + Sync`.
+pub struct Model {
+    // Field order matters: the ONNX Runtime session must drop before the weights map it
+    // points into.
+    session: ort::session::Session,
+    weights: Option<MappedWeights>,
+    config: ModelConfig,
+    graph: GraphInfo,
+    tokenizer: Tokenizer,
+    generation: GenerationConfig,
+    dir: PathBuf,
+    open_time: Duration,
+}
+
+fn require(path: PathBuf) -> Result<PathBuf> {
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(RillError::MissingFile(path))
+    }
+}
+
+impl Model {
+    /// Opens the model folder `dir`: reads and checks `config.json`, `tokenizer.json`,
+    /// the optional `generation_config.json`, maps and checks `model.safetensors` (when
+    /// present and `options.weights` is [`WeightSource::Mapped`]), creates the ONNX
+    /// Runtime session and checks the graph's inputs and outputs against the config.
+    pub fn open(dir: impl AsRef<Path>, options: &ModelOptions) -> Result<Model> {
+        let start = Instant::now();
+        let dir = dir.as_ref().to_path_buf();
+        if !dir.is_dir() {
+            return Err(RillError::MissingFile(dir));
+        }
+        let config = ModelConfig::load(&require(dir.join("config.json"))?)?;
+        let tok_path = require(dir.join("tokenizer.json"))?;
+        let tokenizer = Tokenizer::from_file(&tok_path)
+            .map_err(|e| RillError::Tokenizer(format!("cannot load {}: {e}", tok_path.display())))?;
+        let generation = GenerationConfig::load_optional(&dir.join("generation_config.json"))?.unwrap_or_default();
+        let graph_path = require(dir.join("model.onnx"))?;
+        let st_path = dir.join("model.safetensors");
+        let weights = match options.weights {
+            WeightSource::Mapped if st_path.exists() => Some(MappedWeights::open(&st_path, &config)?),
+            _ => None,
+        };
+
+        let env = crate::ort_env::environment()?;
+        let ort_err = |e: ort::Error<ort::session::builder::SessionBuilder>| RillError::Ort(e.to_string());
+        let mut builder = ort::session::Session::builder(env)?;
+        if options.intra_threads > 0 {
+            builder = builder.with_intra_threads(options.intra_threads).map_err(ort_err)?;
+        }
+        if let Some(w) = &weights {
+            for (name, value) in w.ort_values()? {
+                builder = builder.with_initializer(name, value).map_err(ort_err)?;
+            }
+        }
+        let session = builder.commit_from_file(&graph_path)?;
+        let graph = crate::graph::inspect(&session, &config, &graph_path)?;
+        Ok(Model { session, weights, config, graph, tokenizer, generation, dir, open_time: start.elapsed() })
+    }
+
+    /// The folder's config.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// The graph's interface.
+    pub fn graph(&self) -> &GraphInfo {
+        &self.graph
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// The folder's generation defaults (`generation_config.json`, or empty).
+    pub fn generation_defaults(&self) -> &GenerationConfig {
+        &self.generation
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// How long `open` took.
+    pub fn open_time(&self) -> Duration {
+        self.open_time
+    }
+
+    /// Size of the mapped weights file, when rill maps the weights.
+    pub fn mapped_weight_bytes(&self) -> Option<usize> {
+        self.weights.as_ref().map(MappedWeights::file_size)
+    }
+
+    /// The ONNX Runtime session (crate-internal: sessions run it).
+    pub(crate) fn ort_session(&self) -> &ort::session::Session {
+        &self.session
+    }
+
+    /// Token ids of `text`, with the tokenizer's special tokens (BOS for Llama).
+    pub fn tokenize(&self, text: &str) -> Result<Vec<u32>> {
+        let enc = self.tokenizer.encode(text, true).map_err(|e| RillError::Tokenizer(e.to_string()))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// Text of `ids`, special tokens dropped. Ids outside the vocabulary are an error.
+    pub fn detokenize(&self, ids: &[u32]) -> Result<String> {
+        if let Some(&id) = ids.iter().find(|&&id| id as usize >= self.tokenizer.get_vocab_size(true)) {
+            return Err(RillError::TokenOutOfRange { id, vocab: self.tokenizer.get_vocab_size(true) });
+        }
+        self.tokenizer.decode(ids, true).map_err(|e| RillError::Tokenizer(e.to_string()))
+    }
+
+    /// End-of-sequence ids: the generation config's, else config.json's.
+    pub fn eos_ids(&self, generation: &GenerationConfig) -> Vec<u32> {
+        generation
+            .eos_token_id
+            .as_ref()
+            .or(self.config.eos_token_id.as_ref())
+            .map(|e| e.to_vec())
+            .unwrap_or_default()
+    }
+
+    /// The longest context a session may ask for.
+    pub fn max_context(&self) -> usize {
+        self.config.max_position_embeddings.unwrap_or(2048)
+    }
+}

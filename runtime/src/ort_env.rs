@@ -1,0 +1,82 @@
+//! Finding and loading the ONNX Runtime shared library once per process.
+//!
+//! rill loads the official library shipped in the pinned `onnxruntime` wheel at run time
+//! (`ort` with `load-dynamic`). It looks, in order, at `ORT_DYLIB_PATH`, next to the
+//! running executable, and where `make venv` installs the wheel in this source tree.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use crate::error::{Result, RillError};
+
+/// The onnxruntime wheel version this build is made for (Cargo.toml's pin).
+pub const ORT_VERSION: &str = "1.31.1";
+
+static ENVIRONMENT: OnceLock<std::result::Result<ort::environment::Environment, String>> = OnceLock::new();
+static LOADED_FROM: OnceLock<PathBuf> = OnceLock::new();
+
+fn library_names() -> Vec<String> {
+    vec![
+        format!("libonnxruntime.so.{ORT_VERSION}"),
+        "libonnxruntime.so.1".into(),
+        "libonnxruntime.so".into(),
+        "libonnxruntime.dylib".into(),
+        "onnxruntime.dll".into(),
+    ]
+}
+
+/// The places searched for the library, in order.
+pub fn candidate_paths() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
+        out.push(PathBuf::from(p));
+    }
+    let mut dirs = Vec::new();
+    if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
+        dirs.push(dir.clone());
+        // Test and example binaries live one level below target/<profile>/.
+        if let Some(parent) = dir.parent() {
+            dirs.push(parent.to_path_buf());
+        }
+    }
+    let tree = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    if let Ok(entries) = std::fs::read_dir(tree.join(".venv/lib")) {
+        for python in entries.flatten() {
+            dirs.push(python.path().join("site-packages/onnxruntime/capi"));
+        }
+    }
+    for dir in dirs {
+        for name in library_names() {
+            out.push(dir.join(name));
+        }
+    }
+    out
+}
+
+/// The process-wide ONNX Runtime environment, loading the library on first use.
+pub fn environment() -> Result<&'static ort::environment::Environment> {
+    let env = ENVIRONMENT.get_or_init(|| {
+        let searched = candidate_paths();
+        let Some(path) = searched.iter().find(|p| p.is_file()).cloned() else {
+            return Err(RillError::OrtNotFound { searched, version: ORT_VERSION }.to_string());
+        };
+        let load = || -> std::result::Result<ort::environment::Environment, String> {
+            let builder = ort::init_from(&path).map_err(|e| e.to_string())?;
+            builder.with_name("rill").build().map_err(|e| e.to_string())
+        };
+        match std::panic::catch_unwind(load) {
+            Ok(Ok(env)) => {
+                let _ = LOADED_FROM.set(path);
+                Ok(env)
+            }
+            Ok(Err(message)) => Err(RillError::OrtLoad { path, message }.to_string()),
+            Err(_) => Err(RillError::OrtLoad { path, message: "the library panicked while loading".into() }.to_string()),
+        }
+    });
+    env.as_ref().map_err(|m| RillError::Ort(m.clone()))
+}
+
+/// Where the library was loaded from, once loaded.
+pub fn loaded_from() -> Option<&'static Path> {
+    LOADED_FROM.get().map(PathBuf::as_path)
+}

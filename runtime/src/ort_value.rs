@@ -1,0 +1,166 @@
+//! Thin, checked wrappers over the raw ONNX Runtime C API for what the hot path needs and
+//! the `ort` crate does not expose without copies: tensors over memory rill owns (the
+//! weights map, the KV cache, the logits buffer) and I/O binding runs through `&Session`.
+//!
+//! ONNX Runtime allows concurrent `Run` calls on one session; each rill session binds
+//! through its own `OrtIoBinding`, which is used by one thread at a time.
+
+use std::ffi::{c_void, CString};
+use std::ptr::{self, NonNull};
+use std::sync::OnceLock;
+
+use ort::sys as ortsys;
+use ort::AsPointer;
+
+use crate::error::{Result, RillError};
+
+fn api() -> &'static ortsys::OrtApi {
+    ort::api()
+}
+
+/// Turns an `OrtStatus*` into a result, releasing the status.
+fn check(status: ortsys::OrtStatusPtr) -> Result<()> {
+    if status.0.is_null() {
+        return Ok(());
+    }
+    // SAFETY: a non-null status from the API; read its message, then release it once.
+    let message = unsafe {
+        let msg = (api().GetErrorMessage)(status.0);
+        let text = if msg.is_null() { "unknown error".to_string() } else { std::ffi::CStr::from_ptr(msg).to_string_lossy().into_owned() };
+        (api().ReleaseStatus)(status.0);
+        text
+    };
+    Err(RillError::Ort(message))
+}
+
+struct MemInfo(NonNull<ortsys::OrtMemoryInfo>);
+// SAFETY: an OrtMemoryInfo is immutable once created and only read afterwards.
+unsafe impl Send for MemInfo {}
+// SAFETY: as above.
+unsafe impl Sync for MemInfo {}
+
+fn cpu_memory_info() -> Result<*const ortsys::OrtMemoryInfo> {
+    static INFO: OnceLock<std::result::Result<MemInfo, String>> = OnceLock::new();
+    let info = INFO.get_or_init(|| {
+        let mut out = ptr::null_mut();
+        // SAFETY: plain constructor call with a valid out-pointer.
+        let status = unsafe {
+            (api().CreateCpuMemoryInfo)(ortsys::OrtAllocatorType::OrtDeviceAllocator, ortsys::OrtMemType::OrtMemTypeDefault, &mut out)
+        };
+        check(status).map_err(|e| e.to_string())?;
+        NonNull::new(out).map(MemInfo).ok_or_else(|| "CreateCpuMemoryInfo returned NULL".to_string())
+    });
+    info.as_ref().map(|m| m.0.as_ptr() as *const _).map_err(|e| RillError::Ort(e.clone()))
+}
+
+/// An `OrtValue` rill created over memory it owns; released on drop (the memory is not).
+pub struct RawValue(NonNull<ortsys::OrtValue>);
+// SAFETY: the value is only a descriptor of memory whose owner guarantees exclusivity.
+unsafe impl Send for RawValue {}
+
+impl RawValue {
+    /// A CPU tensor of `shape` over `len` bytes at `data`.
+    ///
+    /// # Safety
+    /// `data` must point to `len` bytes valid for reads (and writes, if ONNX Runtime is
+    /// to write them) for as long as the value is used.
+    pub unsafe fn over(data: *mut c_void, len: usize, shape: &[usize], element: ortsys::ONNXTensorElementDataType) -> Result<Self> {
+        let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+        let mut out = ptr::null_mut();
+        // SAFETY: the caller guarantees the memory; the other arguments are valid.
+        check(unsafe {
+            (api().CreateTensorWithDataAsOrtValue)(cpu_memory_info()?, data, len, dims.as_ptr(), dims.len(), element, &mut out)
+        })?;
+        NonNull::new(out).map(RawValue).ok_or_else(|| RillError::Ort("CreateTensorWithDataAsOrtValue returned NULL".into()))
+    }
+
+    fn ptr(&self) -> *const ortsys::OrtValue {
+        self.0.as_ptr()
+    }
+}
+
+impl Drop for RawValue {
+    fn drop(&mut self) {
+        // SAFETY: created by CreateTensorWithDataAsOrtValue and released exactly once.
+        unsafe { (api().ReleaseValue)(self.0.as_ptr()) }
+    }
+}
+
+/// An `ort` value over foreign CPU memory, for `SessionBuilder::with_initializer`.
+///
+/// # Safety
+/// As [`RawValue::over`]; the memory must outlive the ONNX Runtime session.
+pub unsafe fn cpu_value_over(data: *mut c_void, len: usize, shape: &[usize], element: ortsys::ONNXTensorElementDataType) -> Result<ort::value::DynValue> {
+    // SAFETY: forwarded to the caller.
+    let raw = unsafe { RawValue::over(data, len, shape, element)? };
+    let ptr = raw.0;
+    std::mem::forget(raw); // ownership moves to the ort value
+    // SAFETY: a valid tensor value; the default CPU allocator describes its memory.
+    Ok(unsafe { ort::value::DynValue::from_ptr(ptr, Some(&ort::memory::Allocator::default())) })
+}
+
+/// An `OrtIoBinding` for one rill session.
+pub struct Binding {
+    ptr: NonNull<ortsys::OrtIoBinding>,
+}
+// SAFETY: a binding is used by one thread at a time (it lives inside a rill Session).
+unsafe impl Send for Binding {}
+
+impl Binding {
+    /// A new binding on `session`.
+    pub fn new(session: &ort::session::Session) -> Result<Self> {
+        let mut out = ptr::null_mut();
+        // SAFETY: a live session; valid out-pointer.
+        check(unsafe { (api().CreateIoBinding)(session.ptr() as *mut _, &mut out) })?;
+        NonNull::new(out).map(|ptr| Binding { ptr }).ok_or_else(|| RillError::Ort("CreateIoBinding returned NULL".into()))
+    }
+
+    /// Binds `value` to the graph input `name`.
+    pub fn input(&mut self, name: &CString, value: &RawValue) -> Result<()> {
+        // SAFETY: live binding and value; ONNX Runtime keeps its own reference.
+        check(unsafe { (api().BindInput)(self.ptr.as_ptr(), name.as_ptr(), value.ptr()) })
+    }
+
+    /// Binds `value` as the buffer of the graph output `name`.
+    pub fn output(&mut self, name: &CString, value: &RawValue) -> Result<()> {
+        // SAFETY: as above.
+        check(unsafe { (api().BindOutput)(self.ptr.as_ptr(), name.as_ptr(), value.ptr()) })
+    }
+
+    /// Runs `session` with the bound inputs, writing into the bound outputs.
+    pub fn run(&self, session: &ort::session::Session) -> Result<()> {
+        // SAFETY: ONNX Runtime allows concurrent Run calls on one session; this binding
+        // is used by one thread at a time and its buffers are alive and correctly sized.
+        check(unsafe { (api().RunWithBinding)(session.ptr() as *mut _, ptr::null(), self.ptr.as_ptr()) })
+    }
+
+    /// Drops every bound input and output.
+    pub fn clear(&mut self) {
+        // SAFETY: live binding.
+        unsafe {
+            (api().ClearBoundInputs)(self.ptr.as_ptr());
+            (api().ClearBoundOutputs)(self.ptr.as_ptr());
+        }
+    }
+}
+
+impl Drop for Binding {
+    fn drop(&mut self) {
+        // SAFETY: created by CreateIoBinding, released once.
+        unsafe { (api().ReleaseIoBinding)(self.ptr.as_ptr()) }
+    }
+}
+
+/// Element type of a cache or weight dtype.
+pub fn element_type(f16: bool) -> ortsys::ONNXTensorElementDataType {
+    if f16 {
+        ortsys::ONNXTensorElementDataType::ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16
+    } else {
+        ortsys::ONNXTensorElementDataType::ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT
+    }
+}
+
+/// Names as C strings, made once.
+pub fn cstring(name: &str) -> CString {
+    CString::new(name).expect("graph names have no NUL")
+}

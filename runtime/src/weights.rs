@@ -1,0 +1,132 @@
+//! `model.safetensors`, memory-mapped and checked, and handed to ONNX Runtime as
+//! initializers that point into the map: rill copies no weight.
+//!
+//! Every tensor is checked before ONNX Runtime sees it: its bytes lie inside the file,
+//! its dtype is one ONNX Runtime takes, and a tensor with a Llama name has the shape the
+//! config implies (ONNX Runtime itself does not check the shape of a supplied initializer).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+use ort::sys as ortsys;
+use safetensors::tensor::{Dtype, SafeTensors};
+
+use crate::config::ModelConfig;
+use crate::error::{io_err, Result, RillError};
+
+/// One tensor inside the map.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorEntry {
+    /// Element type.
+    pub dtype: Dtype,
+    /// Shape, row-major.
+    pub shape: Vec<usize>,
+    /// Byte range inside the file.
+    pub range: std::ops::Range<usize>,
+}
+
+/// The memory-mapped weights file.
+pub struct MappedWeights {
+    map: Mmap,
+    path: PathBuf,
+    /// Tensors by name.
+    pub tensors: BTreeMap<String, TensorEntry>,
+}
+
+/// The shapes a Llama-family checkpoint's tensors must have under `cfg`.
+pub fn llama_shape(cfg: &ModelConfig, name: &str) -> Option<Vec<usize>> {
+    let (h, d, v) = (cfg.hidden_size, cfg.head_dim(), cfg.vocab_size);
+    let (nh, kv) = (cfg.num_attention_heads, cfg.kv_heads());
+    if name == "model.embed_tokens.weight" || name == "lm_head.weight" {
+        return Some(vec![v, h]);
+    }
+    if name == "model.norm.weight" {
+        return Some(vec![h]);
+    }
+    let rest = name.strip_prefix("model.layers.")?;
+    let (layer, leaf) = rest.split_once('.')?;
+    let layer: usize = layer.parse().ok()?;
+    if layer >= cfg.num_hidden_layers {
+        return Some(vec![]); // a layer the config does not have: never matches
+    }
+    Some(match leaf {
+        "input_layernorm.weight" | "post_attention_layernorm.weight" => vec![h],
+        "self_attn.q_proj.weight" => vec![nh * d, h],
+        "self_attn.k_proj.weight" | "self_attn.v_proj.weight" => vec![kv * d, h],
+        "self_attn.o_proj.weight" => vec![h, nh * d],
+        _ => return None,
+    })
+}
+
+impl MappedWeights {
+    /// Maps `path` and checks every tensor against `cfg`.
+    pub fn open(path: &Path, cfg: &ModelConfig) -> Result<Self> {
+        let file = std::fs::File::open(path).map_err(io_err(path))?;
+        // SAFETY: the map is read-only; rill documents that model files must not be
+        // modified while a model is open (as every memory-mapping runtime does).
+        let map = unsafe { Mmap::map(&file) }.map_err(io_err(path))?;
+        let bad = |message: String| RillError::Weights { path: path.to_path_buf(), message };
+        let st = SafeTensors::deserialize(&map).map_err(|e| bad(format!("corrupt or truncated safetensors file: {e}")))?;
+        let (header_len, meta) =
+            SafeTensors::read_metadata(&map).map_err(|e| bad(format!("corrupt safetensors header: {e}")))?;
+        let base = 8 + header_len;
+        let mut tensors = BTreeMap::new();
+        for (name, info) in meta.tensors() {
+            let (start, end) = info.data_offsets;
+            if base + end > map.len() || start > end {
+                return Err(bad(format!("tensor `{name}` lies outside the file")));
+            }
+            if !matches!(info.dtype, Dtype::F32 | Dtype::F16) {
+                return Err(bad(format!("tensor `{name}` is {:?}; rill takes F32 and F16 weights", info.dtype)));
+            }
+            if let Some(expected) = llama_shape(cfg, &name) {
+                if expected != info.shape {
+                    return Err(bad(format!(
+                        "tensor `{name}`: expected shape {expected:?} from config.json, found {:?}",
+                        info.shape
+                    )));
+                }
+            }
+            let entry = TensorEntry { dtype: info.dtype, shape: info.shape.clone(), range: base + start..base + end };
+            tensors.insert(name.clone(), entry);
+        }
+        drop(st);
+        let dtypes: std::collections::BTreeSet<String> = tensors.values().map(|t| format!("{:?}", t.dtype)).collect();
+        if dtypes.len() > 1 {
+            return Err(bad(format!("mixed weight dtypes {dtypes:?}; export the folder in one dtype")));
+        }
+        if !tensors.contains_key("model.embed_tokens.weight") {
+            return Err(bad("tensor `model.embed_tokens.weight` is missing".into()));
+        }
+        Ok(MappedWeights { map, path: path.to_path_buf(), tensors })
+    }
+
+    /// The file's size in bytes.
+    pub fn file_size(&self) -> usize {
+        self.map.len()
+    }
+
+    /// The path that was mapped.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// ONNX Runtime values over the mapped bytes of every tensor, by name. The values
+    /// borrow the map: the caller keeps `self` alive for as long as any value lives.
+    pub fn ort_values(&self) -> Result<Vec<(String, ort::value::DynValue)>> {
+        let mut out = Vec::with_capacity(self.tensors.len());
+        for (name, t) in &self.tensors {
+            let element = match t.dtype {
+                Dtype::F16 => ortsys::ONNXTensorElementDataType::ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16,
+                _ => ortsys::ONNXTensorElementDataType::ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT,
+            };
+            let ptr = self.map[t.range.clone()].as_ptr() as *mut std::ffi::c_void;
+            // SAFETY: ptr/len describe bytes of the live, read-only map; ONNX Runtime only
+            // reads initializers; `self` outlives the values (documented above).
+            let value = unsafe { crate::ort_value::cpu_value_over(ptr, t.range.len(), &t.shape, element)? };
+            out.push((name.clone(), value));
+        }
+        Ok(out)
+    }
+}
