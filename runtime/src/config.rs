@@ -66,8 +66,12 @@ impl ModelConfig {
     /// Reads and checks `config.json`.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(io_err(path))?;
-        let bad = |message: String| RillError::Config { path: path.to_path_buf(), message };
-        let cfg: ModelConfig = serde_json::from_str(&text).map_err(|e| bad(format!("not valid JSON for a decoder config: {e}")))?;
+        let bad = |message: String| RillError::Config {
+            path: path.to_path_buf(),
+            message,
+        };
+        let cfg: ModelConfig = serde_json::from_str(&text)
+            .map_err(|e| bad(format!("not valid JSON for a decoder config: {e}")))?;
         for (name, v) in [
             ("vocab_size", cfg.vocab_size),
             ("hidden_size", cfg.hidden_size),
@@ -97,7 +101,8 @@ impl ModelConfig {
 
     /// Head width.
     pub fn head_dim(&self) -> usize {
-        self.head_dim.unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
+        self.head_dim
+            .unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
     }
 }
 
@@ -119,7 +124,8 @@ pub struct GenerationConfig {
 impl GenerationConfig {
     /// Parses a JSON object of generation settings.
     pub fn from_json(text: &str) -> Result<Self> {
-        serde_json::from_str(text).map_err(|e| RillError::GenerationConfig(format!("not a valid generation config: {e}")))
+        serde_json::from_str(text)
+            .map_err(|e| RillError::GenerationConfig(format!("not a valid generation config: {e}")))
     }
 
     /// Reads `generation_config.json` if the folder has one.
@@ -137,7 +143,10 @@ impl GenerationConfig {
     pub fn merged(&self, other: &GenerationConfig) -> GenerationConfig {
         GenerationConfig {
             max_new_tokens: other.max_new_tokens.or(self.max_new_tokens),
-            eos_token_id: other.eos_token_id.clone().or_else(|| self.eos_token_id.clone()),
+            eos_token_id: other
+                .eos_token_id
+                .clone()
+                .or_else(|| self.eos_token_id.clone()),
             do_sample: other.do_sample.or(self.do_sample),
         }
     }

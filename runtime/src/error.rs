@@ -10,6 +10,9 @@ pub enum RillError {
     /// An argument is invalid (NULL, out of range, inconsistent).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A caller-provided buffer is too small.
+    #[error("buffer too small: {0}")]
+    BufferTooSmall(String),
     /// Text is not valid UTF-8.
     #[error("invalid UTF-8 in {0}")]
     InvalidUtf8(&'static str),
@@ -36,7 +39,10 @@ pub enum RillError {
     MissingFile(PathBuf),
     /// A file could not be read.
     #[error("cannot read `{path}`: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// `config.json` is malformed or inconsistent.
     #[error("config `{path}`: {message}")]
     Config { path: PathBuf, message: String },
@@ -48,7 +54,12 @@ pub enum RillError {
     Weights { path: PathBuf, message: String },
     /// A graph input or output disagrees with the config.
     #[error("graph `{graph}`: {tensor}: expected {expected}, found {found}")]
-    GraphMismatch { graph: PathBuf, tensor: String, expected: String, found: String },
+    GraphMismatch {
+        graph: PathBuf,
+        tensor: String,
+        expected: String,
+        found: String,
+    },
     /// The tokenizer could not be loaded or failed.
     #[error("tokenizer: {0}")]
     Tokenizer(String),

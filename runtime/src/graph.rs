@@ -29,10 +29,18 @@ pub struct GraphInfo {
     pub vocab: usize,
 }
 
+/// A graph input or output as "name: dtype [dims]".
+pub fn describe_outlet(o: &ort::value::Outlet) -> String {
+    format!("{}: {}", o.name(), describe(o.dtype()))
+}
+
 fn describe(v: &ValueType) -> String {
     match v {
         ValueType::Tensor { ty, shape, .. } => {
-            let dims: Vec<String> = shape.iter().map(|d| if *d < 0 { "?".into() } else { d.to_string() }).collect();
+            let dims: Vec<String> = shape
+                .iter()
+                .map(|d| if *d < 0 { "?".into() } else { d.to_string() })
+                .collect();
             format!("{ty:?} [{}]", dims.join(", "))
         }
         other => format!("{other:?}"),
@@ -47,21 +55,35 @@ fn tensor(v: &ValueType) -> Option<(TensorElementType, Vec<i64>)> {
 }
 
 /// Checks the inputs and outputs of `session` against `cfg`.
-pub fn inspect(session: &ort::session::Session, cfg: &ModelConfig, graph: &Path) -> Result<GraphInfo> {
+pub fn inspect(
+    session: &ort::session::Session,
+    cfg: &ModelConfig,
+    graph: &Path,
+) -> Result<GraphInfo> {
     let mismatch = |tensor: &str, expected: String, found: String| RillError::GraphMismatch {
         graph: graph.to_path_buf(),
         tensor: tensor.to_string(),
         expected,
         found,
     };
-    let find_in = |list: &[ort::value::Outlet], name: &str| list.iter().find(|o| o.name() == name).map(|o| o.dtype().clone());
+    let find_in = |list: &[ort::value::Outlet], name: &str| {
+        list.iter()
+            .find(|o| o.name() == name)
+            .map(|o| o.dtype().clone())
+    };
     let input = |name: &str| find_in(session.inputs(), name);
     let output = |name: &str| find_in(session.outputs(), name);
 
     for name in ["input_ids", "attention_mask"] {
         match input(name).as_ref().and_then(tensor) {
             Some((TensorElementType::Int64, shape)) if shape.len() == 2 => {}
-            Some(_) => return Err(mismatch(name, "Int64 [batch, sequence]".into(), describe(&input(name).unwrap()))),
+            Some(_) => {
+                return Err(mismatch(
+                    name,
+                    "Int64 [batch, sequence]".into(),
+                    describe(&input(name).unwrap()),
+                ))
+            }
             None => return Err(mismatch(name, "a graph input".into(), "missing".into())),
         }
     }
@@ -74,9 +96,17 @@ pub fn inspect(session: &ort::session::Session, cfg: &ModelConfig, graph: &Path)
         for kind in ["key", "value"] {
             let name = format!("past_key_values.{layer}.{kind}");
             let ty = input(&name).ok_or_else(|| {
-                mismatch(&name, format!("a graph input (config.json has {} layers)", cfg.num_hidden_layers), "missing".into())
+                mismatch(
+                    &name,
+                    format!(
+                        "a graph input (config.json has {} layers)",
+                        cfg.num_hidden_layers
+                    ),
+                    "missing".into(),
+                )
             })?;
-            let (elem, shape) = tensor(&ty).ok_or_else(|| mismatch(&name, cache_shape.clone(), describe(&ty)))?;
+            let (elem, shape) =
+                tensor(&ty).ok_or_else(|| mismatch(&name, cache_shape.clone(), describe(&ty)))?;
             let dtype = match elem {
                 TensorElementType::Float32 => CacheDtype::F32,
                 TensorElementType::Float16 => CacheDtype::F16,
@@ -86,24 +116,52 @@ pub fn inspect(session: &ort::session::Session, cfg: &ModelConfig, graph: &Path)
                 return Err(mismatch(&name, cache_shape.clone(), describe(&ty)));
             }
             if *cache_dtype.get_or_insert(dtype) != dtype {
-                return Err(mismatch(&name, format!("{:?} like the other cache tensors", cache_dtype.unwrap()), describe(&ty)));
+                return Err(mismatch(
+                    &name,
+                    format!("{:?} like the other cache tensors", cache_dtype.unwrap()),
+                    describe(&ty),
+                ));
             }
             let present = format!("present.{layer}.{kind}");
             if output(&present).is_none() {
-                return Err(mismatch(&present, "a graph output".into(), "missing".into()));
+                return Err(mismatch(
+                    &present,
+                    "a graph output".into(),
+                    "missing".into(),
+                ));
             }
         }
     }
     let extra = format!("past_key_values.{}.key", cfg.num_hidden_layers);
     if input(&extra).is_some() {
-        let layers = (0..).take_while(|i| input(&format!("past_key_values.{i}.key")).is_some()).count();
-        return Err(mismatch("past_key_values", format!("{} layers (config.json num_hidden_layers)", cfg.num_hidden_layers), format!("{layers} layers")));
+        let layers = (0..)
+            .take_while(|i| input(&format!("past_key_values.{i}.key")).is_some())
+            .count();
+        return Err(mismatch(
+            "past_key_values",
+            format!(
+                "{} layers (config.json num_hidden_layers)",
+                cfg.num_hidden_layers
+            ),
+            format!("{layers} layers"),
+        ));
     }
-    let logits = output("logits").ok_or_else(|| mismatch("logits", "a graph output".into(), "missing".into()))?;
-    let (elem, shape) = tensor(&logits).ok_or_else(|| mismatch("logits", "a tensor".into(), describe(&logits)))?;
+    let logits = output("logits")
+        .ok_or_else(|| mismatch("logits", "a graph output".into(), "missing".into()))?;
+    let (elem, shape) =
+        tensor(&logits).ok_or_else(|| mismatch("logits", "a tensor".into(), describe(&logits)))?;
     let vocab_ok = shape.len() == 3 && (shape[2] < 0 || shape[2] == cfg.vocab_size as i64);
-    if !vocab_ok || !matches!(elem, TensorElementType::Float32 | TensorElementType::Float16) {
-        return Err(mismatch("logits", format!("Float32 [batch, sequence, {}] (vocab_size)", cfg.vocab_size), describe(&logits)));
+    if !vocab_ok
+        || !matches!(
+            elem,
+            TensorElementType::Float32 | TensorElementType::Float16
+        )
+    {
+        return Err(mismatch(
+            "logits",
+            format!("Float32 [batch, sequence, {}] (vocab_size)", cfg.vocab_size),
+            describe(&logits),
+        ));
     }
     Ok(GraphInfo {
         layers: cfg.num_hidden_layers,

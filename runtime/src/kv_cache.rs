@@ -80,8 +80,18 @@ impl KvCache {
     pub fn new(shape: CacheShape, dtype: CacheDtype) -> Self {
         let bytes = shape.batch * shape.kv_heads * shape.capacity * shape.head_dim * dtype.size();
         let words = bytes.div_ceil(8).max(1);
-        let side = || (0..shape.layers * 2).map(|_| vec![0u64; words]).collect::<Vec<_>>();
-        KvCache { shape, dtype, sides: [side(), side()], current: 0, len: 0 }
+        let side = || {
+            (0..shape.layers * 2)
+                .map(|_| vec![0u64; words])
+                .collect::<Vec<_>>()
+        };
+        KvCache {
+            shape,
+            dtype,
+            sides: [side(), side()],
+            current: 0,
+            len: 0,
+        }
     }
 
     /// Tokens held.
@@ -113,7 +123,11 @@ impl KvCache {
         let s = self.shape;
         let buf = &mut self.sides[side][layer * 2 + kind as usize];
         let bytes = s.batch * s.kv_heads * len * s.head_dim * self.dtype.size();
-        TensorView { ptr: buf.as_mut_ptr() as *mut u8, bytes, shape: [s.batch, s.kv_heads, len, s.head_dim] }
+        TensorView {
+            ptr: buf.as_mut_ptr() as *mut u8,
+            bytes,
+            shape: [s.batch, s.kv_heads, len, s.head_dim],
+        }
     }
 
     /// The live cache of `layer`, as the next step's `past` input.
@@ -175,14 +189,25 @@ impl KvCache {
     pub fn reorder(&mut self, parents: &[usize]) -> Result<(), String> {
         let s = self.shape;
         if parents.len() != s.batch {
-            return Err(format!("reorder needs {} parent indices, got {}", s.batch, parents.len()));
+            return Err(format!(
+                "reorder needs {} parent indices, got {}",
+                s.batch,
+                parents.len()
+            ));
         }
         if let Some(p) = parents.iter().find(|&&p| p >= s.batch) {
-            return Err(format!("parent index {p} is out of range for batch {}", s.batch));
+            return Err(format!(
+                "parent index {p} is out of range for batch {}",
+                s.batch
+            ));
         }
         let block = s.kv_heads * self.len * s.head_dim * self.dtype.size();
         let (a, b) = self.sides.split_at_mut(1);
-        let (from, to) = if self.current == 0 { (&a[0], &mut b[0]) } else { (&b[0], &mut a[0]) };
+        let (from, to) = if self.current == 0 {
+            (&a[0], &mut b[0])
+        } else {
+            (&b[0], &mut a[0])
+        };
         for (src_buf, dst_buf) in from.iter().zip(to.iter_mut()) {
             let src = Self::bytes(src_buf);
             let dst = Self::bytes_mut(dst_buf);
@@ -202,27 +227,43 @@ impl KvCache {
         let s = self.shape;
         let row = s.head_dim * self.dtype.size();
         if data.len() != s.layers {
-            return Err(format!("append needs data for {} layers, got {}", s.layers, data.len()));
+            return Err(format!(
+                "append needs data for {} layers, got {}",
+                s.layers,
+                data.len()
+            ));
         }
         if self.len + new > s.capacity {
-            return Err(format!("append of {new} tokens overflows the cache ({} of {})", self.len, s.capacity));
+            return Err(format!(
+                "append of {new} tokens overflows the cache ({} of {})",
+                self.len, s.capacity
+            ));
         }
         let expected = s.batch * s.kv_heads * new * row;
         if let Some(bad) = data.iter().flatten().find(|d| d.len() != expected) {
-            return Err(format!("append data of {} bytes, expected {expected}", bad.len()));
+            return Err(format!(
+                "append data of {} bytes, expected {expected}",
+                bad.len()
+            ));
         }
         let old = self.len;
         let total = old + new;
         let (a, b) = self.sides.split_at_mut(1);
-        let (from, to) = if self.current == 0 { (&a[0], &mut b[0]) } else { (&b[0], &mut a[0]) };
+        let (from, to) = if self.current == 0 {
+            (&a[0], &mut b[0])
+        } else {
+            (&b[0], &mut a[0])
+        };
         for (t, (src_buf, dst_buf)) in from.iter().zip(to.iter_mut()).enumerate() {
             let src = Self::bytes(src_buf);
             let dst = Self::bytes_mut(dst_buf);
             let add = data[t / 2][t % 2];
             for head in 0..s.batch * s.kv_heads {
                 let d = head * total * row;
-                dst[d..d + old * row].copy_from_slice(&src[head * old * row..(head + 1) * old * row]);
-                dst[d + old * row..d + total * row].copy_from_slice(&add[head * new * row..(head + 1) * new * row]);
+                dst[d..d + old * row]
+                    .copy_from_slice(&src[head * old * row..(head + 1) * old * row]);
+                dst[d + old * row..d + total * row]
+                    .copy_from_slice(&add[head * new * row..(head + 1) * new * row]);
             }
         }
         self.current = 1 - self.current;
@@ -243,7 +284,13 @@ mod tests {
     use super::*;
 
     fn shape(batch: usize) -> CacheShape {
-        CacheShape { layers: 2, batch, kv_heads: 2, head_dim: 3, capacity: 8 }
+        CacheShape {
+            layers: 2,
+            batch,
+            kv_heads: 2,
+            head_dim: 3,
+            capacity: 8,
+        }
     }
 
     /// Element value encoding (layer, kind, batch, head, position, dim).
@@ -267,21 +314,34 @@ mod tests {
 
     fn append(cache: &mut KvCache, from: usize, n: usize) {
         let batch = cache.shape().batch;
-        let blocks: Vec<[Vec<u8>; 2]> = (0..2).map(|l| [block(l, 0, batch, from, n), block(l, 1, batch, from, n)]).collect();
-        let refs: Vec<[&[u8]; 2]> = blocks.iter().map(|[k, v]| [k.as_slice(), v.as_slice()]).collect();
+        let blocks: Vec<[Vec<u8>; 2]> = (0..2)
+            .map(|l| [block(l, 0, batch, from, n), block(l, 1, batch, from, n)])
+            .collect();
+        let refs: Vec<[&[u8]; 2]> = blocks
+            .iter()
+            .map(|[k, v]| [k.as_slice(), v.as_slice()])
+            .collect();
         cache.append(n, &refs).unwrap();
     }
 
     fn floats(bytes: &[u8]) -> Vec<f32> {
-        bytes.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+        bytes
+            .chunks(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect()
     }
 
     fn expected(l: usize, k: usize, parents: &[usize], len: usize) -> Vec<f32> {
-        floats(&parents.iter().flat_map(|&p| {
-            let all = block(l, k, parents.len().max(p + 1), 0, len);
-            let per = all.len() / parents.len().max(p + 1);
-            all[p * per..(p + 1) * per].to_vec()
-        }).collect::<Vec<u8>>())
+        floats(
+            &parents
+                .iter()
+                .flat_map(|&p| {
+                    let all = block(l, k, parents.len().max(p + 1), 0, len);
+                    let per = all.len() / parents.len().max(p + 1);
+                    all[p * per..(p + 1) * per].to_vec()
+                })
+                .collect::<Vec<u8>>(),
+        )
     }
 
     #[test]
@@ -304,7 +364,10 @@ mod tests {
         append(&mut c, 0, 6);
         c.truncate(4);
         assert_eq!(c.len(), 4);
-        assert_eq!(floats(c.read(1, Kind::Value)), floats(&block(1, 1, 2, 0, 4)));
+        assert_eq!(
+            floats(c.read(1, Kind::Value)),
+            floats(&block(1, 1, 2, 0, 4))
+        );
         // Appending after a truncate continues from the new end.
         append(&mut c, 4, 2);
         assert_eq!(floats(c.read(0, Kind::Key)), floats(&block(0, 0, 2, 0, 6)));
@@ -321,7 +384,10 @@ mod tests {
         c.reorder(&[2, 0, 0]).unwrap();
         for l in 0..2 {
             assert_eq!(floats(c.read(l, Kind::Key)), expected(l, 0, &[2, 0, 0], 4));
-            assert_eq!(floats(c.read(l, Kind::Value)), expected(l, 1, &[2, 0, 0], 4));
+            assert_eq!(
+                floats(c.read(l, Kind::Value)),
+                expected(l, 1, &[2, 0, 0], 4)
+            );
         }
         assert!(c.reorder(&[0, 1]).is_err());
         assert!(c.reorder(&[0, 1, 3]).is_err());
@@ -338,15 +404,23 @@ mod tests {
         c.commit(3);
         assert_eq!(c.past(0, Kind::Key).ptr, present.ptr);
         assert_eq!(c.len(), 3);
-        assert!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.present(0, Kind::Key, 6))).is_err());
+        assert!(
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.present(0, Kind::Key, 6)))
+                .is_err()
+        );
     }
 
     #[test]
     fn overflowing_append_is_refused() {
         let mut c = KvCache::new(shape(1), CacheDtype::F32);
         append(&mut c, 0, 8);
-        let blocks: Vec<[Vec<u8>; 2]> = (0..2).map(|l| [block(l, 0, 1, 8, 1), block(l, 1, 1, 8, 1)]).collect();
-        let refs: Vec<[&[u8]; 2]> = blocks.iter().map(|[k, v]| [k.as_slice(), v.as_slice()]).collect();
+        let blocks: Vec<[Vec<u8>; 2]> = (0..2)
+            .map(|l| [block(l, 0, 1, 8, 1), block(l, 1, 1, 8, 1)])
+            .collect();
+        let refs: Vec<[&[u8]; 2]> = blocks
+            .iter()
+            .map(|[k, v]| [k.as_slice(), v.as_slice()])
+            .collect();
         assert!(c.append(1, &refs).unwrap_err().contains("overflows"));
     }
 }

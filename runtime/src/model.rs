@@ -67,21 +67,28 @@ impl Model {
         }
         let config = ModelConfig::load(&require(dir.join("config.json"))?)?;
         let tok_path = require(dir.join("tokenizer.json"))?;
-        let tokenizer = Tokenizer::from_file(&tok_path)
-            .map_err(|e| RillError::Tokenizer(format!("cannot load {}: {e}", tok_path.display())))?;
-        let generation = GenerationConfig::load_optional(&dir.join("generation_config.json"))?.unwrap_or_default();
+        let tokenizer = Tokenizer::from_file(&tok_path).map_err(|e| {
+            RillError::Tokenizer(format!("cannot load {}: {e}", tok_path.display()))
+        })?;
+        let generation = GenerationConfig::load_optional(&dir.join("generation_config.json"))?
+            .unwrap_or_default();
         let graph_path = require(dir.join("model.onnx"))?;
         let st_path = dir.join("model.safetensors");
         let weights = match options.weights {
-            WeightSource::Mapped if st_path.exists() => Some(MappedWeights::open(&st_path, &config)?),
+            WeightSource::Mapped if st_path.exists() => {
+                Some(MappedWeights::open(&st_path, &config)?)
+            }
             _ => None,
         };
 
         let env = crate::ort_env::environment()?;
-        let ort_err = |e: ort::Error<ort::session::builder::SessionBuilder>| RillError::Ort(e.to_string());
+        let ort_err =
+            |e: ort::Error<ort::session::builder::SessionBuilder>| RillError::Ort(e.to_string());
         let mut builder = ort::session::Session::builder(env)?;
         if options.intra_threads > 0 {
-            builder = builder.with_intra_threads(options.intra_threads).map_err(ort_err)?;
+            builder = builder
+                .with_intra_threads(options.intra_threads)
+                .map_err(ort_err)?;
         }
         if let Some(w) = &weights {
             for (name, value) in w.ort_values()? {
@@ -90,7 +97,16 @@ impl Model {
         }
         let session = builder.commit_from_file(&graph_path)?;
         let graph = crate::graph::inspect(&session, &config, &graph_path)?;
-        Ok(Model { session, weights, config, graph, tokenizer, generation, dir, open_time: start.elapsed() })
+        Ok(Model {
+            session,
+            weights,
+            config,
+            graph,
+            tokenizer,
+            generation,
+            dir,
+            open_time: start.elapsed(),
+        })
     }
 
     /// The folder's config.
@@ -128,6 +144,25 @@ impl Model {
         self.weights.as_ref().map(MappedWeights::file_size)
     }
 
+    /// The graph's inputs and outputs, described ("name: dtype [dims]").
+    pub fn graph_io(&self) -> (Vec<String>, Vec<String>) {
+        let d =
+            |list: &[ort::value::Outlet]| list.iter().map(crate::graph::describe_outlet).collect();
+        (d(self.session.inputs()), d(self.session.outputs()))
+    }
+
+    /// The mapped weights: (dtype, tensor count, bytes) per dtype; empty when ONNX Runtime
+    /// loads the weights itself.
+    pub fn weight_summary(&self) -> Vec<(String, usize, usize)> {
+        let mut by: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
+        for t in self.weights.iter().flat_map(|w| w.tensors.values()) {
+            let e = by.entry(format!("{:?}", t.dtype)).or_default();
+            e.0 += 1;
+            e.1 += t.range.len();
+        }
+        by.into_iter().map(|(k, (n, b))| (k, n, b)).collect()
+    }
+
     /// The ONNX Runtime session (crate-internal: sessions run it).
     pub(crate) fn ort_session(&self) -> &ort::session::Session {
         &self.session
@@ -135,16 +170,27 @@ impl Model {
 
     /// Token ids of `text`, with the tokenizer's special tokens (BOS for Llama).
     pub fn tokenize(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self.tokenizer.encode(text, true).map_err(|e| RillError::Tokenizer(e.to_string()))?;
+        let enc = self
+            .tokenizer
+            .encode(text, true)
+            .map_err(|e| RillError::Tokenizer(e.to_string()))?;
         Ok(enc.get_ids().to_vec())
     }
 
     /// Text of `ids`, special tokens dropped. Ids outside the vocabulary are an error.
     pub fn detokenize(&self, ids: &[u32]) -> Result<String> {
-        if let Some(&id) = ids.iter().find(|&&id| id as usize >= self.tokenizer.get_vocab_size(true)) {
-            return Err(RillError::TokenOutOfRange { id, vocab: self.tokenizer.get_vocab_size(true) });
+        if let Some(&id) = ids
+            .iter()
+            .find(|&&id| id as usize >= self.tokenizer.get_vocab_size(true))
+        {
+            return Err(RillError::TokenOutOfRange {
+                id,
+                vocab: self.tokenizer.get_vocab_size(true),
+            });
         }
-        self.tokenizer.decode(ids, true).map_err(|e| RillError::Tokenizer(e.to_string()))
+        self.tokenizer
+            .decode(ids, true)
+            .map_err(|e| RillError::Tokenizer(e.to_string()))
     }
 
     /// End-of-sequence ids: the generation config's, else config.json's.

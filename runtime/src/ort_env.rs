@@ -12,7 +12,8 @@ use crate::error::{Result, RillError};
 /// The onnxruntime wheel version this build is made for (Cargo.toml's pin).
 pub const ORT_VERSION: &str = "1.31.1";
 
-static ENVIRONMENT: OnceLock<std::result::Result<ort::environment::Environment, String>> = OnceLock::new();
+static ENVIRONMENT: OnceLock<std::result::Result<ort::environment::Environment, String>> =
+    OnceLock::new();
 static LOADED_FROM: OnceLock<PathBuf> = OnceLock::new();
 
 fn library_names() -> Vec<String> {
@@ -32,7 +33,10 @@ pub fn candidate_paths() -> Vec<PathBuf> {
         out.push(PathBuf::from(p));
     }
     let mut dirs = Vec::new();
-    if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
         dirs.push(dir.clone());
         // Test and example binaries live one level below target/<profile>/.
         if let Some(parent) = dir.parent() {
@@ -58,7 +62,11 @@ pub fn environment() -> Result<&'static ort::environment::Environment> {
     let env = ENVIRONMENT.get_or_init(|| {
         let searched = candidate_paths();
         let Some(path) = searched.iter().find(|p| p.is_file()).cloned() else {
-            return Err(RillError::OrtNotFound { searched, version: ORT_VERSION }.to_string());
+            return Err(RillError::OrtNotFound {
+                searched,
+                version: ORT_VERSION,
+            }
+            .to_string());
         };
         let load = || -> std::result::Result<ort::environment::Environment, String> {
             let builder = ort::init_from(&path).map_err(|e| e.to_string())?;
@@ -70,7 +78,11 @@ pub fn environment() -> Result<&'static ort::environment::Environment> {
                 Ok(env)
             }
             Ok(Err(message)) => Err(RillError::OrtLoad { path, message }.to_string()),
-            Err(_) => Err(RillError::OrtLoad { path, message: "the library panicked while loading".into() }.to_string()),
+            Err(_) => Err(RillError::OrtLoad {
+                path,
+                message: "the library panicked while loading".into(),
+            }
+            .to_string()),
         }
     });
     env.as_ref().map_err(|m| RillError::Ort(m.clone()))

@@ -26,7 +26,11 @@ fn check(status: ortsys::OrtStatusPtr) -> Result<()> {
     // SAFETY: a non-null status from the API; read its message, then release it once.
     let message = unsafe {
         let msg = (api().GetErrorMessage)(status.0);
-        let text = if msg.is_null() { "unknown error".to_string() } else { std::ffi::CStr::from_ptr(msg).to_string_lossy().into_owned() };
+        let text = if msg.is_null() {
+            "unknown error".to_string()
+        } else {
+            std::ffi::CStr::from_ptr(msg).to_string_lossy().into_owned()
+        };
         (api().ReleaseStatus)(status.0);
         text
     };
@@ -45,12 +49,20 @@ fn cpu_memory_info() -> Result<*const ortsys::OrtMemoryInfo> {
         let mut out = ptr::null_mut();
         // SAFETY: plain constructor call with a valid out-pointer.
         let status = unsafe {
-            (api().CreateCpuMemoryInfo)(ortsys::OrtAllocatorType::OrtDeviceAllocator, ortsys::OrtMemType::OrtMemTypeDefault, &mut out)
+            (api().CreateCpuMemoryInfo)(
+                ortsys::OrtAllocatorType::OrtDeviceAllocator,
+                ortsys::OrtMemType::OrtMemTypeDefault,
+                &mut out,
+            )
         };
         check(status).map_err(|e| e.to_string())?;
-        NonNull::new(out).map(MemInfo).ok_or_else(|| "CreateCpuMemoryInfo returned NULL".to_string())
+        NonNull::new(out)
+            .map(MemInfo)
+            .ok_or_else(|| "CreateCpuMemoryInfo returned NULL".to_string())
     });
-    info.as_ref().map(|m| m.0.as_ptr() as *const _).map_err(|e| RillError::Ort(e.clone()))
+    info.as_ref()
+        .map(|m| m.0.as_ptr() as *const _)
+        .map_err(|e| RillError::Ort(e.clone()))
 }
 
 /// An `OrtValue` rill created over memory it owns; released on drop (the memory is not).
@@ -64,14 +76,29 @@ impl RawValue {
     /// # Safety
     /// `data` must point to `len` bytes valid for reads (and writes, if ONNX Runtime is
     /// to write them) for as long as the value is used.
-    pub unsafe fn over(data: *mut c_void, len: usize, shape: &[usize], element: ortsys::ONNXTensorElementDataType) -> Result<Self> {
+    pub unsafe fn over(
+        data: *mut c_void,
+        len: usize,
+        shape: &[usize],
+        element: ortsys::ONNXTensorElementDataType,
+    ) -> Result<Self> {
         let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
         let mut out = ptr::null_mut();
         // SAFETY: the caller guarantees the memory; the other arguments are valid.
         check(unsafe {
-            (api().CreateTensorWithDataAsOrtValue)(cpu_memory_info()?, data, len, dims.as_ptr(), dims.len(), element, &mut out)
+            (api().CreateTensorWithDataAsOrtValue)(
+                cpu_memory_info()?,
+                data,
+                len,
+                dims.as_ptr(),
+                dims.len(),
+                element,
+                &mut out,
+            )
         })?;
-        NonNull::new(out).map(RawValue).ok_or_else(|| RillError::Ort("CreateTensorWithDataAsOrtValue returned NULL".into()))
+        NonNull::new(out)
+            .map(RawValue)
+            .ok_or_else(|| RillError::Ort("CreateTensorWithDataAsOrtValue returned NULL".into()))
     }
 
     fn ptr(&self) -> *const ortsys::OrtValue {
@@ -90,12 +117,17 @@ impl Drop for RawValue {
 ///
 /// # Safety
 /// As [`RawValue::over`]; the memory must outlive the ONNX Runtime session.
-pub unsafe fn cpu_value_over(data: *mut c_void, len: usize, shape: &[usize], element: ortsys::ONNXTensorElementDataType) -> Result<ort::value::DynValue> {
+pub unsafe fn cpu_value_over(
+    data: *mut c_void,
+    len: usize,
+    shape: &[usize],
+    element: ortsys::ONNXTensorElementDataType,
+) -> Result<ort::value::DynValue> {
     // SAFETY: forwarded to the caller.
     let raw = unsafe { RawValue::over(data, len, shape, element)? };
     let ptr = raw.0;
     std::mem::forget(raw); // ownership moves to the ort value
-    // SAFETY: a valid tensor value; the default CPU allocator describes its memory.
+                           // SAFETY: a valid tensor value; the default CPU allocator describes its memory.
     Ok(unsafe { ort::value::DynValue::from_ptr(ptr, Some(&ort::memory::Allocator::default())) })
 }
 
@@ -112,7 +144,9 @@ impl Binding {
         let mut out = ptr::null_mut();
         // SAFETY: a live session; valid out-pointer.
         check(unsafe { (api().CreateIoBinding)(session.ptr() as *mut _, &mut out) })?;
-        NonNull::new(out).map(|ptr| Binding { ptr }).ok_or_else(|| RillError::Ort("CreateIoBinding returned NULL".into()))
+        NonNull::new(out)
+            .map(|ptr| Binding { ptr })
+            .ok_or_else(|| RillError::Ort("CreateIoBinding returned NULL".into()))
     }
 
     /// Binds `value` to the graph input `name`.
@@ -131,7 +165,9 @@ impl Binding {
     pub fn run(&self, session: &ort::session::Session) -> Result<()> {
         // SAFETY: ONNX Runtime allows concurrent Run calls on one session; this binding
         // is used by one thread at a time and its buffers are alive and correctly sized.
-        check(unsafe { (api().RunWithBinding)(session.ptr() as *mut _, ptr::null(), self.ptr.as_ptr()) })
+        check(unsafe {
+            (api().RunWithBinding)(session.ptr() as *mut _, ptr::null(), self.ptr.as_ptr())
+        })
     }
 
     /// Drops every bound input and output.

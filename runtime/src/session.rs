@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::GenerationConfig;
 use crate::error::{Result, RillError};
-use crate::kv_cache::{CacheShape, KvCache, Kind};
+use crate::kv_cache::{CacheShape, Kind, KvCache};
 use crate::model::Model;
 use crate::ort_value::{cstring, element_type, Binding, RawValue};
 use crate::stream::TextStream;
@@ -29,7 +29,10 @@ pub struct SessionOptions {
 
 impl Default for SessionOptions {
     fn default() -> Self {
-        SessionOptions { context_len: 0, prefill_chunk: 128 }
+        SessionOptions {
+            context_len: 0,
+            prefill_chunk: 128,
+        }
     }
 }
 
@@ -104,22 +107,48 @@ impl Session {
     /// A session over `model` with a cache for `options.context_len` tokens.
     pub fn new(model: Arc<Model>, options: SessionOptions) -> Result<Session> {
         let max = model.max_context();
-        let context = if options.context_len == 0 { max } else { options.context_len };
+        let context = if options.context_len == 0 {
+            max
+        } else {
+            options.context_len
+        };
         if context > max {
-            return Err(RillError::InvalidArgument(format!("context_len {context} exceeds the model's max_position_embeddings {max}")));
+            return Err(RillError::InvalidArgument(format!(
+                "context_len {context} exceeds the model's max_position_embeddings {max}"
+            )));
         }
         if options.prefill_chunk == 0 {
-            return Err(RillError::InvalidArgument("prefill_chunk must be at least 1".into()));
+            return Err(RillError::InvalidArgument(
+                "prefill_chunk must be at least 1".into(),
+            ));
         }
         let g = model.graph().clone();
-        let shape = CacheShape { layers: g.layers, batch: 1, kv_heads: g.kv_heads, head_dim: g.head_dim, capacity: context };
+        let shape = CacheShape {
+            layers: g.layers,
+            batch: 1,
+            kv_heads: g.kv_heads,
+            head_dim: g.head_dim,
+            capacity: context,
+        };
         let cache = KvCache::new(shape, g.cache_dtype);
         let binding = Binding::new(model.ort_session())?;
         let names = Names {
             past: (0..g.layers)
-                .map(|i| [cstring(&format!("past_key_values.{i}.key")), cstring(&format!("past_key_values.{i}.value"))])
+                .map(|i| {
+                    [
+                        cstring(&format!("past_key_values.{i}.key")),
+                        cstring(&format!("past_key_values.{i}.value")),
+                    ]
+                })
                 .collect(),
-            present: (0..g.layers).map(|i| [cstring(&format!("present.{i}.key")), cstring(&format!("present.{i}.value"))]).collect(),
+            present: (0..g.layers)
+                .map(|i| {
+                    [
+                        cstring(&format!("present.{i}.key")),
+                        cstring(&format!("present.{i}.value")),
+                    ]
+                })
+                .collect(),
             input_ids: cstring("input_ids"),
             attention_mask: cstring("attention_mask"),
             position_ids: cstring("position_ids"),
@@ -137,7 +166,10 @@ impl Session {
             positions: Vec::with_capacity(chunk),
             logits: vec![0; chunk * g.vocab],
             last: vec![0.0; g.vocab],
-            options: SessionOptions { context_len: context, prefill_chunk: chunk },
+            options: SessionOptions {
+                context_len: context,
+                prefill_chunk: chunk,
+            },
             ort_time: Duration::ZERO,
             model,
         })
@@ -196,7 +228,10 @@ impl Session {
             return Err(RillError::TokenOutOfRange { id, vocab });
         }
         if self.tokens.len() + new.len() > self.options.context_len {
-            return Err(RillError::PromptTooLong { tokens: self.tokens.len() + new.len(), context: self.options.context_len });
+            return Err(RillError::PromptTooLong {
+                tokens: self.tokens.len() + new.len(),
+                context: self.options.context_len,
+            });
         }
         let chunk = self.options.prefill_chunk;
         let mut n = 0;
@@ -208,7 +243,12 @@ impl Session {
         let row = (n - 1) * vocab;
         if g.logits_f16 {
             // SAFETY: the buffer holds chunk * vocab u16 values in its first half bytes.
-            let halves = unsafe { std::slice::from_raw_parts(self.logits.as_ptr() as *const u16, self.logits.len() * 2) };
+            let halves = unsafe {
+                std::slice::from_raw_parts(
+                    self.logits.as_ptr() as *const u16,
+                    self.logits.len() * 2,
+                )
+            };
             for (dst, bits) in self.last.iter_mut().zip(&halves[row..row + vocab]) {
                 *dst = half::f16::from_bits(*bits).to_f32();
             }
@@ -235,17 +275,47 @@ impl Session {
         // SAFETY (all `RawValue::over` below): each value describes a live buffer owned by
         // this session, of exactly the given byte length, alive until after the run.
         unsafe {
-            values.push(RawValue::over(self.ids.as_mut_ptr().cast(), n * 8, &[1, n], i64_type)?);
-            values.push(RawValue::over(self.mask.as_mut_ptr().cast(), (past + n) * 8, &[1, past + n], i64_type)?);
-            values.push(RawValue::over(self.positions.as_mut_ptr().cast(), n * 8, &[1, n], i64_type)?);
+            values.push(RawValue::over(
+                self.ids.as_mut_ptr().cast(),
+                n * 8,
+                &[1, n],
+                i64_type,
+            )?);
+            values.push(RawValue::over(
+                self.mask.as_mut_ptr().cast(),
+                (past + n) * 8,
+                &[1, past + n],
+                i64_type,
+            )?);
+            values.push(RawValue::over(
+                self.positions.as_mut_ptr().cast(),
+                n * 8,
+                &[1, n],
+                i64_type,
+            )?);
             let logits_bytes = n * g.vocab * if g.logits_f16 { 2 } else { 4 };
-            values.push(RawValue::over(self.logits.as_mut_ptr().cast(), logits_bytes, &[1, n, g.vocab], element_type(g.logits_f16))?);
+            values.push(RawValue::over(
+                self.logits.as_mut_ptr().cast(),
+                logits_bytes,
+                &[1, n, g.vocab],
+                element_type(g.logits_f16),
+            )?);
             for layer in 0..g.layers {
                 for kind in [Kind::Key, Kind::Value] {
                     let p = self.cache.past(layer, kind);
-                    values.push(RawValue::over(p.ptr.cast(), p.bytes, &p.shape, element_type(cache_f16))?);
+                    values.push(RawValue::over(
+                        p.ptr.cast(),
+                        p.bytes,
+                        &p.shape,
+                        element_type(cache_f16),
+                    )?);
                     let q = self.cache.present(layer, kind, n);
-                    values.push(RawValue::over(q.ptr.cast(), q.bytes, &q.shape, element_type(cache_f16))?);
+                    values.push(RawValue::over(
+                        q.ptr.cast(),
+                        q.bytes,
+                        &q.shape,
+                        element_type(cache_f16),
+                    )?);
                 }
             }
         }
@@ -260,7 +330,10 @@ impl Session {
         for layer in 0..g.layers {
             for k in 0..2 {
                 b.input(&self.names.past[layer][k], &values[4 + layer * 4 + k * 2])?;
-                b.output(&self.names.present[layer][k], &values[5 + layer * 4 + k * 2])?;
+                b.output(
+                    &self.names.present[layer][k],
+                    &values[5 + layer * 4 + k * 2],
+                )?;
             }
         }
         let start = Instant::now();
@@ -277,19 +350,30 @@ impl Session {
     /// Tokenizes `prompt` and generates greedily from it, calling `on_piece` with each
     /// piece of text as it forms (always whole UTF-8 characters); `on_piece` returns
     /// `false` to stop. The session starts from an empty cache.
-    pub fn generate(&mut self, prompt: &str, on_piece: impl FnMut(&str) -> bool) -> Result<Generation> {
+    pub fn generate(
+        &mut self,
+        prompt: &str,
+        on_piece: impl FnMut(&str) -> bool,
+    ) -> Result<Generation> {
         let ids = self.model.tokenize(prompt)?;
         self.generate_ids(&ids, on_piece)
     }
 
     /// As [`Session::generate`], from token ids.
-    pub fn generate_ids(&mut self, prompt: &[u32], mut on_piece: impl FnMut(&str) -> bool) -> Result<Generation> {
+    pub fn generate_ids(
+        &mut self,
+        prompt: &[u32],
+        mut on_piece: impl FnMut(&str) -> bool,
+    ) -> Result<Generation> {
         if prompt.is_empty() {
             return Err(RillError::EmptyPrompt);
         }
         let context = self.options.context_len;
         if prompt.len() + 1 > context {
-            return Err(RillError::PromptTooLong { tokens: prompt.len(), context });
+            return Err(RillError::PromptTooLong {
+                tokens: prompt.len(),
+                context,
+            });
         }
         let settings = self.generation_config();
         let max_new = settings.max_new_tokens.unwrap_or(256);
@@ -332,7 +416,13 @@ impl Session {
         }
         timings.decode = decode_start.elapsed();
         timings.ort_run = self.ort_time;
-        Ok(Generation { tokens: out, text, prompt_tokens: prompt.len(), stop, timings })
+        Ok(Generation {
+            tokens: out,
+            text,
+            prompt_tokens: prompt.len(),
+            stop,
+            timings,
+        })
     }
 }
 

@@ -14,7 +14,12 @@ pub struct TextStream<'t> {
 impl<'t> TextStream<'t> {
     /// A stream over `tokenizer`.
     pub fn new(tokenizer: &'t Tokenizer) -> Self {
-        TextStream { tokenizer, ids: Vec::new(), prefix: 0, read: 0 }
+        TextStream {
+            tokenizer,
+            ids: Vec::new(),
+            prefix: 0,
+            read: 0,
+        }
     }
 
     fn decode(&self, ids: &[u32]) -> String {
@@ -45,6 +50,8 @@ impl<'t> TextStream<'t> {
         let now = self.decode(&self.ids[self.prefix..]);
         self.prefix = self.ids.len();
         self.read = self.ids.len();
-        now.get(before.len()..).filter(|s| !s.is_empty()).map(str::to_string)
+        now.get(before.len()..)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
     }
 }

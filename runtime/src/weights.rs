@@ -48,7 +48,7 @@ pub fn llama_shape(cfg: &ModelConfig, name: &str) -> Option<Vec<usize>> {
     let (layer, leaf) = rest.split_once('.')?;
     let layer: usize = layer.parse().ok()?;
     if layer >= cfg.num_hidden_layers {
-        return Some(vec![]); // a layer the config does not have: never matches
+        return None; // a layer the config lacks: the graph check reports the disagreement
     }
     Some(match leaf {
         "input_layernorm.weight" | "post_attention_layernorm.weight" => vec![h],
@@ -66,10 +66,14 @@ impl MappedWeights {
         // SAFETY: the map is read-only; rill documents that model files must not be
         // modified while a model is open (as every memory-mapping runtime does).
         let map = unsafe { Mmap::map(&file) }.map_err(io_err(path))?;
-        let bad = |message: String| RillError::Weights { path: path.to_path_buf(), message };
-        let st = SafeTensors::deserialize(&map).map_err(|e| bad(format!("corrupt or truncated safetensors file: {e}")))?;
-        let (header_len, meta) =
-            SafeTensors::read_metadata(&map).map_err(|e| bad(format!("corrupt safetensors header: {e}")))?;
+        let bad = |message: String| RillError::Weights {
+            path: path.to_path_buf(),
+            message,
+        };
+        let st = SafeTensors::deserialize(&map)
+            .map_err(|e| bad(format!("corrupt or truncated safetensors file: {e}")))?;
+        let (header_len, meta) = SafeTensors::read_metadata(&map)
+            .map_err(|e| bad(format!("corrupt safetensors header: {e}")))?;
         let base = 8 + header_len;
         let mut tensors = BTreeMap::new();
         for (name, info) in meta.tensors() {
@@ -78,7 +82,10 @@ impl MappedWeights {
                 return Err(bad(format!("tensor `{name}` lies outside the file")));
             }
             if !matches!(info.dtype, Dtype::F32 | Dtype::F16) {
-                return Err(bad(format!("tensor `{name}` is {:?}; rill takes F32 and F16 weights", info.dtype)));
+                return Err(bad(format!(
+                    "tensor `{name}` is {:?}; rill takes F32 and F16 weights",
+                    info.dtype
+                )));
             }
             if let Some(expected) = llama_shape(cfg, &name) {
                 if expected != info.shape {
@@ -88,18 +95,29 @@ impl MappedWeights {
                     )));
                 }
             }
-            let entry = TensorEntry { dtype: info.dtype, shape: info.shape.clone(), range: base + start..base + end };
+            let entry = TensorEntry {
+                dtype: info.dtype,
+                shape: info.shape.clone(),
+                range: base + start..base + end,
+            };
             tensors.insert(name.clone(), entry);
         }
         drop(st);
-        let dtypes: std::collections::BTreeSet<String> = tensors.values().map(|t| format!("{:?}", t.dtype)).collect();
+        let dtypes: std::collections::BTreeSet<String> =
+            tensors.values().map(|t| format!("{:?}", t.dtype)).collect();
         if dtypes.len() > 1 {
-            return Err(bad(format!("mixed weight dtypes {dtypes:?}; export the folder in one dtype")));
+            return Err(bad(format!(
+                "mixed weight dtypes {dtypes:?}; export the folder in one dtype"
+            )));
         }
         if !tensors.contains_key("model.embed_tokens.weight") {
             return Err(bad("tensor `model.embed_tokens.weight` is missing".into()));
         }
-        Ok(MappedWeights { map, path: path.to_path_buf(), tensors })
+        Ok(MappedWeights {
+            map,
+            path: path.to_path_buf(),
+            tensors,
+        })
     }
 
     /// The file's size in bytes.
@@ -118,13 +136,16 @@ impl MappedWeights {
         let mut out = Vec::with_capacity(self.tensors.len());
         for (name, t) in &self.tensors {
             let element = match t.dtype {
-                Dtype::F16 => ortsys::ONNXTensorElementDataType::ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16,
+                Dtype::F16 => {
+                    ortsys::ONNXTensorElementDataType::ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16
+                }
                 _ => ortsys::ONNXTensorElementDataType::ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT,
             };
             let ptr = self.map[t.range.clone()].as_ptr() as *mut std::ffi::c_void;
             // SAFETY: ptr/len describe bytes of the live, read-only map; ONNX Runtime only
             // reads initializers; `self` outlives the values (documented above).
-            let value = unsafe { crate::ort_value::cpu_value_over(ptr, t.range.len(), &t.shape, element)? };
+            let value =
+                unsafe { crate::ort_value::cpu_value_over(ptr, t.range.len(), &t.shape, element)? };
             out.push((name.clone(), value));
         }
         Ok(out)

@@ -143,12 +143,14 @@ impl FolderWeights {
                 let dtype = match info.dtype {
                     Dtype::F32 => WeightDtype::F32,
                     Dtype::F16 => WeightDtype::F16,
-                    other => return Err(bad(
-                        &path,
-                        format!(
+                    other => {
+                        return Err(bad(
+                            &path,
+                            format!(
                             "tensor `{name}` is {other:?}; only F32 and F16 weights are supported"
                         ),
-                    )),
+                        ))
+                    }
                 };
                 let loc = TensorLocation {
                     file: file.clone(),

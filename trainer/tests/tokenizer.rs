@@ -34,7 +34,10 @@ fn special_tokens_have_fixed_ids_and_bos_is_prepended() {
     assert_eq!(tok.token_to_id("<pad>"), Some(PAD_ID));
     let with_specials = tok.encode("the earth", true).unwrap();
     assert_eq!(with_specials.get_ids()[0], BOS_ID);
-    assert_eq!(&with_specials.get_ids()[1..], tokenizer::encode(&tok, "the earth").unwrap());
+    assert_eq!(
+        &with_specials.get_ids()[1..],
+        tokenizer::encode(&tok, "the earth").unwrap()
+    );
     assert!(tok.get_vocab_size(true) <= 300);
 }
 
@@ -45,9 +48,14 @@ fn saved_tokenizer_loads_back_identically() {
     tokenizer::save(&tok, dir.path(), 128).unwrap();
     let back = tokenizer::load(&dir.path().join("tokenizer.json")).unwrap();
     let text = "And the earth was a function 🦀";
-    assert_eq!(tokenizer::encode(&back, text).unwrap(), tokenizer::encode(&tok, text).unwrap());
-    let cfg: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("tokenizer_config.json")).unwrap()).unwrap();
+    assert_eq!(
+        tokenizer::encode(&back, text).unwrap(),
+        tokenizer::encode(&tok, text).unwrap()
+    );
+    let cfg: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("tokenizer_config.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(cfg["bos_token"], "<s>");
     assert_eq!(cfg["eos_token"], "</s>");
 }
@@ -55,6 +63,8 @@ fn saved_tokenizer_loads_back_identically() {
 #[test]
 fn vocab_smaller_than_the_byte_alphabet_is_refused() {
     let err = tokenizer::train(DOCS.iter().copied(), 200).unwrap_err();
-    assert!(matches!(err, TrainerError::VocabTooSmall { requested: 200, minimum, .. } if minimum == MIN_VOCAB));
+    assert!(
+        matches!(err, TrainerError::VocabTooSmall { requested: 200, minimum, .. } if minimum == MIN_VOCAB)
+    );
     assert!(err.to_string().contains("at least 259"), "{err}");
 }

@@ -1,1 +1,87 @@
-//! C ABI (in progress).
+//! The C ABI: a thin, mechanical layer over the safe Rust below it (after rustls-ffi).
+//!
+//! This module holds the boundary kit only: [`ffi_call`] wraps every exported body in
+//! `catch_unwind` so no panic crosses into C, and the argument helpers turn NULL or
+//! invalid UTF-8 into `RILL_ERR_INVALID_ARGUMENT` / `RILL_ERR_INVALID_UTF8` with a
+//! message. One file per exported object: [`model`], [`session`], [`error`].
+
+#![allow(non_camel_case_types)]
+
+pub mod error;
+pub mod model;
+pub mod session;
+
+use std::ffi::{c_char, CStr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+pub use error::rill_status;
+use error::set_last_error;
+
+use crate::error::RillError;
+
+/// Runs `body`, turning an error into its status (and the thread's last error message)
+/// and a panic into `RILL_ERR_PANIC`.
+pub(crate) fn ffi_call(body: impl FnOnce() -> Result<(), RillError>) -> rill_status {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => rill_status::RILL_OK,
+        Ok(Err(e)) => {
+            let status = error::status_of(&e);
+            set_last_error(&e.to_string());
+            status
+        }
+        Err(_) => {
+            set_last_error(
+                "internal error: a panic was caught at the C boundary (please report it)",
+            );
+            rill_status::RILL_ERR_PANIC
+        }
+    }
+}
+
+/// Runs `body` for its side effects only (used by `*_free`), swallowing panics.
+pub(crate) fn ffi_void(body: impl FnOnce()) {
+    let _ = catch_unwind(AssertUnwindSafe(body));
+}
+
+/// A required pointer argument.
+pub(crate) fn non_null<'a, T>(ptr: *const T, what: &str) -> Result<&'a T, RillError> {
+    // SAFETY: the caller promises, per the header, that a non-NULL pointer is valid.
+    unsafe { ptr.as_ref() }.ok_or_else(|| RillError::InvalidArgument(format!("`{what}` is NULL")))
+}
+
+/// A required mutable pointer argument.
+pub(crate) fn non_null_mut<'a, T>(ptr: *mut T, what: &str) -> Result<&'a mut T, RillError> {
+    // SAFETY: as above, and the header says the object is used by one thread at a time.
+    unsafe { ptr.as_mut() }.ok_or_else(|| RillError::InvalidArgument(format!("`{what}` is NULL")))
+}
+
+/// A required NUL-terminated UTF-8 string argument.
+pub(crate) fn c_str<'a>(ptr: *const c_char, what: &'static str) -> Result<&'a str, RillError> {
+    if ptr.is_null() {
+        return Err(RillError::InvalidArgument(format!("`{what}` is NULL")));
+    }
+    // SAFETY: non-NULL and, per the header, NUL-terminated.
+    unsafe { CStr::from_ptr(ptr) }
+        .to_str()
+        .map_err(|_| RillError::InvalidUtf8(what))
+}
+
+/// An output pointer argument, checked before any work.
+pub(crate) fn out_ptr<T>(ptr: *mut T, what: &str) -> Result<*mut T, RillError> {
+    if ptr.is_null() {
+        Err(RillError::InvalidArgument(format!("`{what}` is NULL")))
+    } else {
+        Ok(ptr)
+    }
+}
+
+/// Checks an options struct's `struct_size` (callers built against an older header pass
+/// a smaller size; fields past it take their defaults).
+pub(crate) fn check_struct_size(size: usize, minimum: usize, what: &str) -> Result<(), RillError> {
+    if size < minimum {
+        return Err(RillError::InvalidArgument(format!(
+            "`{what}.struct_size` is {size}, smaller than any released layout ({minimum}); initialise it with its *_default() function"
+        )));
+    }
+    Ok(())
+}

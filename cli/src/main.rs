@@ -1,0 +1,216 @@
+//! `rill`: generate text with a model folder, inspect a folder.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::{Args, Parser, Subcommand};
+use rill::{GenerationConfig, Model, ModelOptions, Session, SessionOptions, WeightSource};
+
+#[derive(Parser)]
+#[command(
+    name = "rill",
+    version,
+    about = "Run language models from rill model folders"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate a continuation of a prompt, streaming it to stdout.
+    Generate(GenerateArgs),
+    /// Describe a model folder: config, graph, weights, tokenizer.
+    Inspect {
+        /// Model folder.
+        dir: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    /// Model folder.
+    #[arg(long)]
+    model: PathBuf,
+    /// Prompt text.
+    #[arg(long)]
+    prompt: String,
+    /// Most new tokens (default: the folder's generation_config.json, else 256).
+    #[arg(long)]
+    max_new_tokens: Option<usize>,
+    /// ONNX Runtime intra-op threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Decode greedily whatever the folder's generation config says (this version always
+    /// decodes greedily; sampling arrives with the sampler plugins).
+    #[arg(long)]
+    greedy: bool,
+    /// Print timings and memory to stderr.
+    #[arg(long)]
+    stats: bool,
+    /// Context length in tokens (0: the model's maximum).
+    #[arg(long, default_value_t = 0)]
+    context: usize,
+    /// Let ONNX Runtime load the weights itself instead of rill mapping them.
+    #[arg(long)]
+    ort_loads_weights: bool,
+}
+
+fn main() {
+    let result = match Cli::parse().command {
+        Command::Generate(a) => generate(a),
+        Command::Inspect { dir } => inspect(dir),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// Resident set size of this process in bytes (Linux), for `--stats`.
+fn resident_bytes() -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn mib(bytes: usize) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
+}
+
+fn generate(a: GenerateArgs) -> anyhow::Result<()> {
+    let rss_before = resident_bytes();
+    let options = ModelOptions {
+        intra_threads: a.threads,
+        weights: if a.ort_loads_weights {
+            WeightSource::OrtExternalData
+        } else {
+            WeightSource::Mapped
+        },
+    };
+    let model = Arc::new(Model::open(&a.model, &options)?);
+    let rss_open = resident_bytes();
+    let mut session = Session::new(
+        model.clone(),
+        SessionOptions {
+            context_len: a.context,
+            ..Default::default()
+        },
+    )?;
+    let _ = a.greedy; // greedy is the only decoding this version has
+    session.set_generation_config(GenerationConfig {
+        max_new_tokens: a.max_new_tokens,
+        do_sample: Some(false),
+        ..Default::default()
+    });
+    let stdout = std::io::stdout();
+    let started = Instant::now();
+    let out = session.generate(&a.prompt, |piece| {
+        let mut lock = stdout.lock();
+        lock.write_all(piece.as_bytes())
+            .and_then(|_| lock.flush())
+            .is_ok()
+    })?;
+    println!();
+    if a.stats {
+        let t = out.timings;
+        let total = started.elapsed();
+        let per = |n: usize, d: std::time::Duration| n as f64 / d.as_secs_f64().max(1e-9);
+        eprintln!("open: {:.1} ms", model.open_time().as_secs_f64() * 1e3);
+        if let (Some(b), Some(o)) = (rss_before, rss_open) {
+            let w = model
+                .mapped_weight_bytes()
+                .map(|w| format!(" (weights file {})", mib(w)))
+                .unwrap_or_default();
+            eprintln!(
+                "resident memory: {} after open, +{} for the model{w}",
+                mib(o),
+                mib(o.saturating_sub(b))
+            );
+        }
+        eprintln!(
+            "prompt: {} tokens in {:.1} ms ({:.0} tokens/s)",
+            out.prompt_tokens,
+            t.prefill.as_secs_f64() * 1e3,
+            per(out.prompt_tokens, t.prefill)
+        );
+        eprintln!(
+            "decode: {} tokens in {:.1} ms ({:.1} tokens/s), stop: {:?}",
+            out.tokens.len(),
+            t.decode.as_secs_f64() * 1e3,
+            per(t.decode_steps, t.decode),
+            out.stop
+        );
+        let ort = t.ort_run.as_secs_f64();
+        let all = (t.prefill + t.decode).as_secs_f64().max(1e-9);
+        eprintln!(
+            "time in ONNX Runtime Run: {:.1}% ({:.1} ms of {:.1} ms); total {:.1} ms",
+            100.0 * ort / all,
+            ort * 1e3,
+            all * 1e3,
+            total.as_secs_f64() * 1e3
+        );
+        if let Some(r) = resident_bytes() {
+            eprintln!(
+                "resident memory after generation: {} (KV cache {})",
+                mib(r),
+                mib(session.cache_bytes())
+            );
+        }
+    }
+    Ok(())
+}
+
+fn inspect(dir: PathBuf) -> anyhow::Result<()> {
+    let model = Model::open(&dir, &ModelOptions::default())?;
+    let c = model.config();
+    println!("folder: {}", dir.display());
+    println!("config: model_type {:?}, vocab {}, hidden {}, layers {}, heads {} (kv {}), head_dim {}, max positions {:?}, tied embeddings {}",
+        c.model_type, c.vocab_size, c.hidden_size, c.num_hidden_layers, c.num_attention_heads, c.kv_heads(), c.head_dim(), c.max_position_embeddings, c.tie_word_embeddings);
+    println!(
+        "special tokens: bos {:?}, eos {:?}",
+        c.bos_token_id,
+        c.eos_token_id.as_ref().map(|e| e.to_vec())
+    );
+    let (inputs, outputs) = model.graph_io();
+    println!("graph inputs:");
+    for i in inputs {
+        println!("  {i}");
+    }
+    println!("graph outputs:");
+    for o in outputs {
+        println!("  {o}");
+    }
+    let weights = model.weight_summary();
+    if weights.is_empty() {
+        println!("weights: loaded by ONNX Runtime from the graph (no model.safetensors)");
+    }
+    for (dtype, n, bytes) in weights {
+        println!(
+            "weights: {n} tensors {dtype}, {} (memory-mapped)",
+            mib(bytes)
+        );
+    }
+    println!(
+        "tokenizer: {} tokens",
+        model.tokenizer().get_vocab_size(true)
+    );
+    println!("generation defaults: {:?}", model.generation_defaults());
+    println!(
+        "KV cache: {:?}, {} bytes per token",
+        model.graph().cache_dtype,
+        2 * c.num_hidden_layers
+            * c.kv_heads()
+            * c.head_dim()
+            * if model.graph().cache_dtype == rill::kv_cache::CacheDtype::F16 {
+                2
+            } else {
+                4
+            }
+    );
+    Ok(())
+}

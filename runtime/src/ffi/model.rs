@@ -1,0 +1,194 @@
+//! `rill_model`: opening a model folder, tokenizing and detokenizing.
+//!
+//! Sample usage:
+//! ```c
+//! const rill_model *model = NULL;
+//! if (rill_model_open("models/rill-tiny", NULL, &model) != RILL_OK) {
+//!     fprintf(stderr, "%s\n", rill_last_error());
+//!     return 1;
+//! }
+//! /* ... sessions ... */
+//! rill_model_free(model);
+//! ```
+
+use std::ffi::c_char;
+use std::sync::Arc;
+
+use super::{c_str, check_struct_size, ffi_call, ffi_void, non_null, out_ptr, rill_status};
+use crate::error::RillError;
+use crate::model::{Model, ModelOptions, WeightSource};
+
+/// An opened model folder. Opaque; shared read-only by any number of sessions on any
+/// threads.
+pub struct rill_model {
+    _private: [u8; 0],
+}
+
+/// Options for [`rill_model_open`]. Initialise with [`rill_model_options_default`], then
+/// change fields; `struct_size` lets later versions append fields.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct rill_model_options {
+    /// `sizeof(rill_model_options)` as the caller was compiled.
+    pub struct_size: usize,
+    /// ONNX Runtime intra-op threads; 0 lets ONNX Runtime choose.
+    pub intra_threads: u32,
+    /// 1: ONNX Runtime loads the weights itself (external data) instead of rill mapping
+    /// `model.safetensors` and handing it over without a copy (0, the default).
+    pub ort_loads_weights: u8,
+}
+
+/// The default model options.
+#[no_mangle]
+pub extern "C" fn rill_model_options_default() -> rill_model_options {
+    rill_model_options {
+        struct_size: std::mem::size_of::<rill_model_options>(),
+        intra_threads: 0,
+        ort_loads_weights: 0,
+    }
+}
+
+pub(crate) fn model_ref<'a>(model: *const rill_model) -> Result<&'a Model, RillError> {
+    non_null(model as *const Model, "model")
+}
+
+/// Borrows the `Arc` behind a handle without taking ownership.
+pub(crate) fn model_arc(model: *const rill_model) -> Result<Arc<Model>, RillError> {
+    model_ref(model)?;
+    // SAFETY: non-NULL handles come from Arc::into_raw in rill_model_open and are alive
+    // until rill_model_free; increment first so the temporary Arc does not drop it.
+    unsafe {
+        Arc::increment_strong_count(model as *const Model);
+        Ok(Arc::from_raw(model as *const Model))
+    }
+}
+
+/// Opens the model folder at `path` (UTF-8): config, tokenizer, weights and graph, all
+/// checked.
+///
+/// `options` may be NULL for the defaults. On success writes a new handle to
+/// `*model_out`; the caller owns it and frees it with [`rill_model_free`] (sessions keep
+/// the model alive until they are freed too). On failure `*model_out` is untouched and
+/// [`rill_last_error`](super::error::rill_last_error) says what is wrong.
+/// Thread-safe. Returns `RILL_ERR_NOT_FOUND`, `RILL_ERR_CONFIG`, `RILL_ERR_WEIGHTS`,
+/// `RILL_ERR_GRAPH_MISMATCH`, `RILL_ERR_TOKENIZER`, `RILL_ERR_ORT_NOT_FOUND`, `RILL_ERR_ORT`,
+/// `RILL_ERR_INVALID_ARGUMENT` (NULL `path` or `model_out`) or `RILL_ERR_INVALID_UTF8`.
+#[no_mangle]
+pub extern "C" fn rill_model_open(
+    path: *const c_char,
+    options: *const rill_model_options,
+    model_out: *mut *const rill_model,
+) -> rill_status {
+    ffi_call(|| {
+        let out = out_ptr(model_out, "model_out")?;
+        let path = c_str(path, "path")?;
+        let mut opts = ModelOptions::default();
+        // SAFETY: NULL is allowed; a non-NULL pointer points at an options struct.
+        if let Some(o) = unsafe { options.as_ref() } {
+            check_struct_size(
+                o.struct_size,
+                std::mem::size_of::<rill_model_options>(),
+                "options",
+            )?;
+            opts.intra_threads = o.intra_threads as usize;
+            if o.ort_loads_weights != 0 {
+                opts.weights = WeightSource::OrtExternalData;
+            }
+        }
+        let model = Arc::new(Model::open(path, &opts)?);
+        // SAFETY: checked non-NULL above; written only on success.
+        unsafe { *out = Arc::into_raw(model) as *const rill_model };
+        Ok(())
+    })
+}
+
+/// Releases the caller's reference to `model`. NULL is a no-op. Must not be called twice
+/// for one handle; sessions created from it stay valid until freed.
+#[no_mangle]
+pub extern "C" fn rill_model_free(model: *const rill_model) {
+    ffi_void(|| {
+        if !model.is_null() {
+            // SAFETY: a handle from rill_model_open, released once.
+            drop(unsafe { Arc::from_raw(model as *const Model) });
+        }
+    })
+}
+
+/// Tokenizes `text` (UTF-8) with the model's tokenizer, special tokens included (BOS for
+/// Llama models).
+///
+/// Writes up to `capacity` ids to `ids` and the number of ids to `*n_out`. If `capacity`
+/// is too small, returns `RILL_ERR_BUFFER_TOO_SMALL` with the needed count in `*n_out`
+/// (call with `ids = NULL, capacity = 0` to ask). Thread-safe.
+#[no_mangle]
+pub extern "C" fn rill_tokenize(
+    model: *const rill_model,
+    text: *const c_char,
+    ids: *mut u32,
+    capacity: usize,
+    n_out: *mut usize,
+) -> rill_status {
+    ffi_call(|| {
+        let n_out = out_ptr(n_out, "n_out")?;
+        let model = model_ref(model)?;
+        let text = c_str(text, "text")?;
+        let tokens = model.tokenize(text)?;
+        // SAFETY: checked non-NULL.
+        unsafe { *n_out = tokens.len() };
+        if tokens.len() > capacity {
+            return Err(buffer_too_small(tokens.len(), capacity, "ids"));
+        }
+        if !tokens.is_empty() {
+            let dst = out_ptr(ids, "ids")?;
+            // SAFETY: the caller provides `capacity` >= len writable ids.
+            unsafe { std::ptr::copy_nonoverlapping(tokens.as_ptr(), dst, tokens.len()) };
+        }
+        Ok(())
+    })
+}
+
+/// Turns `n` token ids into UTF-8 text, special tokens dropped.
+///
+/// Writes the text and a terminating NUL into `buf` (`capacity` bytes) and the needed size
+/// including the NUL into `*needed_out`. If `capacity` is too small, returns
+/// `RILL_ERR_BUFFER_TOO_SMALL` (call with `buf = NULL, capacity = 0` to ask). An id outside
+/// the vocabulary is `RILL_ERR_TOKEN_OUT_OF_RANGE`. Thread-safe.
+#[no_mangle]
+pub extern "C" fn rill_detokenize(
+    model: *const rill_model,
+    ids: *const u32,
+    n: usize,
+    buf: *mut c_char,
+    capacity: usize,
+    needed_out: *mut usize,
+) -> rill_status {
+    ffi_call(|| {
+        let needed_out = out_ptr(needed_out, "needed_out")?;
+        let model = model_ref(model)?;
+        let ids: &[u32] = if n == 0 {
+            &[]
+        } else {
+            non_null(ids, "ids")?;
+            // SAFETY: non-NULL, and the caller provides `n` readable ids.
+            unsafe { std::slice::from_raw_parts(ids, n) }
+        };
+        let text = model.detokenize(ids)?;
+        let needed = text.len() + 1;
+        // SAFETY: checked non-NULL.
+        unsafe { *needed_out = needed };
+        if needed > capacity {
+            return Err(buffer_too_small(needed, capacity, "buf"));
+        }
+        let dst = out_ptr(buf, "buf")? as *mut u8;
+        // SAFETY: the caller provides `capacity` >= needed writable bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(text.as_ptr(), dst, text.len());
+            *dst.add(text.len()) = 0;
+        }
+        Ok(())
+    })
+}
+
+fn buffer_too_small(needed: usize, capacity: usize, what: &str) -> RillError {
+    RillError::BufferTooSmall(format!("`{what}` holds {capacity}, {needed} needed"))
+}
