@@ -76,6 +76,9 @@ typedef struct rill_model_options {
   // 1: ONNX Runtime loads the weights itself (external data) instead of rill mapping
   // `model.safetensors` and handing it over without a copy (0, the default).
   uint8_t ort_loads_weights;
+  // 0 stops ONNX Runtime from pre-packing weight matrices (no second copy in memory,
+  // slower matrix products); 1, the default, allows it.
+  uint8_t prepack;
 } rill_model_options;
 
 // Options for [`rill_session_new`]; initialise with [`rill_session_options_default`].

@@ -57,6 +57,9 @@ struct GenerateArgs {
     /// Let ONNX Runtime load the weights itself instead of rill mapping them.
     #[arg(long)]
     ort_loads_weights: bool,
+    /// Stop ONNX Runtime from pre-packing weights (no second copy; slower products).
+    #[arg(long)]
+    no_prepack: bool,
 }
 
 fn main() {
@@ -91,6 +94,7 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
         } else {
             WeightSource::Mapped
         },
+        prepack: !a.no_prepack,
     };
     let model = Arc::new(Model::open(&a.model, &options)?);
     let rss_open = resident_bytes();

@@ -24,12 +24,25 @@ pub enum WeightSource {
 }
 
 /// Options for [`Model::open`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ModelOptions {
     /// ONNX Runtime intra-op threads; 0 lets ONNX Runtime choose (one per core).
     pub intra_threads: usize,
     /// Where the weights come from.
     pub weights: WeightSource,
+    /// Let ONNX Runtime pre-pack weight matrices into its own layout (a second copy of
+    /// them in memory, faster matrix products). Off keeps mapped weights the only copy.
+    pub prepack: bool,
+}
+
+impl Default for ModelOptions {
+    fn default() -> Self {
+        ModelOptions {
+            intra_threads: 0,
+            weights: WeightSource::Mapped,
+            prepack: true,
+        }
+    }
 }
 
 /// An opened model folder. `Send + Sync`.
@@ -85,6 +98,9 @@ impl Model {
         let ort_err =
             |e: ort::Error<ort::session::builder::SessionBuilder>| RillError::Ort(e.to_string());
         let mut builder = ort::session::Session::builder(env)?;
+        if !options.prepack {
+            builder = builder.with_prepacking(false).map_err(ort_err)?;
+        }
         if options.intra_threads > 0 {
             builder = builder
                 .with_intra_threads(options.intra_threads)

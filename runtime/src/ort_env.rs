@@ -9,8 +9,9 @@ use std::sync::OnceLock;
 
 use crate::error::{Result, RillError};
 
-/// The onnxruntime wheel version this build is made for (Cargo.toml's pin).
-pub const ORT_VERSION: &str = "1.31.1";
+/// The onnxruntime wheel version this build is made for (Cargo.toml's pin, read by
+/// build.rs).
+pub const ORT_VERSION: &str = env!("RILL_ORT_VERSION");
 
 static ENVIRONMENT: OnceLock<std::result::Result<ort::environment::Environment, String>> =
     OnceLock::new();
@@ -57,6 +58,17 @@ pub fn candidate_paths() -> Vec<PathBuf> {
     out
 }
 
+/// The first of `candidates` that is a file, or an error listing them all.
+pub fn locate(candidates: Vec<PathBuf>) -> Result<PathBuf> {
+    match candidates.iter().find(|p| p.is_file()) {
+        Some(p) => Ok(p.clone()),
+        None => Err(RillError::OrtNotFound {
+            searched: candidates,
+            version: ORT_VERSION,
+        }),
+    }
+}
+
 /// The process-wide ONNX Runtime environment, loading the library on first use.
 pub fn environment() -> Result<&'static ort::environment::Environment> {
     let env = ENVIRONMENT.get_or_init(|| {
@@ -91,4 +103,34 @@ pub fn environment() -> Result<&'static ort::environment::Environment> {
 /// Where the library was loaded from, once loaded.
 pub fn loaded_from() -> Option<&'static Path> {
     LOADED_FROM.get().map(PathBuf::as_path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_library_error_lists_where_it_looked_and_how_to_fix_it() {
+        let tried = vec![
+            PathBuf::from("/nowhere/libonnxruntime.so"),
+            PathBuf::from("/also/not/here.so"),
+        ];
+        let message = locate(tried).unwrap_err().to_string();
+        assert!(
+            message.contains("/nowhere/libonnxruntime.so") && message.contains("/also/not/here.so"),
+            "{message}"
+        );
+        assert!(
+            message.contains("ORT_DYLIB_PATH") && message.contains(ORT_VERSION),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn ort_dylib_path_is_searched_first() {
+        std::env::set_var("ORT_DYLIB_PATH", "/custom/libonnxruntime.so");
+        let first = candidate_paths().remove(0);
+        std::env::remove_var("ORT_DYLIB_PATH");
+        assert_eq!(first, PathBuf::from("/custom/libonnxruntime.so"));
+    }
 }

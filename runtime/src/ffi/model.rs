@@ -36,6 +36,9 @@ pub struct rill_model_options {
     /// 1: ONNX Runtime loads the weights itself (external data) instead of rill mapping
     /// `model.safetensors` and handing it over without a copy (0, the default).
     pub ort_loads_weights: u8,
+    /// 0 stops ONNX Runtime from pre-packing weight matrices (no second copy in memory,
+    /// slower matrix products); 1, the default, allows it.
+    pub prepack: u8,
 }
 
 /// The default model options.
@@ -45,6 +48,7 @@ pub extern "C" fn rill_model_options_default() -> rill_model_options {
         struct_size: std::mem::size_of::<rill_model_options>(),
         intra_threads: 0,
         ort_loads_weights: 0,
+        prepack: 1,
     }
 }
 
@@ -91,6 +95,7 @@ pub extern "C" fn rill_model_open(
                 "options",
             )?;
             opts.intra_threads = o.intra_threads as usize;
+            opts.prepack = o.prepack != 0;
             if o.ort_loads_weights != 0 {
                 opts.weights = WeightSource::OrtExternalData;
             }
