@@ -84,7 +84,7 @@ impl ModelConfig {
                 return Err(bad(format!("`{name}` must be positive")));
             }
         }
-        if cfg.num_attention_heads % cfg.kv_heads() != 0 {
+        if !cfg.num_attention_heads.is_multiple_of(cfg.kv_heads()) {
             return Err(bad(format!(
                 "num_attention_heads ({}) is not a multiple of num_key_value_heads ({})",
                 cfg.num_attention_heads,

@@ -185,7 +185,7 @@ fn gradient_matches_finite_differences() -> Result<()> {
             .unwrap()
             .0;
         let h = 1e-2f32;
-        let mut eval = |delta: f32| -> Result<f64> {
+        let eval = |delta: f32| -> Result<f64> {
             let mut v = base.clone();
             v[idx] += delta;
             var.set(&Tensor::from_vec(v, shape.clone(), &Device::Cpu)?)?;

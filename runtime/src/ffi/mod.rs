@@ -49,6 +49,22 @@ pub(crate) fn non_null<'a, T>(ptr: *const T, what: &str) -> Result<&'a T, RillEr
     unsafe { ptr.as_ref() }.ok_or_else(|| RillError::InvalidArgument(format!("`{what}` is NULL")))
 }
 
+/// An optional pointer argument (NULL means "defaults").
+pub(crate) fn optional<'a, T>(ptr: *const T) -> Option<&'a T> {
+    // SAFETY: per the header, a non-NULL pointer is valid.
+    unsafe { ptr.as_ref() }
+}
+
+/// `n` elements at `ptr`; NULL is allowed only when `n` is 0.
+pub(crate) fn slice<'a, T>(ptr: *const T, n: usize, what: &str) -> Result<&'a [T], RillError> {
+    if n == 0 {
+        return Ok(&[]);
+    }
+    non_null(ptr, what)?;
+    // SAFETY: non-NULL, and per the header the caller provides `n` readable elements.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, n) })
+}
+
 /// A required mutable pointer argument.
 pub(crate) fn non_null_mut<'a, T>(ptr: *mut T, what: &str) -> Result<&'a mut T, RillError> {
     // SAFETY: as above, and the header says the object is used by one thread at a time.

@@ -14,7 +14,9 @@
 use std::ffi::c_char;
 use std::sync::Arc;
 
-use super::{c_str, check_struct_size, ffi_call, ffi_void, non_null, out_ptr, rill_status};
+use super::{
+    c_str, check_struct_size, ffi_call, ffi_void, non_null, optional, out_ptr, rill_status, slice,
+};
 use crate::error::RillError;
 use crate::model::{Model, ModelOptions, WeightSource};
 
@@ -87,8 +89,7 @@ pub extern "C" fn rill_model_open(
         let out = out_ptr(model_out, "model_out")?;
         let path = c_str(path, "path")?;
         let mut opts = ModelOptions::default();
-        // SAFETY: NULL is allowed; a non-NULL pointer points at an options struct.
-        if let Some(o) = unsafe { options.as_ref() } {
+        if let Some(o) = optional(options) {
             check_struct_size(
                 o.struct_size,
                 std::mem::size_of::<rill_model_options>(),
@@ -170,13 +171,7 @@ pub extern "C" fn rill_detokenize(
     ffi_call(|| {
         let needed_out = out_ptr(needed_out, "needed_out")?;
         let model = model_ref(model)?;
-        let ids: &[u32] = if n == 0 {
-            &[]
-        } else {
-            non_null(ids, "ids")?;
-            // SAFETY: non-NULL, and the caller provides `n` readable ids.
-            unsafe { std::slice::from_raw_parts(ids, n) }
-        };
+        let ids = slice(ids, n, "ids")?;
         let text = model.detokenize(ids)?;
         let needed = text.len() + 1;
         // SAFETY: checked non-NULL.

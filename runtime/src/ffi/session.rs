@@ -17,7 +17,9 @@
 use std::ffi::{c_char, c_int, c_void, CString};
 
 use super::model::{model_arc, rill_model};
-use super::{c_str, check_struct_size, ffi_call, ffi_void, non_null_mut, out_ptr, rill_status};
+use super::{
+    c_str, check_struct_size, ffi_call, ffi_void, non_null_mut, optional, out_ptr, rill_status,
+};
 use crate::config::GenerationConfig;
 use crate::session::{Session, SessionOptions};
 
@@ -77,8 +79,7 @@ pub extern "C" fn rill_session_new(
         let out = out_ptr(session_out, "session_out")?;
         let model = model_arc(model)?;
         let mut opts = SessionOptions::default();
-        // SAFETY: NULL is allowed; a non-NULL pointer points at an options struct.
-        if let Some(o) = unsafe { options.as_ref() } {
+        if let Some(o) = optional(options) {
             check_struct_size(
                 o.struct_size,
                 std::mem::size_of::<rill_session_options>(),

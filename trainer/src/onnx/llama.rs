@@ -76,7 +76,7 @@ pub fn build(cfg: &LlamaConfig, weights: &FolderWeights) -> ModelProto {
     let (cos, sin) = (g.op("Cos", &[&emb], vec![]), g.op("Sin", &[&emb], vec![]));
     let cos = g.op("Unsqueeze", &[&cos, &axis1], vec![]);
     let sin = g.op("Unsqueeze", &[&sin, &axis1], vec![]);
-    let (cos, sin) = (c.to_model_dtype(&cos), c.to_model_dtype(&sin));
+    let (cos, sin) = (c.cast_to_model_dtype(&cos), c.cast_to_model_dtype(&sin));
 
     // Attention mask [batch, 1, 1, seq, total]: key j is visible to the query at cache
     // position past + i when j <= past + i and attention_mask[b, j] is 1.
@@ -194,7 +194,7 @@ fn attention_mask(g: &mut GraphBuilder, past_len: &str, total_len: &str) -> Stri
 }
 
 impl Ctx<'_> {
-    fn to_model_dtype(&mut self, x: &str) -> String {
+    fn cast_to_model_dtype(&mut self, x: &str) -> String {
         match self.dtype {
             WeightDtype::F32 => x.to_string(),
             WeightDtype::F16 => self.g.op(
@@ -205,7 +205,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn to_f32(&mut self, x: &str) -> String {
+    fn cast_to_f32(&mut self, x: &str) -> String {
         match self.dtype {
             WeightDtype::F32 => x.to_string(),
             WeightDtype::F16 => {
@@ -217,7 +217,7 @@ impl Ctx<'_> {
 
     /// `weight * (x / sqrt(mean(x^2) + eps))`, the statistics in f32.
     fn rms_norm(&mut self, x: &str, weight: &str) -> String {
-        let xf = self.to_f32(x);
+        let xf = self.cast_to_f32(x);
         let eps = self
             .g
             .const_float(&[self.cfg.rms_norm_eps as f32], &[], WeightDtype::F32);
@@ -231,7 +231,7 @@ impl Ctx<'_> {
         let var = g.op("Add", &[&mean, &eps], vec![]);
         let rms = g.op("Sqrt", &[&var], vec![]);
         let normed = g.op("Div", &[&xf, &rms], vec![]);
-        let normed = self.to_model_dtype(&normed);
+        let normed = self.cast_to_model_dtype(&normed);
         self.g.op("Mul", &[&normed, weight], vec![])
     }
 
@@ -316,7 +316,7 @@ impl Ctx<'_> {
         );
         let v5 = g.op("Unsqueeze", &[&pv, &axis2], vec![]);
         let scores = g.op("MatMul", &[&q5, &kt], vec![]);
-        let scores = self.to_f32(&scores);
+        let scores = self.cast_to_f32(&scores);
         let scale = self
             .g
             .const_float(&[1.0 / (d as f32).sqrt()], &[], WeightDtype::F32);
@@ -325,7 +325,7 @@ impl Ctx<'_> {
         let scores = g.op("Mul", &[&scores, &scale], vec![]);
         let scores = g.op("Where", &[mask, &scores, &lowest], vec![]);
         let probs = g.op("Softmax", &[&scores], vec![attr_int("axis", -1)]);
-        let probs = self.to_model_dtype(&probs);
+        let probs = self.cast_to_model_dtype(&probs);
         let g = &mut self.g;
         let ctx = g.op("MatMul", &[&probs, &v5], vec![]);
         let heads_shape = g.const_i64(&[0, nh as i64, -1, d as i64]);
