@@ -119,7 +119,6 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
             .and_then(|_| lock.flush())
             .is_ok()
     })?;
-    println!();
     if a.stats {
         let t = out.timings;
         let total = started.elapsed();
