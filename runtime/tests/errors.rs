@@ -43,9 +43,13 @@ fn edit_config(dir: &Path, f: impl FnOnce(&mut serde_json::Value)) {
     std::fs::write(path, v.to_string()).unwrap();
 }
 
+/// The error of a failed open; checks that a good model still opens and generates after it.
 fn message(r: Result<Model, RillError>) -> (RillError, String) {
     let e = r.err().expect("open must fail");
     let m = e.to_string();
+    let mut s = Session::new(common::default_model(), SessionOptions { context_len: 32, prefill_chunk: 8 }).unwrap();
+    s.set_generation_config(GenerationConfig { max_new_tokens: Some(2), ..Default::default() });
+    assert!(!s.generate("The", |_| true).unwrap().tokens.is_empty(), "rill still works after: {m}");
     (e, m)
 }
 
