@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Writes reference fixtures for rill's samplers and search strategies from Hugging Face
+transformers' own definitions (its LogitsProcessor / LogitsWarper classes and its beam and
+group-beam search), run on the default model folder, which transformers loads as
+LlamaForCausalLM.
+
+transformers is pinned to 4.53.* (group beam search left its core in 4.55). torch and
+transformers are a large install kept out of CI: CI only reads the JSON this writes.
+
+    python3 -m venv /tmp/hf && /tmp/hf/bin/pip install 'transformers==4.53.*' torch
+    /tmp/hf/bin/python tests/reference/make_sampler_fixtures.py models/rill-tiny tests/reference/fixtures
+
+Outputs:
+  processors.json  inputs (input_ids, scores) and, per processor and setting, HF's output
+                   scores (float32, -inf kept as the string "-inf").
+  beam.json        prompts, settings (num_beams, length_penalty, early_stopping,
+                   num_return_sequences, num_beam_groups, diversity_penalty) and HF's
+                   returned sequences and sequence scores.
+"""
+import json
+import pathlib
+import sys
+
+import numpy as np
+import torch
+import transformers
+from transformers import (AutoTokenizer, LlamaForCausalLM, MinPLogitsWarper,
+                          NoRepeatNGramLogitsProcessor, RepetitionPenaltyLogitsProcessor,
+                          TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper,
+                          TypicalLogitsWarper)
+
+assert transformers.__version__.startswith("4.53."), transformers.__version__
+
+
+def encode(t):
+    return [x if np.isfinite(x) else ("-inf" if x < 0 else "inf") for x in t.reshape(-1).tolist()]
+
+
+def processors(vocab):
+    gen = torch.Generator().manual_seed(1234)
+    batch, seq = 2, 12
+    input_ids = torch.randint(0, vocab, (batch, seq), generator=gen)
+    input_ids[0, -4:] = input_ids[0, 2:6]  # a repeated n-gram for no_repeat_ngram_size
+    scores = torch.randn(batch, vocab, generator=gen) * 3
+    cases = []
+    settings = [
+        ("temperature", {"temperature": 0.7}, TemperatureLogitsWarper(0.7)),
+        ("temperature", {"temperature": 1.3}, TemperatureLogitsWarper(1.3)),
+        ("top_k", {"top_k": 1}, TopKLogitsWarper(1)),
+        ("top_k", {"top_k": 50}, TopKLogitsWarper(50)),
+        ("top_p", {"top_p": 0.9}, TopPLogitsWarper(0.9)),
+        ("top_p", {"top_p": 0.5, "min_tokens_to_keep": 3}, TopPLogitsWarper(0.5, min_tokens_to_keep=3)),
+        ("min_p", {"min_p": 0.05}, MinPLogitsWarper(0.05)),
+        ("min_p", {"min_p": 0.2}, MinPLogitsWarper(0.2)),
+        ("typical_p", {"typical_p": 0.9}, TypicalLogitsWarper(0.9)),
+        ("typical_p", {"typical_p": 0.5}, TypicalLogitsWarper(0.5)),
+        ("repetition_penalty", {"repetition_penalty": 1.3}, RepetitionPenaltyLogitsProcessor(1.3)),
+        ("repetition_penalty", {"repetition_penalty": 0.8}, RepetitionPenaltyLogitsProcessor(0.8)),
+        ("no_repeat_ngram_size", {"no_repeat_ngram_size": 2}, NoRepeatNGramLogitsProcessor(2)),
+        ("no_repeat_ngram_size", {"no_repeat_ngram_size": 4}, NoRepeatNGramLogitsProcessor(4)),
+    ]
+    for name, params, proc in settings:
+        out = proc(input_ids.clone(), scores.clone())
+        cases.append({"processor": name, "params": params, "output": encode(out)})
+    return {
+        "transformers": transformers.__version__,
+        "vocab": vocab,
+        "input_ids": input_ids.tolist(),
+        "scores": encode(scores),
+        "cases": cases,
+    }
+
+
+def beams(folder):
+    tok = AutoTokenizer.from_pretrained(folder)
+    model = LlamaForCausalLM.from_pretrained(folder, torch_dtype=torch.float32).eval()
+    prompts = ["In the beginning God created", "The function returns a"]
+    settings = [
+        {"num_beams": 4, "length_penalty": 1.0, "early_stopping": False, "num_return_sequences": 2},
+        {"num_beams": 4, "length_penalty": 0.5, "early_stopping": True, "num_return_sequences": 1},
+        {"num_beams": 3, "length_penalty": 2.0, "early_stopping": "never", "num_return_sequences": 3},
+        {"num_beams": 4, "num_beam_groups": 2, "diversity_penalty": 1.0, "length_penalty": 1.0,
+         "early_stopping": False, "num_return_sequences": 4},
+        {"num_beams": 6, "num_beam_groups": 3, "diversity_penalty": 0.5, "length_penalty": 1.0,
+         "early_stopping": True, "num_return_sequences": 2},
+    ]
+    cases = []
+    for prompt in prompts:
+        ids = tok(prompt, return_tensors="pt")["input_ids"]
+        for s in settings:
+            with torch.no_grad():
+                out = model.generate(ids, do_sample=False, max_new_tokens=16, output_scores=True,
+                                     return_dict_in_generate=True, pad_token_id=2, **s)
+            cases.append({
+                "prompt": prompt,
+                "prompt_ids": ids[0].tolist(),
+                "settings": s,
+                "max_new_tokens": 16,
+                "sequences": out.sequences.tolist(),
+                "sequence_scores": out.sequences_scores.tolist(),
+            })
+    return {"transformers": transformers.__version__, "cases": cases}
+
+
+def main():
+    folder, out = sys.argv[1], pathlib.Path(sys.argv[2])
+    out.mkdir(parents=True, exist_ok=True)
+    vocab = json.loads((pathlib.Path(folder) / "config.json").read_text())["vocab_size"]
+    # The processors need no model: a 256-token slice keeps the fixture small.
+    (out / "processors.json").write_text(json.dumps(processors(min(vocab, 256))))
+    (out / "beam.json").write_text(json.dumps(beams(folder), indent=1))
+    print(f"wrote {out}/processors.json and {out}/beam.json")
+
+
+if __name__ == "__main__":
+    main()
