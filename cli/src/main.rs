@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
+
+mod bench;
 use rill::{GenerationConfig, Model, ModelOptions, Session, SessionOptions, WeightSource};
 
 #[derive(Parser)]
@@ -23,6 +25,8 @@ struct Cli {
 enum Command {
     /// Generate a continuation of a prompt, streaming it to stdout.
     Generate(GenerateArgs),
+    /// Measure open time, memory, prefill and decode speed.
+    Bench(bench::BenchArgs),
     /// Describe a model folder: config, graph, weights, tokenizer.
     Inspect {
         /// Model folder.
@@ -65,6 +69,7 @@ struct GenerateArgs {
 fn main() {
     let result = match Cli::parse().command {
         Command::Generate(a) => generate(a),
+        Command::Bench(a) => bench::run(a),
         Command::Inspect { dir } => inspect(dir),
     };
     if let Err(e) = result {
@@ -74,7 +79,7 @@ fn main() {
 }
 
 /// Resident set size of this process in bytes (Linux), for `--stats`.
-fn resident_bytes() -> Option<usize> {
+pub(crate) fn resident_bytes() -> Option<usize> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kb: usize = line.split_whitespace().nth(1)?.parse().ok()?;

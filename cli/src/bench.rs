@@ -1,0 +1,99 @@
+//! `rill bench`: open time, resident memory, prefill and decode speed over repetitions,
+//! and where a decode step's time goes (inside ONNX Runtime's Run, or around it in rill).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::Args;
+use rill::config::OneOrMany;
+use rill::{GenerationConfig, Model, ModelOptions, Session, SessionOptions};
+
+/// Options of `rill bench`.
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Model folder.
+    #[arg(long)]
+    model: PathBuf,
+    /// Prompt length in tokens (a fixed synthetic prompt).
+    #[arg(long, default_value_t = 128)]
+    prompt_tokens: usize,
+    /// Tokens to decode per repetition.
+    #[arg(long, default_value_t = 64)]
+    new_tokens: usize,
+    /// Repetitions.
+    #[arg(long, default_value_t = 5)]
+    reps: usize,
+    /// ONNX Runtime intra-op threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Stop ONNX Runtime from pre-packing weights.
+    #[arg(long)]
+    no_prepack: bool,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// min / median / max of a sample.
+fn summary(mut v: Vec<f64>) -> [f64; 3] {
+    v.sort_by(f64::total_cmp);
+    [v[0], v[v.len() / 2], v[v.len() - 1]]
+}
+
+pub fn run(a: BenchArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(a.reps > 0 && a.new_tokens > 0 && a.prompt_tokens > 0, "reps, new-tokens and prompt-tokens must be positive");
+    let options = ModelOptions { intra_threads: a.threads, prepack: !a.no_prepack, ..Default::default() };
+    let rss0 = crate::resident_bytes().unwrap_or(0);
+    let mut open_ms = Vec::new();
+    let mut model = None;
+    for _ in 0..a.reps {
+        let t = Instant::now();
+        model = Some(Arc::new(Model::open(&a.model, &options)?));
+        open_ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let model = model.expect("reps > 0");
+    let rss_open = crate::resident_bytes().unwrap_or(0);
+    let vocab = model.config().vocab_size as u32;
+    let mut prompt = vec![model.config().bos_token_id.unwrap_or(0)];
+    prompt.extend((0..a.prompt_tokens as u32 - 1).map(|i| 3 + (i * 7919) % (vocab - 3)));
+    let context = a.prompt_tokens + a.new_tokens + 1;
+    let mut session = Session::new(model.clone(), SessionOptions { context_len: context, prefill_chunk: a.prompt_tokens })?;
+    session.set_generation_config(GenerationConfig {
+        max_new_tokens: Some(a.new_tokens),
+        eos_token_id: Some(OneOrMany::Many(vec![])), // never stop early
+        do_sample: Some(false),
+    });
+    let (mut prefill, mut decode, mut ort_share) = (Vec::new(), Vec::new(), Vec::new());
+    session.generate_ids(&prompt, |_| true)?; // warm-up
+    for _ in 0..a.reps {
+        let out = session.generate_ids(&prompt, |_| true)?;
+        let t = out.timings;
+        prefill.push(a.prompt_tokens as f64 / t.prefill.as_secs_f64());
+        decode.push(t.decode_steps as f64 / t.decode.as_secs_f64());
+        ort_share.push(t.ort_run.as_secs_f64() / (t.prefill + t.decode).as_secs_f64());
+    }
+    let rss_gen = crate::resident_bytes().unwrap_or(0);
+    let (o, p, d, s) = (summary(open_ms), summary(prefill), summary(decode), summary(ort_share));
+    let step_us = 1e6 / d[1];
+    if a.json {
+        let v = serde_json::json!({
+            "model": a.model, "threads": a.threads, "prompt_tokens": a.prompt_tokens, "new_tokens": a.new_tokens,
+            "reps": a.reps, "open_ms": o, "prefill_tokens_per_s": p, "decode_tokens_per_s": d,
+            "ort_run_share": s, "decode_step_us_median": step_us,
+            "rss_before_open": rss0, "rss_after_open": rss_open, "rss_after_generation": rss_gen,
+            "weights_file_bytes": model.mapped_weight_bytes(), "kv_cache_bytes": session.cache_bytes(),
+        });
+        println!("{v}");
+        return Ok(());
+    }
+    println!("model {} ({} reps, min / median / max)", a.model.display(), a.reps);
+    println!("open            {:>9.1} {:>9.1} {:>9.1} ms", o[0], o[1], o[2]);
+    println!("prefill ({:>4})  {:>9.0} {:>9.0} {:>9.0} tokens/s", a.prompt_tokens, p[0], p[1], p[2]);
+    println!("decode  ({:>4})  {:>9.1} {:>9.1} {:>9.1} tokens/s", a.new_tokens, d[0], d[1], d[2]);
+    println!("decode step     {:>9.1} us median; {:.1}% inside ONNX Runtime Run, {:.1} us around it in rill", step_us, s[1] * 100.0, step_us * (1.0 - s[1]));
+    println!("resident memory {:.1} MiB after open (+{:.1} MiB), {:.1} MiB after generation; weights file {:.1} MiB",
+        rss_open as f64 / 1048576.0, rss_open.saturating_sub(rss0) as f64 / 1048576.0, rss_gen as f64 / 1048576.0,
+        model.mapped_weight_bytes().unwrap_or(0) as f64 / 1048576.0);
+    Ok(())
+}

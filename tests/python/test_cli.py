@@ -1,0 +1,41 @@
+"""The `rill` command line: generate streams only the text, inspect describes the folder,
+bench reports its figures as JSON, and errors are one clear line."""
+import json
+import subprocess
+
+from test_runtime_folders import RILL
+
+
+def rill(*args):
+    return subprocess.run([RILL, *map(str, args)], capture_output=True, text=True)
+
+
+def test_generate_prints_only_the_text_and_stats_go_to_stderr(default_model):
+    out = rill("generate", "--model", default_model, "--prompt", "In the beginning", "--max-new-tokens", "8", "--stats")
+    assert out.returncode == 0, out.stderr
+    assert 0 < len(out.stdout) < 200 and "tokens/s" not in out.stdout
+    for word in ["open:", "resident memory", "decode:", "ONNX Runtime Run"]:
+        assert word in out.stderr, out.stderr
+
+
+def test_inspect_describes_config_graph_weights_and_tokenizer(default_model):
+    out = rill("inspect", default_model)
+    assert out.returncode == 0, out.stderr
+    for text in ["layers 4", "past_key_values.3.value: Float32 [?, 2, ?, 64]", "logits: Float32 [?, ?, 4096]",
+                 "tensors F32", "tokenizer: 4096 tokens"]:
+        assert text in out.stdout, out.stdout
+
+
+def test_bench_json(default_model):
+    out = rill("bench", "--model", default_model, "--reps", "2", "--prompt-tokens", "16", "--new-tokens", "8", "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["decode_tokens_per_s"][0] > 0 and report["prefill_tokens_per_s"][0] > 0
+    assert 0 < report["ort_run_share"][1] <= 1
+    assert report["rss_after_open"] > 0 and report["weights_file_bytes"] > 0
+
+
+def test_errors_are_one_clear_line(tmp_path):
+    out = rill("generate", "--model", tmp_path / "missing", "--prompt", "x")
+    assert out.returncode == 1
+    assert out.stderr.startswith("error: ") and "missing" in out.stderr and "panicked" not in out.stderr
