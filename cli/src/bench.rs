@@ -42,8 +42,15 @@ fn summary(mut v: Vec<f64>) -> [f64; 3] {
 }
 
 pub fn run(a: BenchArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(a.reps > 0 && a.new_tokens > 0 && a.prompt_tokens > 0, "reps, new-tokens and prompt-tokens must be positive");
-    let options = ModelOptions { intra_threads: a.threads, prepack: !a.no_prepack, ..Default::default() };
+    anyhow::ensure!(
+        a.reps > 0 && a.new_tokens > 0 && a.prompt_tokens > 0,
+        "reps, new-tokens and prompt-tokens must be positive"
+    );
+    let options = ModelOptions {
+        intra_threads: a.threads,
+        prepack: !a.no_prepack,
+        ..Default::default()
+    };
     let rss0 = crate::resident_bytes().unwrap_or(0);
     let mut open_ms = Vec::new();
     let mut model = None;
@@ -58,7 +65,13 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     let mut prompt = vec![model.config().bos_token_id.unwrap_or(0)];
     prompt.extend((0..a.prompt_tokens as u32 - 1).map(|i| 3 + (i * 7919) % (vocab - 3)));
     let context = a.prompt_tokens + a.new_tokens + 1;
-    let mut session = Session::new(model.clone(), SessionOptions { context_len: context, prefill_chunk: a.prompt_tokens })?;
+    let mut session = Session::new(
+        model.clone(),
+        SessionOptions {
+            context_len: context,
+            prefill_chunk: a.prompt_tokens,
+        },
+    )?;
     session.set_generation_config(GenerationConfig {
         max_new_tokens: Some(a.new_tokens),
         eos_token_id: Some(OneOrMany::Many(vec![])), // never stop early
@@ -74,7 +87,12 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         ort_share.push(t.ort_run.as_secs_f64() / (t.prefill + t.decode).as_secs_f64());
     }
     let rss_gen = crate::resident_bytes().unwrap_or(0);
-    let (o, p, d, s) = (summary(open_ms), summary(prefill), summary(decode), summary(ort_share));
+    let (o, p, d, s) = (
+        summary(open_ms),
+        summary(prefill),
+        summary(decode),
+        summary(ort_share),
+    );
     let step_us = 1e6 / d[1];
     if a.json {
         let v = serde_json::json!({
@@ -87,10 +105,23 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         println!("{v}");
         return Ok(());
     }
-    println!("model {} ({} reps, min / median / max)", a.model.display(), a.reps);
-    println!("open            {:>9.1} {:>9.1} {:>9.1} ms", o[0], o[1], o[2]);
-    println!("prefill ({:>4})  {:>9.0} {:>9.0} {:>9.0} tokens/s", a.prompt_tokens, p[0], p[1], p[2]);
-    println!("decode  ({:>4})  {:>9.1} {:>9.1} {:>9.1} tokens/s", a.new_tokens, d[0], d[1], d[2]);
+    println!(
+        "model {} ({} reps, min / median / max)",
+        a.model.display(),
+        a.reps
+    );
+    println!(
+        "open            {:>9.1} {:>9.1} {:>9.1} ms",
+        o[0], o[1], o[2]
+    );
+    println!(
+        "prefill ({:>4})  {:>9.0} {:>9.0} {:>9.0} tokens/s",
+        a.prompt_tokens, p[0], p[1], p[2]
+    );
+    println!(
+        "decode  ({:>4})  {:>9.1} {:>9.1} {:>9.1} tokens/s",
+        a.new_tokens, d[0], d[1], d[2]
+    );
     println!("decode step     {:>9.1} us median; {:.1}% inside ONNX Runtime Run, {:.1} us around it in rill", step_us, s[1] * 100.0, step_us * (1.0 - s[1]));
     println!("resident memory {:.1} MiB after open (+{:.1} MiB), {:.1} MiB after generation; weights file {:.1} MiB",
         rss_open as f64 / 1048576.0, rss_open.saturating_sub(rss0) as f64 / 1048576.0, rss_gen as f64 / 1048576.0,

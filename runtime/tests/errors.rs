@@ -47,9 +47,22 @@ fn edit_config(dir: &Path, f: impl FnOnce(&mut serde_json::Value)) {
 fn message(r: Result<Model, RillError>) -> (RillError, String) {
     let e = r.err().expect("open must fail");
     let m = e.to_string();
-    let mut s = Session::new(common::default_model(), SessionOptions { context_len: 32, prefill_chunk: 8 }).unwrap();
-    s.set_generation_config(GenerationConfig { max_new_tokens: Some(2), ..Default::default() });
-    assert!(!s.generate("The", |_| true).unwrap().tokens.is_empty(), "rill still works after: {m}");
+    let mut s = Session::new(
+        common::default_model(),
+        SessionOptions {
+            context_len: 32,
+            prefill_chunk: 8,
+        },
+    )
+    .unwrap();
+    s.set_generation_config(GenerationConfig {
+        max_new_tokens: Some(2),
+        ..Default::default()
+    });
+    assert!(
+        !s.generate("The", |_| true).unwrap().tokens.is_empty(),
+        "rill still works after: {m}"
+    );
     (e, m)
 }
 

@@ -21,14 +21,30 @@ fn f16_folder_decodes_close_to_f32() {
     assert_eq!(half.graph().cache_dtype, CacheDtype::F16);
     let full = common::default_model();
     let ids = full.tokenize(common::PROMPTS[0]).unwrap();
-    let opts = SessionOptions { context_len: 128, prefill_chunk: 4 };
-    let (mut a, mut b) = (Session::new(full, opts.clone()).unwrap(), Session::new(half, opts).unwrap());
-    let (mut la, mut lb) = (a.forward(&ids).unwrap().to_vec(), b.forward(&ids).unwrap().to_vec());
+    let opts = SessionOptions {
+        context_len: 128,
+        prefill_chunk: 4,
+    };
+    let (mut a, mut b) = (
+        Session::new(full, opts.clone()).unwrap(),
+        Session::new(half, opts).unwrap(),
+    );
+    let (mut la, mut lb) = (
+        a.forward(&ids).unwrap().to_vec(),
+        b.forward(&ids).unwrap().to_vec(),
+    );
     let mut agree = 0;
     for _ in 0..16 {
         let scale = la.iter().fold(1f32, |m, v| m.max(v.abs()));
-        let err = la.iter().zip(&lb).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
-        assert!(err < 0.05 * scale, "f16 logits off by {err} (scale {scale})");
+        let err = la
+            .iter()
+            .zip(&lb)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            err < 0.05 * scale,
+            "f16 logits off by {err} (scale {scale})"
+        );
         let (ta, tb) = (rill::session::argmax(&la), rill::session::argmax(&lb));
         agree += usize::from(ta == tb);
         la = a.forward(&[ta]).unwrap().to_vec();

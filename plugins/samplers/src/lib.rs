@@ -1,0 +1,13 @@
+//! rill's standard logits processors, each exactly as Hugging Face transformers defines
+//! its `LogitsProcessor` / `LogitsWarper` (transformers 4.53, `generation/logits_process.py`),
+//! checked against fixtures that transformers itself wrote.
+//!
+//! Every processor works in place on one row of logits over the whole vocabulary, in f32
+//! as transformers computes them, and writes `f32::NEG_INFINITY` where transformers
+//! writes its filter value. The plugin ABI (the sampler plugins issue) wraps these.
+
+pub mod processors;
+
+pub use processors::{
+    min_p, no_repeat_ngram, repetition_penalty, temperature, top_k, top_p, typical_p,
+};

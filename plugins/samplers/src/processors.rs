@@ -1,0 +1,144 @@
+//! The processors. Each doc comment names the transformers class it reproduces.
+
+/// `TemperatureLogitsWarper`: divides every logit by `t` (> 0).
+pub fn temperature(logits: &mut [f32], t: f32) {
+    for x in logits {
+        *x /= t;
+    }
+}
+
+/// Softmax in f32 (max-subtracted), as `torch.softmax` on CPU.
+fn softmax(values: &[f32]) -> Vec<f32> {
+    let max = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exps: Vec<f32> = values.iter().map(|v| (v - max).exp()).collect();
+    let sum: f32 = exps.iter().sum();
+    exps.into_iter().map(|e| e / sum).collect()
+}
+
+/// Indices of `values` sorted ascending (descending when `desc`), ties by index.
+fn argsort(values: &[f32], desc: bool) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..values.len()).collect();
+    if desc {
+        idx.sort_by(|&a, &b| values[b].total_cmp(&values[a]).then(a.cmp(&b)));
+    } else {
+        idx.sort_by(|&a, &b| values[a].total_cmp(&values[b]).then(a.cmp(&b)));
+    }
+    idx
+}
+
+/// `TopKLogitsWarper`: keeps the tokens whose logit is at least the k-th largest (ties
+/// with it kept), `max(k, min_keep)` of them at least.
+pub fn top_k(logits: &mut [f32], k: usize, min_keep: usize) {
+    let k = k.max(min_keep).min(logits.len());
+    if k == 0 || k == logits.len() {
+        return;
+    }
+    // Selection, not a full sort: the k-th largest value.
+    let mut copy = logits.to_vec();
+    let (_, kth, _) = copy.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+    let threshold = *kth;
+    for x in logits.iter_mut() {
+        if *x < threshold {
+            *x = f32::NEG_INFINITY;
+        }
+    }
+}
+
+/// `TopPLogitsWarper`: keeps the smallest set of most likely tokens whose probability
+/// reaches `p` (tokens whose ascending cumulative probability is at most `1 - p` go),
+/// at least `min_keep` of them.
+pub fn top_p(logits: &mut [f32], p: f32, min_keep: usize) {
+    let order = argsort(logits, false);
+    let sorted: Vec<f32> = order.iter().map(|&i| logits[i]).collect();
+    let probs = softmax(&sorted);
+    let n = logits.len();
+    let mut cumulative = 0f32;
+    for (rank, (&i, prob)) in order.iter().zip(probs).enumerate() {
+        cumulative += prob;
+        if cumulative <= 1.0 - p && rank < n.saturating_sub(min_keep) {
+            logits[i] = f32::NEG_INFINITY;
+        }
+    }
+}
+
+/// `MinPLogitsWarper`: removes tokens whose probability is below `min_p` times the top
+/// probability, keeping the `min_keep` most likely.
+pub fn min_p(logits: &mut [f32], min_p: f32, min_keep: usize) {
+    let probs = softmax(logits);
+    let top = probs.iter().copied().fold(0f32, f32::max);
+    let threshold = min_p * top;
+    let keep: Vec<usize> = argsort(logits, true).into_iter().take(min_keep).collect();
+    for (i, (x, prob)) in logits.iter_mut().zip(&probs).enumerate() {
+        if *prob < threshold && !keep.contains(&i) {
+            *x = f32::NEG_INFINITY;
+        }
+    }
+}
+
+/// `TypicalLogitsWarper` (locally typical sampling, Meister et al. 2022): keeps the
+/// tokens whose surprisal is closest to the entropy until their mass reaches `mass`.
+pub fn typical_p(logits: &mut [f32], mass: f32, min_keep: usize) {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let log_sum = logits.iter().map(|v| (v - max).exp()).sum::<f32>().ln();
+    let logp: Vec<f32> = logits.iter().map(|v| v - max - log_sum).collect();
+    let entropy: f32 = -logp
+        .iter()
+        .map(|&l| {
+            let t = l * l.exp();
+            if t.is_nan() {
+                0.0
+            } else {
+                t
+            }
+        })
+        .sum::<f32>();
+    let shifted: Vec<f32> = logp.iter().map(|&l| (-l - entropy).abs()).collect();
+    let order = argsort(&shifted, false);
+    let sorted_logits: Vec<f32> = order.iter().map(|&i| logits[i]).collect();
+    let probs = softmax(&sorted_logits);
+    let mut cumulative = 0f32;
+    let mut last = 0usize;
+    for prob in &probs {
+        cumulative += prob;
+        if cumulative < mass {
+            last += 1;
+        }
+    }
+    let last = last.min(logits.len() - 1);
+    let cut = shifted[order[last]];
+    for (rank, &i) in order.iter().enumerate() {
+        if shifted[i] > cut && rank >= min_keep {
+            logits[i] = f32::NEG_INFINITY;
+        }
+    }
+}
+
+/// `RepetitionPenaltyLogitsProcessor` (Keskar et al. 2019): each token already in
+/// `context` has its logit divided by `penalty` when positive, multiplied when negative.
+pub fn repetition_penalty(logits: &mut [f32], context: &[u32], penalty: f32) {
+    let mut seen = vec![false; logits.len()];
+    for &t in context {
+        if let Some(s) = seen.get_mut(t as usize) {
+            *s = true;
+        }
+    }
+    for (x, _) in logits.iter_mut().zip(&seen).filter(|(_, &s)| s) {
+        *x = if *x < 0.0 { *x * penalty } else { *x / penalty };
+    }
+}
+
+/// `NoRepeatNGramLogitsProcessor`: bans every token that would complete an n-gram of
+/// size `n` already present in `context`.
+pub fn no_repeat_ngram(logits: &mut [f32], context: &[u32], n: usize) {
+    if n == 0 || context.len() + 1 < n {
+        return;
+    }
+    let prefix = &context[context.len() + 1 - n..];
+    for window in context.windows(n) {
+        if &window[..n - 1] == prefix {
+            if let Some(x) = logits.get_mut(window[n - 1] as usize) {
+                *x = f32::NEG_INFINITY;
+            }
+        }
+    }
+}

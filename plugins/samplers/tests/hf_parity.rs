@@ -1,0 +1,100 @@
+//! Each processor against transformers' own output on the same inputs
+//! (tests/reference/fixtures/processors.json, written by
+//! tests/reference/make_sampler_fixtures.py with transformers 4.53).
+
+use serde_json::Value;
+
+fn floats(v: &Value) -> Vec<f32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| match x {
+            Value::String(s) if s == "-inf" => f32::NEG_INFINITY,
+            Value::String(s) if s == "inf" => f32::INFINITY,
+            other => other.as_f64().unwrap() as f32,
+        })
+        .collect()
+}
+
+fn param(p: &Value, key: &str) -> f64 {
+    p[key].as_f64().unwrap()
+}
+
+#[test]
+fn every_processor_matches_transformers_within_1e_5() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/reference/fixtures/processors.json"
+    );
+    let fixture: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let vocab = fixture["vocab"].as_u64().unwrap() as usize;
+    let scores = floats(&fixture["scores"]);
+    let ids: Vec<Vec<u32>> = fixture["input_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_u64().unwrap() as u32)
+                .collect()
+        })
+        .collect();
+    let mut checked = 0;
+    for case in fixture["cases"].as_array().unwrap() {
+        let name = case["processor"].as_str().unwrap();
+        let p = &case["params"];
+        let keep = p
+            .get("min_tokens_to_keep")
+            .and_then(Value::as_u64)
+            .unwrap_or(1) as usize;
+        let expected = floats(&case["output"]);
+        for (row, context) in ids.iter().enumerate() {
+            let mut got = scores[row * vocab..(row + 1) * vocab].to_vec();
+            match name {
+                "temperature" => {
+                    rill_samplers::temperature(&mut got, param(p, "temperature") as f32)
+                }
+                "top_k" => rill_samplers::top_k(&mut got, param(p, "top_k") as usize, keep),
+                "top_p" => rill_samplers::top_p(&mut got, param(p, "top_p") as f32, keep),
+                "min_p" => rill_samplers::min_p(&mut got, param(p, "min_p") as f32, keep),
+                "typical_p" => {
+                    rill_samplers::typical_p(&mut got, param(p, "typical_p") as f32, keep)
+                }
+                "repetition_penalty" => rill_samplers::repetition_penalty(
+                    &mut got,
+                    context,
+                    param(p, "repetition_penalty") as f32,
+                ),
+                "no_repeat_ngram_size" => rill_samplers::no_repeat_ngram(
+                    &mut got,
+                    context,
+                    param(p, "no_repeat_ngram_size") as usize,
+                ),
+                other => panic!("no processor for fixture case {other}"),
+            }
+            let want = &expected[row * vocab..(row + 1) * vocab];
+            let mut filtered = 0;
+            for (i, (g, w)) in got.iter().zip(want).enumerate() {
+                if w.is_infinite() || g.is_infinite() {
+                    assert_eq!(g, w, "{name} {p} row {row} token {i}");
+                    filtered += usize::from(w.is_infinite());
+                } else {
+                    assert!(
+                        (g - w).abs() <= 1e-5,
+                        "{name} {p} row {row} token {i}: {g} vs {w}"
+                    );
+                }
+            }
+            if matches!(name, "top_k" | "top_p" | "min_p" | "typical_p") {
+                assert!(
+                    filtered > 0 && filtered < vocab,
+                    "{name} {p}: the fixture exercises filtering ({filtered})"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 28, "14 settings x 2 rows");
+}
