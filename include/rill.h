@@ -174,9 +174,11 @@ enum rill_status rill_session_new(const struct rill_model *model,
 void rill_session_free(struct rill_session *session);
 
 // Sets generation settings from a JSON object with Hugging Face `generation_config.json`
-// keys (`max_new_tokens`, `eos_token_id`, ...); they override the model folder's
-// defaults. This version decodes greedily. On error the previous settings stay.
-// Returns `RILL_ERR_GENERATION_CONFIG` for malformed JSON.
+// keys (`max_new_tokens`, `eos_token_id`, `do_sample`, `temperature`, `top_k`, `top_p`,
+// `min_p`, `typical_p`, `repetition_penalty`, `no_repeat_ngram_size`, `seed`), with
+// transformers' meanings; they override the model folder's `generation_config.json`.
+// On error the previous settings stay. Returns `RILL_ERR_GENERATION_CONFIG` for malformed
+// JSON or invalid values.
 enum rill_status rill_session_set_generation_config(struct rill_session *session, const char *json);
 
 // Generates a continuation of `prompt` (UTF-8), streaming text pieces to `callback`

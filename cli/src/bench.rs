@@ -76,7 +76,10 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         max_new_tokens: Some(a.new_tokens),
         eos_token_id: Some(OneOrMany::Many(vec![])), // never stop early
         do_sample: Some(false),
-    });
+        repetition_penalty: Some(1.0),
+        no_repeat_ngram_size: Some(0),
+        ..Default::default()
+    })?;
     let (mut prefill, mut decode, mut ort_share) = (Vec::new(), Vec::new(), Vec::new());
     session.generate_ids(&prompt, |_| true)?; // warm-up
     for _ in 0..a.reps {

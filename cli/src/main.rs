@@ -48,10 +48,33 @@ struct GenerateArgs {
     /// ONNX Runtime intra-op threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
-    /// Decode greedily whatever the folder's generation config says (this version always
-    /// decodes greedily; sampling arrives with the sampler plugins).
+    /// Decode greedily (argmax) whatever the folder's generation config says.
     #[arg(long)]
     greedy: bool,
+    /// Sampling temperature (sets do_sample).
+    #[arg(long)]
+    temperature: Option<f32>,
+    /// Keep the k most likely tokens when sampling.
+    #[arg(long)]
+    top_k: Option<usize>,
+    /// Nucleus sampling mass.
+    #[arg(long)]
+    top_p: Option<f32>,
+    /// Drop tokens below this fraction of the top probability.
+    #[arg(long)]
+    min_p: Option<f32>,
+    /// Locally typical sampling mass.
+    #[arg(long)]
+    typical_p: Option<f32>,
+    /// Penalty on tokens already present (1.0: none).
+    #[arg(long)]
+    repetition_penalty: Option<f32>,
+    /// Ban repeating n-grams of this size.
+    #[arg(long)]
+    no_repeat_ngram_size: Option<usize>,
+    /// Seed of the sampler's random generator.
+    #[arg(long)]
+    seed: Option<u64>,
     /// Print timings and memory to stderr.
     #[arg(long)]
     stats: bool,
@@ -110,12 +133,30 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
             ..Default::default()
         },
     )?;
-    let _ = a.greedy; // greedy is the only decoding this version has
+    let sampling_flag = a.temperature.is_some()
+        || a.top_k.is_some()
+        || a.top_p.is_some()
+        || a.min_p.is_some()
+        || a.typical_p.is_some();
     session.set_generation_config(GenerationConfig {
         max_new_tokens: a.max_new_tokens,
-        do_sample: Some(false),
-        ..Default::default()
-    });
+        do_sample: if a.greedy {
+            Some(false)
+        } else if sampling_flag {
+            Some(true)
+        } else {
+            None
+        },
+        temperature: a.temperature,
+        top_k: a.top_k,
+        top_p: a.top_p,
+        min_p: a.min_p,
+        typical_p: a.typical_p,
+        repetition_penalty: a.repetition_penalty,
+        no_repeat_ngram_size: a.no_repeat_ngram_size,
+        seed: a.seed,
+        eos_token_id: None,
+    })?;
     let stdout = std::io::stdout();
     let started = Instant::now();
     let out = session.generate(&a.prompt, |piece| {

@@ -106,19 +106,43 @@ impl ModelConfig {
     }
 }
 
-/// Generation settings. Keys and meanings are Hugging Face `generation_config.json`'s;
-/// this runtime version decodes greedily and reads the keys below.
+/// Generation settings. Keys and meanings are Hugging Face `generation_config.json`'s
+/// (unknown keys are ignored); absent values take transformers' defaults where used.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 pub struct GenerationConfig {
-    /// Maximum number of new tokens.
+    /// Maximum number of new tokens (default 256).
     #[serde(default)]
     pub max_new_tokens: Option<usize>,
     /// End-of-sequence id(s); generation stops at any of them.
     #[serde(default)]
     pub eos_token_id: Option<OneOrMany>,
-    /// Whether to sample (not yet supported: the sampler plugins bring it).
+    /// Draw tokens (true) or take the most likely (false, the default).
     #[serde(default)]
     pub do_sample: Option<bool>,
+    /// Divides the logits before sampling (default 1.0).
+    #[serde(default)]
+    pub temperature: Option<f32>,
+    /// Keep the k most likely tokens when sampling (default 50; 0 disables).
+    #[serde(default)]
+    pub top_k: Option<usize>,
+    /// Nucleus sampling mass (default 1.0, disabled).
+    #[serde(default)]
+    pub top_p: Option<f32>,
+    /// Drop tokens below this fraction of the top probability.
+    #[serde(default)]
+    pub min_p: Option<f32>,
+    /// Locally typical sampling mass (default 1.0, disabled).
+    #[serde(default)]
+    pub typical_p: Option<f32>,
+    /// Penalty on tokens already present (default 1.0, none).
+    #[serde(default)]
+    pub repetition_penalty: Option<f32>,
+    /// Ban repeating n-grams of this size (default 0, none).
+    #[serde(default)]
+    pub no_repeat_ngram_size: Option<usize>,
+    /// Seed of the session's random generator (default: from the clock).
+    #[serde(default)]
+    pub seed: Option<u64>,
 }
 
 impl GenerationConfig {
@@ -148,6 +172,14 @@ impl GenerationConfig {
                 .clone()
                 .or_else(|| self.eos_token_id.clone()),
             do_sample: other.do_sample.or(self.do_sample),
+            temperature: other.temperature.or(self.temperature),
+            top_k: other.top_k.or(self.top_k),
+            top_p: other.top_p.or(self.top_p),
+            min_p: other.min_p.or(self.min_p),
+            typical_p: other.typical_p.or(self.typical_p),
+            repetition_penalty: other.repetition_penalty.or(self.repetition_penalty),
+            no_repeat_ngram_size: other.no_repeat_ngram_size.or(self.no_repeat_ngram_size),
+            seed: other.seed.or(self.seed),
         }
     }
 }

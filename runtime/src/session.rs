@@ -195,9 +195,12 @@ impl Session {
         self.cache.allocated_bytes()
     }
 
-    /// Sets generation settings (Hugging Face keys) over the folder's defaults.
-    pub fn set_generation_config(&mut self, config: GenerationConfig) {
+    /// Sets generation settings (Hugging Face keys) over the folder's defaults; invalid
+    /// values (e.g. `temperature` 0) are refused and the previous settings stay.
+    pub fn set_generation_config(&mut self, config: GenerationConfig) -> Result<()> {
+        crate::sampling::SamplerChain::new(&self.model.generation_defaults().merged(&config))?;
         self.generation = config;
+        Ok(())
     }
 
     /// The effective generation settings.
@@ -347,7 +350,7 @@ impl Session {
         Ok(())
     }
 
-    /// Tokenizes `prompt` and generates greedily from it, calling `on_piece` with each
+    /// Tokenizes `prompt` and generates from it as the generation config says, calling `on_piece` with each
     /// piece of text as it forms (always whole UTF-8 characters); `on_piece` returns
     /// `false` to stop. The session starts from an empty cache.
     pub fn generate(
@@ -376,6 +379,7 @@ impl Session {
             });
         }
         let settings = self.generation_config();
+        let mut chain = crate::sampling::SamplerChain::new(&settings)?;
         let max_new = settings.max_new_tokens.unwrap_or(256);
         let eos = self.model.eos_ids(&settings);
         self.reset();
@@ -384,7 +388,8 @@ impl Session {
         let mut stream = TextStream::new(model.tokenizer());
         let mut timings = Timings::default();
         let started = Instant::now();
-        let mut next = argmax(self.forward(prompt)?);
+        self.forward(prompt)?;
+        let mut next = chain.pick(&mut self.last, &self.tokens);
         timings.prefill = started.elapsed();
         let decode_start = Instant::now();
         let (mut out, mut text) = (Vec::new(), String::new());
@@ -405,7 +410,8 @@ impl Session {
             if self.tokens.len() + 1 > context {
                 break StopReason::ContextFull;
             }
-            next = argmax(self.forward(&[next])?);
+            self.forward(&[next])?;
+            next = chain.pick(&mut self.last, &self.tokens);
             timings.decode_steps += 1;
         };
         if stop != StopReason::Callback {

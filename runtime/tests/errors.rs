@@ -234,3 +234,47 @@ fn context_larger_than_the_model_is_refused() {
     .unwrap();
     assert!(matches!(err, RillError::InvalidArgument(_)), "{err}");
 }
+
+#[test]
+fn invalid_generation_settings_are_refused_and_the_old_ones_stay() {
+    let model = common::default_model();
+    let mut s = Session::new(model, SessionOptions::default()).unwrap();
+    s.set_generation_config(GenerationConfig {
+        max_new_tokens: Some(3),
+        ..Default::default()
+    })
+    .unwrap();
+    let err = s
+        .set_generation_config(GenerationConfig {
+            temperature: Some(0.0),
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert!(
+        matches!(err, RillError::GenerationConfig(_)) && err.to_string().contains("temperature"),
+        "{err}"
+    );
+    assert_eq!(s.generation_config().max_new_tokens, Some(3));
+}
+
+#[test]
+fn the_same_seed_gives_the_same_sampled_text() {
+    let model = common::default_model();
+    let run = |seed| {
+        let mut s = Session::new(model.clone(), SessionOptions::default()).unwrap();
+        let cfg = GenerationConfig {
+            max_new_tokens: Some(24),
+            do_sample: Some(true),
+            seed: Some(seed),
+            ..Default::default()
+        };
+        s.set_generation_config(cfg).unwrap();
+        s.generate("And the king said", |_| true).unwrap().text
+    };
+    assert_eq!(run(11), run(11));
+    assert_ne!(
+        run(11),
+        run(12),
+        "different seeds give different text (24 sampled tokens)"
+    );
+}

@@ -50,7 +50,7 @@ static int collect(void *user, const char *piece, size_t len) {
 static void test_generate(const rill_model *model) {
     rill_session *session = NULL;
     EXPECT_STATUS(rill_session_new(model, NULL, &session), RILL_OK);
-    EXPECT_STATUS(rill_session_set_generation_config(session, "{\"max_new_tokens\": 24}"), RILL_OK);
+    EXPECT_STATUS(rill_session_set_generation_config(session, "{\"max_new_tokens\": 24, \"do_sample\": false}"), RILL_OK);
     collector c = {0};
     size_t n = 0;
     EXPECT_STATUS(rill_session_generate(session, "In the beginning God created", collect, &c, &n), RILL_OK);
@@ -76,6 +76,8 @@ static void test_generate(const rill_model *model) {
     /* Bad generation configs leave the old settings. */
     EXPECT_STATUS(rill_session_set_generation_config(session, "{not json"), RILL_ERR_GENERATION_CONFIG);
     EXPECT_STATUS(rill_session_set_generation_config(session, "{\"max_new_tokens\": -3}"), RILL_ERR_GENERATION_CONFIG);
+    EXPECT_STATUS(rill_session_set_generation_config(session, "{\"temperature\": 0}"), RILL_ERR_GENERATION_CONFIG);
+    CHECK(strstr(rill_last_error(), "temperature") != NULL, "message names the key");
     rill_session_free(session);
 }
 

@@ -107,9 +107,11 @@ pub extern "C" fn rill_session_free(session: *mut rill_session) {
 }
 
 /// Sets generation settings from a JSON object with Hugging Face `generation_config.json`
-/// keys (`max_new_tokens`, `eos_token_id`, ...); they override the model folder's
-/// defaults. This version decodes greedily. On error the previous settings stay.
-/// Returns `RILL_ERR_GENERATION_CONFIG` for malformed JSON.
+/// keys (`max_new_tokens`, `eos_token_id`, `do_sample`, `temperature`, `top_k`, `top_p`,
+/// `min_p`, `typical_p`, `repetition_penalty`, `no_repeat_ngram_size`, `seed`), with
+/// transformers' meanings; they override the model folder's `generation_config.json`.
+/// On error the previous settings stay. Returns `RILL_ERR_GENERATION_CONFIG` for malformed
+/// JSON or invalid values.
 #[no_mangle]
 pub extern "C" fn rill_session_set_generation_config(
     session: *mut rill_session,
@@ -118,8 +120,7 @@ pub extern "C" fn rill_session_set_generation_config(
     ffi_call(|| {
         let session = session_mut(session)?;
         let config = GenerationConfig::from_json(c_str(json, "json")?)?;
-        session.set_generation_config(config);
-        Ok(())
+        session.set_generation_config(config)
     })
 }
 
