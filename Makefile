@@ -78,7 +78,7 @@ corpus: $(CORPUS)
 
 model: build $(CORPUS)
 	$(TRAIN) train --corpus $(CORPUS) --out $(MODEL) --force \
-		--steps 1200 --time-limit-min $(TRAIN_MINUTES) --eval-every 100 --quiet
+		--steps 1200 --time-limit-min $(TRAIN_MINUTES) --eval-every 100
 	$(TRAIN) export --from $(MODEL)
 
 lint:
