@@ -88,7 +88,8 @@ struct Names {
 
 /// One conversation with its own KV cache.
 pub struct Session {
-    model: Arc<Model>,
+    // Drop order: the binding refers to the model's ONNX Runtime session, so `model` is
+    // the last field.
     cache: KvCache,
     binding: Binding,
     names: Names,
@@ -101,6 +102,7 @@ pub struct Session {
     logits: Vec<u32>, // f32 or f16 bits, chunk * vocab elements (u32 storage for alignment)
     last: Vec<f32>,
     ort_time: Duration,
+    model: Arc<Model>,
 }
 
 impl Session {
