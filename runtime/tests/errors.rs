@@ -58,7 +58,8 @@ fn message(r: Result<Model, RillError>) -> (RillError, String) {
     s.set_generation_config(GenerationConfig {
         max_new_tokens: Some(2),
         ..Default::default()
-    });
+    })
+    .unwrap();
     assert!(
         !s.generate("The", |_| true).unwrap().tokens.is_empty(),
         "rill still works after: {m}"
@@ -185,7 +186,8 @@ fn prompt_longer_than_context_fails_before_work_and_session_stays_usable() {
     s.set_generation_config(GenerationConfig {
         max_new_tokens: Some(4),
         ..Default::default()
-    });
+    })
+    .unwrap();
     let ok = s.generate("In the", |_| true).unwrap();
     assert!(!ok.tokens.is_empty());
 }

@@ -72,10 +72,13 @@ fn logits_and_greedy_tokens_match_candle_for_three_prompts() {
 fn generate_streams_the_greedy_continuation() {
     let model = common::default_model();
     let mut session = Session::new(model.clone(), SessionOptions::default()).unwrap();
-    session.set_generation_config(rill::GenerationConfig {
+    let greedy = rill::GenerationConfig {
         max_new_tokens: Some(24),
+        do_sample: Some(false),
+        repetition_penalty: Some(1.0),
         ..Default::default()
-    });
+    };
+    session.set_generation_config(greedy).unwrap();
     let mut pieces = String::new();
     let out = session
         .generate(common::PROMPTS[0], |p| {

@@ -18,8 +18,10 @@ fn greedy(model: &Arc<rill::Model>, prompt: &str) -> String {
     .unwrap();
     s.set_generation_config(GenerationConfig {
         max_new_tokens: Some(32),
+        do_sample: Some(false),
         ..Default::default()
-    });
+    })
+    .unwrap();
     s.generate(prompt, |_| true).unwrap().text
 }
 
