@@ -84,7 +84,8 @@ pub(crate) fn set_last_error(message: &str) {
 /// thread. Thread-safe: each thread has its own message.
 #[no_mangle]
 pub extern "C" fn rill_last_error() -> *const c_char {
-    LAST_ERROR.with(|cell| cell.borrow().as_ptr())
+    let read = || LAST_ERROR.with(|cell| cell.borrow().as_ptr());
+    std::panic::catch_unwind(read).unwrap_or(c"".as_ptr())
 }
 
 /// A static name for `status` (e.g. "RILL_ERR_WEIGHTS"); never NULL, never freed.
