@@ -76,7 +76,8 @@ impl MappedWeights {
             .map_err(|e| bad(format!("corrupt safetensors header: {e}")))?;
         let base = 8 + header_len;
         let mut tensors = BTreeMap::new();
-        for (name, info) in meta.tensors() {
+        let sorted: BTreeMap<String, _> = meta.tensors().into_iter().collect();
+        for (name, info) in sorted {
             let (start, end) = info.data_offsets;
             if base + end > map.len() || start > end {
                 return Err(bad(format!("tensor `{name}` lies outside the file")));
