@@ -85,7 +85,10 @@ pub(crate) fn set_last_error(message: &str) {
 #[no_mangle]
 pub extern "C" fn rill_last_error() -> *const c_char {
     let read = || LAST_ERROR.with(|cell| cell.borrow().as_ptr());
-    std::panic::catch_unwind(read).unwrap_or(b"\0".as_ptr() as *const c_char)
+    // A byte string, not c"": cbindgen 0.24 (Debian's, which CI uses) cannot parse c"".
+    #[allow(clippy::manual_c_str_literals)]
+    let empty = b"\0".as_ptr() as *const c_char;
+    std::panic::catch_unwind(read).unwrap_or(empty)
 }
 
 /// A static name for `status` (e.g. "RILL_ERR_WEIGHTS"); never NULL, never freed.
