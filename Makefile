@@ -65,8 +65,13 @@ build/test_rill: tests/c/test_rill.c include/rill.h build
 	cc -std=c11 -Wall -Wextra -Werror -Iinclude tests/c/test_rill.c -Ltarget/release -lrill \
 		-Wl,-rpath,$(abspath target/release) -o $@
 
-test-c: build/test_rill venv
-	build/test_rill $(MODEL)
+# The example sampler plugin in plain C.
+build/libban_tokens.so: plugins/examples/ban_tokens.c include/rill_plugin.h
+	mkdir -p build
+	cc -std=c11 -shared -fPIC -O2 -Wall -Wextra -Werror -Iinclude $< -o $@
+
+test-c: build/test_rill build/libban_tokens.so venv
+	build/test_rill $(MODEL) build/libban_tokens.so
 
 # The corpus: two Debian packages (see README), unpacked without installing them.
 $(CORPUS): scripts/build_corpus.py

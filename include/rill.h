@@ -57,11 +57,22 @@ typedef enum rill_status {
   RILL_ERR_EMPTY_PROMPT = 201,
   // A token id is outside the vocabulary.
   RILL_ERR_TOKEN_OUT_OF_RANGE = 202,
+  // A plugin could not be loaded (missing file or entry symbol, ABI version mismatch,
+  // malformed table, a sampler name already taken).
+  RILL_ERR_PLUGIN_LOAD = 300,
+  // A plugin call failed or returned something invalid (NaN, a token outside the
+  // vocabulary, a bad selection); the message names the plugin and sampler.
+  RILL_ERR_PLUGIN = 301,
+  // No registered plugin provides the sampler asked for.
+  RILL_ERR_UNKNOWN_SAMPLER = 302,
 } rill_status;
 
 // An opened model folder. Opaque; shared read-only by any number of sessions on any
 // threads.
 typedef struct rill_model rill_model;
+
+// A loaded sampler plugin. Opaque.
+typedef struct rill_plugin rill_plugin;
 
 // One conversation: tokens, KV cache, settings. Opaque; use from one thread at a time.
 typedef struct rill_session rill_session;
@@ -154,6 +165,28 @@ enum rill_status rill_detokenize(const struct rill_model *model,
                                  char *buf,
                                  size_t capacity,
                                  size_t *needed_out);
+
+// Loads the sampler plugin at `path` (a shared library exporting `rill_plugin_entry`,
+// see rill_plugin.h) and registers its samplers for every session of the process.
+//
+// On success writes a handle to `*plugin_out`; free it with [`rill_plugin_free`]. The
+// library itself stays loaded until the process exits. Thread-safe. Returns
+// `RILL_ERR_PLUGIN_LOAD` for a missing file or symbol, an ABI version mismatch, a
+// malformed table or a sampler name another plugin already provides.
+enum rill_status rill_plugin_load(const char *path, const struct rill_plugin **plugin_out);
+
+// Releases a plugin handle. NULL is a no-op; must not be called twice. Sessions keep
+// using its samplers.
+void rill_plugin_free(const struct rill_plugin *plugin);
+
+// Adds the sampler `name` with JSON parameters `params_json` (NULL for `{}`) to the
+// session's chain, after the standard samplers and before the final pick. Checked now
+// (the sampler is created once); on error the chain is unchanged. Returns
+// `RILL_ERR_UNKNOWN_SAMPLER`, `RILL_ERR_PLUGIN` (the sampler refused its parameters) or
+// `RILL_ERR_GENERATION_CONFIG` (params are not JSON). Not thread-safe for one session.
+enum rill_status rill_session_add_sampler(struct rill_session *session,
+                                          const char *name,
+                                          const char *params_json);
 
 // The default session options.
 struct rill_session_options rill_session_options_default(void);

@@ -75,6 +75,12 @@ struct GenerateArgs {
     /// Seed of the sampler's random generator.
     #[arg(long)]
     seed: Option<u64>,
+    /// Load a sampler plugin (a shared library exporting rill_plugin_entry); repeatable.
+    #[arg(long)]
+    plugin: Vec<PathBuf>,
+    /// Add a sampler by name, with JSON parameters after a colon; repeatable.
+    #[arg(long, value_name = "NAME[:JSON]")]
+    sampler: Vec<String>,
     /// Print timings and memory to stderr.
     #[arg(long)]
     stats: bool,
@@ -113,7 +119,38 @@ fn mib(bytes: usize) -> String {
     format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
 }
 
+/// `NAME[:JSON]` flags as custom sampler entries.
+fn sampler_specs(flags: &[String]) -> anyhow::Result<Option<Vec<rill::config::SamplerSpec>>> {
+    if flags.is_empty() {
+        return Ok(None);
+    }
+    let specs = flags
+        .iter()
+        .map(|f| {
+            let (name, params) = f
+                .split_once(':')
+                .map_or((f.as_str(), None), |(n, p)| (n, Some(p)));
+            let params = params
+                .map(|p| {
+                    serde_json::from_str(p).map_err(|e| {
+                        anyhow::anyhow!("--sampler {name}: parameters are not JSON: {e}")
+                    })
+                })
+                .transpose()?;
+            Ok(rill::config::SamplerSpec {
+                name: name.to_string(),
+                params,
+                plugin: None,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Some(specs))
+}
+
 fn generate(a: GenerateArgs) -> anyhow::Result<()> {
+    for path in &a.plugin {
+        rill::plugin::load_once(path)?;
+    }
     let rss_before = resident_bytes();
     let options = ModelOptions {
         intra_threads: a.threads,
@@ -156,6 +193,7 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
         no_repeat_ngram_size: a.no_repeat_ngram_size,
         seed: a.seed,
         eos_token_id: None,
+        samplers: sampler_specs(&a.sampler)?,
     })?;
     let stdout = std::io::stdout();
     let started = Instant::now();

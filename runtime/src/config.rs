@@ -143,6 +143,23 @@ pub struct GenerationConfig {
     /// Seed of the session's random generator (default: from the clock).
     #[serde(default)]
     pub seed: Option<u64>,
+    /// rill's extension: custom samplers run after the standard ones, before the final
+    /// pick, e.g. `[{"name": "ban_tokens", "params": {"tokens": [17]}, "plugin": "x.so"}]`.
+    #[serde(default)]
+    pub samplers: Option<Vec<SamplerSpec>>,
+}
+
+/// A custom sampler entry of a generation config.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct SamplerSpec {
+    /// The sampler's registered name.
+    pub name: String,
+    /// Its parameters (a JSON object; `{}` when absent).
+    #[serde(default)]
+    pub params: Option<serde_json::Value>,
+    /// A plugin library to load first (once per process), if not yet registered.
+    #[serde(default)]
+    pub plugin: Option<String>,
 }
 
 impl GenerationConfig {
@@ -180,6 +197,7 @@ impl GenerationConfig {
             repetition_penalty: other.repetition_penalty.or(self.repetition_penalty),
             no_repeat_ngram_size: other.no_repeat_ngram_size.or(self.no_repeat_ngram_size),
             seed: other.seed.or(self.seed),
+            samplers: other.samplers.clone().or_else(|| self.samplers.clone()),
         }
     }
 }

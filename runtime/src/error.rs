@@ -71,6 +71,15 @@ pub enum RillError {
     /// The prompt is empty after tokenization.
     #[error("the prompt is empty: give at least one token")]
     EmptyPrompt,
+    /// A plugin could not be loaded or registered.
+    #[error("cannot load {0}")]
+    PluginLoad(String),
+    /// A plugin call failed or returned something invalid.
+    #[error("{0}")]
+    Plugin(String),
+    /// No registered plugin provides the sampler asked for.
+    #[error("{0}")]
+    UnknownSampler(String),
     /// A token id is outside the vocabulary.
     #[error("token id {id} is outside the vocabulary (size {vocab})")]
     TokenOutOfRange { id: u32, vocab: usize },

@@ -12,6 +12,7 @@ pub mod kv_cache;
 pub mod model;
 pub mod ort_env;
 mod ort_value;
+pub mod plugin;
 pub mod sampling;
 pub mod session;
 pub mod stream;

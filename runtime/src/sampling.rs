@@ -1,27 +1,22 @@
-//! Choosing the next token from logits, as a Hugging Face generation config asks:
-//! the processors (`repetition_penalty`, `no_repeat_ngram_size`) always, then, when
-//! `do_sample` is true, the warpers in transformers' order (temperature, top_k, top_p,
-//! min_p, typical_p) and a draw from the session's seeded generator; otherwise argmax.
-//! Defaults are transformers' (`top_k` 50, `temperature` 1.0). The processors themselves
-//! live in `rill-samplers`; the plugin ABI will wrap them next.
+//! Choosing the next token from logits, as a Hugging Face generation config asks, through
+//! sampler plugins: the processors (`repetition_penalty`, `no_repeat_ngram_size`) always,
+//! then, when `do_sample` is true, the warpers in transformers' order (temperature, top_k,
+//! top_p, min_p, typical_p), then any custom samplers the config names (`samplers`), then
+//! a draw from the session's seeded generator (`dist`), or the argmax (`greedy`).
+//! Defaults are transformers' (`top_k` 50, `temperature` 1.0). The standard samplers come
+//! from `rill-samplers`, registered statically through the same ABI as any plugin.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::config::GenerationConfig;
 use crate::error::{Result, RillError};
+use crate::plugin::{Candidates, PluginSampler};
 
-/// The configured chain of one session.
-#[derive(Debug, Clone)]
+/// The configured chain of one generation.
 pub struct SamplerChain {
+    samplers: Vec<PluginSampler>,
     do_sample: bool,
-    temperature: f32,
-    top_k: usize,
-    top_p: f32,
-    min_p: Option<f32>,
-    typical_p: f32,
-    repetition_penalty: f32,
-    no_repeat_ngram: usize,
     rng: StdRng,
 }
 
@@ -30,7 +25,7 @@ fn invalid(msg: String) -> RillError {
 }
 
 impl SamplerChain {
-    /// Builds and checks the chain for `cfg`.
+    /// Builds and checks the chain for `cfg` (loading any plugin a custom entry names).
     pub fn new(cfg: &GenerationConfig) -> Result<Self> {
         let t = cfg.temperature.unwrap_or(1.0);
         if !(t.is_finite() && t > 0.0) {
@@ -64,15 +59,52 @@ impl SamplerChain {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64)
         });
+        let do_sample = cfg.do_sample.unwrap_or(false);
+        let mut specs: Vec<(String, String)> = Vec::new();
+        let mut add = |name: &str, params: serde_json::Value| {
+            specs.push((name.to_string(), params.to_string()))
+        };
+        use serde_json::json;
+        if penalty != 1.0 {
+            add("repetition_penalty", json!({ "penalty": penalty }));
+        }
+        if let Some(n) = cfg.no_repeat_ngram_size.filter(|&n| n > 0) {
+            add("no_repeat_ngram", json!({ "size": n }));
+        }
+        if do_sample {
+            if t != 1.0 {
+                add("temperature", json!({ "temperature": t }));
+            }
+            if let Some(k) = Some(cfg.top_k.unwrap_or(50)).filter(|&k| k != 0) {
+                add("top_k", json!({ "top_k": k }));
+            }
+            if let Some(p) = cfg.top_p.filter(|&p| p < 1.0) {
+                add("top_p", json!({ "top_p": p }));
+            }
+            if let Some(m) = cfg.min_p {
+                add("min_p", json!({ "min_p": m }));
+            }
+            if let Some(p) = cfg.typical_p.filter(|&p| p < 1.0) {
+                add("typical_p", json!({ "typical_p": p }));
+            }
+        }
+        for custom in cfg.samplers.iter().flatten() {
+            if let Some(path) = &custom.plugin {
+                crate::plugin::load_once(std::path::Path::new(path))?;
+            }
+            add(
+                &custom.name,
+                custom.params.clone().unwrap_or_else(|| json!({})),
+            );
+        }
+        add(if do_sample { "dist" } else { "greedy" }, json!({}));
+        let samplers = specs
+            .iter()
+            .map(|(n, p)| PluginSampler::create(n, p))
+            .collect::<Result<Vec<_>>>()?;
         Ok(SamplerChain {
-            do_sample: cfg.do_sample.unwrap_or(false),
-            temperature: t,
-            top_k: cfg.top_k.unwrap_or(50),
-            top_p: cfg.top_p.unwrap_or(1.0),
-            min_p: cfg.min_p,
-            typical_p: cfg.typical_p.unwrap_or(1.0),
-            repetition_penalty: penalty,
-            no_repeat_ngram: cfg.no_repeat_ngram_size.unwrap_or(0),
+            samplers,
+            do_sample,
             rng: StdRng::seed_from_u64(seed),
         })
     }
@@ -82,34 +114,34 @@ impl SamplerChain {
         self.do_sample
     }
 
-    /// Processes `logits` in place (`context` is every token so far, prompt included) and
-    /// picks the next token.
-    pub fn pick(&mut self, logits: &mut [f32], context: &[u32]) -> u32 {
-        if self.repetition_penalty != 1.0 {
-            rill_samplers::repetition_penalty(logits, context, self.repetition_penalty);
+    /// The samplers, in order.
+    pub fn names(&self) -> Vec<&str> {
+        self.samplers.iter().map(PluginSampler::name).collect()
+    }
+
+    /// Runs the chain over `logits` (`context` is every token so far, `n_prompt` of them
+    /// the prompt) and picks the next token; the first sampler that selects one ends it.
+    pub fn pick(&mut self, logits: &[f32], context: &[u32], n_prompt: usize) -> Result<u32> {
+        let mut c = Candidates::full(logits);
+        let vocab = logits.len();
+        let rng = &mut self.rng;
+        let mut random = || rng.random::<f64>();
+        for s in &mut self.samplers {
+            s.apply(&mut c, context, n_prompt, vocab, &mut random)?;
+            if c.selected >= 0 {
+                break;
+            }
         }
-        if self.no_repeat_ngram > 0 {
-            rill_samplers::no_repeat_ngram(logits, context, self.no_repeat_ngram);
+        let token = if c.selected >= 0 {
+            c.ids[c.selected as usize]
+        } else {
+            let live = &c.logits[..c.size];
+            c.ids[crate::session::argmax(live) as usize]
+        };
+        for s in &mut self.samplers {
+            s.accept(token);
         }
-        if !self.do_sample {
-            return crate::session::argmax(logits);
-        }
-        if self.temperature != 1.0 {
-            rill_samplers::temperature(logits, self.temperature);
-        }
-        if self.top_k != 0 {
-            rill_samplers::top_k(logits, self.top_k, 1);
-        }
-        if self.top_p < 1.0 {
-            rill_samplers::top_p(logits, self.top_p, 1);
-        }
-        if let Some(m) = self.min_p {
-            rill_samplers::min_p(logits, m, 1);
-        }
-        if self.typical_p < 1.0 {
-            rill_samplers::typical_p(logits, self.typical_p, 1);
-        }
-        draw(logits, self.rng.random::<f64>())
+        Ok(token)
     }
 }
 
@@ -151,7 +183,7 @@ mod tests {
         let n = 20_000;
         let mut counts = [0usize; 6];
         for _ in 0..n {
-            counts[chain.pick(&mut logits.clone(), &[]) as usize] += 1;
+            counts[chain.pick(&logits, &[], 0).unwrap() as usize] += 1;
         }
         assert_eq!(
             counts[4] + counts[5],
@@ -183,7 +215,7 @@ mod tests {
         let run = || {
             let mut c = SamplerChain::new(&cfg).unwrap();
             (0..50)
-                .map(|_| c.pick(&mut logits.clone(), &[]))
+                .map(|_| c.pick(&logits, &[], 0).unwrap())
                 .collect::<Vec<_>>()
         };
         assert_eq!(run(), run());
@@ -195,7 +227,7 @@ mod tests {
         assert_ne!(
             run(),
             (0..50)
-                .map(|_| other.pick(&mut logits.clone(), &[]))
+                .map(|_| other.pick(&logits, &[], 0).unwrap())
                 .collect::<Vec<_>>()
         );
     }
@@ -208,9 +240,9 @@ mod tests {
             ..Default::default()
         };
         let mut chain = SamplerChain::new(&cfg).unwrap();
-        assert_eq!(chain.pick(&mut [1.0, 3.0, 2.0], &[]), 1);
+        assert_eq!(chain.pick(&[1.0, 3.0, 2.0], &[], 0).unwrap(), 1);
         assert_eq!(
-            chain.pick(&mut [1.0, 3.0, 2.0], &[1]),
+            chain.pick(&[1.0, 3.0, 2.0], &[1], 1).unwrap(),
             2,
             "token 1 penalised to 0.3"
         );

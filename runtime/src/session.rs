@@ -205,6 +205,15 @@ impl Session {
         Ok(())
     }
 
+    /// Appends a custom sampler to the chain (checked now; unchanged on error).
+    pub fn add_sampler(&mut self, spec: crate::config::SamplerSpec) -> Result<()> {
+        let mut config = self.generation.clone();
+        let mut list = self.generation_config().samplers.unwrap_or_default();
+        list.push(spec);
+        config.samplers = Some(list);
+        self.set_generation_config(config)
+    }
+
     /// The effective generation settings.
     pub fn generation_config(&self) -> GenerationConfig {
         self.model.generation_defaults().merged(&self.generation)
@@ -391,7 +400,7 @@ impl Session {
         let mut timings = Timings::default();
         let started = Instant::now();
         self.forward(prompt)?;
-        let mut next = chain.pick(&mut self.last, &self.tokens);
+        let mut next = chain.pick(&self.last, &self.tokens, prompt.len())?;
         timings.prefill = started.elapsed();
         let decode_start = Instant::now();
         let (mut out, mut text) = (Vec::new(), String::new());
@@ -413,7 +422,7 @@ impl Session {
                 break StopReason::ContextFull;
             }
             self.forward(&[next])?;
-            next = chain.pick(&mut self.last, &self.tokens);
+            next = chain.pick(&self.last, &self.tokens, prompt.len())?;
             timings.decode_steps += 1;
         };
         if stop != StopReason::Callback {

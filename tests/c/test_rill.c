@@ -166,9 +166,53 @@ static void test_errors(const rill_model *model) {
     EXPECT_STATUS(rill_session_new(model, &so, &session), RILL_ERR_INVALID_ARGUMENT);
 }
 
+static void test_plugins(const rill_model *model, const char *plugin_path) {
+    const rill_plugin *plugin = NULL;
+    EXPECT_STATUS(rill_plugin_load("/nonexistent/libx.so", &plugin), RILL_ERR_PLUGIN_LOAD);
+    CHECK(strstr(rill_last_error(), "/nonexistent/libx.so") != NULL, "message names the file");
+    EXPECT_STATUS(rill_plugin_load(NULL, &plugin), RILL_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(rill_plugin_load(plugin_path, NULL), RILL_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(rill_plugin_load(plugin_path, &plugin), RILL_OK);
+
+    rill_session *session = NULL;
+    EXPECT_STATUS(rill_session_new(model, NULL, &session), RILL_OK);
+    EXPECT_STATUS(rill_session_set_generation_config(session,
+        "{\"max_new_tokens\": 8, \"do_sample\": false, \"repetition_penalty\": 1.0}"), RILL_OK);
+    collector plain = {0};
+    size_t n = 0;
+    EXPECT_STATUS(rill_session_generate(session, "In the beginning", collect, &plain, &n), RILL_OK);
+
+    /* Ban the first token of the greedy continuation: the output must change. */
+    uint32_t ids[64];
+    size_t n_prompt = 0, n_full = 0;
+    EXPECT_STATUS(rill_tokenize(model, "In the beginning", ids, 64, &n_prompt), RILL_OK);
+    char full[8300];
+    snprintf(full, sizeof full, "In the beginning%s", plain.text);
+    EXPECT_STATUS(rill_tokenize(model, full, ids, 64, &n_full), RILL_OK);
+    char params[64];
+    snprintf(params, sizeof params, "{\"tokens\": [%u]}", (unsigned)ids[n_prompt]);
+    EXPECT_STATUS(rill_session_add_sampler(session, "ban_tokens", params), RILL_OK);
+    collector banned = {0};
+    EXPECT_STATUS(rill_session_generate(session, "In the beginning", collect, &banned, &n), RILL_OK);
+    CHECK(strcmp(banned.text, plain.text) != 0, "the plugin changed the output ('%s')", banned.text);
+
+    EXPECT_STATUS(rill_session_add_sampler(session, "no_such_sampler", NULL), RILL_ERR_UNKNOWN_SAMPLER);
+    EXPECT_STATUS(rill_session_add_sampler(session, "ban_tokens", "{nope"), RILL_ERR_GENERATION_CONFIG);
+    EXPECT_STATUS(rill_session_add_sampler(session, "ban_tokens", "{}"), RILL_ERR_PLUGIN);
+    EXPECT_STATUS(rill_session_add_sampler(NULL, "ban_tokens", "{}"), RILL_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(rill_session_add_sampler(session, NULL, "{}"), RILL_ERR_INVALID_ARGUMENT);
+    /* Failed additions left the chain as it was. */
+    collector again = {0};
+    EXPECT_STATUS(rill_session_generate(session, "In the beginning", collect, &again, &n), RILL_OK);
+    CHECK(strcmp(again.text, banned.text) == 0, "chain unchanged by failed additions");
+    rill_session_free(session);
+    rill_plugin_free(plugin);
+    rill_plugin_free(NULL);
+}
+
 int main(int argc, char **argv) {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s MODEL_DIR\n", argv[0]);
+    if (argc != 3) {
+        fprintf(stderr, "usage: %s MODEL_DIR PLUGIN_PATH\n", argv[0]);
         return 2;
     }
     CHECK(strcmp(rill_status_str(RILL_ERR_WEIGHTS), "RILL_ERR_WEIGHTS") == 0, "status names");
@@ -187,6 +231,7 @@ int main(int argc, char **argv) {
     test_generate(model);
     test_tokenize(model);
     test_errors(model);
+    test_plugins(model, argv[2]);
     /* A session outlives the caller's model reference. */
     rill_session *session = NULL;
     EXPECT_STATUS(rill_session_new(model, NULL, &session), RILL_OK);

@@ -127,18 +127,25 @@ pub fn repetition_penalty(logits: &mut [f32], context: &[u32], penalty: f32) {
     }
 }
 
+/// The tokens that would complete an n-gram of size `n` already present in `context`.
+pub fn banned_ngram_tokens(context: &[u32], n: usize) -> Vec<u32> {
+    if n == 0 || context.len() + 1 < n {
+        return Vec::new();
+    }
+    let prefix = &context[context.len() + 1 - n..];
+    context
+        .windows(n)
+        .filter(|w| &w[..n - 1] == prefix)
+        .map(|w| w[n - 1])
+        .collect()
+}
+
 /// `NoRepeatNGramLogitsProcessor`: bans every token that would complete an n-gram of
 /// size `n` already present in `context`.
 pub fn no_repeat_ngram(logits: &mut [f32], context: &[u32], n: usize) {
-    if n == 0 || context.len() + 1 < n {
-        return;
-    }
-    let prefix = &context[context.len() + 1 - n..];
-    for window in context.windows(n) {
-        if &window[..n - 1] == prefix {
-            if let Some(x) = logits.get_mut(window[n - 1] as usize) {
-                *x = f32::NEG_INFINITY;
-            }
+    for t in banned_ngram_tokens(context, n) {
+        if let Some(x) = logits.get_mut(t as usize) {
+            *x = f32::NEG_INFINITY;
         }
     }
 }

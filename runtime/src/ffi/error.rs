@@ -45,6 +45,14 @@ pub enum rill_status {
     RILL_ERR_EMPTY_PROMPT = 201,
     /// A token id is outside the vocabulary.
     RILL_ERR_TOKEN_OUT_OF_RANGE = 202,
+    /// A plugin could not be loaded (missing file or entry symbol, ABI version mismatch,
+    /// malformed table, a sampler name already taken).
+    RILL_ERR_PLUGIN_LOAD = 300,
+    /// A plugin call failed or returned something invalid (NaN, a token outside the
+    /// vocabulary, a bad selection); the message names the plugin and sampler.
+    RILL_ERR_PLUGIN = 301,
+    /// No registered plugin provides the sampler asked for.
+    RILL_ERR_UNKNOWN_SAMPLER = 302,
 }
 
 /// The status for an error (the only place errors map to statuses).
@@ -66,6 +74,9 @@ pub(crate) fn status_of(e: &RillError) -> rill_status {
         RillError::PromptTooLong { .. } => RILL_ERR_PROMPT_TOO_LONG,
         RillError::EmptyPrompt => RILL_ERR_EMPTY_PROMPT,
         RillError::TokenOutOfRange { .. } => RILL_ERR_TOKEN_OUT_OF_RANGE,
+        RillError::PluginLoad(_) => RILL_ERR_PLUGIN_LOAD,
+        RillError::Plugin(_) => RILL_ERR_PLUGIN,
+        RillError::UnknownSampler(_) => RILL_ERR_UNKNOWN_SAMPLER,
     }
 }
 
@@ -113,6 +124,9 @@ pub extern "C" fn rill_status_str(status: rill_status) -> *const c_char {
         RILL_ERR_PROMPT_TOO_LONG => b"RILL_ERR_PROMPT_TOO_LONG\0",
         RILL_ERR_EMPTY_PROMPT => b"RILL_ERR_EMPTY_PROMPT\0",
         RILL_ERR_TOKEN_OUT_OF_RANGE => b"RILL_ERR_TOKEN_OUT_OF_RANGE\0",
+        RILL_ERR_PLUGIN_LOAD => b"RILL_ERR_PLUGIN_LOAD\0",
+        RILL_ERR_PLUGIN => b"RILL_ERR_PLUGIN\0",
+        RILL_ERR_UNKNOWN_SAMPLER => b"RILL_ERR_UNKNOWN_SAMPLER\0",
     };
     s.as_ptr() as *const c_char
 }

@@ -3,12 +3,13 @@
 //! This module holds the boundary kit only: [`ffi_call`] wraps every exported body in
 //! `catch_unwind` so no panic crosses into C, and the argument helpers turn NULL or
 //! invalid UTF-8 into `RILL_ERR_INVALID_ARGUMENT` / `RILL_ERR_INVALID_UTF8` with a
-//! message. One file per exported object: [`model`], [`session`], [`error`].
+//! message. One file per exported object: [`model`], [`session`], [`plugin`], [`error`].
 
 #![allow(non_camel_case_types)]
 
 pub mod error;
 pub mod model;
+pub mod plugin;
 pub mod session;
 
 use std::ffi::{c_char, CStr};

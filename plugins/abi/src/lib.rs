@@ -1,0 +1,172 @@
+//! The Rust mirror of `include/rill_plugin.h` (the sampler plugin ABI), shared by the
+//! host (the `rill` runtime) and plugins written in Rust. Layouts are `#[repr(C)]` and
+//! checked against the C header's at compile time (sizes and offsets on 64-bit targets).
+//!
+//! A Rust plugin must not let a panic unwind into the host: [`guard`] wraps a plugin
+//! function body, turning a panic into `RILL_PLUGIN_ERROR` with a message.
+
+#![allow(non_camel_case_types)]
+
+use std::ffi::{c_char, c_int, c_void};
+
+/// `RILL_PLUGIN_ABI_VERSION`.
+pub const RILL_PLUGIN_ABI_VERSION: u32 = 1;
+/// `RILL_PLUGIN_ENTRY_SYMBOL`, NUL-terminated.
+pub const RILL_PLUGIN_ENTRY_SYMBOL: &[u8] = b"rill_plugin_entry\0";
+/// `RILL_PLUGIN_OK`.
+pub const RILL_PLUGIN_OK: c_int = 0;
+/// `RILL_PLUGIN_ERROR`.
+pub const RILL_PLUGIN_ERROR: c_int = 1;
+
+/// `rill_host`.
+#[repr(C)]
+pub struct rill_host {
+    pub abi_version: u32,
+    pub struct_size: u32,
+    pub host_data: *mut c_void,
+    pub log:
+        Option<unsafe extern "C" fn(host_data: *mut c_void, level: c_int, message: *const c_char)>,
+}
+
+/// `rill_candidates`.
+#[repr(C)]
+pub struct rill_candidates {
+    pub ids: *mut u32,
+    pub logits: *mut f32,
+    pub size: usize,
+    pub selected: i64,
+    pub sorted: u8,
+}
+
+/// `rill_sampler_context`.
+#[repr(C)]
+pub struct rill_sampler_context {
+    pub abi_version: u32,
+    pub struct_size: u32,
+    pub tokens: *const u32,
+    pub n_tokens: usize,
+    pub n_prompt: usize,
+    pub vocab_size: usize,
+    pub random: Option<unsafe extern "C" fn(random_data: *mut c_void) -> f64>,
+    pub random_data: *mut c_void,
+}
+
+/// `create` of a sampler.
+pub type CreateFn = unsafe extern "C" fn(
+    *const c_char,
+    *const rill_host,
+    *mut *mut c_void,
+    *mut c_char,
+    usize,
+) -> c_int;
+/// `apply` of a sampler.
+pub type ApplyFn = unsafe extern "C" fn(
+    *mut c_void,
+    *mut rill_candidates,
+    *const rill_sampler_context,
+    *mut c_char,
+    usize,
+) -> c_int;
+/// `clone` of a sampler.
+pub type CloneFn =
+    unsafe extern "C" fn(*const c_void, *mut *mut c_void, *mut c_char, usize) -> c_int;
+
+/// `rill_sampler_vtable`.
+#[repr(C)]
+pub struct rill_sampler_vtable {
+    pub abi_version: u32,
+    pub struct_size: u32,
+    pub name: *const c_char,
+    pub create: Option<CreateFn>,
+    pub apply: Option<ApplyFn>,
+    pub accept: Option<unsafe extern "C" fn(*mut c_void, u32)>,
+    pub reset: Option<unsafe extern "C" fn(*mut c_void)>,
+    pub clone: Option<CloneFn>,
+    pub destroy: Option<unsafe extern "C" fn(*mut c_void)>,
+}
+
+// SAFETY: vtables are immutable static data (function pointers and a static name).
+unsafe impl Sync for rill_sampler_vtable {}
+
+/// `rill_plugin_table`.
+#[repr(C)]
+pub struct rill_plugin_table {
+    pub abi_version: u32,
+    pub struct_size: u32,
+    pub plugin_name: *const c_char,
+    pub n_samplers: usize,
+    pub samplers: *const *const rill_sampler_vtable,
+}
+
+// SAFETY: tables are immutable static data.
+unsafe impl Sync for rill_plugin_table {}
+
+/// `rill_plugin_entry_fn`.
+pub type EntryFn = unsafe extern "C" fn(
+    u32,
+    *const rill_host,
+    *mut *const rill_plugin_table,
+    *mut c_char,
+    usize,
+) -> c_int;
+
+#[cfg(target_pointer_width = "64")]
+const _: () = {
+    use std::mem::{offset_of, size_of};
+    assert!(size_of::<rill_host>() == 24);
+    assert!(size_of::<rill_candidates>() == 40 && offset_of!(rill_candidates, selected) == 24);
+    assert!(
+        size_of::<rill_sampler_context>() == 56 && offset_of!(rill_sampler_context, random) == 40
+    );
+    assert!(
+        size_of::<rill_sampler_vtable>() == 64 && offset_of!(rill_sampler_vtable, destroy) == 56
+    );
+    assert!(size_of::<rill_plugin_table>() == 32);
+};
+
+/// Writes `message` NUL-terminated into a caller's error buffer, truncated to fit
+/// (at a character boundary).
+///
+/// # Safety
+/// `buf` is NULL or points to `len` writable bytes.
+pub unsafe fn write_error(buf: *mut c_char, len: usize, message: &str) {
+    if buf.is_null() || len == 0 {
+        return;
+    }
+    let mut n = message.len().min(len - 1);
+    while !message.is_char_boundary(n) {
+        n -= 1;
+    }
+    // SAFETY: n < len bytes plus the NUL fit the caller's buffer.
+    unsafe {
+        std::ptr::copy_nonoverlapping(message.as_ptr(), buf as *mut u8, n);
+        *buf.add(n) = 0;
+    }
+}
+
+/// Runs a plugin function body, turning an `Err` or a panic into `RILL_PLUGIN_ERROR` with
+/// the message written to the error buffer.
+///
+/// # Safety
+/// As [`write_error`].
+pub unsafe fn guard(
+    error: *mut c_char,
+    error_len: usize,
+    body: impl FnOnce() -> Result<(), String>,
+) -> c_int {
+    let message = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        Ok(Ok(())) => return RILL_PLUGIN_OK,
+        Ok(Err(m)) => m,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            format!("panicked: {what}")
+        }
+    };
+    // SAFETY: forwarded to the caller.
+    unsafe { write_error(error, error_len, &message) };
+    RILL_PLUGIN_ERROR
+}

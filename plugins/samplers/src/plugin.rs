@@ -1,0 +1,341 @@
+//! The standard samplers as a plugin table, through the same ABI as any plugin
+//! (`include/rill_plugin.h`): the runtime registers [`rill_samplers_entry`] statically;
+//! the cdylib build exports it as `rill_plugin_entry` too.
+//!
+//! Names and parameters (JSON objects, Hugging Face meanings):
+//! `temperature {"temperature"}`, `top_k {"top_k", "min_tokens_to_keep"}`,
+//! `top_p {"top_p", "min_tokens_to_keep"}`, `min_p {"min_p", "min_tokens_to_keep"}`,
+//! `typical_p {"typical_p", "min_tokens_to_keep"}`, `repetition_penalty {"penalty"}`,
+//! `no_repeat_ngram {"size"}`, `greedy {}` (picks the argmax), `dist {}` (draws from
+//! the softmax with the session's generator).
+
+use std::ffi::{c_char, c_int, c_void, CStr};
+
+use rill_plugin_abi::*;
+use serde_json::Value;
+
+use crate::processors;
+
+/// One configured standard sampler.
+#[derive(Clone, Debug)]
+enum Standard {
+    Temperature(f32),
+    TopK(usize, usize),
+    TopP(f32, usize),
+    MinP(f32, usize),
+    TypicalP(f32, usize),
+    RepetitionPenalty(f32),
+    NoRepeatNgram(usize),
+    Greedy,
+    Dist,
+}
+
+fn number(v: &Value, key: &str) -> Result<f64, String> {
+    v.get(key)
+        .and_then(Value::as_f64)
+        .ok_or_else(|| format!("missing number `{key}` in {v}"))
+}
+
+fn keep(v: &Value) -> usize {
+    v.get("min_tokens_to_keep")
+        .and_then(Value::as_u64)
+        .unwrap_or(1) as usize
+}
+
+impl Standard {
+    fn parse(kind: &str, params: &str) -> Result<Standard, String> {
+        let v: Value =
+            serde_json::from_str(params).map_err(|e| format!("params are not JSON: {e}"))?;
+        if !v.is_object() {
+            return Err(format!("params must be a JSON object, got {v}"));
+        }
+        let unit = |x: f64, name: &str| {
+            if x > 0.0 && x <= 1.0 {
+                Ok(x as f32)
+            } else {
+                Err(format!("{name} must be in (0, 1], got {x}"))
+            }
+        };
+        Ok(match kind {
+            "temperature" => {
+                let t = number(&v, "temperature")?;
+                if !(t > 0.0 && t.is_finite()) {
+                    return Err(format!("temperature must be positive, got {t}"));
+                }
+                Standard::Temperature(t as f32)
+            }
+            "top_k" => Standard::TopK(number(&v, "top_k")? as usize, keep(&v)),
+            "top_p" => Standard::TopP(unit(number(&v, "top_p")?, "top_p")?, keep(&v)),
+            "min_p" => Standard::MinP(number(&v, "min_p")?.clamp(0.0, 1.0) as f32, keep(&v)),
+            "typical_p" => {
+                Standard::TypicalP(unit(number(&v, "typical_p")?, "typical_p")?, keep(&v))
+            }
+            "repetition_penalty" => {
+                let p = number(&v, "penalty")?;
+                if !(p > 0.0 && p.is_finite()) {
+                    return Err(format!("penalty must be positive, got {p}"));
+                }
+                Standard::RepetitionPenalty(p as f32)
+            }
+            "no_repeat_ngram" => Standard::NoRepeatNgram(number(&v, "size")? as usize),
+            "greedy" => Standard::Greedy,
+            "dist" => Standard::Dist,
+            other => return Err(format!("no standard sampler `{other}`")),
+        })
+    }
+
+    /// Applies to candidates (ids + logits of equal length); returns a selected index.
+    fn apply(
+        &self,
+        ids: &[u32],
+        logits: &mut [f32],
+        tokens: &[u32],
+        vocab: usize,
+        draw: impl FnOnce() -> f64,
+    ) -> Option<usize> {
+        match *self {
+            Standard::Temperature(t) => processors::temperature(logits, t),
+            Standard::TopK(k, m) => processors::top_k(logits, k, m),
+            Standard::TopP(p, m) => processors::top_p(logits, p, m),
+            Standard::MinP(p, m) => processors::min_p(logits, p, m),
+            Standard::TypicalP(p, m) => processors::typical_p(logits, p, m),
+            Standard::RepetitionPenalty(p) => {
+                let mut seen = vec![false; vocab];
+                for &t in tokens {
+                    if let Some(s) = seen.get_mut(t as usize) {
+                        *s = true;
+                    }
+                }
+                for (id, x) in ids.iter().zip(logits.iter_mut()) {
+                    if seen.get(*id as usize).copied().unwrap_or(false) {
+                        *x = if *x < 0.0 { *x * p } else { *x / p };
+                    }
+                }
+            }
+            Standard::NoRepeatNgram(n) => {
+                let banned = processors::banned_ngram_tokens(tokens, n);
+                for (id, x) in ids.iter().zip(logits.iter_mut()) {
+                    if banned.contains(id) {
+                        *x = f32::NEG_INFINITY;
+                    }
+                }
+            }
+            Standard::Greedy => {
+                return logits
+                    .iter()
+                    .enumerate()
+                    .fold(None, |best: Option<(usize, f32)>, (i, &x)| match best {
+                        Some((_, b)) if b >= x => best,
+                        _ => Some((i, x)),
+                    })
+                    .map(|(i, _)| i);
+            }
+            Standard::Dist => {
+                let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let weights: Vec<f64> = logits.iter().map(|&l| ((l - max) as f64).exp()).collect();
+                let mut target = draw() * weights.iter().sum::<f64>();
+                let mut last = None;
+                for (i, w) in weights.iter().enumerate() {
+                    if *w > 0.0 {
+                        last = Some(i);
+                        if target < *w {
+                            return Some(i);
+                        }
+                        target -= w;
+                    }
+                }
+                return last;
+            }
+        }
+        None
+    }
+}
+
+struct State {
+    kind: Standard,
+}
+
+macro_rules! standard_sampler {
+    ($vtable:ident, $create:ident, $name:literal) => {
+        unsafe extern "C" fn $create(
+            params: *const c_char,
+            _host: *const rill_host,
+            out: *mut *mut c_void,
+            error: *mut c_char,
+            len: usize,
+        ) -> c_int {
+            // SAFETY: the host passes a valid error buffer, params and out-pointer.
+            unsafe { create($name, params, out, error, len) }
+        }
+        static $vtable: rill_sampler_vtable = rill_sampler_vtable {
+            abi_version: RILL_PLUGIN_ABI_VERSION,
+            struct_size: std::mem::size_of::<rill_sampler_vtable>() as u32,
+            name: concat!($name, "\0").as_ptr() as *const c_char,
+            create: Some($create),
+            apply: Some(apply),
+            accept: None,
+            reset: None,
+            clone: Some(clone),
+            destroy: Some(destroy),
+        };
+    };
+}
+
+standard_sampler!(TEMPERATURE, create_temperature, "temperature");
+standard_sampler!(TOP_K, create_top_k, "top_k");
+standard_sampler!(TOP_P, create_top_p, "top_p");
+standard_sampler!(MIN_P, create_min_p, "min_p");
+standard_sampler!(TYPICAL_P, create_typical_p, "typical_p");
+standard_sampler!(
+    REPETITION_PENALTY,
+    create_repetition_penalty,
+    "repetition_penalty"
+);
+standard_sampler!(NO_REPEAT_NGRAM, create_no_repeat_ngram, "no_repeat_ngram");
+standard_sampler!(GREEDY, create_greedy, "greedy");
+standard_sampler!(DIST, create_dist, "dist");
+
+unsafe fn create(
+    kind: &str,
+    params: *const c_char,
+    out: *mut *mut c_void,
+    error: *mut c_char,
+    len: usize,
+) -> c_int {
+    // SAFETY: forwarded from the extern functions above.
+    unsafe {
+        guard(error, len, || {
+            let text = if params.is_null() {
+                "{}"
+            } else {
+                CStr::from_ptr(params)
+                    .to_str()
+                    .map_err(|_| "params are not UTF-8".to_string())?
+            };
+            let state = Box::new(State {
+                kind: Standard::parse(kind, text)?,
+            });
+            *out = Box::into_raw(state) as *mut c_void;
+            Ok(())
+        })
+    }
+}
+
+unsafe extern "C" fn apply(
+    state: *mut c_void,
+    c: *mut rill_candidates,
+    ctx: *const rill_sampler_context,
+    error: *mut c_char,
+    len: usize,
+) -> c_int {
+    // SAFETY: the host passes the state from create and valid candidates and context.
+    unsafe {
+        guard(error, len, || {
+            let state = &*(state as *const State);
+            let c = &mut *c;
+            let ctx = &*ctx;
+            let ids = std::slice::from_raw_parts(c.ids, c.size);
+            let logits = std::slice::from_raw_parts_mut(c.logits, c.size);
+            let tokens = if ctx.n_tokens == 0 {
+                &[][..]
+            } else {
+                std::slice::from_raw_parts(ctx.tokens, ctx.n_tokens)
+            };
+            let draw = || ctx.random.map_or(0.0, |r| r(ctx.random_data));
+            if let Some(i) = state.kind.apply(ids, logits, tokens, ctx.vocab_size, draw) {
+                c.selected = i as i64;
+            }
+            Ok(())
+        })
+    }
+}
+
+unsafe extern "C" fn clone(
+    state: *const c_void,
+    out: *mut *mut c_void,
+    error: *mut c_char,
+    len: usize,
+) -> c_int {
+    // SAFETY: a state from create; a valid out-pointer.
+    unsafe {
+        guard(error, len, || {
+            let copy = Box::new(State {
+                kind: (*(state as *const State)).kind.clone(),
+            });
+            *out = Box::into_raw(copy) as *mut c_void;
+            Ok(())
+        })
+    }
+}
+
+unsafe extern "C" fn destroy(state: *mut c_void) {
+    if !state.is_null() {
+        // SAFETY: a state from create or clone, destroyed once.
+        let _ = std::panic::catch_unwind(|| drop(unsafe { Box::from_raw(state as *mut State) }));
+    }
+}
+
+struct Samplers([*const rill_sampler_vtable; 9]);
+// SAFETY: pointers to immutable statics.
+unsafe impl Sync for Samplers {}
+
+static SAMPLERS: Samplers = Samplers([
+    &TEMPERATURE,
+    &TOP_K,
+    &TOP_P,
+    &MIN_P,
+    &TYPICAL_P,
+    &REPETITION_PENALTY,
+    &NO_REPEAT_NGRAM,
+    &GREEDY,
+    &DIST,
+]);
+
+static TABLE: rill_plugin_table = rill_plugin_table {
+    abi_version: RILL_PLUGIN_ABI_VERSION,
+    struct_size: std::mem::size_of::<rill_plugin_table>() as u32,
+    plugin_name: c"rill-samplers".as_ptr(),
+    n_samplers: 9,
+    samplers: &SAMPLERS.0 as *const _ as *const *const rill_sampler_vtable,
+};
+
+/// The entry of the standard samplers (registered statically by the runtime).
+///
+/// # Safety
+/// As `rill_plugin_entry_fn` in `rill_plugin.h`.
+pub unsafe extern "C" fn rill_samplers_entry(
+    host_abi: u32,
+    _host: *const rill_host,
+    out: *mut *const rill_plugin_table,
+    error: *mut c_char,
+    len: usize,
+) -> c_int {
+    // SAFETY: forwarded from the host.
+    unsafe {
+        guard(error, len, || {
+            if host_abi != RILL_PLUGIN_ABI_VERSION {
+                return Err(format!(
+                    "built for plugin ABI {RILL_PLUGIN_ABI_VERSION}, host has {host_abi}"
+                ));
+            }
+            *out = &TABLE;
+            Ok(())
+        })
+    }
+}
+
+/// The same entry under the ABI's symbol name, for the cdylib build.
+///
+/// # Safety
+/// As `rill_plugin_entry_fn` in `rill_plugin.h`.
+#[no_mangle]
+pub unsafe extern "C" fn rill_plugin_entry(
+    host_abi: u32,
+    host: *const rill_host,
+    out: *mut *const rill_plugin_table,
+    error: *mut c_char,
+    len: usize,
+) -> c_int {
+    // SAFETY: forwarded.
+    unsafe { rill_samplers_entry(host_abi, host, out, error, len) }
+}

@@ -1,0 +1,198 @@
+//! One sampler instance (a plugin's state for one session) and the checks on everything it
+//! hands back.
+
+use std::ffi::{c_char, c_void, CStr, CString};
+use std::sync::Arc;
+
+use rill_plugin_abi::*;
+
+use super::{find_sampler, Plugin, HOST};
+use crate::error::{Result, RillError};
+
+/// The candidate list of one step, owned by the host.
+pub struct Candidates {
+    /// Token ids.
+    pub ids: Vec<u32>,
+    /// Their logits.
+    pub logits: Vec<f32>,
+    /// Live candidates.
+    pub size: usize,
+    /// Chosen index, or -1.
+    pub selected: i64,
+    /// Sorted by logit, descending.
+    pub sorted: bool,
+}
+
+impl Candidates {
+    /// Every token of the vocabulary with its logit.
+    pub fn full(logits: &[f32]) -> Self {
+        Candidates {
+            ids: (0..logits.len() as u32).collect(),
+            logits: logits.to_vec(),
+            size: logits.len(),
+            selected: -1,
+            sorted: false,
+        }
+    }
+}
+
+/// A sampler created from a plugin, destroyed on drop.
+pub struct PluginSampler {
+    plugin: Arc<Plugin>,
+    vtable: &'static rill_sampler_vtable,
+    name: String,
+    state: *mut c_void,
+}
+
+// SAFETY: a state is used by one thread at a time (it lives in one session), as the ABI
+// requires.
+unsafe impl Send for PluginSampler {}
+
+fn message(buf: &[c_char]) -> String {
+    // SAFETY: the buffer is zero-initialised and the plugin writes at most len - 1 bytes.
+    let text = unsafe { CStr::from_ptr(buf.as_ptr()) }
+        .to_string_lossy()
+        .into_owned();
+    if text.is_empty() {
+        "failed without a message".into()
+    } else {
+        text
+    }
+}
+
+impl PluginSampler {
+    /// Creates the sampler `name` with JSON `params` (an object).
+    pub fn create(name: &str, params: &str) -> Result<Self> {
+        let (plugin, vtable) = find_sampler(name)?;
+        let params_c = CString::new(params)
+            .map_err(|_| RillError::InvalidArgument("sampler params contain NUL".into()))?;
+        let mut state = std::ptr::null_mut();
+        let mut error = [0 as c_char; 512];
+        let create = vtable.create.expect("checked at registration");
+        // SAFETY: calling the plugin per the ABI with valid buffers.
+        let status = unsafe {
+            create(
+                params_c.as_ptr(),
+                &HOST.0,
+                &mut state,
+                error.as_mut_ptr(),
+                error.len(),
+            )
+        };
+        let s = PluginSampler {
+            plugin,
+            vtable,
+            name: name.to_string(),
+            state,
+        };
+        if status != RILL_PLUGIN_OK {
+            return Err(s.error(format!(
+                "cannot create with params {params}: {}",
+                message(&error)
+            )));
+        }
+        Ok(s)
+    }
+
+    fn error(&self, message: String) -> RillError {
+        RillError::Plugin(format!(
+            "sampler `{}` of plugin `{}`: {message}",
+            self.name, self.plugin.name
+        ))
+    }
+
+    /// The sampler's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Applies the sampler to `c` and checks the result: size not grown, ids inside the
+    /// vocabulary, logits finite or -inf, selection inside the live candidates.
+    pub fn apply(
+        &mut self,
+        c: &mut Candidates,
+        tokens: &[u32],
+        n_prompt: usize,
+        vocab: usize,
+        random: &mut dyn FnMut() -> f64,
+    ) -> Result<()> {
+        unsafe extern "C" fn draw(data: *mut c_void) -> f64 {
+            // SAFETY: data is the &mut dyn FnMut passed below, alive during the call.
+            let f = unsafe { &mut *(data as *mut &mut dyn FnMut() -> f64) };
+            f()
+        }
+        let mut random_ref: &mut dyn FnMut() -> f64 = random;
+        let ctx = rill_sampler_context {
+            abi_version: RILL_PLUGIN_ABI_VERSION,
+            struct_size: std::mem::size_of::<rill_sampler_context>() as u32,
+            tokens: tokens.as_ptr(),
+            n_tokens: tokens.len(),
+            n_prompt,
+            vocab_size: vocab,
+            random: Some(draw),
+            random_data: &mut random_ref as *mut &mut dyn FnMut() -> f64 as *mut c_void,
+        };
+        let before = c.size;
+        let mut raw = rill_candidates {
+            ids: c.ids.as_mut_ptr(),
+            logits: c.logits.as_mut_ptr(),
+            size: c.size,
+            selected: c.selected,
+            sorted: c.sorted as u8,
+        };
+        let mut error = [0 as c_char; 512];
+        let apply = self.vtable.apply.expect("checked at registration");
+        // SAFETY: calling the plugin per the ABI; buffers are valid for `size` entries.
+        let status = unsafe { apply(self.state, &mut raw, &ctx, error.as_mut_ptr(), error.len()) };
+        if status != RILL_PLUGIN_OK {
+            return Err(self.error(message(&error)));
+        }
+        if raw.size > before || raw.ids != c.ids.as_mut_ptr() || raw.logits != c.logits.as_mut_ptr()
+        {
+            return Err(self.error(format!(
+                "grew the candidate list ({before} -> {}) or replaced its arrays",
+                raw.size
+            )));
+        }
+        if raw.selected < -1 || raw.selected >= raw.size as i64 {
+            return Err(self.error(format!(
+                "selected candidate {} of {}",
+                raw.selected, raw.size
+            )));
+        }
+        for i in 0..raw.size {
+            if c.ids[i] as usize >= vocab {
+                return Err(self.error(format!(
+                    "returned token id {} outside the vocabulary (size {vocab})",
+                    c.ids[i]
+                )));
+            }
+            let l = c.logits[i];
+            if l.is_nan() || l == f32::INFINITY {
+                return Err(self.error(format!("returned logit {l} for token {}", c.ids[i])));
+            }
+        }
+        c.size = raw.size;
+        c.selected = raw.selected;
+        c.sorted = raw.sorted != 0;
+        Ok(())
+    }
+
+    /// Tells the sampler which token was chosen.
+    pub fn accept(&mut self, token: u32) {
+        if let Some(accept) = self.vtable.accept {
+            // SAFETY: per the ABI.
+            unsafe { accept(self.state, token) }
+        }
+    }
+}
+
+impl Drop for PluginSampler {
+    fn drop(&mut self) {
+        if !self.state.is_null() {
+            let destroy = self.vtable.destroy.expect("checked at registration");
+            // SAFETY: a state from create, destroyed once.
+            unsafe { destroy(self.state) }
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! Sampler plugins: a plain-C plugin loads, is configured from JSON and changes the
+//! output; every fault the ABI lets rill observe is a clear error naming the plugin, the
+//! host stays alive and the session generates again.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use rill::config::SamplerSpec;
+use rill::{GenerationConfig, RillError, Session, SessionOptions};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Compiles a C plugin into a shared library under target/ (once per name).
+fn build_plugin(source: &str, name: &str, defines: &[&str]) -> PathBuf {
+    let out = root()
+        .join("target/test-plugins")
+        .join(format!("lib{name}.so"));
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    let status = Command::new("cc")
+        .args([
+            "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-std=c11",
+        ])
+        .arg(format!("-I{}", root().join("include").display()))
+        .args(defines)
+        .arg(root().join(source))
+        .arg("-o")
+        .arg(&out)
+        .status()
+        .expect("a C compiler (cc)");
+    assert!(status.success(), "compiling {source}");
+    out
+}
+
+fn ban_plugin() -> &'static Path {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| build_plugin("plugins/examples/ban_tokens.c", "ban_tokens", &[]))
+}
+
+fn faulty_plugin() -> &'static Path {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| {
+        let path = build_plugin("tests/plugins/faulty.c", "faulty", &[]);
+        rill::plugin::load_once(&path).unwrap();
+        path
+    })
+}
+
+fn greedy(samplers: Option<Vec<SamplerSpec>>) -> GenerationConfig {
+    GenerationConfig {
+        max_new_tokens: Some(12),
+        do_sample: Some(false),
+        repetition_penalty: Some(1.0),
+        samplers,
+        ..Default::default()
+    }
+}
+
+fn session() -> Session {
+    Session::new(
+        common::default_model(),
+        SessionOptions {
+            context_len: 64,
+            prefill_chunk: 16,
+        },
+    )
+    .unwrap()
+}
+
+/// The session still generates after a failure.
+fn still_works(s: &mut Session) {
+    s.set_generation_config(greedy(None)).unwrap();
+    assert!(!s
+        .generate("In the beginning", |_| true)
+        .unwrap()
+        .tokens
+        .is_empty());
+}
+
+#[test]
+fn c_plugin_bans_tokens_from_json_params() {
+    let mut s = session();
+    s.set_generation_config(greedy(None)).unwrap();
+    let plain = s.generate("In the beginning", |_| true).unwrap();
+    let banned = plain.tokens[0];
+    let spec = SamplerSpec {
+        name: "ban_tokens".into(),
+        params: Some(serde_json::json!({ "tokens": [banned] })),
+        plugin: Some(ban_plugin().display().to_string()),
+    };
+    s.set_generation_config(greedy(Some(vec![spec]))).unwrap();
+    let out = s.generate("In the beginning", |_| true).unwrap();
+    assert_ne!(out.tokens, plain.tokens, "the plugin changes the output");
+    assert!(
+        !out.tokens.contains(&banned),
+        "banned token {banned} never generated"
+    );
+    let bad = SamplerSpec {
+        name: "ban_tokens".into(),
+        params: Some(serde_json::json!({})),
+        plugin: None,
+    };
+    let err = s
+        .set_generation_config(greedy(Some(vec![bad])))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("ban-tokens-example") && err.to_string().contains("\"tokens\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn each_fault_is_a_clear_error_and_the_session_recovers() {
+    faulty_plugin();
+    let mut s = session();
+    for (sampler, expected) in [
+        ("fault_nan", "returned logit NaN"),
+        ("fault_out_of_range", "outside the vocabulary"),
+        ("fault_grows", "grew the candidate list"),
+        ("fault_bad_select", "selected candidate"),
+        ("fault_fails", "deliberate failure for the test"),
+    ] {
+        let spec = SamplerSpec {
+            name: sampler.into(),
+            params: None,
+            plugin: None,
+        };
+        s.set_generation_config(greedy(Some(vec![spec]))).unwrap();
+        let err = s.generate("In the beginning", |_| true).unwrap_err();
+        assert!(matches!(err, RillError::Plugin(_)), "{err}");
+        let m = err.to_string();
+        assert!(
+            m.contains(expected) && m.contains(sampler) && m.contains("plugin `faulty`"),
+            "{m}"
+        );
+        still_works(&mut s);
+    }
+}
+
+#[test]
+fn plugin_built_for_another_abi_version_is_refused() {
+    let path = build_plugin(
+        "tests/plugins/faulty.c",
+        "faulty_abi99",
+        &["-DTABLE_ABI=99"],
+    );
+    let err = rill::plugin::load(&path).err().unwrap();
+    assert!(matches!(err, RillError::PluginLoad(_)), "{err}");
+    assert!(
+        err.to_string().contains("version 99") && err.to_string().contains("rebuild"),
+        "{err}"
+    );
+    still_works(&mut session());
+}
+
+#[test]
+fn library_without_the_entry_symbol_is_refused() {
+    let path = build_plugin("tests/plugins/faulty.c", "not_a_plugin", &["-DNO_ENTRY"]);
+    let err = rill::plugin::load(&path).err().unwrap();
+    assert!(
+        err.to_string()
+            .contains("does not export `rill_plugin_entry`"),
+        "{err}"
+    );
+    let missing = rill::plugin::load(Path::new("/nonexistent/libx.so"))
+        .err()
+        .unwrap();
+    assert!(missing.to_string().contains("no such file"), "{missing}");
+}
+
+#[test]
+fn unknown_sampler_and_invalid_params_are_refused() {
+    let mut s = session();
+    let unknown = SamplerSpec {
+        name: "no_such_sampler".into(),
+        params: None,
+        plugin: None,
+    };
+    let err = s
+        .set_generation_config(greedy(Some(vec![unknown])))
+        .unwrap_err();
+    assert!(
+        matches!(err, RillError::UnknownSampler(_)) && err.to_string().contains("top_k"),
+        "{err}"
+    );
+    let bad = SamplerSpec {
+        name: "top_p".into(),
+        params: Some(serde_json::json!({ "top_p": 5 })),
+        plugin: None,
+    };
+    let err = s
+        .set_generation_config(greedy(Some(vec![bad])))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("top_p must be in (0, 1]")
+            && err.to_string().contains("rill-samplers"),
+        "{err}"
+    );
+    still_works(&mut s);
+}
+
+mod panicking {
+    use std::ffi::{c_char, c_int, c_void};
+
+    use rill_plugin_abi::*;
+
+    unsafe extern "C" fn create(
+        _: *const c_char,
+        _: *const rill_host,
+        out: *mut *mut c_void,
+        _: *mut c_char,
+        _: usize,
+    ) -> c_int {
+        // SAFETY: a valid out-pointer from the host.
+        unsafe { *out = std::ptr::NonNull::<u8>::dangling().as_ptr() as *mut c_void };
+        RILL_PLUGIN_OK
+    }
+    unsafe extern "C" fn apply(
+        _: *mut c_void,
+        _: *mut rill_candidates,
+        _: *const rill_sampler_context,
+        e: *mut c_char,
+        n: usize,
+    ) -> c_int {
+        // SAFETY: the host's error buffer.
+        unsafe { guard(e, n, || panic!("a bug in a Rust plugin")) }
+    }
+    unsafe extern "C" fn destroy(_: *mut c_void) {}
+    static PANICS: rill_sampler_vtable = rill_sampler_vtable {
+        abi_version: RILL_PLUGIN_ABI_VERSION,
+        struct_size: std::mem::size_of::<rill_sampler_vtable>() as u32,
+        name: c"rust_panics".as_ptr(),
+        create: Some(create),
+        apply: Some(apply),
+        accept: None,
+        reset: None,
+        clone: None,
+        destroy: Some(destroy),
+    };
+    struct List([*const rill_sampler_vtable; 1]);
+    // SAFETY: a pointer to an immutable static.
+    unsafe impl Sync for List {}
+    static LIST: List = List([&PANICS]);
+    static TABLE: rill_plugin_table = rill_plugin_table {
+        abi_version: RILL_PLUGIN_ABI_VERSION,
+        struct_size: std::mem::size_of::<rill_plugin_table>() as u32,
+        plugin_name: c"rust-panics".as_ptr(),
+        n_samplers: 1,
+        samplers: &LIST.0 as *const _ as *const *const rill_sampler_vtable,
+    };
+    pub unsafe extern "C" fn entry(
+        _: u32,
+        _: *const rill_host,
+        out: *mut *const rill_plugin_table,
+        _: *mut c_char,
+        _: usize,
+    ) -> c_int {
+        // SAFETY: a valid out-pointer from the host.
+        unsafe { *out = &TABLE };
+        RILL_PLUGIN_OK
+    }
+}
+
+#[test]
+fn a_panicking_rust_plugin_is_an_error_not_a_crash() {
+    rill::plugin::register_static(panicking::entry).unwrap();
+    let mut s = session();
+    let spec = SamplerSpec {
+        name: "rust_panics".into(),
+        params: None,
+        plugin: None,
+    };
+    s.set_generation_config(greedy(Some(vec![spec]))).unwrap();
+    let err = s.generate("In the beginning", |_| true).unwrap_err();
+    assert!(
+        err.to_string().contains("panicked: a bug in a Rust plugin")
+            && err.to_string().contains("rust-panics"),
+        "{err}"
+    );
+    still_works(&mut s);
+}
