@@ -145,24 +145,6 @@ impl SamplerChain {
     }
 }
 
-/// The token at cumulative probability `u` in [0, 1) of softmax(`logits`).
-pub fn draw(logits: &[f32], u: f64) -> u32 {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let weights: Vec<f64> = logits.iter().map(|&l| ((l - max) as f64).exp()).collect();
-    let mut target = u * weights.iter().sum::<f64>();
-    let mut last = 0;
-    for (i, w) in weights.iter().enumerate() {
-        if *w > 0.0 {
-            last = i;
-            if target < *w {
-                return i as u32;
-            }
-            target -= w;
-        }
-    }
-    last as u32
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
