@@ -16,6 +16,7 @@ use crate::plugin::{Candidates, PluginSampler};
 /// The configured chain of one generation.
 pub struct SamplerChain {
     samplers: Vec<PluginSampler>,
+    candidates: Candidates,
     do_sample: bool,
     rng: StdRng,
 }
@@ -104,6 +105,7 @@ impl SamplerChain {
             .collect::<Result<Vec<_>>>()?;
         Ok(SamplerChain {
             samplers,
+            candidates: Candidates::full(&[]),
             do_sample,
             rng: StdRng::seed_from_u64(seed),
         })
@@ -122,15 +124,17 @@ impl SamplerChain {
     /// Runs the chain over `logits` (`context` is every token so far, `n_prompt` of them
     /// the prompt) and picks the next token; the first sampler that selects one ends it.
     pub fn pick(&mut self, logits: &[f32], context: &[u32], n_prompt: usize) -> Result<u32> {
-        let mut c = Candidates::full(logits);
+        let c = &mut self.candidates;
+        c.refill(logits);
         let vocab = logits.len();
         let rng = &mut self.rng;
         let mut random = || rng.random::<f64>();
         for s in &mut self.samplers {
-            s.apply(&mut c, context, n_prompt, vocab, &mut random)?;
+            s.apply(c, context, n_prompt, vocab, &mut random)?;
             if c.selected >= 0 {
                 break;
             }
+            c.compact();
         }
         let token = if c.selected >= 0 {
             c.ids[c.selected as usize]

@@ -33,15 +33,46 @@ pub fn top_k(logits: &mut [f32], k: usize, min_keep: usize) {
     if k == 0 || k == logits.len() {
         return;
     }
-    // Selection, not a full sort: the k-th largest value.
-    let mut copy = logits.to_vec();
-    let (_, kth, _) = copy.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
-    let threshold = *kth;
+    let threshold = kth_largest(logits, k);
     for x in logits.iter_mut() {
         if *x < threshold {
             *x = f32::NEG_INFINITY;
         }
     }
+}
+
+/// The k-th largest value (1-based), by selection rather than a sort: a min-heap of the k
+/// largest seen so far, which rejects most values with one comparison.
+fn kth_largest(values: &[f32], k: usize) -> f32 {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    struct Key(f32);
+    impl PartialEq for Key {
+        fn eq(&self, other: &Self) -> bool {
+            self.0.total_cmp(&other.0).is_eq()
+        }
+    }
+    impl Eq for Key {}
+    impl PartialOrd for Key {
+        fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+            Some(self.cmp(other))
+        }
+    }
+    impl Ord for Key {
+        fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+            self.0.total_cmp(&other.0)
+        }
+    }
+    let mut heap: BinaryHeap<Reverse<Key>> = values[..k].iter().map(|&v| Reverse(Key(v))).collect();
+    let mut min = heap.peek().expect("k > 0").0 .0;
+    for &v in &values[k..] {
+        if v.total_cmp(&min).is_gt() {
+            heap.pop();
+            heap.push(Reverse(Key(v)));
+            min = heap.peek().expect("k > 0").0 .0;
+        }
+    }
+    min
 }
 
 /// `TopPLogitsWarper`: keeps the smallest set of most likely tokens whose probability

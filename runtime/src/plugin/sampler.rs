@@ -21,6 +21,8 @@ pub struct Candidates {
     pub selected: i64,
     /// Sorted by logit, descending.
     pub sorted: bool,
+    /// How many live candidates are -inf (counted by the last check).
+    pub removed: usize,
 }
 
 impl Candidates {
@@ -32,7 +34,42 @@ impl Candidates {
             size: logits.len(),
             selected: -1,
             sorted: false,
+            removed: 0,
         }
+    }
+
+    /// Refills with every token of the vocabulary, reusing the buffers.
+    pub fn refill(&mut self, logits: &[f32]) {
+        let n = logits.len();
+        if self.ids.len() != n {
+            self.ids = (0..n as u32).collect();
+        } else {
+            for (i, id) in self.ids.iter_mut().enumerate() {
+                *id = i as u32;
+            }
+        }
+        self.logits.clear();
+        self.logits.extend_from_slice(logits);
+        (self.size, self.selected, self.sorted, self.removed) = (n, -1, false, 0);
+    }
+
+    /// Drops removed (-inf) candidates, keeping the order of the rest (and at least one),
+    /// so later samplers see only what can still be chosen. Probabilities are unchanged:
+    /// a -inf logit has probability zero. Only before a selection is made.
+    pub fn compact(&mut self) {
+        if self.selected >= 0 || self.removed == 0 || self.removed == self.size {
+            return;
+        }
+        let mut w = 0;
+        for r in 0..self.size {
+            if self.logits[r] != f32::NEG_INFINITY {
+                self.ids[w] = self.ids[r];
+                self.logits[w] = self.logits[r];
+                w += 1;
+            }
+        }
+        self.size = w;
+        self.removed = 0;
     }
 }
 
@@ -160,18 +197,31 @@ impl PluginSampler {
                 raw.selected, raw.size
             )));
         }
-        for i in 0..raw.size {
-            if c.ids[i] as usize >= vocab {
-                return Err(self.error(format!(
-                    "returned token id {} outside the vocabulary (size {vocab})",
-                    c.ids[i]
-                )));
-            }
-            let l = c.logits[i];
-            if l.is_nan() || l == f32::INFINITY {
-                return Err(self.error(format!("returned logit {l} for token {}", c.ids[i])));
-            }
+        // One branch-free (vectorisable) pass; find the culprit only on failure.
+        let (ids, logits) = (&c.ids[..raw.size], &c.logits[..raw.size]);
+        let (mut max_id, mut bad, mut removed) = (0u32, false, 0usize);
+        for (&id, &l) in ids.iter().zip(logits) {
+            max_id = max_id.max(id);
+            bad |= l.is_nan() | (l == f32::INFINITY);
+            removed += usize::from(l == f32::NEG_INFINITY);
         }
+        if max_id as usize >= vocab && !ids.is_empty() {
+            let bad = ids
+                .iter()
+                .find(|&&id| id as usize >= vocab)
+                .expect("max is out of range");
+            return Err(self.error(format!(
+                "returned token id {bad} outside the vocabulary (size {vocab})"
+            )));
+        }
+        if bad {
+            let i = logits
+                .iter()
+                .position(|l| l.is_nan() || *l == f32::INFINITY)
+                .expect("found above");
+            return Err(self.error(format!("returned logit {} for token {}", logits[i], ids[i])));
+        }
+        c.removed = removed;
         c.size = raw.size;
         c.selected = raw.selected;
         c.sorted = raw.sorted != 0;

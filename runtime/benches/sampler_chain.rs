@@ -1,0 +1,35 @@
+//! The standard sampler chain (repetition penalty 1.1, top-k 50, top-p 0.9, temperature
+//! 0.8, seeded draw), through the plugin ABI, over a 32k and a 128k vocabulary.
+//! `cargo bench -p rill --bench sampler_chain`; compare with one decode step of the
+//! default model (`rill bench`).
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use rill::sampling::SamplerChain;
+use rill::GenerationConfig;
+
+fn chain(c: &mut Criterion) {
+    let cfg = GenerationConfig {
+        do_sample: Some(true),
+        repetition_penalty: Some(1.1),
+        top_k: Some(50),
+        top_p: Some(0.9),
+        temperature: Some(0.8),
+        seed: Some(1),
+        ..Default::default()
+    };
+    let mut group = c.benchmark_group("standard_chain");
+    for vocab in [32_000usize, 128_000] {
+        let logits: Vec<f32> = (0..vocab)
+            .map(|i| ((i as f32 * 0.618).sin() * 7.0) + (i % 97) as f32 * 0.01)
+            .collect();
+        let context: Vec<u32> = (0..256).map(|i| (i * 7919 % vocab) as u32).collect();
+        let mut sampler = SamplerChain::new(&cfg).unwrap();
+        group.bench_with_input(BenchmarkId::from_parameter(vocab), &vocab, |b, _| {
+            b.iter(|| sampler.pick(&logits, &context, 16).unwrap())
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, chain);
+criterion_main!(benches);
