@@ -39,3 +39,24 @@ def test_errors_are_one_clear_line(tmp_path):
     out = rill("generate", "--model", tmp_path / "missing", "--prompt", "x")
     assert out.returncode == 1
     assert out.stderr.startswith("error: ") and "missing" in out.stderr and "panicked" not in out.stderr
+
+
+def test_plugin_and_sampler_flags_change_the_output(default_model, tmp_path):
+    from conftest import ROOT
+    lib = tmp_path / "libban_tokens.so"
+    build = subprocess.run(["cc", "-std=c11", "-shared", "-fPIC", "-O2", f"-I{ROOT / 'include'}",
+                            str(ROOT / "plugins/examples/ban_tokens.c"), "-o", str(lib)], capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    args = ["generate", "--model", default_model, "--prompt", "In the beginning", "--max-new-tokens", "8", "--greedy"]
+    plain = rill(*args)
+    assert plain.returncode == 0, plain.stderr
+    from tokenizers import Tokenizer
+    tok = Tokenizer.from_file(str(default_model / "tokenizer.json"))
+    first = tok.encode("In the beginning" + plain.stdout).ids[len(tok.encode("In the beginning").ids)]
+    banned = rill(*args, "--plugin", lib, "--sampler", f'ban_tokens:{{"tokens": [{first}]}}')
+    assert banned.returncode == 0, banned.stderr
+    assert banned.stdout != plain.stdout
+    unknown = rill(*args, "--sampler", "nope")
+    assert unknown.returncode == 1 and "no sampler named `nope`" in unknown.stderr
+    bad_json = rill(*args, "--sampler", "top_k:{oops")
+    assert bad_json.returncode == 1 and "not JSON" in bad_json.stderr
