@@ -232,6 +232,22 @@ enum rill_status rill_session_generate(struct rill_session *session,
 // The library version, e.g. "0.1.0". Static; never freed.
 const char *rill_version(void);
 
+// The number of hypotheses the last beam search of `session` returned
+// (`num_return_sequences`; 0 when the last generation was not a beam search).
+enum rill_status rill_session_beam_count(struct rill_session *session, size_t *n_out);
+
+// Hypothesis `index` (0 is the best) of the last beam search: its generated text (the
+// prompt and a final end-of-sequence token left out) NUL-terminated into `buf`
+// (`capacity` bytes, size including the NUL in `*needed_out`; `RILL_ERR_BUFFER_TOO_SMALL`
+// when it does not fit) and its score (`sum_logprobs / generated_len ** length_penalty`)
+// into `*score_out` (may be NULL). `RILL_ERR_INVALID_ARGUMENT` for an index out of range.
+enum rill_status rill_session_beam_result(struct rill_session *session,
+                                          size_t index,
+                                          char *buf,
+                                          size_t capacity,
+                                          size_t *needed_out,
+                                          float *score_out);
+
 #ifdef __cplusplus
 } // extern "C"
 #endif // __cplusplus

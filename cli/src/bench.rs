@@ -78,6 +78,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         SessionOptions {
             context_len: context,
             prefill_chunk: a.prompt_tokens,
+            ..Default::default()
         },
     )?;
     session.set_generation_config(GenerationConfig {

@@ -24,7 +24,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Generate a continuation of a prompt, streaming it to stdout.
-    Generate(GenerateArgs),
+    Generate(Box<GenerateArgs>),
     /// Measure open time, memory, prefill and decode speed.
     Bench(bench::BenchArgs),
     /// Describe a model folder: config, graph, weights, tokenizer.
@@ -75,6 +75,18 @@ struct GenerateArgs {
     /// Seed of the sampler's random generator.
     #[arg(long)]
     seed: Option<u64>,
+    /// Beam search with this many beams.
+    #[arg(long)]
+    num_beams: Option<usize>,
+    /// Length normalisation exponent of beam scores.
+    #[arg(long)]
+    length_penalty: Option<f32>,
+    /// Beam search stopping: true, false or never.
+    #[arg(long)]
+    early_stopping: Option<String>,
+    /// Print this many beam hypotheses, one per line, best first.
+    #[arg(long)]
+    num_return_sequences: Option<usize>,
     /// Load a sampler plugin (a shared library exporting rill_plugin_entry); repeatable.
     #[arg(long)]
     plugin: Vec<PathBuf>,
@@ -97,7 +109,7 @@ struct GenerateArgs {
 
 fn main() {
     let result = match Cli::parse().command {
-        Command::Generate(a) => generate(a),
+        Command::Generate(a) => generate(*a),
         Command::Bench(a) => bench::run(a),
         Command::Inspect { dir } => inspect(dir),
     };
@@ -177,7 +189,7 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
         || a.typical_p.is_some();
     session.set_generation_config(GenerationConfig {
         max_new_tokens: a.max_new_tokens,
-        do_sample: if a.greedy {
+        do_sample: if a.greedy || (a.num_beams.unwrap_or(1) > 1 && !sampling_flag) {
             Some(false)
         } else if sampling_flag {
             Some(true)
@@ -194,6 +206,15 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
         seed: a.seed,
         eos_token_id: None,
         samplers: sampler_specs(&a.sampler)?,
+        num_beams: a.num_beams,
+        length_penalty: a.length_penalty,
+        early_stopping: match a.early_stopping.as_deref() {
+            None => None,
+            Some("true") => Some(true.into()),
+            Some("false") => Some(false.into()),
+            Some(other) => Some(other.into()),
+        },
+        num_return_sequences: a.num_return_sequences,
     })?;
     let stdout = std::io::stdout();
     let started = Instant::now();
@@ -203,6 +224,11 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
             .and_then(|_| lock.flush())
             .is_ok()
     })?;
+    for index in 1..session.beam_results().len() {
+        let (text, _) = session.beam_text(index)?;
+        println!();
+        print!("{text}");
+    }
     if a.stats {
         let t = out.timings;
         let total = started.elapsed();

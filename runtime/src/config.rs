@@ -143,6 +143,18 @@ pub struct GenerationConfig {
     /// Seed of the session's random generator (default: from the clock).
     #[serde(default)]
     pub seed: Option<u64>,
+    /// Beam search when above 1 (`num_beams`).
+    #[serde(default)]
+    pub num_beams: Option<usize>,
+    /// Exponent of the length normalisation of beam scores (default 1.0).
+    #[serde(default)]
+    pub length_penalty: Option<f32>,
+    /// Beam search stopping: `true`, `false` (default) or `"never"`.
+    #[serde(default)]
+    pub early_stopping: Option<serde_json::Value>,
+    /// How many beam hypotheses to return (default 1).
+    #[serde(default)]
+    pub num_return_sequences: Option<usize>,
     /// rill's extension: custom samplers run after the standard ones, before the final
     /// pick, e.g. `[{"name": "ban_tokens", "params": {"tokens": [17]}, "plugin": "x.so"}]`.
     #[serde(default)]
@@ -198,6 +210,13 @@ impl GenerationConfig {
             no_repeat_ngram_size: other.no_repeat_ngram_size.or(self.no_repeat_ngram_size),
             seed: other.seed.or(self.seed),
             samplers: other.samplers.clone().or_else(|| self.samplers.clone()),
+            num_beams: other.num_beams.or(self.num_beams),
+            length_penalty: other.length_penalty.or(self.length_penalty),
+            early_stopping: other
+                .early_stopping
+                .clone()
+                .or_else(|| self.early_stopping.clone()),
+            num_return_sequences: other.num_return_sequences.or(self.num_return_sequences),
         }
     }
 }

@@ -25,6 +25,8 @@ pub struct SessionOptions {
     pub context_len: usize,
     /// Prompt tokens per forward pass during prefill.
     pub prefill_chunk: usize,
+    /// Rows evaluated together (beam hypotheses); 1 for a plain conversation.
+    pub batch: usize,
 }
 
 impl Default for SessionOptions {
@@ -32,6 +34,7 @@ impl Default for SessionOptions {
         SessionOptions {
             context_len: 0,
             prefill_chunk: 128,
+            batch: 1,
         }
     }
 }
@@ -102,6 +105,8 @@ pub struct Session {
     logits: Vec<u32>, // f32 or f16 bits, chunk * vocab elements (u32 storage for alignment)
     last: Vec<f32>,
     ort_time: Duration,
+    beams: Vec<crate::beam::Hypothesis>,
+    beam_prompt_len: usize,
     model: Arc<Model>,
 }
 
@@ -119,15 +124,16 @@ impl Session {
                 "context_len {context} exceeds the model's max_position_embeddings {max}"
             )));
         }
-        if options.prefill_chunk == 0 {
+        if options.prefill_chunk == 0 || options.batch == 0 {
             return Err(RillError::InvalidArgument(
-                "prefill_chunk must be at least 1".into(),
+                "prefill_chunk and batch must be at least 1".into(),
             ));
         }
+        let batch = options.batch;
         let g = model.graph().clone();
         let shape = CacheShape {
             layers: g.layers,
-            batch: 1,
+            batch,
             kv_heads: g.kv_heads,
             head_dim: g.head_dim,
             capacity: context,
@@ -163,16 +169,19 @@ impl Session {
             names,
             tokens: Vec::new(),
             generation: GenerationConfig::default(),
-            ids: Vec::with_capacity(chunk),
-            mask: vec![1; context],
-            positions: Vec::with_capacity(chunk),
-            logits: vec![0; chunk * g.vocab],
-            last: vec![0.0; g.vocab],
+            ids: Vec::with_capacity(batch * chunk),
+            mask: vec![1; batch * context],
+            positions: Vec::with_capacity(batch * chunk),
+            logits: vec![0; batch * chunk * g.vocab],
+            last: vec![0.0; batch * g.vocab],
             options: SessionOptions {
                 context_len: context,
                 prefill_chunk: chunk,
+                batch,
             },
             ort_time: Duration::ZERO,
+            beams: Vec::new(),
+            beam_prompt_len: 0,
             model,
         })
     }
@@ -200,7 +209,9 @@ impl Session {
     /// Sets generation settings (Hugging Face keys) over the folder's defaults; invalid
     /// values (e.g. `temperature` 0) are refused and the previous settings stay.
     pub fn set_generation_config(&mut self, config: GenerationConfig) -> Result<()> {
-        crate::sampling::SamplerChain::new(&self.model.generation_defaults().merged(&config))?;
+        let merged = self.model.generation_defaults().merged(&config);
+        crate::sampling::SamplerChain::new(&merged)?;
+        crate::beam::BeamConfig::from_generation(&merged, Vec::new())?;
         self.generation = config;
         Ok(())
     }
@@ -232,57 +243,101 @@ impl Session {
     }
 
     /// Evaluates `new` tokens after those in the cache (in prefill chunks) and returns the
-    /// logits of the last position.
+    /// logits of the last position. For a session of batch 1.
     pub fn forward(&mut self, new: &[u32]) -> Result<&[f32]> {
+        if self.options.batch != 1 {
+            return Err(RillError::InvalidArgument(format!(
+                "forward is for batch 1; this session has {} rows (use forward_rows)",
+                self.options.batch
+            )));
+        }
+        self.forward_rows(&[new])
+    }
+
+    /// Evaluates one equally long slice of new tokens per row (the session's batch) and
+    /// returns the last position's logits of every row, `[batch * vocab]`.
+    pub fn forward_rows(&mut self, rows: &[&[u32]]) -> Result<&[f32]> {
         let vocab = self.model.graph().vocab;
-        if new.is_empty() {
+        let batch = self.options.batch;
+        if rows.len() != batch || rows.iter().any(|r| r.len() != rows[0].len()) {
+            return Err(RillError::InvalidArgument(format!(
+                "forward_rows needs {batch} rows of equal length"
+            )));
+        }
+        let len = rows[0].len();
+        if len == 0 {
             return Err(RillError::EmptyPrompt);
         }
-        if let Some(&id) = new.iter().find(|&&id| id as usize >= vocab) {
+        if let Some(&id) = rows
+            .iter()
+            .flat_map(|r| r.iter())
+            .find(|&&id| id as usize >= vocab)
+        {
             return Err(RillError::TokenOutOfRange { id, vocab });
         }
-        if self.tokens.len() + new.len() > self.options.context_len {
+        if self.cache.len() + len > self.options.context_len {
             return Err(RillError::PromptTooLong {
-                tokens: self.tokens.len() + new.len(),
+                tokens: self.cache.len() + len,
                 context: self.options.context_len,
             });
         }
         let chunk = self.options.prefill_chunk;
         let mut n = 0;
-        for part in new.chunks(chunk) {
-            self.step(part)?;
-            n = part.len();
+        for start in (0..len).step_by(chunk) {
+            let end = (start + chunk).min(len);
+            let parts: Vec<&[u32]> = rows.iter().map(|r| &r[start..end]).collect();
+            self.step(&parts)?;
+            n = end - start;
         }
         let g = self.model.graph();
-        let row = (n - 1) * vocab;
-        if g.logits_f16 {
-            // SAFETY: the buffer holds chunk * vocab u16 values in its first half bytes.
-            let halves = unsafe {
-                std::slice::from_raw_parts(
-                    self.logits.as_ptr() as *const u16,
-                    self.logits.len() * 2,
-                )
-            };
-            for (dst, bits) in self.last.iter_mut().zip(&halves[row..row + vocab]) {
-                *dst = half::f16::from_bits(*bits).to_f32();
-            }
-        } else {
-            for (dst, bits) in self.last.iter_mut().zip(&self.logits[row..row + vocab]) {
-                *dst = f32::from_bits(*bits);
+        for b in 0..batch {
+            let row = (b * n + n - 1) * vocab;
+            let dst = &mut self.last[b * vocab..(b + 1) * vocab];
+            if g.logits_f16 {
+                // SAFETY: the buffer holds batch * chunk * vocab u16 values in its bytes.
+                let halves = unsafe {
+                    std::slice::from_raw_parts(
+                        self.logits.as_ptr() as *const u16,
+                        self.logits.len() * 2,
+                    )
+                };
+                for (d, bits) in dst.iter_mut().zip(&halves[row..row + vocab]) {
+                    *d = half::f16::from_bits(*bits).to_f32();
+                }
+            } else {
+                for (d, bits) in dst.iter_mut().zip(&self.logits[row..row + vocab]) {
+                    *d = f32::from_bits(*bits);
+                }
             }
         }
         Ok(&self.last)
     }
 
+    /// The logits returned by the last `forward_rows`, `[batch * vocab]`.
+    pub fn forward_cached(&self) -> &[f32] {
+        &self.last
+    }
+
+    /// Replaces cache row `i` by row `parents[i]` (beam search).
+    pub fn reorder_rows(&mut self, parents: &[usize]) -> Result<()> {
+        self.cache
+            .reorder(parents)
+            .map_err(RillError::InvalidArgument)
+    }
+
     /// One forward pass over at most `prefill_chunk` tokens.
-    fn step(&mut self, part: &[u32]) -> Result<()> {
-        let n = part.len();
+    fn step(&mut self, parts: &[&[u32]]) -> Result<()> {
+        let n = parts[0].len();
+        let bsz = parts.len();
         let past = self.cache.len();
         let g = self.model.graph().clone();
         self.ids.clear();
-        self.ids.extend(part.iter().map(|&t| t as i64));
+        self.ids
+            .extend(parts.iter().flat_map(|p| p.iter()).map(|&t| t as i64));
         self.positions.clear();
-        self.positions.extend((past..past + n).map(|p| p as i64));
+        for _ in 0..bsz {
+            self.positions.extend((past..past + n).map(|p| p as i64));
+        }
         let i64_type = ort::sys::ONNXTensorElementDataType::ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64;
         let cache_f16 = g.cache_dtype == crate::kv_cache::CacheDtype::F16;
         let mut values = Vec::with_capacity(4 * g.layers + 4);
@@ -291,27 +346,27 @@ impl Session {
         unsafe {
             values.push(RawValue::over(
                 self.ids.as_mut_ptr().cast(),
-                n * 8,
-                &[1, n],
+                bsz * n * 8,
+                &[bsz, n],
                 i64_type,
             )?);
             values.push(RawValue::over(
                 self.mask.as_mut_ptr().cast(),
-                (past + n) * 8,
-                &[1, past + n],
+                bsz * (past + n) * 8,
+                &[bsz, past + n],
                 i64_type,
             )?);
             values.push(RawValue::over(
                 self.positions.as_mut_ptr().cast(),
-                n * 8,
-                &[1, n],
+                bsz * n * 8,
+                &[bsz, n],
                 i64_type,
             )?);
-            let logits_bytes = n * g.vocab * if g.logits_f16 { 2 } else { 4 };
+            let logits_bytes = bsz * n * g.vocab * if g.logits_f16 { 2 } else { 4 };
             values.push(RawValue::over(
                 self.logits.as_mut_ptr().cast(),
                 logits_bytes,
-                &[1, n, g.vocab],
+                &[bsz, n, g.vocab],
                 element_type(g.logits_f16),
             )?);
             for layer in 0..g.layers {
@@ -357,7 +412,7 @@ impl Session {
         drop(values);
         run?;
         self.cache.commit(n);
-        self.tokens.extend_from_slice(part);
+        self.tokens.extend_from_slice(parts[0]);
         Ok(())
     }
 
@@ -390,10 +445,15 @@ impl Session {
             });
         }
         let settings = self.generation_config();
+        let eos = self.model.eos_ids(&settings);
+        if let Some(beam) = crate::beam::BeamConfig::from_generation(&settings, eos.clone())? {
+            return self.generate_beams(prompt, &beam, on_piece);
+        }
         let mut chain = crate::sampling::SamplerChain::new(&settings)?;
         let max_new = settings.max_new_tokens.unwrap_or(256);
         let eos = self.model.eos_ids(&settings);
         self.reset();
+        self.beams.clear();
         self.ort_time = Duration::ZERO;
         let model = Arc::clone(&self.model);
         let mut stream = TextStream::new(model.tokenizer());
@@ -435,6 +495,61 @@ impl Session {
         timings.ort_run = self.ort_time;
         Ok(Generation {
             tokens: out,
+            text,
+            prompt_tokens: prompt.len(),
+            stop,
+            timings,
+        })
+    }
+
+    /// The hypotheses of the last beam search, best first (empty after a non-beam run).
+    pub fn beam_results(&self) -> &[crate::beam::Hypothesis] {
+        &self.beams
+    }
+
+    /// Text (generated part, final EOS dropped) and score of beam hypothesis `index`.
+    pub fn beam_text(&self, index: usize) -> Result<(String, f32)> {
+        let h = self.beams.get(index).ok_or_else(|| {
+            RillError::InvalidArgument(format!(
+                "beam index {index} out of range ({} hypotheses)",
+                self.beams.len()
+            ))
+        })?;
+        let eos = self.model.eos_ids(&self.generation_config());
+        let mut tokens = &h.tokens[self.beam_prompt_len.min(h.tokens.len())..];
+        if tokens.last().is_some_and(|t| eos.contains(t)) {
+            tokens = &tokens[..tokens.len() - 1];
+        }
+        Ok((self.model.detokenize(tokens)?, h.score))
+    }
+
+    fn generate_beams(
+        &mut self,
+        prompt: &[u32],
+        cfg: &crate::beam::BeamConfig,
+        mut on_piece: impl FnMut(&str) -> bool,
+    ) -> Result<Generation> {
+        let started = Instant::now();
+        self.beams = crate::beam::beam_search(&self.model, prompt, cfg)?;
+        self.beam_prompt_len = prompt.len();
+        let best = &self.beams[0];
+        let mut tokens = best.tokens[prompt.len()..].to_vec();
+        let stop = if tokens.last().is_some_and(|t| cfg.eos.contains(t)) {
+            tokens.pop();
+            StopReason::Eos
+        } else {
+            StopReason::MaxTokens
+        };
+        let text = self.model.detokenize(&tokens)?;
+        if !text.is_empty() {
+            on_piece(&text);
+        }
+        let timings = Timings {
+            decode: started.elapsed(),
+            ..Default::default()
+        };
+        Ok(Generation {
+            tokens,
             text,
             prompt_tokens: prompt.len(),
             stop,

@@ -52,6 +52,7 @@ fn message(r: Result<Model, RillError>) -> (RillError, String) {
         SessionOptions {
             context_len: 32,
             prefill_chunk: 8,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -171,6 +172,7 @@ fn prompt_longer_than_context_fails_before_work_and_session_stays_usable() {
         SessionOptions {
             context_len: 16,
             prefill_chunk: 8,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -230,6 +232,7 @@ fn context_larger_than_the_model_is_refused() {
         SessionOptions {
             context_len: too_big,
             prefill_chunk: 8,
+            ..Default::default()
         },
     )
     .err()

@@ -24,6 +24,7 @@ fn f16_folder_decodes_close_to_f32() {
     let opts = SessionOptions {
         context_len: 128,
         prefill_chunk: 4,
+        ..Default::default()
     };
     let (mut a, mut b) = (
         Session::new(full, opts.clone()).unwrap(),

@@ -20,6 +20,7 @@ fn logits_and_greedy_tokens_match_candle_for_three_prompts() {
             SessionOptions {
                 context_len: 256,
                 prefill_chunk: 5,
+                ..Default::default()
             },
         )
         .unwrap();

@@ -66,6 +66,7 @@ fn session() -> Session {
         SessionOptions {
             context_len: 64,
             prefill_chunk: 16,
+            ..Default::default()
         },
     )
     .unwrap()

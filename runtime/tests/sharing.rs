@@ -13,6 +13,7 @@ fn greedy(model: &Arc<rill::Model>, prompt: &str) -> String {
         SessionOptions {
             context_len: 128,
             prefill_chunk: 16,
+            ..Default::default()
         },
     )
     .unwrap();

@@ -166,6 +166,34 @@ static void test_errors(const rill_model *model) {
     EXPECT_STATUS(rill_session_new(model, &so, &session), RILL_ERR_INVALID_ARGUMENT);
 }
 
+static void test_beams(const rill_model *model) {
+    rill_session *session = NULL;
+    EXPECT_STATUS(rill_session_new(model, NULL, &session), RILL_OK);
+    EXPECT_STATUS(rill_session_set_generation_config(session,
+        "{\"max_new_tokens\": 12, \"do_sample\": false, \"num_beams\": 4, \"num_return_sequences\": 3}"), RILL_OK);
+    collector best = {0};
+    size_t n = 0, count = 0;
+    EXPECT_STATUS(rill_session_generate(session, "In the beginning", collect, &best, &n), RILL_OK);
+    EXPECT_STATUS(rill_session_beam_count(session, &count), RILL_OK);
+    CHECK(count == 3, "three hypotheses, got %zu", count);
+    float prev = 1.0f;
+    for (size_t i = 0; i < count; i++) {
+        char text[1024];
+        size_t needed = 0;
+        float score = 0.0f;
+        EXPECT_STATUS(rill_session_beam_result(session, i, text, sizeof text, &needed, &score), RILL_OK);
+        CHECK(score <= prev && score < 0.0f, "scores sorted and negative (%f)", (double)score);
+        prev = score;
+        if (i == 0) CHECK(strcmp(text, best.text) == 0, "best hypothesis is what was streamed");
+    }
+    size_t needed = 0;
+    EXPECT_STATUS(rill_session_beam_result(session, 0, NULL, 0, &needed, NULL), RILL_ERR_BUFFER_TOO_SMALL);
+    EXPECT_STATUS(rill_session_beam_result(session, 3, NULL, 0, &needed, NULL), RILL_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(rill_session_set_generation_config(session, "{\"num_beams\": 2, \"num_return_sequences\": 5}"), RILL_ERR_GENERATION_CONFIG);
+    EXPECT_STATUS(rill_session_set_generation_config(session, "{\"num_beams\": 2, \"early_stopping\": \"sometimes\"}"), RILL_ERR_GENERATION_CONFIG);
+    rill_session_free(session);
+}
+
 static void test_plugins(const rill_model *model, const char *plugin_path) {
     const rill_plugin *plugin = NULL;
     EXPECT_STATUS(rill_plugin_load("/nonexistent/libx.so", &plugin), RILL_ERR_PLUGIN_LOAD);
@@ -232,6 +260,7 @@ int main(int argc, char **argv) {
     test_tokenize(model);
     test_errors(model);
     test_plugins(model, argv[2]);
+    test_beams(model);
     /* A session outlives the caller's model reference. */
     rill_session *session = NULL;
     EXPECT_STATUS(rill_session_new(model, NULL, &session), RILL_OK);

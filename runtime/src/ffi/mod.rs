@@ -83,6 +83,14 @@ pub(crate) fn c_str<'a>(ptr: *const c_char, what: &'static str) -> Result<&'a st
         .map_err(|_| RillError::InvalidUtf8(what))
 }
 
+/// Writes `value` through an optional output pointer (NULL: not wanted).
+pub(crate) fn write_optional<T>(ptr: *mut T, value: T) {
+    if !ptr.is_null() {
+        // SAFETY: per the header, a non-NULL output pointer is valid for a write.
+        unsafe { *ptr = value };
+    }
+}
+
 /// An output pointer argument, checked before any work.
 pub(crate) fn out_ptr<T>(ptr: *mut T, what: &str) -> Result<*mut T, RillError> {
     if ptr.is_null() {

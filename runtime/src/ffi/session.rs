@@ -163,3 +163,56 @@ pub extern "C" fn rill_session_generate(
 pub extern "C" fn rill_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const c_char
 }
+
+/// The number of hypotheses the last beam search of `session` returned
+/// (`num_return_sequences`; 0 when the last generation was not a beam search).
+#[no_mangle]
+pub extern "C" fn rill_session_beam_count(
+    session: *mut rill_session,
+    n_out: *mut usize,
+) -> rill_status {
+    ffi_call(|| {
+        let n_out = out_ptr(n_out, "n_out")?;
+        let session = session_mut(session)?;
+        // SAFETY: checked non-NULL.
+        unsafe { *n_out = session.beam_results().len() };
+        Ok(())
+    })
+}
+
+/// Hypothesis `index` (0 is the best) of the last beam search: its generated text (the
+/// prompt and a final end-of-sequence token left out) NUL-terminated into `buf`
+/// (`capacity` bytes, size including the NUL in `*needed_out`; `RILL_ERR_BUFFER_TOO_SMALL`
+/// when it does not fit) and its score (`sum_logprobs / generated_len ** length_penalty`)
+/// into `*score_out` (may be NULL). `RILL_ERR_INVALID_ARGUMENT` for an index out of range.
+#[no_mangle]
+pub extern "C" fn rill_session_beam_result(
+    session: *mut rill_session,
+    index: usize,
+    buf: *mut c_char,
+    capacity: usize,
+    needed_out: *mut usize,
+    score_out: *mut f32,
+) -> rill_status {
+    ffi_call(|| {
+        let needed_out = out_ptr(needed_out, "needed_out")?;
+        let session = session_mut(session)?;
+        let (text, score) = session.beam_text(index)?;
+        let needed = text.len() + 1;
+        // SAFETY: checked non-NULL.
+        unsafe { *needed_out = needed };
+        super::write_optional(score_out, score);
+        if needed > capacity {
+            return Err(crate::RillError::BufferTooSmall(format!(
+                "`buf` holds {capacity}, {needed} needed"
+            )));
+        }
+        let dst = out_ptr(buf, "buf")? as *mut u8;
+        // SAFETY: the caller provides `capacity` >= needed writable bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(text.as_ptr(), dst, text.len());
+            *dst.add(text.len()) = 0;
+        }
+        Ok(())
+    })
+}

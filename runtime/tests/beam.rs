@@ -1,0 +1,112 @@
+//! Beam search against transformers 4.53's own beam search on the default model
+//! (tests/reference/fixtures/beam.json): the same sequences token for token and scores
+//! within 1e-4, for several settings of length_penalty, early_stopping and
+//! num_return_sequences. (Group beam search cases in the fixture are not implemented yet.)
+
+mod common;
+
+use rill::beam::{beam_search, BeamConfig, EarlyStopping};
+use serde_json::Value;
+
+#[test]
+fn beam_search_matches_transformers() {
+    let model = common::default_model();
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/reference/fixtures/beam.json"
+    );
+    let fixture: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let gen: Value = serde_json::from_str(
+        &std::fs::read_to_string(common::default_model_dir().join("generation_config.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let penalty = gen["repetition_penalty"].as_f64().unwrap_or(1.0) as f32;
+    let mut checked = 0;
+    for case in fixture["cases"].as_array().unwrap() {
+        let s = &case["settings"];
+        if s.get("num_beam_groups").is_some() {
+            continue;
+        }
+        let prompt: Vec<u32> = case["prompt_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        let early = match &s["early_stopping"] {
+            Value::Bool(true) => EarlyStopping::True,
+            Value::Bool(false) => EarlyStopping::False,
+            _ => EarlyStopping::Never,
+        };
+        let cfg = BeamConfig {
+            num_beams: s["num_beams"].as_u64().unwrap() as usize,
+            length_penalty: s["length_penalty"].as_f64().unwrap() as f32,
+            early_stopping: early,
+            num_return_sequences: s["num_return_sequences"].as_u64().unwrap() as usize,
+            max_new_tokens: case["max_new_tokens"].as_u64().unwrap() as usize,
+            eos: vec![1],
+            repetition_penalty: penalty,
+            no_repeat_ngram_size: 0,
+        };
+        let got = beam_search(&model, &prompt, &cfg).unwrap();
+        let want_seqs = case["sequences"].as_array().unwrap();
+        let want_scores = case["sequence_scores"].as_array().unwrap();
+        assert_eq!(got.len(), want_seqs.len(), "{s}");
+        for (i, (h, (w, ws))) in got
+            .iter()
+            .zip(want_seqs.iter().zip(want_scores))
+            .enumerate()
+        {
+            let mut w: Vec<u32> = w
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as u32)
+                .collect();
+            while w.len() > prompt.len() && *w.last().unwrap() == 2 {
+                w.pop(); // transformers pads shorter hypotheses with pad_token_id 2
+            }
+            assert_eq!(h.tokens, w, "{s} hypothesis {i}");
+            let ws = ws.as_f64().unwrap() as f32;
+            assert!(
+                (h.score - ws).abs() < 1e-4,
+                "{s} hypothesis {i}: score {} vs {ws}",
+                h.score
+            );
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 6, "2 prompts x 3 beam settings");
+}
+
+#[test]
+fn generate_with_num_beams_returns_the_beam_search_hypotheses() {
+    let model = common::default_model();
+    let mut s = rill::Session::new(model.clone(), rill::SessionOptions::default()).unwrap();
+    let cfg = rill::GenerationConfig {
+        max_new_tokens: Some(10),
+        do_sample: Some(false),
+        num_beams: Some(3),
+        num_return_sequences: Some(2),
+        early_stopping: Some(true.into()),
+        ..Default::default()
+    };
+    s.set_generation_config(cfg.clone()).unwrap();
+    let mut streamed = String::new();
+    let out = s
+        .generate("In the beginning", |p| {
+            streamed.push_str(p);
+            true
+        })
+        .unwrap();
+    let prompt = model.tokenize("In the beginning").unwrap();
+    let eos = model.eos_ids(&s.generation_config());
+    let merged = s.generation_config();
+    let beam = BeamConfig::from_generation(&merged, eos).unwrap().unwrap();
+    let direct = beam_search(&model, &prompt, &beam).unwrap();
+    assert_eq!(s.beam_results(), direct.as_slice());
+    assert_eq!(streamed, out.text);
+    assert_eq!(s.beam_text(0).unwrap().0, out.text);
+    assert!(s.beam_text(2).is_err());
+}
