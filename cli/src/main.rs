@@ -84,6 +84,12 @@ struct GenerateArgs {
     /// Beam search stopping: true, false or never.
     #[arg(long)]
     early_stopping: Option<String>,
+    /// Diverse beam search: number of beam groups.
+    #[arg(long)]
+    num_beam_groups: Option<usize>,
+    /// Diverse beam search: penalty per earlier group that chose a token.
+    #[arg(long)]
+    diversity_penalty: Option<f32>,
     /// Print this many beam hypotheses, one per line, best first.
     #[arg(long)]
     num_return_sequences: Option<usize>,
@@ -215,6 +221,9 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
             Some(other) => Some(other.into()),
         },
         num_return_sequences: a.num_return_sequences,
+        num_beam_groups: a.num_beam_groups,
+        diversity_penalty: a.diversity_penalty,
+        pad_token_id: None,
     })?;
     let stdout = std::io::stdout();
     let started = Instant::now();

@@ -40,6 +40,9 @@ pub struct ModelConfig {
     /// End-of-sequence id or ids.
     #[serde(default)]
     pub eos_token_id: Option<OneOrMany>,
+    /// Padding id.
+    #[serde(default)]
+    pub pad_token_id: Option<u32>,
 }
 
 /// A JSON value that is one id or a list of ids.
@@ -152,6 +155,15 @@ pub struct GenerationConfig {
     /// Beam search stopping: `true`, `false` (default) or `"never"`.
     #[serde(default)]
     pub early_stopping: Option<serde_json::Value>,
+    /// Diverse beam search: split the beams into this many groups (default 1).
+    #[serde(default)]
+    pub num_beam_groups: Option<usize>,
+    /// Diverse beam search: penalty per earlier group that chose a token (default 0).
+    #[serde(default)]
+    pub diversity_penalty: Option<f32>,
+    /// Padding id fed to the beams of a finished group (default: config.json's, else 0).
+    #[serde(default)]
+    pub pad_token_id: Option<u32>,
     /// How many beam hypotheses to return (default 1).
     #[serde(default)]
     pub num_return_sequences: Option<usize>,
@@ -217,6 +229,9 @@ impl GenerationConfig {
                 .clone()
                 .or_else(|| self.early_stopping.clone()),
             num_return_sequences: other.num_return_sequences.or(self.num_return_sequences),
+            num_beam_groups: other.num_beam_groups.or(self.num_beam_groups),
+            diversity_penalty: other.diversity_penalty.or(self.diversity_penalty),
+            pad_token_id: other.pad_token_id.or(self.pad_token_id),
         }
     }
 }

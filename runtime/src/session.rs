@@ -446,6 +446,8 @@ impl Session {
         }
         let settings = self.generation_config();
         let eos = self.model.eos_ids(&settings);
+        let mut settings = settings;
+        settings.pad_token_id = settings.pad_token_id.or(self.model.config().pad_token_id);
         if let Some(beam) = crate::beam::BeamConfig::from_generation(&settings, eos.clone())? {
             return self.generate_beams(prompt, &beam, on_piece);
         }
@@ -530,7 +532,7 @@ impl Session {
         mut on_piece: impl FnMut(&str) -> bool,
     ) -> Result<Generation> {
         let started = Instant::now();
-        self.beams = crate::beam::beam_search(&self.model, prompt, cfg)?;
+        self.beams = crate::beam::search(&self.model, prompt, cfg)?;
         self.beam_prompt_len = prompt.len();
         let best = &self.beams[0];
         let mut tokens = best.tokens[prompt.len()..].to_vec();

@@ -1,11 +1,11 @@
 //! Beam search against transformers 4.53's own beam search on the default model
 //! (tests/reference/fixtures/beam.json): the same sequences token for token and scores
 //! within 1e-4, for several settings of length_penalty, early_stopping and
-//! num_return_sequences. (Group beam search cases in the fixture are not implemented yet.)
+//! num_return_sequences, and for diverse (group) beam search.
 
 mod common;
 
-use rill::beam::{beam_search, BeamConfig, EarlyStopping};
+use rill::beam::{beam_search, group_beam_search, BeamConfig, EarlyStopping, GroupConfig};
 use serde_json::Value;
 
 #[test]
@@ -25,9 +25,6 @@ fn beam_search_matches_transformers() {
     let mut checked = 0;
     for case in fixture["cases"].as_array().unwrap() {
         let s = &case["settings"];
-        if s.get("num_beam_groups").is_some() {
-            continue;
-        }
         let prompt: Vec<u32> = case["prompt_ids"]
             .as_array()
             .unwrap()
@@ -48,8 +45,19 @@ fn beam_search_matches_transformers() {
             eos: vec![1],
             repetition_penalty: penalty,
             no_repeat_ngram_size: 0,
+            groups: None,
         };
-        let got = beam_search(&model, &prompt, &cfg).unwrap();
+        let got = match s.get("num_beam_groups") {
+            Some(groups) => {
+                let groups = GroupConfig {
+                    num_beam_groups: groups.as_u64().unwrap() as usize,
+                    diversity_penalty: s["diversity_penalty"].as_f64().unwrap() as f32,
+                    pad: 2,
+                };
+                group_beam_search(&model, &prompt, &cfg, &groups).unwrap()
+            }
+            None => beam_search(&model, &prompt, &cfg).unwrap(),
+        };
         let want_seqs = case["sequences"].as_array().unwrap();
         let want_scores = case["sequence_scores"].as_array().unwrap();
         assert_eq!(got.len(), want_seqs.len(), "{s}");
@@ -77,7 +85,10 @@ fn beam_search_matches_transformers() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 6, "2 prompts x 3 beam settings");
+    assert_eq!(
+        checked, 10,
+        "2 prompts x (3 beam + 2 diverse beam settings)"
+    );
 }
 
 #[test]
@@ -104,7 +115,7 @@ fn generate_with_num_beams_returns_the_beam_search_hypotheses() {
     let eos = model.eos_ids(&s.generation_config());
     let merged = s.generation_config();
     let beam = BeamConfig::from_generation(&merged, eos).unwrap().unwrap();
-    let direct = beam_search(&model, &prompt, &beam).unwrap();
+    let direct = rill::beam::search(&model, &prompt, &beam).unwrap();
     assert_eq!(s.beam_results(), direct.as_slice());
     assert_eq!(streamed, out.text);
     assert_eq!(s.beam_text(0).unwrap().0, out.text);

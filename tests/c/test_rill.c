@@ -189,6 +189,13 @@ static void test_beams(const rill_model *model) {
     size_t needed = 0;
     EXPECT_STATUS(rill_session_beam_result(session, 0, NULL, 0, &needed, NULL), RILL_ERR_BUFFER_TOO_SMALL);
     EXPECT_STATUS(rill_session_beam_result(session, 3, NULL, 0, &needed, NULL), RILL_ERR_INVALID_ARGUMENT);
+    /* Diverse beam search: two groups of two, four different hypotheses. */
+    EXPECT_STATUS(rill_session_set_generation_config(session,
+        "{\"num_beams\": 4, \"num_beam_groups\": 2, \"diversity_penalty\": 1.0, \"num_return_sequences\": 4, \"do_sample\": false}"), RILL_OK);
+    EXPECT_STATUS(rill_session_generate(session, "In the beginning", NULL, NULL, &n), RILL_OK);
+    EXPECT_STATUS(rill_session_beam_count(session, &count), RILL_OK);
+    CHECK(count == 4, "four diverse hypotheses, got %zu", count);
+    EXPECT_STATUS(rill_session_set_generation_config(session, "{\"num_beams\": 4, \"num_beam_groups\": 3}"), RILL_ERR_GENERATION_CONFIG);
     EXPECT_STATUS(rill_session_set_generation_config(session, "{\"num_beams\": 2, \"num_return_sequences\": 5}"), RILL_ERR_GENERATION_CONFIG);
     EXPECT_STATUS(rill_session_set_generation_config(session, "{\"num_beams\": 2, \"early_stopping\": \"sometimes\"}"), RILL_ERR_GENERATION_CONFIG);
     rill_session_free(session);
