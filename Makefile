@@ -19,7 +19,7 @@ CORPUS_DEBS := bible-kjv bible-kjv-text python3.11-doc
 # Training budget of the default model (minutes of wall-clock on 2 cores).
 TRAIN_MINUTES ?= 45
 
-.PHONY: all build venv demo test test-rust test-python test-c header check-header model corpus lint clean
+.PHONY: all build venv demo bench test test-rust test-python test-c header check-header model corpus lint clean
 
 all: build
 
@@ -85,6 +85,19 @@ model: build $(CORPUS)
 	$(TRAIN) train --corpus $(CORPUS) --out $(MODEL) --force \
 		--steps 1200 --time-limit-min $(TRAIN_MINUTES) --eval-every 100
 	$(TRAIN) export --from $(MODEL)
+
+# Speed and memory of rill on the default model and on a ~100M-parameter Llama folder
+# with random weights (f32 and f16), made on demand under build/ and never checked in.
+BENCH_MODEL := build/bench100m
+bench: build
+	test -f $(BENCH_MODEL)/model.onnx || $(TRAIN) init --out $(BENCH_MODEL) --force \
+		--preset bench100m --tokenizer-from $(MODEL)
+	test -f $(BENCH_MODEL)-f16/model.onnx || $(TRAIN) export --from $(BENCH_MODEL) \
+		--out $(BENCH_MODEL)-f16 --dtype f16 --force
+	$(RILL) bench --model $(MODEL) --threads 2
+	$(RILL) bench --model $(BENCH_MODEL) --threads 2 --reps 3
+	$(RILL) bench --model $(BENCH_MODEL)-f16 --threads 2 --reps 3
+	cargo bench -p rill --bench sampler_chain
 
 lint:
 	cargo fmt --all -- --check
