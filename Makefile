@@ -86,7 +86,7 @@ model: build $(CORPUS)
 		--steps 1200 --time-limit-min $(TRAIN_MINUTES) --eval-every 100
 	$(TRAIN) export --from $(MODEL)
 
-# Speed and memory of rill on the default model and on a ~100M-parameter Llama folder
+# Speed and memory of rill on the default model and on a ~79M-parameter Llama folder
 # with random weights (f32 and f16), made on demand under build/ and never checked in.
 BENCH_MODEL := build/bench100m
 bench: build
