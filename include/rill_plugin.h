@@ -132,7 +132,58 @@ typedef struct rill_sampler_vtable {
     void (*destroy)(void *state);
 } rill_sampler_vtable;
 
-/* Everything a plugin provides. Static storage; valid until the plugin is unloaded. */
+/*
+ * One step of a search strategy: the raw next-token logits of every live row (hypothesis)
+ * and the rows' tokens so far. Owned by rill; valid during the call.
+ */
+typedef struct rill_search_step {
+    uint32_t abi_version;
+    uint32_t struct_size;
+    size_t n_rows;          /* live rows, as the strategy asked for (rows()) */
+    size_t vocab_size;
+    const float *logits;    /* [n_rows * vocab_size], row-major, raw logits */
+    const uint32_t *tokens; /* [n_rows * length], row-major: prompt and generated tokens */
+    size_t length;          /* tokens per row so far */
+    size_t prompt_len;
+    size_t max_length;      /* prompt_len + max_new_tokens */
+} rill_search_step;
+
+/* What a strategy decides for one row of the next step: the row it continues and the token
+ * it appends. rill reorders the KV cache by parent and feeds the tokens. */
+typedef struct rill_search_choice {
+    uint32_t parent;
+    uint32_t token;
+} rill_search_choice;
+
+/*
+ * A search strategy (beam search, diverse beam search, ...). It decides, step by step,
+ * which hypotheses live on; rill runs the model on all rows in one batched pass.
+ */
+typedef struct rill_search_vtable {
+    uint32_t abi_version;
+    uint32_t struct_size;
+    /* required: the name generation settings use (UTF-8, static). */
+    const char *name;
+    /* required: makes a state from JSON parameters; writes how many rows it runs. */
+    rill_plugin_status (*create)(const char *params_json, const rill_host *host, void **state_out,
+                                 size_t *n_rows_out, char *error, size_t error_len);
+    /* required: one step: writes n_rows choices; sets *done_out to 1 when the search ended
+     * (the choices are then ignored). */
+    rill_plugin_status (*step)(void *state, const rill_search_step *step, rill_search_choice *choices,
+                               uint8_t *done_out, char *error, size_t error_len);
+    /* required: after done, how many hypotheses it returns, best first. */
+    size_t (*n_results)(const void *state);
+    /* required: hypothesis i: its tokens (prompt included; owned by the state, valid until
+     * destroy) and score. */
+    rill_plugin_status (*result)(const void *state, size_t i, const uint32_t **tokens_out, size_t *length_out,
+                                 float *score_out);
+    /* required: frees a state. */
+    void (*destroy)(void *state);
+} rill_search_vtable;
+
+/* Everything a plugin provides. Static storage; valid until the plugin is unloaded.
+ * Fields after `samplers` were appended in the same ABI version 1 and are read only when
+ * struct_size covers them. */
 typedef struct rill_plugin_table {
     uint32_t abi_version;
     uint32_t struct_size;
@@ -140,6 +191,8 @@ typedef struct rill_plugin_table {
     const char *plugin_name;
     size_t n_samplers;
     const rill_sampler_vtable *const *samplers;
+    size_t n_strategies;
+    const rill_search_vtable *const *strategies;
 } rill_plugin_table;
 
 /*

@@ -75,7 +75,7 @@ static const rill_sampler_vtable ban_tokens = {
 };
 static const rill_sampler_vtable *const samplers[] = {&ban_tokens};
 static const rill_plugin_table table = {
-    RILL_PLUGIN_ABI_VERSION, sizeof(rill_plugin_table), "ban-tokens-example", 1, samplers,
+    RILL_PLUGIN_ABI_VERSION, sizeof(rill_plugin_table), "ban-tokens-example", 1, samplers, 0, NULL,
 };
 
 rill_plugin_status rill_plugin_entry(uint32_t host_abi_version, const rill_host *host,

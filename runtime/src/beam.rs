@@ -1,12 +1,8 @@
-//! Beam search, exactly as Hugging Face transformers 4.53 defines it for decoder-only
-//! models (`GenerationMixin._beam_search`: the top `max(2, 1 + n_eos) * num_beams`
-//! continuations of the accumulated log-probabilities, running beams chosen among those
-//! that did not stop, finished hypotheses scored `sum_logprobs / generated_len **
-//! length_penalty`, and its stopping rule for `early_stopping` true, false and "never").
-//! All beams run as the rows of one batched forward pass; the KV cache is reordered by
-//! parent row after each step. Checked token for token against transformers' output.
-//! Diverse (group) beam search follows `_group_beam_search` and its `BeamSearchScorer`.
-//! The search-strategy plugin ABI is not here yet: both are built into the runtime.
+//! Beam search and diverse beam search, driven by the host through the search-strategy
+//! plugin ABI: the `beam` strategy of `rill-beam` (registered statically) decides each
+//! step which hypotheses live on, with transformers 4.53's semantics; rill runs all beams
+//! as the rows of one batched forward pass and reorders the KV cache by parent row.
+//! Checked token for token against transformers' own output (runtime/tests/beam.rs).
 
 use std::sync::Arc;
 
@@ -112,168 +108,6 @@ impl BeamConfig {
     }
 }
 
-const NEG: f32 = -1.0e9;
-
-fn log_softmax(row: &[f32]) -> Vec<f32> {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f32 = row.iter().map(|x| (x - max).exp()).sum();
-    let lse = max + sum.ln();
-    row.iter().map(|x| x - lse).collect()
-}
-
-/// Indices of the `k` largest values, largest first (ties: lower index first).
-fn top_indices(values: &[f32], k: usize) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..values.len()).collect();
-    let k = k.min(idx.len());
-    let cmp = |a: &usize, b: &usize| values[*b].total_cmp(&values[*a]).then(a.cmp(b));
-    if k < idx.len() {
-        idx.select_nth_unstable_by(k, cmp);
-        idx.truncate(k);
-    }
-    idx.sort_by(cmp);
-    idx
-}
-
-/// Runs beam search (diverse beam search when `cfg.groups` is set) from `prompt` and
-/// returns the best `num_return_sequences` hypotheses, best first.
-pub fn search(model: &Arc<Model>, prompt: &[u32], cfg: &BeamConfig) -> Result<Vec<Hypothesis>> {
-    match &cfg.groups {
-        Some(groups) => group_beam_search(model, prompt, cfg, groups),
-        None => beam_search(model, prompt, cfg),
-    }
-}
-
-/// Runs beam search from `prompt` and returns the best `num_return_sequences`
-/// hypotheses, best first.
-pub fn beam_search(
-    model: &Arc<Model>,
-    prompt: &[u32],
-    cfg: &BeamConfig,
-) -> Result<Vec<Hypothesis>> {
-    let k = cfg.num_beams;
-    if k == 0
-        || cfg.num_return_sequences == 0
-        || cfg.num_return_sequences > k
-        || cfg.max_new_tokens == 0
-    {
-        return Err(RillError::GenerationConfig(format!(
-            "beam search needs num_beams >= 1, 1 <= num_return_sequences <= num_beams and max_new_tokens >= 1 (got {}, {}, {})",
-            k, cfg.num_return_sequences, cfg.max_new_tokens
-        )));
-    }
-    if prompt.is_empty() {
-        return Err(RillError::EmptyPrompt);
-    }
-    let prompt_len = prompt.len();
-    let max_length = prompt_len + cfg.max_new_tokens;
-    let options = SessionOptions {
-        context_len: max_length,
-        prefill_chunk: prompt_len.max(1),
-        batch: k,
-    };
-    let mut session = Session::new(model.clone(), options)?;
-    let vocab = model.graph().vocab;
-    let keep = 2usize.max(1 + cfg.eos.len()) * k;
-
-    let mut running: Vec<Vec<u32>> = vec![prompt.to_vec(); k];
-    let mut running_scores: Vec<f32> = (0..k).map(|i| if i == 0 { 0.0 } else { NEG }).collect();
-    let mut finished: Vec<(Vec<u32>, f32, bool)> = vec![(prompt.to_vec(), NEG, false); k];
-    let rows: Vec<&[u32]> = running.iter().map(Vec::as_slice).collect();
-    session.forward_rows(&rows)?;
-    let mut cur_len = prompt_len;
-    loop {
-        let logits = session.forward_cached();
-        let mut acc = Vec::with_capacity(k * vocab);
-        for (b, seq) in running.iter().enumerate() {
-            let mut lp = log_softmax(&logits[b * vocab..(b + 1) * vocab]);
-            if cfg.repetition_penalty != 1.0 {
-                rill_samplers::repetition_penalty(&mut lp, seq, cfg.repetition_penalty);
-            }
-            if cfg.no_repeat_ngram_size > 0 {
-                rill_samplers::no_repeat_ngram(&mut lp, seq, cfg.no_repeat_ngram_size);
-            }
-            acc.extend(lp.iter().map(|x| x + running_scores[b]));
-        }
-        // The top continuations over all beams.
-        let top = top_indices(&acc, keep);
-        let cands: Vec<(usize, u32, f32)> = top
-            .iter()
-            .map(|&i| (i / vocab, (i % vocab) as u32, acc[i]))
-            .collect();
-        let hits: Vec<bool> = cands
-            .iter()
-            .map(|c| cfg.eos.contains(&c.1) || cur_len + 1 >= max_length)
-            .collect();
-        let seq_of = |c: &(usize, u32, f32)| {
-            let mut s = running[c.0].clone();
-            s.push(c.1);
-            s
-        };
-        // Running beams for the next step: the best that did not stop.
-        let masked: Vec<f32> = cands
-            .iter()
-            .zip(&hits)
-            .map(|(c, &h)| c.2 + if h { NEG } else { 0.0 })
-            .collect();
-        let next = top_indices(&masked, k);
-        let parents: Vec<usize> = next.iter().map(|&j| cands[j].0).collect();
-        let new_running: Vec<Vec<u32>> = next.iter().map(|&j| seq_of(&cands[j])).collect();
-        let new_scores: Vec<f32> = next.iter().map(|&j| masked[j]).collect();
-        // Finished hypotheses: merge the old with those among the first k that stopped.
-        let denom = ((cur_len + 1 - prompt_len) as f32).powf(cfg.length_penalty);
-        let full = finished.iter().all(|f| f.2) && cfg.early_stopping == EarlyStopping::True;
-        let mut merged = finished.clone();
-        for (j, c) in cands.iter().enumerate() {
-            let done = hits[j] && j < k;
-            let mut score = c.2 / denom;
-            if full {
-                score += NEG;
-            }
-            if !done {
-                score += NEG;
-            }
-            merged.push((seq_of(c), score, done));
-        }
-        let scores: Vec<f32> = merged.iter().map(|m| m.1).collect();
-        finished = top_indices(&scores, k)
-            .into_iter()
-            .map(|i| merged[i].clone())
-            .collect();
-        cur_len += 1;
-        // Stopping rule.
-        let best_len = if cfg.early_stopping == EarlyStopping::Never && cfg.length_penalty > 0.0 {
-            max_length - prompt_len
-        } else {
-            cur_len - prompt_len
-        };
-        let best_possible = new_scores[0] / (best_len as f32).powf(cfg.length_penalty);
-        let worst = finished.iter().map(|f| f.1).fold(f32::INFINITY, f32::min);
-        let improvement = finished
-            .iter()
-            .any(|f| best_possible > if f.2 { worst } else { NEG });
-        let open_beam =
-            !(finished.iter().all(|f| f.2) && cfg.early_stopping == EarlyStopping::True);
-        let valid = !hits.iter().all(|&h| h);
-        running = new_running;
-        running_scores = new_scores;
-        if !(improvement && open_beam && valid) {
-            break;
-        }
-        session.reorder_rows(&parents)?;
-        let last: Vec<[u32; 1]> = running
-            .iter()
-            .map(|s| [*s.last().expect("non-empty")])
-            .collect();
-        let rows: Vec<&[u32]> = last.iter().map(|r| r.as_slice()).collect();
-        session.forward_rows(&rows)?;
-    }
-    Ok(finished
-        .into_iter()
-        .take(cfg.num_return_sequences)
-        .map(|(tokens, score, _)| Hypothesis { tokens, score })
-        .collect())
-}
-
 /// Diverse (group) beam search settings on top of [`BeamConfig`] (Vijayakumar et al.,
 /// "Diverse Beam Search", 2016; transformers' `num_beam_groups` / `diversity_penalty`).
 #[derive(Debug, Clone)]
@@ -287,201 +121,96 @@ pub struct GroupConfig {
     pub pad: u32,
 }
 
-/// transformers' `BeamHypotheses`: the best `capacity` finished hypotheses of a group.
-struct Finished {
-    capacity: usize,
-    beams: Vec<(f32, Vec<u32>)>,
-    worst: f32,
-}
-
-impl Finished {
-    fn add(&mut self, hyp: Vec<u32>, sum_logprobs: f32, generated_len: usize, length_penalty: f32) {
-        let score = sum_logprobs / (generated_len as f32).powf(length_penalty);
-        if self.beams.len() < self.capacity || score > self.worst {
-            self.beams.push((score, hyp));
-            if self.beams.len() > self.capacity {
-                let mut order: Vec<(f32, usize)> = self
-                    .beams
-                    .iter()
-                    .enumerate()
-                    .map(|(i, b)| (b.0, i))
-                    .collect();
-                order.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-                self.beams.remove(order[0].1);
-                self.worst = order[1].0;
-            } else {
-                self.worst = self.worst.min(score);
-            }
-        }
-    }
-
-    fn is_done(
-        &self,
-        best_sum_logprobs: f32,
-        cur_len: usize,
-        prompt_len: usize,
-        max_length: usize,
-        cfg: &BeamConfig,
-    ) -> bool {
-        if self.beams.len() < self.capacity {
-            return false;
-        }
-        let lp = cfg.length_penalty;
-        let highest = match cfg.early_stopping {
-            EarlyStopping::True => return true,
-            EarlyStopping::Never if lp > 0.0 => {
-                best_sum_logprobs / ((max_length - prompt_len) as f32).powf(lp)
-            }
-            _ => best_sum_logprobs / ((cur_len - prompt_len) as f32).powf(lp),
+impl BeamConfig {
+    /// The strategy parameters (JSON, Hugging Face names).
+    fn params(&self) -> String {
+        let early = match self.early_stopping {
+            EarlyStopping::True => serde_json::json!(true),
+            EarlyStopping::False => serde_json::json!(false),
+            EarlyStopping::Never => serde_json::json!("never"),
         };
-        self.worst >= highest
+        let g = self.groups.as_ref();
+        serde_json::json!({
+            "num_beams": self.num_beams,
+            "num_beam_groups": g.map_or(1, |g| g.num_beam_groups),
+            "diversity_penalty": g.map_or(0.0, |g| g.diversity_penalty),
+            "pad_token_id": g.map_or(0, |g| g.pad),
+            "length_penalty": self.length_penalty,
+            "early_stopping": early,
+            "num_return_sequences": self.num_return_sequences,
+            "repetition_penalty": self.repetition_penalty,
+            "no_repeat_ngram_size": self.no_repeat_ngram_size,
+            "eos_token_id": self.eos,
+        })
+        .to_string()
     }
 }
 
-/// Runs diverse beam search (transformers 4.53's `_group_beam_search` with its
-/// `BeamSearchScorer`): the beams are split into groups that take turns each step, a group
-/// penalised for the tokens earlier groups just chose. All beams are rows of one batched
-/// forward pass. Returns the best `num_return_sequences` hypotheses over all groups.
-pub fn group_beam_search(
-    model: &Arc<Model>,
-    prompt: &[u32],
-    cfg: &BeamConfig,
-    groups: &GroupConfig,
-) -> Result<Vec<Hypothesis>> {
-    let (k, g) = (cfg.num_beams, groups.num_beam_groups);
-    if g == 0 || !k.is_multiple_of(g) || k < 2 {
-        return Err(RillError::GenerationConfig(format!(
-            "num_beam_groups ({g}) must divide num_beams ({k}), with num_beams >= 2"
-        )));
+/// Runs beam search (diverse beam search when `cfg.groups` is set) from `prompt` through
+/// the `beam` strategy and returns the best `num_return_sequences` hypotheses, best first.
+pub fn search(model: &Arc<Model>, prompt: &[u32], cfg: &BeamConfig) -> Result<Vec<Hypothesis>> {
+    if prompt.is_empty() {
+        return Err(RillError::EmptyPrompt);
     }
-    if cfg.num_return_sequences == 0
-        || cfg.num_return_sequences > k
-        || prompt.is_empty()
-        || cfg.max_new_tokens == 0
-    {
+    if cfg.max_new_tokens == 0 {
         return Err(RillError::GenerationConfig(
-            "need a prompt, max_new_tokens >= 1 and 1 <= num_return_sequences <= num_beams".into(),
+            "max_new_tokens must be at least 1".into(),
         ));
     }
-    let size = k / g;
+    let mut strategy =
+        crate::plugin::PluginStrategy::create("beam", &cfg.params()).map_err(|e| match e {
+            RillError::Plugin(m) => RillError::GenerationConfig(m),
+            other => other,
+        })?;
+    let rows = strategy.rows();
     let prompt_len = prompt.len();
     let max_length = prompt_len + cfg.max_new_tokens;
     let options = SessionOptions {
         context_len: max_length,
         prefill_chunk: prompt_len,
-        batch: k,
+        batch: rows,
     };
     let mut session = Session::new(model.clone(), options)?;
     let vocab = model.graph().vocab;
-    let keep = 2usize.max(1 + cfg.eos.len()) * size;
-
-    let mut finished: Vec<Finished> = (0..g)
-        .map(|_| Finished {
-            capacity: size,
-            beams: Vec::new(),
-            worst: 1e9,
-        })
-        .collect();
-    let mut done = vec![false; g];
-    let mut scores: Vec<f32> = (0..k)
-        .map(|i| if i % size == 0 { 0.0 } else { NEG })
-        .collect();
-    let mut seqs: Vec<Vec<u32>> = vec![prompt.to_vec(); k];
-    let rows: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
-    session.forward_rows(&rows)?;
+    let mut seqs: Vec<Vec<u32>> = vec![prompt.to_vec(); rows];
+    let first: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+    session.forward_rows(&first)?;
     loop {
-        let logits = session.forward_cached().to_vec();
-        let mut current = vec![0u32; k];
-        let mut reorder = vec![0usize; k];
-        let cur_len = seqs[0].len() + 1;
-        for group in 0..g {
-            let start = group * size;
-            let mut acc = Vec::with_capacity(size * vocab);
-            for r in start..start + size {
-                let mut lp = log_softmax(&logits[r * vocab..(r + 1) * vocab]);
-                for &t in &current[..start] {
-                    lp[t as usize] -= groups.diversity_penalty;
-                }
-                if cfg.repetition_penalty != 1.0 {
-                    rill_samplers::repetition_penalty(&mut lp, &seqs[r], cfg.repetition_penalty);
-                }
-                if cfg.no_repeat_ngram_size > 0 {
-                    rill_samplers::no_repeat_ngram(&mut lp, &seqs[r], cfg.no_repeat_ngram_size);
-                }
-                acc.extend(lp.iter().map(|x| x + scores[r]));
-            }
-            let top = top_indices(&acc, keep);
-            let (mut next_scores, mut next_tokens, mut next_idx) =
-                (vec![0f32; size], vec![groups.pad; size], vec![0usize; size]);
-            if !done[group] {
-                let mut b = 0;
-                for (rank, &j) in top.iter().enumerate() {
-                    let (token, idx, score) = ((j % vocab) as u32, j / vocab, acc[j]);
-                    if cfg.eos.contains(&token) {
-                        if rank >= size {
-                            continue;
-                        }
-                        finished[group].add(
-                            seqs[start + idx].clone(),
-                            score,
-                            cur_len - prompt_len,
-                            cfg.length_penalty,
-                        );
-                    } else {
-                        (next_scores[b], next_tokens[b], next_idx[b]) = (score, token, idx);
-                        b += 1;
-                    }
-                    if b == size {
-                        break;
-                    }
-                }
-                done[group] = done[group]
-                    || finished[group].is_done(acc[top[0]], cur_len, prompt_len, max_length, cfg);
-            }
-            let old: Vec<Vec<u32>> = seqs[start..start + size].to_vec();
-            for i in 0..size {
-                scores[start + i] = next_scores[i];
-                seqs[start + i] = old[next_idx[i]].clone();
-                current[start + i] = next_tokens[i];
-                reorder[start + i] = start + next_idx[i];
-            }
-        }
-        for (s, t) in seqs.iter_mut().zip(&current) {
-            s.push(*t);
-        }
-        if done.iter().all(|&d| d) || seqs[0].len() >= max_length {
+        let flat: Vec<u32> = seqs.iter().flatten().copied().collect();
+        let length = seqs[0].len();
+        let Some(choices) = strategy.step(
+            session.forward_cached(),
+            vocab,
+            &flat,
+            length,
+            prompt_len,
+            max_length,
+        )?
+        else {
             break;
+        };
+        if length + 1 > max_length {
+            return Err(RillError::Plugin(format!(
+                "search strategy `beam` did not stop at max_length {max_length}"
+            )));
         }
-        session.reorder_rows(&reorder)?;
-        let last: Vec<[u32; 1]> = current.iter().map(|&t| [t]).collect();
-        let rows: Vec<&[u32]> = last.iter().map(|r| r.as_slice()).collect();
-        session.forward_rows(&rows)?;
+        let parents: Vec<usize> = choices.iter().map(|c| c.parent as usize).collect();
+        seqs = choices
+            .iter()
+            .map(|c| {
+                let mut s = seqs[c.parent as usize].clone();
+                s.push(c.token);
+                s
+            })
+            .collect();
+        session.reorder_rows(&parents)?;
+        let last: Vec<[u32; 1]> = choices.iter().map(|c| [c.token]).collect();
+        let next: Vec<&[u32]> = last.iter().map(|r| r.as_slice()).collect();
+        session.forward_rows(&next)?;
     }
-    // Finalize: groups still open keep their running beams.
-    for group in 0..g {
-        if done[group] {
-            continue;
-        }
-        for r in group * size..(group + 1) * size {
-            let generated = seqs[r].len() - prompt_len;
-            finished[group].add(seqs[r].clone(), scores[r], generated, cfg.length_penalty);
-        }
-    }
-    let mut all: Vec<(f32, Vec<u32>)> = finished.into_iter().flat_map(|f| f.beams).collect();
-    all.sort_by(|a, b| a.0.total_cmp(&b.0)); // stable, ascending, as Python's sorted
-    let best: Vec<(f32, Vec<u32>)> = (0..cfg.num_return_sequences)
-        .filter_map(|_| all.pop())
-        .collect();
-    let longest = best.iter().map(|b| b.1.len()).max().unwrap_or(0);
-    let out_len = (longest + 1).min(max_length);
-    let eos = cfg.eos.first().copied();
-    Ok(best
+    Ok(strategy
+        .results(vocab)?
         .into_iter()
-        .map(|(score, mut tokens)| {
-            if tokens.len() < out_len {
-                tokens.extend(eos);
-            }
-            Hypothesis { tokens, score }
-        })
+        .map(|(tokens, score)| Hypothesis { tokens, score })
         .collect())
 }

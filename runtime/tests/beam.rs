@@ -5,7 +5,7 @@
 
 mod common;
 
-use rill::beam::{beam_search, group_beam_search, BeamConfig, EarlyStopping, GroupConfig};
+use rill::beam::{search, BeamConfig, EarlyStopping, GroupConfig};
 use serde_json::Value;
 
 #[test]
@@ -45,19 +45,13 @@ fn beam_search_matches_transformers() {
             eos: vec![1],
             repetition_penalty: penalty,
             no_repeat_ngram_size: 0,
-            groups: None,
+            groups: s.get("num_beam_groups").map(|groups| GroupConfig {
+                num_beam_groups: groups.as_u64().unwrap() as usize,
+                diversity_penalty: s["diversity_penalty"].as_f64().unwrap() as f32,
+                pad: 2,
+            }),
         };
-        let got = match s.get("num_beam_groups") {
-            Some(groups) => {
-                let groups = GroupConfig {
-                    num_beam_groups: groups.as_u64().unwrap() as usize,
-                    diversity_penalty: s["diversity_penalty"].as_f64().unwrap() as f32,
-                    pad: 2,
-                };
-                group_beam_search(&model, &prompt, &cfg, &groups).unwrap()
-            }
-            None => beam_search(&model, &prompt, &cfg).unwrap(),
-        };
+        let got = search(&model, &prompt, &cfg).unwrap();
         let want_seqs = case["sequences"].as_array().unwrap();
         let want_scores = case["sequence_scores"].as_array().unwrap();
         assert_eq!(got.len(), want_seqs.len(), "{s}");

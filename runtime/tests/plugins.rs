@@ -252,6 +252,8 @@ mod panicking {
         plugin_name: c"rust-panics".as_ptr(),
         n_samplers: 1,
         samplers: &LIST.0 as *const _ as *const *const rill_sampler_vtable,
+        n_strategies: 0,
+        strategies: std::ptr::null(),
     };
     pub unsafe extern "C" fn entry(
         _: u32,
@@ -283,4 +285,124 @@ fn a_panicking_rust_plugin_is_an_error_not_a_crash() {
         "{err}"
     );
     still_works(&mut s);
+}
+
+mod bad_strategy {
+    use std::ffi::{c_char, c_int, c_void};
+
+    use rill_plugin_abi::*;
+
+    unsafe extern "C" fn create(
+        _: *const c_char,
+        _: *const rill_host,
+        out: *mut *mut c_void,
+        rows: *mut usize,
+        _: *mut c_char,
+        _: usize,
+    ) -> c_int {
+        // SAFETY: valid out-pointers from the host.
+        unsafe {
+            *out = std::ptr::NonNull::<u8>::dangling().as_ptr() as *mut c_void;
+            *rows = 2;
+        }
+        RILL_PLUGIN_OK
+    }
+    unsafe extern "C" fn step(
+        _: *mut c_void,
+        _: *const rill_search_step,
+        choices: *mut rill_search_choice,
+        done: *mut u8,
+        _: *mut c_char,
+        _: usize,
+    ) -> c_int {
+        // SAFETY: two choices, as create asked for.
+        unsafe {
+            *choices = rill_search_choice {
+                parent: 7,
+                token: 0,
+            };
+            *choices.add(1) = rill_search_choice {
+                parent: 0,
+                token: 0,
+            };
+            *done = 0;
+        }
+        RILL_PLUGIN_OK
+    }
+    unsafe extern "C" fn n_results(_: *const c_void) -> usize {
+        0
+    }
+    unsafe extern "C" fn result(
+        _: *const c_void,
+        _: usize,
+        _: *mut *const u32,
+        _: *mut usize,
+        _: *mut f32,
+    ) -> c_int {
+        RILL_PLUGIN_ERROR
+    }
+    unsafe extern "C" fn destroy(_: *mut c_void) {}
+    static BAD: rill_search_vtable = rill_search_vtable {
+        abi_version: RILL_PLUGIN_ABI_VERSION,
+        struct_size: std::mem::size_of::<rill_search_vtable>() as u32,
+        name: c"bad_parents".as_ptr(),
+        create: Some(create),
+        step: Some(step),
+        n_results: Some(n_results),
+        result: Some(result),
+        destroy: Some(destroy),
+    };
+    struct List([*const rill_search_vtable; 1]);
+    // SAFETY: a pointer to an immutable static.
+    unsafe impl Sync for List {}
+    static LIST: List = List([&BAD]);
+    static TABLE: rill_plugin_table = rill_plugin_table {
+        abi_version: RILL_PLUGIN_ABI_VERSION,
+        struct_size: std::mem::size_of::<rill_plugin_table>() as u32,
+        plugin_name: c"bad-strategies".as_ptr(),
+        n_samplers: 0,
+        samplers: std::ptr::null(),
+        n_strategies: 1,
+        strategies: &LIST.0 as *const _ as *const *const rill_search_vtable,
+    };
+    pub unsafe extern "C" fn entry(
+        _: u32,
+        _: *const rill_host,
+        out: *mut *const rill_plugin_table,
+        _: *mut c_char,
+        _: usize,
+    ) -> c_int {
+        // SAFETY: a valid out-pointer from the host.
+        unsafe { *out = &TABLE };
+        RILL_PLUGIN_OK
+    }
+}
+
+#[test]
+fn a_strategy_choosing_a_parent_out_of_range_is_an_error() {
+    rill::plugin::register_static(bad_strategy::entry).unwrap();
+    let mut s = rill::plugin::PluginStrategy::create("bad_parents", "{}").unwrap();
+    assert_eq!(s.rows(), 2);
+    let logits = vec![0.0f32; 2 * 8];
+    let err = s.step(&logits, 8, &[0, 0], 1, 1, 4).unwrap_err();
+    let m = err.to_string();
+    assert!(
+        m.contains("chose parent 7") && m.contains("bad_parents") && m.contains("bad-strategies"),
+        "{m}"
+    );
+    let unknown = rill::plugin::PluginStrategy::create("no_such_strategy", "{}")
+        .err()
+        .unwrap();
+    assert!(
+        unknown.to_string().contains("no search strategy named"),
+        "{unknown}"
+    );
+    let bad_params =
+        rill::plugin::PluginStrategy::create("beam", "{\"num_beams\": 3, \"num_beam_groups\": 2}")
+            .err()
+            .unwrap();
+    assert!(
+        bad_params.to_string().contains("num_beam_groups dividing"),
+        "{bad_params}"
+    );
 }

@@ -48,7 +48,7 @@ SAMPLER(select_s, "fault_bad_select", apply_bad_select)
 SAMPLER(fails_s, "fault_fails", apply_fails)
 
 static const rill_sampler_vtable *const samplers[] = {&nan_s, &range_s, &grows_s, &select_s, &fails_s};
-static const rill_plugin_table table = {TABLE_ABI, sizeof(rill_plugin_table), "faulty", 5, samplers};
+static const rill_plugin_table table = {TABLE_ABI, sizeof(rill_plugin_table), "faulty", 5, samplers, 0, NULL};
 
 #ifndef NO_ENTRY
 rill_plugin_status rill_plugin_entry(uint32_t host_abi_version, const rill_host *host,

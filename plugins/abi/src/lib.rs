@@ -88,6 +88,66 @@ pub struct rill_sampler_vtable {
 // SAFETY: vtables are immutable static data (function pointers and a static name).
 unsafe impl Sync for rill_sampler_vtable {}
 
+/// `rill_search_step`.
+#[repr(C)]
+pub struct rill_search_step {
+    pub abi_version: u32,
+    pub struct_size: u32,
+    pub n_rows: usize,
+    pub vocab_size: usize,
+    pub logits: *const f32,
+    pub tokens: *const u32,
+    pub length: usize,
+    pub prompt_len: usize,
+    pub max_length: usize,
+}
+
+/// `rill_search_choice`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct rill_search_choice {
+    pub parent: u32,
+    pub token: u32,
+}
+
+/// `create` of a strategy.
+pub type SearchCreateFn = unsafe extern "C" fn(
+    *const c_char,
+    *const rill_host,
+    *mut *mut c_void,
+    *mut usize,
+    *mut c_char,
+    usize,
+) -> c_int;
+/// `step` of a strategy.
+pub type SearchStepFn = unsafe extern "C" fn(
+    *mut c_void,
+    *const rill_search_step,
+    *mut rill_search_choice,
+    *mut u8,
+    *mut c_char,
+    usize,
+) -> c_int;
+/// `result` of a strategy.
+pub type SearchResultFn =
+    unsafe extern "C" fn(*const c_void, usize, *mut *const u32, *mut usize, *mut f32) -> c_int;
+
+/// `rill_search_vtable`.
+#[repr(C)]
+pub struct rill_search_vtable {
+    pub abi_version: u32,
+    pub struct_size: u32,
+    pub name: *const c_char,
+    pub create: Option<SearchCreateFn>,
+    pub step: Option<SearchStepFn>,
+    pub n_results: Option<unsafe extern "C" fn(*const c_void) -> usize>,
+    pub result: Option<SearchResultFn>,
+    pub destroy: Option<unsafe extern "C" fn(*mut c_void)>,
+}
+
+// SAFETY: vtables are immutable static data.
+unsafe impl Sync for rill_search_vtable {}
+
 /// `rill_plugin_table`.
 #[repr(C)]
 pub struct rill_plugin_table {
@@ -96,7 +156,12 @@ pub struct rill_plugin_table {
     pub plugin_name: *const c_char,
     pub n_samplers: usize,
     pub samplers: *const *const rill_sampler_vtable,
+    pub n_strategies: usize,
+    pub strategies: *const *const rill_search_vtable,
 }
+
+/// The `struct_size` of a table from before strategies were appended.
+pub const PLUGIN_TABLE_SAMPLERS_ONLY: usize = 32;
 
 // SAFETY: tables are immutable static data.
 unsafe impl Sync for rill_plugin_table {}
@@ -121,7 +186,12 @@ const _: () = {
     assert!(
         size_of::<rill_sampler_vtable>() == 64 && offset_of!(rill_sampler_vtable, destroy) == 56
     );
-    assert!(size_of::<rill_plugin_table>() == 32);
+    assert!(
+        size_of::<rill_plugin_table>() == 48 && offset_of!(rill_plugin_table, n_strategies) == 32
+    );
+    assert!(size_of::<rill_search_step>() == 64 && offset_of!(rill_search_step, max_length) == 56);
+    assert!(size_of::<rill_search_choice>() == 8);
+    assert!(size_of::<rill_search_vtable>() == 56 && offset_of!(rill_search_vtable, destroy) == 48);
 };
 
 /// Writes `message` NUL-terminated into a caller's error buffer, truncated to fit

@@ -1,6 +1,6 @@
 //! The standard samplers as a plugin table, through the same ABI as any plugin
 //! (`include/rill_plugin.h`): the runtime registers [`rill_samplers_entry`] statically;
-//! the cdylib build exports it as `rill_plugin_entry` too.
+//! with the feature `export-entry` the cdylib exports it as `rill_plugin_entry` too.
 //!
 //! Names and parameters (JSON objects, Hugging Face meanings):
 //! `temperature {"temperature"}`, `top_k {"top_k", "min_tokens_to_keep"}`,
@@ -297,6 +297,8 @@ static TABLE: rill_plugin_table = rill_plugin_table {
     plugin_name: c"rill-samplers".as_ptr(),
     n_samplers: 9,
     samplers: &SAMPLERS.0 as *const _ as *const *const rill_sampler_vtable,
+    n_strategies: 0,
+    strategies: std::ptr::null(),
 };
 
 /// The entry of the standard samplers (registered statically by the runtime).
@@ -324,10 +326,12 @@ pub unsafe extern "C" fn rill_samplers_entry(
     }
 }
 
-/// The same entry under the ABI's symbol name, for the cdylib build.
+/// The same entry under the ABI's symbol name (feature `export-entry`, for the loadable
+/// cdylib; off when linked into the runtime, which registers it statically).
 ///
 /// # Safety
 /// As `rill_plugin_entry_fn` in `rill_plugin.h`.
+#[cfg(feature = "export-entry")]
 #[no_mangle]
 pub unsafe extern "C" fn rill_plugin_entry(
     host_abi: u32,

@@ -7,6 +7,7 @@
 //! entry function and table a loaded plugin has.
 
 mod sampler;
+mod strategy;
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use rill_plugin_abi::*;
 
 pub use sampler::{Candidates, PluginSampler};
+pub use strategy::PluginStrategy;
 
 use crate::error::{Result, RillError};
 
@@ -34,9 +36,27 @@ unsafe impl Send for Plugin {}
 unsafe impl Sync for Plugin {}
 
 impl Plugin {
-    /// Names of the samplers it provides.
+    /// Names of the samplers and search strategies it provides.
     pub fn sampler_names(&self) -> Vec<String> {
-        self.vtables().iter().map(|v| name_of(v)).collect()
+        let strategies = self.strategies().into_iter().map(strategy_name);
+        self.vtables()
+            .iter()
+            .map(|v| name_of(v))
+            .chain(strategies)
+            .collect()
+    }
+
+    fn strategies(&self) -> Vec<&'static rill_search_vtable> {
+        if (self.table.struct_size as usize) < std::mem::size_of::<rill_plugin_table>()
+            || self.table.n_strategies == 0
+        {
+            return Vec::new();
+        }
+        // SAFETY: checked non-NULL with n_strategies entries at registration.
+        let list =
+            unsafe { std::slice::from_raw_parts(self.table.strategies, self.table.n_strategies) };
+        // SAFETY: each entry was checked non-NULL at registration.
+        list.iter().map(|&v| unsafe { &*v }).collect()
     }
 
     fn vtables(&self) -> Vec<&'static rill_sampler_vtable> {
@@ -49,6 +69,13 @@ impl Plugin {
         // SAFETY: each entry was checked non-NULL at registration.
         list.iter().map(|&v| unsafe { &*v }).collect()
     }
+}
+
+fn strategy_name(v: &rill_search_vtable) -> String {
+    // SAFETY: checked non-NULL and NUL-terminated UTF-8 at registration.
+    unsafe { CStr::from_ptr(v.name) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn name_of(v: &rill_sampler_vtable) -> String {
@@ -90,10 +117,19 @@ static HOST: HostTable = HostTable(rill_host {
 fn registry() -> &'static Mutex<Vec<Arc<Plugin>>> {
     static REGISTRY: OnceLock<Mutex<Vec<Arc<Plugin>>>> = OnceLock::new();
     REGISTRY.get_or_init(|| {
+        // The standard samplers and search strategies, through the same ABI as any plugin.
         let standard = register_entry(rill_samplers::plugin::rill_samplers_entry, None, None, &[]);
-        Mutex::new(vec![Arc::new(
-            standard.expect("the standard samplers register"),
-        )])
+        let standard = Arc::new(standard.expect("the standard samplers register"));
+        let beam = register_entry(
+            rill_beam::rill_beam_entry,
+            None,
+            None,
+            &standard.sampler_names(),
+        );
+        Mutex::new(vec![
+            standard,
+            Arc::new(beam.expect("the beam strategies register")),
+        ])
     })
 }
 
@@ -255,6 +291,23 @@ pub fn register_static(entry: EntryFn) -> Result<Arc<Plugin>> {
     let plugin = Arc::new(register_entry(entry, None, None, &taken_names(&list))?);
     list.push(plugin.clone());
     Ok(plugin)
+}
+
+/// The search strategy named `name` and the plugin that provides it.
+pub(crate) fn find_strategy(name: &str) -> Result<(Arc<Plugin>, &'static rill_search_vtable)> {
+    let list = registry().lock().unwrap_or_else(|p| p.into_inner());
+    for plugin in list.iter() {
+        if let Some(v) = plugin
+            .strategies()
+            .into_iter()
+            .find(|v| strategy_name(v) == name)
+        {
+            return Ok((plugin.clone(), v));
+        }
+    }
+    Err(RillError::UnknownSampler(format!(
+        "no search strategy named `{name}`"
+    )))
 }
 
 /// The sampler named `name` and the plugin that provides it.

@@ -1,0 +1,238 @@
+//! rill's search strategies as a plugin: `beam` (beam search, and diverse beam search when
+//! `num_beam_groups` > 1), with transformers 4.53's semantics ([`search`]), exposed through
+//! the strategy table of `include/rill_plugin.h`. The runtime registers [`rill_beam_entry`]
+//! statically; building with the feature `export-entry` also exports it as
+//! `rill_plugin_entry` for loading at run time.
+//!
+//! Parameters (JSON object, Hugging Face names): `num_beams` (required), `num_beam_groups`
+//! (1), `diversity_penalty` (0), `length_penalty` (1), `early_stopping` (false / true /
+//! "never"), `num_return_sequences` (1), `repetition_penalty` (1), `no_repeat_ngram_size`
+//! (0), `eos_token_id` (list, []), `pad_token_id` (0).
+
+pub mod search;
+
+use std::ffi::{c_char, c_int, c_void, CStr};
+
+use rill_plugin_abi::*;
+use search::{EarlyStopping, Params, Search, Step};
+use serde_json::Value;
+
+fn parse(text: &str) -> Result<Params, String> {
+    let v: Value = serde_json::from_str(text).map_err(|e| format!("params are not JSON: {e}"))?;
+    let int = |key: &str, default: u64| -> Result<usize, String> {
+        match v.get(key) {
+            None | Some(Value::Null) => Ok(default as usize),
+            Some(x) => x
+                .as_u64()
+                .map(|n| n as usize)
+                .ok_or_else(|| format!("`{key}` must be a non-negative integer, got {x}")),
+        }
+    };
+    let float = |key: &str, default: f64| -> Result<f32, String> {
+        match v.get(key) {
+            None | Some(Value::Null) => Ok(default as f32),
+            Some(x) => x
+                .as_f64()
+                .map(|n| n as f32)
+                .ok_or_else(|| format!("`{key}` must be a number, got {x}")),
+        }
+    };
+    let early_stopping = match v.get("early_stopping") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => EarlyStopping::False,
+        Some(Value::Bool(true)) => EarlyStopping::True,
+        Some(Value::String(s)) if s == "never" => EarlyStopping::Never,
+        Some(other) => {
+            return Err(format!(
+                "early_stopping must be true, false or \"never\", got {other}"
+            ))
+        }
+    };
+    let eos = match v.get("eos_token_id") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|x| {
+                x.as_u64()
+                    .map(|n| n as u32)
+                    .ok_or("eos_token_id entries must be ids")
+            })
+            .collect::<Result<_, _>>()?,
+        Some(x) => vec![x
+            .as_u64()
+            .ok_or("eos_token_id must be an id or a list of ids")? as u32],
+    };
+    Ok(Params {
+        num_beams: int("num_beams", 0)?,
+        num_beam_groups: int("num_beam_groups", 1)?,
+        diversity_penalty: float("diversity_penalty", 0.0)?,
+        length_penalty: float("length_penalty", 1.0)?,
+        early_stopping,
+        num_return_sequences: int("num_return_sequences", 1)?,
+        repetition_penalty: float("repetition_penalty", 1.0)?,
+        no_repeat_ngram_size: int("no_repeat_ngram_size", 0)?,
+        eos,
+        pad: int("pad_token_id", 0)? as u32,
+    })
+}
+
+unsafe extern "C" fn create(
+    params: *const c_char,
+    _host: *const rill_host,
+    out: *mut *mut c_void,
+    rows: *mut usize,
+    error: *mut c_char,
+    len: usize,
+) -> c_int {
+    // SAFETY: per the ABI the host passes valid pointers.
+    unsafe {
+        guard(error, len, || {
+            let text = if params.is_null() {
+                "{}"
+            } else {
+                CStr::from_ptr(params)
+                    .to_str()
+                    .map_err(|_| "params are not UTF-8".to_string())?
+            };
+            let search = Search::new(parse(text)?)?;
+            *rows = search.rows();
+            *out = Box::into_raw(Box::new(search)) as *mut c_void;
+            Ok(())
+        })
+    }
+}
+
+unsafe extern "C" fn step(
+    state: *mut c_void,
+    s: *const rill_search_step,
+    choices: *mut rill_search_choice,
+    done: *mut u8,
+    error: *mut c_char,
+    len: usize,
+) -> c_int {
+    // SAFETY: per the ABI: a state from create, a valid step, n_rows writable choices.
+    unsafe {
+        guard(error, len, || {
+            let search = &mut *(state as *mut Search);
+            let s = &*s;
+            let logits = std::slice::from_raw_parts(s.logits, s.n_rows * s.vocab_size);
+            let tokens = std::slice::from_raw_parts(s.tokens, s.n_rows * s.length);
+            let step = Step {
+                logits,
+                vocab: s.vocab_size,
+                rows: tokens.chunks(s.length.max(1)).take(s.n_rows).collect(),
+                prompt_len: s.prompt_len,
+                max_length: s.max_length,
+            };
+            match search.step(&step) {
+                Some(next) => {
+                    let out = std::slice::from_raw_parts_mut(choices, s.n_rows);
+                    for (o, (parent, token)) in out.iter_mut().zip(next) {
+                        *o = rill_search_choice { parent, token };
+                    }
+                    *done = 0;
+                }
+                None => *done = 1,
+            }
+            Ok(())
+        })
+    }
+}
+
+unsafe extern "C" fn n_results(state: *const c_void) -> usize {
+    // SAFETY: a state from create.
+    unsafe { (*(state as *const Search)).results().len() }
+}
+
+unsafe extern "C" fn result(
+    state: *const c_void,
+    i: usize,
+    tokens: *mut *const u32,
+    length: *mut usize,
+    score: *mut f32,
+) -> c_int {
+    // SAFETY: a state from create; valid out-pointers.
+    unsafe {
+        let Some((t, s)) = (*(state as *const Search)).results().get(i) else {
+            return RILL_PLUGIN_ERROR;
+        };
+        *tokens = t.as_ptr();
+        *length = t.len();
+        *score = *s;
+        RILL_PLUGIN_OK
+    }
+}
+
+unsafe extern "C" fn destroy(state: *mut c_void) {
+    if !state.is_null() {
+        // SAFETY: a state from create, destroyed once.
+        let _ = std::panic::catch_unwind(|| drop(unsafe { Box::from_raw(state as *mut Search) }));
+    }
+}
+
+static BEAM: rill_search_vtable = rill_search_vtable {
+    abi_version: RILL_PLUGIN_ABI_VERSION,
+    struct_size: std::mem::size_of::<rill_search_vtable>() as u32,
+    name: c"beam".as_ptr(),
+    create: Some(create),
+    step: Some(step),
+    n_results: Some(n_results),
+    result: Some(result),
+    destroy: Some(destroy),
+};
+
+struct List([*const rill_search_vtable; 1]);
+// SAFETY: a pointer to an immutable static.
+unsafe impl Sync for List {}
+static STRATEGIES: List = List([&BEAM]);
+
+static TABLE: rill_plugin_table = rill_plugin_table {
+    abi_version: RILL_PLUGIN_ABI_VERSION,
+    struct_size: std::mem::size_of::<rill_plugin_table>() as u32,
+    plugin_name: c"rill-beam".as_ptr(),
+    n_samplers: 0,
+    samplers: std::ptr::null(),
+    n_strategies: 1,
+    strategies: &STRATEGIES.0 as *const _ as *const *const rill_search_vtable,
+};
+
+/// The entry of the beam-search plugin (registered statically by the runtime).
+///
+/// # Safety
+/// As `rill_plugin_entry_fn` in `rill_plugin.h`.
+pub unsafe extern "C" fn rill_beam_entry(
+    host_abi: u32,
+    _host: *const rill_host,
+    out: *mut *const rill_plugin_table,
+    error: *mut c_char,
+    len: usize,
+) -> c_int {
+    // SAFETY: forwarded from the host.
+    unsafe {
+        guard(error, len, || {
+            if host_abi != RILL_PLUGIN_ABI_VERSION {
+                return Err(format!(
+                    "built for plugin ABI {RILL_PLUGIN_ABI_VERSION}, host has {host_abi}"
+                ));
+            }
+            *out = &TABLE;
+            Ok(())
+        })
+    }
+}
+
+/// The same entry under the ABI's symbol name (feature `export-entry`).
+///
+/// # Safety
+/// As `rill_plugin_entry_fn` in `rill_plugin.h`.
+#[cfg(feature = "export-entry")]
+#[no_mangle]
+pub unsafe extern "C" fn rill_plugin_entry(
+    host_abi: u32,
+    host: *const rill_host,
+    out: *mut *const rill_plugin_table,
+    error: *mut c_char,
+    len: usize,
+) -> c_int {
+    // SAFETY: forwarded.
+    unsafe { rill_beam_entry(host_abi, host, out, error, len) }
+}

@@ -1,0 +1,449 @@
+//! The two searches as step-by-step state machines (rill runs the model between steps).
+//!
+//! Beam search follows transformers 4.53's `GenerationMixin._beam_search`: the top
+//! `max(2, 1 + n_eos) * num_beams` continuations of the accumulated log-probabilities,
+//! running beams chosen among those that did not stop, finished hypotheses scored
+//! `sum_logprobs / generated_len ** length_penalty`, and its stopping rule for
+//! `early_stopping` true, false and "never". Diverse beam search follows
+//! `_group_beam_search` with its `BeamSearchScorer` and Hamming diversity (Vijayakumar et
+//! al., "Diverse Beam Search", 2016).
+
+/// transformers' `early_stopping`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EarlyStopping {
+    /// Stop as soon as `num_beams` hypotheses are finished.
+    True,
+    /// Stop when no running beam can still beat the finished ones (heuristic length).
+    False,
+    /// Stop only when no running beam can beat them even at the maximum length.
+    Never,
+}
+
+/// Search settings (Hugging Face keys).
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub num_beams: usize,
+    pub num_beam_groups: usize,
+    pub diversity_penalty: f32,
+    pub length_penalty: f32,
+    pub early_stopping: EarlyStopping,
+    pub num_return_sequences: usize,
+    pub repetition_penalty: f32,
+    pub no_repeat_ngram_size: usize,
+    pub eos: Vec<u32>,
+    pub pad: u32,
+}
+
+const NEG: f32 = -1.0e9;
+
+fn log_softmax(row: &[f32]) -> Vec<f32> {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = row.iter().map(|x| (x - max).exp()).sum();
+    let lse = max + sum.ln();
+    row.iter().map(|x| x - lse).collect()
+}
+
+/// Indices of the `k` largest values, largest first (ties: lower index first).
+fn top_indices(values: &[f32], k: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..values.len()).collect();
+    let k = k.min(idx.len());
+    let cmp = |a: &usize, b: &usize| values[*b].total_cmp(&values[*a]).then(a.cmp(b));
+    if k < idx.len() {
+        idx.select_nth_unstable_by(k, cmp);
+        idx.truncate(k);
+    }
+    idx.sort_by(cmp);
+    idx
+}
+
+/// Log-probabilities of one row after the processors (repetition penalty, no-repeat
+/// n-grams) that transformers applies in beam search.
+fn processed(logits: &[f32], seq: &[u32], p: &Params, diversity: &[u32]) -> Vec<f32> {
+    let mut lp = log_softmax(logits);
+    for &t in diversity {
+        if let Some(x) = lp.get_mut(t as usize) {
+            *x -= p.diversity_penalty;
+        }
+    }
+    if p.repetition_penalty != 1.0 {
+        rill_samplers::repetition_penalty(&mut lp, seq, p.repetition_penalty);
+    }
+    if p.no_repeat_ngram_size > 0 {
+        rill_samplers::no_repeat_ngram(&mut lp, seq, p.no_repeat_ngram_size);
+    }
+    lp
+}
+
+/// One step's input.
+pub struct Step<'a> {
+    pub logits: &'a [f32],
+    pub vocab: usize,
+    pub rows: Vec<&'a [u32]>,
+    pub prompt_len: usize,
+    pub max_length: usize,
+}
+
+/// A running search.
+pub enum Search {
+    Beam(Beam),
+    Group(Group),
+}
+
+impl Search {
+    /// A search for `p`.
+    pub fn new(p: Params) -> Result<Search, String> {
+        let (k, g) = (p.num_beams, p.num_beam_groups);
+        if k < 1
+            || g < 1
+            || !k.is_multiple_of(g)
+            || p.num_return_sequences < 1
+            || p.num_return_sequences > k
+        {
+            return Err(format!(
+                "need num_beams >= 1, num_beam_groups dividing it and 1 <= num_return_sequences <= num_beams (got {k}, {g}, {})",
+                p.num_return_sequences
+            ));
+        }
+        Ok(if g == 1 {
+            Search::Beam(Beam {
+                p,
+                running: Vec::new(),
+                scores: Vec::new(),
+                finished: Vec::new(),
+                results: Vec::new(),
+            })
+        } else {
+            Search::Group(Group {
+                p,
+                finished: Vec::new(),
+                done: Vec::new(),
+                scores: Vec::new(),
+                seqs: Vec::new(),
+                results: Vec::new(),
+            })
+        })
+    }
+
+    /// Rows the model runs.
+    pub fn rows(&self) -> usize {
+        match self {
+            Search::Beam(b) => b.p.num_beams,
+            Search::Group(g) => g.p.num_beams,
+        }
+    }
+
+    /// One step: the choices for the next step, or None when the search has ended.
+    pub fn step(&mut self, s: &Step) -> Option<Vec<(u32, u32)>> {
+        match self {
+            Search::Beam(b) => b.step(s),
+            Search::Group(g) => g.step(s),
+        }
+    }
+
+    /// The hypotheses, best first (after the search ended).
+    pub fn results(&self) -> &[(Vec<u32>, f32)] {
+        match self {
+            Search::Beam(b) => &b.results,
+            Search::Group(g) => &g.results,
+        }
+    }
+}
+
+/// Beam search state.
+pub struct Beam {
+    p: Params,
+    running: Vec<Vec<u32>>,
+    scores: Vec<f32>,
+    finished: Vec<(Vec<u32>, f32, bool)>,
+    results: Vec<(Vec<u32>, f32)>,
+}
+
+impl Beam {
+    fn step(&mut self, s: &Step) -> Option<Vec<(u32, u32)>> {
+        let p = &self.p;
+        let (k, vocab) = (p.num_beams, s.vocab);
+        if self.running.is_empty() {
+            self.running = s.rows.iter().map(|r| r.to_vec()).collect();
+            self.scores = (0..k).map(|i| if i == 0 { 0.0 } else { NEG }).collect();
+            self.finished = vec![(s.rows[0].to_vec(), NEG, false); k];
+        }
+        let keep = 2usize.max(1 + p.eos.len()) * k;
+        let cur_len = self.running[0].len();
+        let mut acc = Vec::with_capacity(k * vocab);
+        for (b, seq) in self.running.iter().enumerate() {
+            let lp = processed(&s.logits[b * vocab..(b + 1) * vocab], seq, p, &[]);
+            acc.extend(lp.iter().map(|x| x + self.scores[b]));
+        }
+        let top = top_indices(&acc, keep);
+        let cands: Vec<(usize, u32, f32)> = top
+            .iter()
+            .map(|&i| (i / vocab, (i % vocab) as u32, acc[i]))
+            .collect();
+        let hits: Vec<bool> = cands
+            .iter()
+            .map(|c| p.eos.contains(&c.1) || cur_len + 1 >= s.max_length)
+            .collect();
+        let running = &self.running;
+        let seq_of = |c: &(usize, u32, f32)| {
+            let mut q = running[c.0].clone();
+            q.push(c.1);
+            q
+        };
+        let masked: Vec<f32> = cands
+            .iter()
+            .zip(&hits)
+            .map(|(c, &h)| c.2 + if h { NEG } else { 0.0 })
+            .collect();
+        let next = top_indices(&masked, k);
+        let choices: Vec<(u32, u32)> = next
+            .iter()
+            .map(|&j| (cands[j].0 as u32, cands[j].1))
+            .collect();
+        let new_running: Vec<Vec<u32>> = next.iter().map(|&j| seq_of(&cands[j])).collect();
+        let new_scores: Vec<f32> = next.iter().map(|&j| masked[j]).collect();
+        let denom = ((cur_len + 1 - s.prompt_len) as f32).powf(p.length_penalty);
+        let full = self.finished.iter().all(|f| f.2) && p.early_stopping == EarlyStopping::True;
+        let mut merged = self.finished.clone();
+        for (j, c) in cands.iter().enumerate() {
+            let done = hits[j] && j < k;
+            let mut score = c.2 / denom;
+            if full {
+                score += NEG;
+            }
+            if !done {
+                score += NEG;
+            }
+            merged.push((seq_of(c), score, done));
+        }
+        let scores: Vec<f32> = merged.iter().map(|m| m.1).collect();
+        self.finished = top_indices(&scores, k)
+            .into_iter()
+            .map(|i| merged[i].clone())
+            .collect();
+        let best_len = if p.early_stopping == EarlyStopping::Never && p.length_penalty > 0.0 {
+            s.max_length - s.prompt_len
+        } else {
+            cur_len + 1 - s.prompt_len
+        };
+        let best_possible = new_scores[0] / (best_len as f32).powf(p.length_penalty);
+        let worst = self
+            .finished
+            .iter()
+            .map(|f| f.1)
+            .fold(f32::INFINITY, f32::min);
+        let improvement = self
+            .finished
+            .iter()
+            .any(|f| best_possible > if f.2 { worst } else { NEG });
+        let open_beam =
+            !(self.finished.iter().all(|f| f.2) && p.early_stopping == EarlyStopping::True);
+        let valid = !hits.iter().all(|&h| h);
+        self.running = new_running;
+        self.scores = new_scores;
+        if improvement && open_beam && valid {
+            return Some(choices);
+        }
+        self.results = self
+            .finished
+            .iter()
+            .take(p.num_return_sequences)
+            .map(|f| (f.0.clone(), f.1))
+            .collect();
+        None
+    }
+}
+
+/// transformers' `BeamHypotheses`: the best `capacity` finished hypotheses of a group.
+struct Finished {
+    capacity: usize,
+    beams: Vec<(f32, Vec<u32>)>,
+    worst: f32,
+}
+
+impl Finished {
+    fn add(&mut self, hyp: Vec<u32>, sum_logprobs: f32, generated_len: usize, length_penalty: f32) {
+        let score = sum_logprobs / (generated_len as f32).powf(length_penalty);
+        if self.beams.len() < self.capacity || score > self.worst {
+            self.beams.push((score, hyp));
+            if self.beams.len() > self.capacity {
+                let mut order: Vec<(f32, usize)> = self
+                    .beams
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| (b.0, i))
+                    .collect();
+                order.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                self.beams.remove(order[0].1);
+                self.worst = order[1].0;
+            } else {
+                self.worst = self.worst.min(score);
+            }
+        }
+    }
+
+    fn is_done(
+        &self,
+        best: f32,
+        cur_len: usize,
+        prompt_len: usize,
+        max_length: usize,
+        p: &Params,
+    ) -> bool {
+        if self.beams.len() < self.capacity {
+            return false;
+        }
+        let lp = p.length_penalty;
+        let highest = match p.early_stopping {
+            EarlyStopping::True => return true,
+            EarlyStopping::Never if lp > 0.0 => best / ((max_length - prompt_len) as f32).powf(lp),
+            _ => best / ((cur_len - prompt_len) as f32).powf(lp),
+        };
+        self.worst >= highest
+    }
+}
+
+/// Diverse beam search state.
+pub struct Group {
+    p: Params,
+    finished: Vec<Finished>,
+    done: Vec<bool>,
+    scores: Vec<f32>,
+    seqs: Vec<Vec<u32>>,
+    results: Vec<(Vec<u32>, f32)>,
+}
+
+impl Group {
+    fn step(&mut self, s: &Step) -> Option<Vec<(u32, u32)>> {
+        let p = &self.p;
+        let (k, g, vocab) = (p.num_beams, p.num_beam_groups, s.vocab);
+        let size = k / g;
+        if self.seqs.is_empty() {
+            self.seqs = s.rows.iter().map(|r| r.to_vec()).collect();
+            self.finished = (0..g)
+                .map(|_| Finished {
+                    capacity: size,
+                    beams: Vec::new(),
+                    worst: 1e9,
+                })
+                .collect();
+            self.done = vec![false; g];
+            self.scores = (0..k)
+                .map(|i| if i % size == 0 { 0.0 } else { NEG })
+                .collect();
+        }
+        let keep = 2usize.max(1 + p.eos.len()) * size;
+        let mut current = vec![0u32; k];
+        let mut reorder = vec![0usize; k];
+        let cur_len = self.seqs[0].len() + 1;
+        for group in 0..g {
+            let start = group * size;
+            let mut acc = Vec::with_capacity(size * vocab);
+            for r in start..start + size {
+                let lp = processed(
+                    &s.logits[r * vocab..(r + 1) * vocab],
+                    &self.seqs[r],
+                    p,
+                    &current[..start],
+                );
+                acc.extend(lp.iter().map(|x| x + self.scores[r]));
+            }
+            let top = top_indices(&acc, keep);
+            let (mut next_scores, mut next_tokens, mut next_idx) =
+                (vec![0f32; size], vec![p.pad; size], vec![0usize; size]);
+            if !self.done[group] {
+                let mut b = 0;
+                for (rank, &j) in top.iter().enumerate() {
+                    let (token, idx, score) = ((j % vocab) as u32, j / vocab, acc[j]);
+                    if p.eos.contains(&token) {
+                        if rank >= size {
+                            continue;
+                        }
+                        self.finished[group].add(
+                            self.seqs[start + idx].clone(),
+                            score,
+                            cur_len - s.prompt_len,
+                            p.length_penalty,
+                        );
+                    } else {
+                        (next_scores[b], next_tokens[b], next_idx[b]) = (score, token, idx);
+                        b += 1;
+                    }
+                    if b == size {
+                        break;
+                    }
+                }
+                self.done[group] = self.done[group]
+                    || self.finished[group].is_done(
+                        acc[top[0]],
+                        cur_len,
+                        s.prompt_len,
+                        s.max_length,
+                        p,
+                    );
+            }
+            let old: Vec<Vec<u32>> = self.seqs[start..start + size].to_vec();
+            for i in 0..size {
+                self.scores[start + i] = next_scores[i];
+                self.seqs[start + i] = old[next_idx[i]].clone();
+                current[start + i] = next_tokens[i];
+                reorder[start + i] = start + next_idx[i];
+            }
+        }
+        for (q, t) in self.seqs.iter_mut().zip(&current) {
+            q.push(*t);
+        }
+        if !(self.done.iter().all(|&d| d) || self.seqs[0].len() >= s.max_length) {
+            return Some(
+                reorder
+                    .iter()
+                    .zip(&current)
+                    .map(|(&r, &t)| (r as u32, t))
+                    .collect(),
+            );
+        }
+        self.finalize(s);
+        None
+    }
+
+    /// Groups still open keep their running beams; the best over all groups are returned
+    /// as transformers' `finalize` lays them out (an EOS after shorter hypotheses).
+    fn finalize(&mut self, s: &Step) {
+        let p = &self.p;
+        let size = p.num_beams / p.num_beam_groups;
+        for group in 0..p.num_beam_groups {
+            if self.done[group] {
+                continue;
+            }
+            for r in group * size..(group + 1) * size {
+                let generated = self.seqs[r].len() - s.prompt_len;
+                self.finished[group].add(
+                    self.seqs[r].clone(),
+                    self.scores[r],
+                    generated,
+                    p.length_penalty,
+                );
+            }
+        }
+        let mut all: Vec<(f32, Vec<u32>)> = self
+            .finished
+            .iter_mut()
+            .flat_map(|f| std::mem::take(&mut f.beams))
+            .collect();
+        all.sort_by(|a, b| a.0.total_cmp(&b.0)); // stable, ascending, as Python's sorted
+        let best: Vec<(f32, Vec<u32>)> = (0..p.num_return_sequences)
+            .filter_map(|_| all.pop())
+            .collect();
+        let longest = best.iter().map(|b| b.1.len()).max().unwrap_or(0);
+        let out_len = (longest + 1).min(s.max_length);
+        let eos = p.eos.first().copied();
+        self.results = best
+            .into_iter()
+            .map(|(score, mut tokens)| {
+                if tokens.len() < out_len {
+                    tokens.extend(eos);
+                }
+                (tokens, score)
+            })
+            .collect();
+    }
+}

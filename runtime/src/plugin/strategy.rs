@@ -1,0 +1,181 @@
+//! One search-strategy instance (a plugin's state for one search) and the checks on what
+//! it hands back.
+
+use std::ffi::{c_char, c_void, CStr, CString};
+use std::sync::Arc;
+
+use rill_plugin_abi::*;
+
+use super::{find_strategy, Plugin, HOST};
+use crate::error::{Result, RillError};
+
+/// A search strategy created from a plugin, destroyed on drop.
+pub struct PluginStrategy {
+    plugin: Arc<Plugin>,
+    vtable: &'static rill_search_vtable,
+    name: String,
+    state: *mut c_void,
+    rows: usize,
+}
+
+// SAFETY: a state is used by one thread at a time.
+unsafe impl Send for PluginStrategy {}
+
+fn message(buf: &[c_char]) -> String {
+    // SAFETY: zero-initialised buffer; the plugin writes at most len - 1 bytes.
+    let text = unsafe { CStr::from_ptr(buf.as_ptr()) }
+        .to_string_lossy()
+        .into_owned();
+    if text.is_empty() {
+        "failed without a message".into()
+    } else {
+        text
+    }
+}
+
+impl PluginStrategy {
+    /// Creates the strategy `name` with JSON `params`.
+    pub fn create(name: &str, params: &str) -> Result<Self> {
+        let (plugin, vtable) = find_strategy(name)?;
+        let params_c = CString::new(params)
+            .map_err(|_| RillError::InvalidArgument("strategy params contain NUL".into()))?;
+        let (mut state, mut rows) = (std::ptr::null_mut(), 0usize);
+        let mut error = [0 as c_char; 512];
+        let create = vtable.create.expect("checked at registration");
+        // SAFETY: per the ABI, with valid buffers.
+        let status = unsafe {
+            create(
+                params_c.as_ptr(),
+                &HOST.0,
+                &mut state,
+                &mut rows,
+                error.as_mut_ptr(),
+                error.len(),
+            )
+        };
+        let s = PluginStrategy {
+            plugin,
+            vtable,
+            name: name.to_string(),
+            state,
+            rows,
+        };
+        if status != RILL_PLUGIN_OK {
+            return Err(s.error(format!(
+                "cannot create with params {params}: {}",
+                message(&error)
+            )));
+        }
+        if rows == 0 || rows > 4096 {
+            return Err(s.error(format!("asked for {rows} rows")));
+        }
+        Ok(s)
+    }
+
+    fn error(&self, message: String) -> RillError {
+        RillError::Plugin(format!(
+            "search strategy `{}` of plugin `{}`: {message}",
+            self.name, self.plugin.name
+        ))
+    }
+
+    /// Rows the model runs for it.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// One step over `logits` (`rows * vocab`) and the rows' tokens (`rows * length`):
+    /// the (parent, token) choices, or None when the search ended. Checks every choice.
+    pub fn step(
+        &mut self,
+        logits: &[f32],
+        vocab: usize,
+        tokens: &[u32],
+        length: usize,
+        prompt_len: usize,
+        max_length: usize,
+    ) -> Result<Option<Vec<rill_search_choice>>> {
+        let step = rill_search_step {
+            abi_version: RILL_PLUGIN_ABI_VERSION,
+            struct_size: std::mem::size_of::<rill_search_step>() as u32,
+            n_rows: self.rows,
+            vocab_size: vocab,
+            logits: logits.as_ptr(),
+            tokens: tokens.as_ptr(),
+            length,
+            prompt_len,
+            max_length,
+        };
+        let mut choices = vec![rill_search_choice::default(); self.rows];
+        let mut done = 0u8;
+        let mut error = [0 as c_char; 512];
+        let f = self.vtable.step.expect("checked at registration");
+        // SAFETY: per the ABI; `choices` has n_rows entries.
+        let status = unsafe {
+            f(
+                self.state,
+                &step,
+                choices.as_mut_ptr(),
+                &mut done,
+                error.as_mut_ptr(),
+                error.len(),
+            )
+        };
+        if status != RILL_PLUGIN_OK {
+            return Err(self.error(message(&error)));
+        }
+        if done != 0 {
+            return Ok(None);
+        }
+        if let Some(c) = choices
+            .iter()
+            .find(|c| c.parent as usize >= self.rows || c.token as usize >= vocab)
+        {
+            return Err(self.error(format!(
+                "chose parent {} token {} (rows {}, vocabulary {vocab})",
+                c.parent, c.token, self.rows
+            )));
+        }
+        Ok(Some(choices))
+    }
+
+    /// The hypotheses (tokens, score), best first, after the search ended. Checked.
+    pub fn results(&self, vocab: usize) -> Result<Vec<(Vec<u32>, f32)>> {
+        let n = self.vtable.n_results.expect("checked at registration");
+        let get = self.vtable.result.expect("checked at registration");
+        // SAFETY: per the ABI.
+        let count = unsafe { n(self.state) };
+        let mut out = Vec::with_capacity(count);
+        for i in 0..count {
+            let (mut ptr, mut len, mut score) = (std::ptr::null(), 0usize, 0f32);
+            // SAFETY: per the ABI, valid out-pointers.
+            let status = unsafe { get(self.state, i, &mut ptr, &mut len, &mut score) };
+            if status != RILL_PLUGIN_OK || (ptr.is_null() && len > 0) {
+                return Err(self.error(format!("result {i} of {count} unavailable")));
+            }
+            // SAFETY: the plugin's own tokens, valid until destroy.
+            let tokens = if len == 0 {
+                Vec::new()
+            } else {
+                unsafe { std::slice::from_raw_parts(ptr, len) }.to_vec()
+            };
+            if tokens.iter().any(|&t| t as usize >= vocab) || score.is_nan() {
+                return Err(self.error(format!(
+                    "result {i} has a token outside the vocabulary or a NaN score"
+                )));
+            }
+            out.push((tokens, score));
+        }
+        Ok(out)
+    }
+}
+
+impl Drop for PluginStrategy {
+    fn drop(&mut self) {
+        if !self.state.is_null() {
+            let destroy = self.vtable.destroy.expect("checked at registration");
+            // SAFETY: a state from create, destroyed once.
+            unsafe { destroy(self.state) }
+        }
+    }
+}
