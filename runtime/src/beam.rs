@@ -10,16 +10,7 @@ use crate::error::{Result, RillError};
 use crate::model::Model;
 use crate::session::{Session, SessionOptions};
 
-/// transformers' `early_stopping`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EarlyStopping {
-    /// Stop as soon as `num_beams` hypotheses are finished.
-    True,
-    /// Stop when no running beam can still beat the finished ones (heuristic length).
-    False,
-    /// Stop only when no running beam can beat them even at the maximum length.
-    Never,
-}
+pub use rill_beam::search::EarlyStopping;
 
 /// Beam search settings (Hugging Face keys).
 #[derive(Debug, Clone)]

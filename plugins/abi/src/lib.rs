@@ -240,3 +240,29 @@ pub unsafe fn guard(
     unsafe { write_error(error, error_len, &message) };
     RILL_PLUGIN_ERROR
 }
+
+/// The body of a plugin's entry function: checks the host's ABI version and hands over
+/// `table`.
+///
+/// # Safety
+/// `out` is a valid out-pointer; `error` as in [`write_error`].
+pub unsafe fn serve_table(
+    host_abi: u32,
+    table: &'static rill_plugin_table,
+    out: *mut *const rill_plugin_table,
+    error: *mut c_char,
+    len: usize,
+) -> c_int {
+    // SAFETY: forwarded to the caller.
+    unsafe {
+        guard(error, len, || {
+            if host_abi != RILL_PLUGIN_ABI_VERSION {
+                return Err(format!(
+                    "built for plugin ABI {RILL_PLUGIN_ABI_VERSION}, host has {host_abi}"
+                ));
+            }
+            *out = table;
+            Ok(())
+        })
+    }
+}

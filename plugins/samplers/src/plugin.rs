@@ -313,17 +313,7 @@ pub unsafe extern "C" fn rill_samplers_entry(
     len: usize,
 ) -> c_int {
     // SAFETY: forwarded from the host.
-    unsafe {
-        guard(error, len, || {
-            if host_abi != RILL_PLUGIN_ABI_VERSION {
-                return Err(format!(
-                    "built for plugin ABI {RILL_PLUGIN_ABI_VERSION}, host has {host_abi}"
-                ));
-            }
-            *out = &TABLE;
-            Ok(())
-        })
-    }
+    unsafe { serve_table(host_abi, &TABLE, out, error, len) }
 }
 
 /// The same entry under the ABI's symbol name (feature `export-entry`, for the loadable

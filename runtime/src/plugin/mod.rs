@@ -71,6 +71,19 @@ impl Plugin {
     }
 }
 
+/// The NUL-terminated message a plugin wrote into an error buffer.
+fn message(buf: &[c_char]) -> String {
+    // SAFETY: zero-initialised buffer; the plugin writes at most len - 1 bytes.
+    let text = unsafe { CStr::from_ptr(buf.as_ptr()) }
+        .to_string_lossy()
+        .into_owned();
+    if text.is_empty() {
+        "failed without a message".into()
+    } else {
+        text
+    }
+}
+
 fn strategy_name(v: &rill_search_vtable) -> String {
     // SAFETY: checked non-NULL and NUL-terminated UTF-8 at registration.
     unsafe { CStr::from_ptr(v.name) }

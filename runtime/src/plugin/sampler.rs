@@ -1,12 +1,12 @@
 //! One sampler instance (a plugin's state for one session) and the checks on everything it
 //! hands back.
 
-use std::ffi::{c_char, c_void, CStr, CString};
+use std::ffi::{c_char, c_void, CString};
 use std::sync::Arc;
 
 use rill_plugin_abi::*;
 
-use super::{find_sampler, Plugin, HOST};
+use super::{find_sampler, message, Plugin, HOST};
 use crate::error::{Result, RillError};
 
 /// The candidate list of one step, owned by the host.
@@ -84,18 +84,6 @@ pub struct PluginSampler {
 // SAFETY: a state is used by one thread at a time (it lives in one session), as the ABI
 // requires.
 unsafe impl Send for PluginSampler {}
-
-fn message(buf: &[c_char]) -> String {
-    // SAFETY: the buffer is zero-initialised and the plugin writes at most len - 1 bytes.
-    let text = unsafe { CStr::from_ptr(buf.as_ptr()) }
-        .to_string_lossy()
-        .into_owned();
-    if text.is_empty() {
-        "failed without a message".into()
-    } else {
-        text
-    }
-}
 
 impl PluginSampler {
     /// Creates the sampler `name` with JSON `params` (an object).

@@ -1,12 +1,12 @@
 //! One search-strategy instance (a plugin's state for one search) and the checks on what
 //! it hands back.
 
-use std::ffi::{c_char, c_void, CStr, CString};
+use std::ffi::{c_char, c_void, CString};
 use std::sync::Arc;
 
 use rill_plugin_abi::*;
 
-use super::{find_strategy, Plugin, HOST};
+use super::{find_strategy, message, Plugin, HOST};
 use crate::error::{Result, RillError};
 
 /// A search strategy created from a plugin, destroyed on drop.
@@ -20,18 +20,6 @@ pub struct PluginStrategy {
 
 // SAFETY: a state is used by one thread at a time.
 unsafe impl Send for PluginStrategy {}
-
-fn message(buf: &[c_char]) -> String {
-    // SAFETY: zero-initialised buffer; the plugin writes at most len - 1 bytes.
-    let text = unsafe { CStr::from_ptr(buf.as_ptr()) }
-        .to_string_lossy()
-        .into_owned();
-    if text.is_empty() {
-        "failed without a message".into()
-    } else {
-        text
-    }
-}
 
 impl PluginStrategy {
     /// Creates the strategy `name` with JSON `params`.
