@@ -224,6 +224,7 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
         num_beam_groups: a.num_beam_groups,
         diversity_penalty: a.diversity_penalty,
         pad_token_id: None,
+        ..Default::default()
     })?;
     let stdout = std::io::stdout();
     let started = Instant::now();

@@ -140,22 +140,34 @@ impl BeamConfig {
 /// Runs beam search (diverse beam search when `cfg.groups` is set) from `prompt` through
 /// the `beam` strategy and returns the best `num_return_sequences` hypotheses, best first.
 pub fn search(model: &Arc<Model>, prompt: &[u32], cfg: &BeamConfig) -> Result<Vec<Hypothesis>> {
+    run_strategy(model, prompt, "beam", &cfg.params(), cfg.max_new_tokens)
+}
+
+/// Runs the search strategy `name` (any registered plugin's) with JSON `params` from
+/// `prompt` for at most `max_new_tokens`, and returns its hypotheses, best first.
+pub fn run_strategy(
+    model: &Arc<Model>,
+    prompt: &[u32],
+    name: &str,
+    params: &str,
+    max_new_tokens: usize,
+) -> Result<Vec<Hypothesis>> {
     if prompt.is_empty() {
         return Err(RillError::EmptyPrompt);
     }
-    if cfg.max_new_tokens == 0 {
+    if max_new_tokens == 0 {
         return Err(RillError::GenerationConfig(
             "max_new_tokens must be at least 1".into(),
         ));
     }
     let mut strategy =
-        crate::plugin::PluginStrategy::create("beam", &cfg.params()).map_err(|e| match e {
+        crate::plugin::PluginStrategy::create(name, params).map_err(|e| match e {
             RillError::Plugin(m) => RillError::GenerationConfig(m),
             other => other,
         })?;
     let rows = strategy.rows();
     let prompt_len = prompt.len();
-    let max_length = prompt_len + cfg.max_new_tokens;
+    let max_length = prompt_len + max_new_tokens;
     let options = SessionOptions {
         context_len: max_length,
         prefill_chunk: prompt_len,
@@ -182,7 +194,7 @@ pub fn search(model: &Arc<Model>, prompt: &[u32], cfg: &BeamConfig) -> Result<Ve
         };
         if length + 1 > max_length {
             return Err(RillError::Plugin(format!(
-                "search strategy `beam` did not stop at max_length {max_length}"
+                "search strategy `{name}` did not stop at max_length {max_length}"
             )));
         }
         let parents: Vec<usize> = choices.iter().map(|c| c.parent as usize).collect();

@@ -167,6 +167,22 @@ pub struct GenerationConfig {
     /// How many beam hypotheses to return (default 1).
     #[serde(default)]
     pub num_return_sequences: Option<usize>,
+    /// Biases for token sequences: `[[[ids], bias], ...]` (transformers' list form).
+    #[serde(default)]
+    pub sequence_bias: Option<Vec<(Vec<u32>, f32)>>,
+    /// Token sequences that must not be generated.
+    #[serde(default)]
+    pub bad_words_ids: Option<Vec<Vec<u32>>>,
+    /// rill's extension (OpenAI's meaning): penalty on generated tokens already present.
+    #[serde(default)]
+    pub presence_penalty: Option<f32>,
+    /// rill's extension (OpenAI's meaning): penalty per occurrence in generated tokens.
+    #[serde(default)]
+    pub frequency_penalty: Option<f32>,
+    /// rill's extension: a search strategy plugin by name, with its params (and plugin
+    /// path), used instead of greedy / sampling / beam search.
+    #[serde(default)]
+    pub search_strategy: Option<SamplerSpec>,
     /// rill's extension: custom samplers run after the standard ones, before the final
     /// pick, e.g. `[{"name": "ban_tokens", "params": {"tokens": [17]}, "plugin": "x.so"}]`.
     #[serde(default)]
@@ -232,6 +248,20 @@ impl GenerationConfig {
             num_beam_groups: other.num_beam_groups.or(self.num_beam_groups),
             diversity_penalty: other.diversity_penalty.or(self.diversity_penalty),
             pad_token_id: other.pad_token_id.or(self.pad_token_id),
+            sequence_bias: other
+                .sequence_bias
+                .clone()
+                .or_else(|| self.sequence_bias.clone()),
+            bad_words_ids: other
+                .bad_words_ids
+                .clone()
+                .or_else(|| self.bad_words_ids.clone()),
+            presence_penalty: other.presence_penalty.or(self.presence_penalty),
+            frequency_penalty: other.frequency_penalty.or(self.frequency_penalty),
+            search_strategy: other
+                .search_strategy
+                .clone()
+                .or_else(|| self.search_strategy.clone()),
         }
     }
 }

@@ -1,5 +1,7 @@
 //! Choosing the next token from logits, as a Hugging Face generation config asks, through
-//! sampler plugins: the processors (`repetition_penalty`, `no_repeat_ngram_size`) always,
+//! sampler plugins: the processors (`sequence_bias`, `repetition_penalty`,
+//! `no_repeat_ngram_size`, `bad_words_ids`, then rill's `presence_penalty` /
+//! `frequency_penalty`) always,
 //! then, when `do_sample` is true, the warpers in transformers' order (temperature, top_k,
 //! top_p, min_p, typical_p), then any custom samplers the config names (`samplers`), then
 //! a draw from the session's seeded generator (`dist`), or the argmax (`greedy`).
@@ -66,11 +68,35 @@ impl SamplerChain {
             specs.push((name.to_string(), params.to_string()))
         };
         use serde_json::json;
+        if let Some(b) = cfg.sequence_bias.as_ref().filter(|b| !b.is_empty()) {
+            add("sequence_bias", json!({ "sequence_bias": b }));
+        }
         if penalty != 1.0 {
             add("repetition_penalty", json!({ "penalty": penalty }));
         }
         if let Some(n) = cfg.no_repeat_ngram_size.filter(|&n| n > 0) {
             add("no_repeat_ngram", json!({ "size": n }));
+        }
+        if let Some(words) = cfg.bad_words_ids.as_ref().filter(|w| !w.is_empty()) {
+            let eos = cfg
+                .eos_token_id
+                .as_ref()
+                .map(|e| e.to_vec())
+                .unwrap_or_default();
+            add(
+                "bad_words",
+                json!({ "bad_words_ids": words, "eos_token_id": eos }),
+            );
+        }
+        let (presence, frequency) = (
+            cfg.presence_penalty.unwrap_or(0.0),
+            cfg.frequency_penalty.unwrap_or(0.0),
+        );
+        if presence != 0.0 || frequency != 0.0 {
+            add(
+                "penalties",
+                json!({ "presence_penalty": presence, "frequency_penalty": frequency }),
+            );
         }
         if do_sample {
             if t != 1.0 {

@@ -448,6 +448,21 @@ impl Session {
         let eos = self.model.eos_ids(&settings);
         let mut settings = settings;
         settings.pad_token_id = settings.pad_token_id.or(self.model.config().pad_token_id);
+        if let Some(spec) = settings.search_strategy.clone() {
+            if let Some(path) = &spec.plugin {
+                crate::plugin::load_once(std::path::Path::new(path))?;
+            }
+            let params = spec
+                .params
+                .clone()
+                .unwrap_or_else(|| serde_json::json!({}))
+                .to_string();
+            let max_new = settings.max_new_tokens.unwrap_or(256);
+            let run = |model: &Arc<Model>| {
+                crate::beam::run_strategy(model, prompt, &spec.name, &params, max_new)
+            };
+            return self.finish_search(prompt, run, &eos, on_piece);
+        }
         if let Some(beam) = crate::beam::BeamConfig::from_generation(&settings, eos.clone())? {
             return self.generate_beams(prompt, &beam, on_piece);
         }
@@ -529,14 +544,30 @@ impl Session {
         &mut self,
         prompt: &[u32],
         cfg: &crate::beam::BeamConfig,
+        on_piece: impl FnMut(&str) -> bool,
+    ) -> Result<Generation> {
+        let run = |model: &Arc<Model>| crate::beam::search(model, prompt, cfg);
+        self.finish_search(prompt, run, &cfg.eos, on_piece)
+    }
+
+    /// Runs a search strategy, keeps its hypotheses and reports the best one.
+    fn finish_search(
+        &mut self,
+        prompt: &[u32],
+        run: impl FnOnce(&Arc<Model>) -> Result<Vec<crate::beam::Hypothesis>>,
+        eos: &[u32],
         mut on_piece: impl FnMut(&str) -> bool,
     ) -> Result<Generation> {
         let started = Instant::now();
-        self.beams = crate::beam::search(&self.model, prompt, cfg)?;
+        self.beams = run(&self.model)?;
         self.beam_prompt_len = prompt.len();
-        let best = &self.beams[0];
-        let mut tokens = best.tokens[prompt.len()..].to_vec();
-        let stop = if tokens.last().is_some_and(|t| cfg.eos.contains(t)) {
+        let Some(best) = self.beams.first() else {
+            return Err(RillError::Plugin(
+                "the search strategy returned no hypothesis".into(),
+            ));
+        };
+        let mut tokens = best.tokens.get(prompt.len()..).unwrap_or_default().to_vec();
+        let stop = if tokens.last().is_some_and(|t| eos.contains(t)) {
             tokens.pop();
             StopReason::Eos
         } else {

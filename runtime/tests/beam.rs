@@ -115,3 +115,35 @@ fn generate_with_num_beams_returns_the_beam_search_hypotheses() {
     assert_eq!(s.beam_text(0).unwrap().0, out.text);
     assert!(s.beam_text(2).is_err());
 }
+
+#[test]
+fn a_search_strategy_can_be_chosen_by_name() {
+    let model = common::default_model();
+    let run = |cfg: rill::GenerationConfig| {
+        let mut s = rill::Session::new(model.clone(), rill::SessionOptions::default()).unwrap();
+        s.set_generation_config(cfg).unwrap();
+        s.generate("And the king said", |_| true).unwrap();
+        s.beam_results().to_vec()
+    };
+    let by_keys = run(rill::GenerationConfig {
+        max_new_tokens: Some(8),
+        do_sample: Some(false),
+        num_beams: Some(3),
+        num_return_sequences: Some(2),
+        repetition_penalty: Some(1.0),
+        ..Default::default()
+    });
+    let by_name = run(rill::GenerationConfig {
+        max_new_tokens: Some(8),
+        search_strategy: Some(rill::config::SamplerSpec {
+            name: "beam".into(),
+            params: Some(
+                serde_json::json!({"num_beams": 3, "num_return_sequences": 2, "eos_token_id": [1]}),
+            ),
+            plugin: None,
+        }),
+        ..Default::default()
+    });
+    assert_eq!(by_keys.len(), 2);
+    assert_eq!(by_keys, by_name);
+}

@@ -283,3 +283,42 @@ fn the_same_seed_gives_the_same_sampled_text() {
         "different seeds give different text (24 sampled tokens)"
     );
 }
+
+#[test]
+fn bad_words_sequence_bias_and_penalties_steer_the_output() {
+    let model = common::default_model();
+    let greedy = |extra: GenerationConfig| {
+        let mut s = Session::new(model.clone(), SessionOptions::default()).unwrap();
+        let base = GenerationConfig {
+            max_new_tokens: Some(12),
+            do_sample: Some(false),
+            repetition_penalty: Some(1.0),
+            ..Default::default()
+        };
+        s.set_generation_config(base.merged(&extra)).unwrap();
+        s.generate("In the beginning", |_| true).unwrap().tokens
+    };
+    let plain = greedy(GenerationConfig::default());
+    let first = plain[0];
+    let banned = greedy(GenerationConfig {
+        bad_words_ids: Some(vec![vec![first]]),
+        ..Default::default()
+    });
+    assert!(!banned.contains(&first), "{first} banned: {banned:?}");
+    let forced = greedy(GenerationConfig {
+        sequence_bias: Some(vec![(vec![777], 100.0)]),
+        ..Default::default()
+    });
+    assert_eq!(forced[0], 777, "a large bias forces the token");
+    let penalised = greedy(GenerationConfig {
+        frequency_penalty: Some(5.0),
+        presence_penalty: Some(5.0),
+        ..Default::default()
+    });
+    let distinct: std::collections::BTreeSet<_> = penalised.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        penalised.len(),
+        "strong penalties forbid repeats: {penalised:?}"
+    );
+}

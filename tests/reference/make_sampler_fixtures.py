@@ -25,7 +25,8 @@ import numpy as np
 import torch
 import transformers
 from transformers import (AutoTokenizer, LlamaForCausalLM, MinPLogitsWarper,
-                          NoRepeatNGramLogitsProcessor, RepetitionPenaltyLogitsProcessor,
+                          NoBadWordsLogitsProcessor, NoRepeatNGramLogitsProcessor,
+                          RepetitionPenaltyLogitsProcessor, SequenceBiasLogitsProcessor,
                           TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper,
                           TypicalLogitsWarper)
 
@@ -58,6 +59,10 @@ def processors(vocab):
         ("repetition_penalty", {"repetition_penalty": 0.8}, RepetitionPenaltyLogitsProcessor(0.8)),
         ("no_repeat_ngram_size", {"no_repeat_ngram_size": 2}, NoRepeatNGramLogitsProcessor(2)),
         ("no_repeat_ngram_size", {"no_repeat_ngram_size": 4}, NoRepeatNGramLogitsProcessor(4)),
+        ("bad_words_ids", {"bad_words_ids": [[5], [int(input_ids[0, -1]) + 0, 17], [int(input_ids[1, -2]), int(input_ids[1, -1]), 42]]},
+         NoBadWordsLogitsProcessor([[5], [int(input_ids[0, -1]), 17], [int(input_ids[1, -2]), int(input_ids[1, -1]), 42]], eos_token_id=1)),
+        ("sequence_bias", {"sequence_bias": [[[7], 5.0], [[11], -3.0]]},
+         SequenceBiasLogitsProcessor(sequence_bias=[[[7], 5.0], [[11], -3.0]])),
     ]
     for name, params, proc in settings:
         out = proc(input_ids.clone(), scores.clone())

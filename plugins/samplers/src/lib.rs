@@ -10,5 +10,6 @@ pub mod plugin;
 pub mod processors;
 
 pub use processors::{
-    min_p, no_repeat_ngram, repetition_penalty, temperature, top_k, top_p, typical_p,
+    bad_words, min_p, no_repeat_ngram, presence_frequency, repetition_penalty, sequence_bias,
+    temperature, top_k, top_p, typical_p,
 };

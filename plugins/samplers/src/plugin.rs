@@ -6,7 +6,9 @@
 //! `temperature {"temperature"}`, `top_k {"top_k", "min_tokens_to_keep"}`,
 //! `top_p {"top_p", "min_tokens_to_keep"}`, `min_p {"min_p", "min_tokens_to_keep"}`,
 //! `typical_p {"typical_p", "min_tokens_to_keep"}`, `repetition_penalty {"penalty"}`,
-//! `no_repeat_ngram {"size"}`, `greedy {}` (picks the argmax), `dist {}` (draws from
+//! `no_repeat_ngram {"size"}`, `sequence_bias {"sequence_bias": [[[ids], bias], ...]}`,
+//! `bad_words {"bad_words_ids": [[ids], ...], "eos_token_id": [ids]}`,
+//! `penalties {"presence_penalty", "frequency_penalty"}` (over generated tokens), `greedy {}` (picks the argmax), `dist {}` (draws from
 //! the softmax with the session's generator).
 
 use std::ffi::{c_char, c_int, c_void, CStr};
@@ -26,6 +28,9 @@ enum Standard {
     TypicalP(f32, usize),
     RepetitionPenalty(f32),
     NoRepeatNgram(usize),
+    SequenceBias(Vec<(Vec<u32>, f32)>),
+    BadWords(Vec<Vec<u32>>, Vec<u32>),
+    Penalties(f32, f32),
     Greedy,
     Dist,
 }
@@ -78,6 +83,28 @@ impl Standard {
                 Standard::RepetitionPenalty(p as f32)
             }
             "no_repeat_ngram" => Standard::NoRepeatNgram(number(&v, "size")? as usize),
+            "sequence_bias" => Standard::SequenceBias(
+                serde_json::from_value(v.get("sequence_bias").cloned().unwrap_or(Value::Null))
+                    .map_err(|e| format!("`sequence_bias` must be [[[ids], bias], ...]: {e}"))?,
+            ),
+            "bad_words" => Standard::BadWords(
+                serde_json::from_value(v.get("bad_words_ids").cloned().unwrap_or(Value::Null))
+                    .map_err(|e| format!("`bad_words_ids` must be [[ids], ...]: {e}"))?,
+                serde_json::from_value(
+                    v.get("eos_token_id")
+                        .cloned()
+                        .unwrap_or(Value::Array(vec![])),
+                )
+                .map_err(|e| format!("`eos_token_id` must be a list of ids: {e}"))?,
+            ),
+            "penalties" => Standard::Penalties(
+                v.get("presence_penalty")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(0.0) as f32,
+                v.get("frequency_penalty")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(0.0) as f32,
+            ),
             "greedy" => Standard::Greedy,
             "dist" => Standard::Dist,
             other => return Err(format!("no standard sampler `{other}`")),
@@ -90,6 +117,7 @@ impl Standard {
         ids: &[u32],
         logits: &mut [f32],
         tokens: &[u32],
+        n_prompt: usize,
         vocab: usize,
         draw: impl FnOnce() -> f64,
     ) -> Option<usize> {
@@ -120,6 +148,18 @@ impl Standard {
                     }
                 }
             }
+            Standard::SequenceBias(ref biases) => by_id(ids, logits, vocab, |full| {
+                processors::sequence_bias(full, tokens, biases)
+            }),
+            Standard::BadWords(ref words, ref eos) => by_id(ids, logits, vocab, |full| {
+                processors::bad_words(full, tokens, words, eos)
+            }),
+            Standard::Penalties(presence, frequency) => {
+                let generated = &tokens[n_prompt.min(tokens.len())..];
+                by_id(ids, logits, vocab, |full| {
+                    processors::presence_frequency(full, generated, presence, frequency)
+                })
+            }
             Standard::Greedy => {
                 return logits
                     .iter()
@@ -148,6 +188,23 @@ impl Standard {
             }
         }
         None
+    }
+}
+
+/// Runs a full-vocabulary processor on candidates: scatter, process, gather (only the
+/// changed entries are written back).
+fn by_id(ids: &[u32], logits: &mut [f32], vocab: usize, f: impl FnOnce(&mut [f32])) {
+    let mut full = vec![0f32; vocab];
+    for (&id, &l) in ids.iter().zip(logits.iter()) {
+        if let Some(x) = full.get_mut(id as usize) {
+            *x = l;
+        }
+    }
+    f(&mut full);
+    for (&id, l) in ids.iter().zip(logits.iter_mut()) {
+        if let Some(x) = full.get(id as usize) {
+            *l = *x;
+        }
     }
 }
 
@@ -192,6 +249,9 @@ standard_sampler!(
     "repetition_penalty"
 );
 standard_sampler!(NO_REPEAT_NGRAM, create_no_repeat_ngram, "no_repeat_ngram");
+standard_sampler!(SEQUENCE_BIAS, create_sequence_bias, "sequence_bias");
+standard_sampler!(BAD_WORDS, create_bad_words, "bad_words");
+standard_sampler!(PENALTIES, create_penalties, "penalties");
 standard_sampler!(GREEDY, create_greedy, "greedy");
 standard_sampler!(DIST, create_dist, "dist");
 
@@ -242,7 +302,11 @@ unsafe extern "C" fn apply(
                 std::slice::from_raw_parts(ctx.tokens, ctx.n_tokens)
             };
             let draw = || ctx.random.map_or(0.0, |r| r(ctx.random_data));
-            if let Some(i) = state.kind.apply(ids, logits, tokens, ctx.vocab_size, draw) {
+            if let Some(i) =
+                state
+                    .kind
+                    .apply(ids, logits, tokens, ctx.n_prompt, ctx.vocab_size, draw)
+            {
                 c.selected = i as i64;
             }
             Ok(())
@@ -275,7 +339,7 @@ unsafe extern "C" fn destroy(state: *mut c_void) {
     }
 }
 
-struct Samplers([*const rill_sampler_vtable; 9]);
+struct Samplers([*const rill_sampler_vtable; 12]);
 // SAFETY: pointers to immutable statics.
 unsafe impl Sync for Samplers {}
 
@@ -287,6 +351,9 @@ static SAMPLERS: Samplers = Samplers([
     &TYPICAL_P,
     &REPETITION_PENALTY,
     &NO_REPEAT_NGRAM,
+    &SEQUENCE_BIAS,
+    &BAD_WORDS,
+    &PENALTIES,
     &GREEDY,
     &DIST,
 ]);
@@ -295,7 +362,7 @@ static TABLE: rill_plugin_table = rill_plugin_table {
     abi_version: RILL_PLUGIN_ABI_VERSION,
     struct_size: std::mem::size_of::<rill_plugin_table>() as u32,
     plugin_name: c"rill-samplers".as_ptr(),
-    n_samplers: 9,
+    n_samplers: 12,
     samplers: &SAMPLERS.0 as *const _ as *const *const rill_sampler_vtable,
     n_strategies: 0,
     strategies: std::ptr::null(),

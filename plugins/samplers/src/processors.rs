@@ -180,3 +180,50 @@ pub fn no_repeat_ngram(logits: &mut [f32], context: &[u32], n: usize) {
         }
     }
 }
+
+/// `SequenceBiasLogitsProcessor`: adds `bias` to the last token of each sequence whose
+/// earlier tokens end `context` (single tokens: always).
+pub fn sequence_bias(logits: &mut [f32], context: &[u32], biases: &[(Vec<u32>, f32)]) {
+    for (seq, bias) in biases {
+        let Some((&last, prefix)) = seq.split_last() else {
+            continue;
+        };
+        if context.ends_with(prefix) {
+            if let Some(x) = logits.get_mut(last as usize) {
+                *x += bias;
+            }
+        }
+    }
+}
+
+/// `NoBadWordsLogitsProcessor`: bans the last token of each sequence in `bad_words`
+/// whose earlier tokens end `context` (single tokens: always). Sequences that are just
+/// an end-of-sequence id are ignored, as transformers does.
+pub fn bad_words(logits: &mut [f32], context: &[u32], bad_words: &[Vec<u32>], eos: &[u32]) {
+    let biases: Vec<(Vec<u32>, f32)> = bad_words
+        .iter()
+        .filter(|w| !(w.len() == 1 && eos.contains(&w[0])))
+        .map(|w| (w.clone(), f32::NEG_INFINITY))
+        .collect();
+    sequence_bias(logits, context, &biases);
+}
+
+/// Presence and frequency penalties (OpenAI's definition; no transformers equivalent):
+/// each token's logit loses `frequency * count + presence * (count > 0)`, counting its
+/// occurrences in `generated` (the tokens produced so far, not the prompt).
+pub fn presence_frequency(logits: &mut [f32], generated: &[u32], presence: f32, frequency: f32) {
+    let mut counts: Vec<(u32, u32)> = Vec::new();
+    let mut sorted = generated.to_vec();
+    sorted.sort_unstable();
+    for t in sorted {
+        match counts.last_mut() {
+            Some((last, n)) if *last == t => *n += 1,
+            _ => counts.push((t, 1)),
+        }
+    }
+    for (t, n) in counts {
+        if let Some(x) = logits.get_mut(t as usize) {
+            *x -= frequency * n as f32 + presence;
+        }
+    }
+}

@@ -72,6 +72,16 @@ fn every_processor_matches_transformers_within_1e_5() {
                     context,
                     param(p, "no_repeat_ngram_size") as usize,
                 ),
+                "bad_words_ids" => {
+                    let words: Vec<Vec<u32>> =
+                        serde_json::from_value(p["bad_words_ids"].clone()).unwrap();
+                    rill_samplers::bad_words(&mut got, context, &words, &[1]);
+                }
+                "sequence_bias" => {
+                    let biases: Vec<(Vec<u32>, f32)> =
+                        serde_json::from_value(p["sequence_bias"].clone()).unwrap();
+                    rill_samplers::sequence_bias(&mut got, context, &biases);
+                }
                 other => panic!("no processor for fixture case {other}"),
             }
             let want = &expected[row * vocab..(row + 1) * vocab];
@@ -96,5 +106,15 @@ fn every_processor_matches_transformers_within_1e_5() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 28, "14 settings x 2 rows");
+    assert_eq!(checked, 32, "16 settings x 2 rows");
+}
+
+#[test]
+fn presence_and_frequency_penalties_follow_their_formula() {
+    let mut logits = vec![1.0f32; 6];
+    rill_samplers::presence_frequency(&mut logits, &[2, 4, 2, 2], 0.5, 0.25);
+    assert_eq!(
+        logits,
+        vec![1.0, 1.0, 1.0 - 0.75 - 0.5, 1.0, 1.0 - 0.25 - 0.5, 1.0]
+    );
 }
