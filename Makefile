@@ -97,7 +97,7 @@ bench: build
 	$(RILL) bench --model $(MODEL) --threads 2
 	$(RILL) bench --model $(BENCH_MODEL) --threads 2 --reps 3
 	$(RILL) bench --model $(BENCH_MODEL)-f16 --threads 2 --reps 3
-	cargo bench -p rill --bench sampler_chain
+	cargo bench -p rill --bench sampler_chain --bench hot_paths
 
 lint:
 	cargo fmt --all -- --check
