@@ -10,8 +10,8 @@ use crate::config::ModelConfig;
 use crate::error::{Result, RillError};
 use crate::kv_cache::CacheDtype;
 
-/// The graph's interface as the session drives it.
-#[derive(Debug, Clone)]
+/// The graph's interface as the session drives it (small and `Copy`: read every step).
+#[derive(Debug, Clone, Copy)]
 pub struct GraphInfo {
     /// Decoder layers (cache tensor pairs).
     pub layers: usize,

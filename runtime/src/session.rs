@@ -130,7 +130,7 @@ impl Session {
             ));
         }
         let batch = options.batch;
-        let g = model.graph().clone();
+        let g = *model.graph();
         let shape = CacheShape {
             layers: g.layers,
             batch,
@@ -330,7 +330,7 @@ impl Session {
         let n = parts[0].len();
         let bsz = parts.len();
         let past = self.cache.len();
-        let g = self.model.graph().clone();
+        let g = *self.model.graph();
         self.ids.clear();
         self.ids
             .extend(parts.iter().flat_map(|p| p.iter()).map(|&t| t as i64));
