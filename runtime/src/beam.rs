@@ -172,6 +172,7 @@ pub fn run_strategy(
         context_len: max_length,
         prefill_chunk: prompt_len,
         batch: rows,
+        ..Default::default()
     };
     let mut session = Session::new(model.clone(), options)?;
     let vocab = model.graph().vocab;

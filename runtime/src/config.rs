@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{io_err, Result, RillError};
 
@@ -45,21 +45,21 @@ pub struct ModelConfig {
     pub pad_token_id: Option<u32>,
 }
 
-/// A JSON value that is one id or a list of ids.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+/// A JSON value that is one item or a list of them (ids by default).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(untagged)]
-pub enum OneOrMany {
-    /// One id.
-    One(u32),
-    /// Several ids.
-    Many(Vec<u32>),
+pub enum OneOrMany<T = u32> {
+    /// One item.
+    One(T),
+    /// Several items.
+    Many(Vec<T>),
 }
 
-impl OneOrMany {
-    /// The ids as a list.
-    pub fn to_vec(&self) -> Vec<u32> {
+impl<T: Clone> OneOrMany<T> {
+    /// The items as a list.
+    pub fn to_vec(&self) -> Vec<T> {
         match self {
-            OneOrMany::One(i) => vec![*i],
+            OneOrMany::One(i) => vec![i.clone()],
             OneOrMany::Many(v) => v.clone(),
         }
     }
@@ -111,7 +111,7 @@ impl ModelConfig {
 
 /// Generation settings. Keys and meanings are Hugging Face `generation_config.json`'s
 /// (unknown keys are ignored); absent values take transformers' defaults where used.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 pub struct GenerationConfig {
     /// Maximum number of new tokens (default 256).
     #[serde(default)]
@@ -119,6 +119,10 @@ pub struct GenerationConfig {
     /// End-of-sequence id(s); generation stops at any of them.
     #[serde(default)]
     pub eos_token_id: Option<OneOrMany>,
+    /// Strings that end generation when the text produces them, even across token
+    /// boundaries; the stop string itself is not part of the output.
+    #[serde(default)]
+    pub stop_strings: Option<OneOrMany<String>>,
     /// Draw tokens (true) or take the most likely (false, the default).
     #[serde(default)]
     pub do_sample: Option<bool>,
@@ -190,7 +194,7 @@ pub struct GenerationConfig {
 }
 
 /// A custom sampler entry of a generation config.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 pub struct SamplerSpec {
     /// The sampler's registered name.
     pub name: String,
@@ -228,6 +232,10 @@ impl GenerationConfig {
                 .eos_token_id
                 .clone()
                 .or_else(|| self.eos_token_id.clone()),
+            stop_strings: other
+                .stop_strings
+                .clone()
+                .or_else(|| self.stop_strings.clone()),
             do_sample: other.do_sample.or(self.do_sample),
             temperature: other.temperature.or(self.temperature),
             top_k: other.top_k.or(self.top_k),

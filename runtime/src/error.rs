@@ -83,6 +83,12 @@ pub enum RillError {
     /// A token id is outside the vocabulary.
     #[error("token id {id} is outside the vocabulary (size {vocab})")]
     TokenOutOfRange { id: u32, vocab: usize },
+    /// The chat template is missing, does not compile, or failed to render.
+    #[error("chat template: {0}")]
+    ChatTemplate(String),
+    /// A saved session state is corrupt, of another version, or made with another model.
+    #[error("saved session state: {0}")]
+    State(String),
 }
 
 /// Result with [`RillError`].

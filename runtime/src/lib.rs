@@ -5,6 +5,7 @@
 //! own KV cache. The C ABI in [`ffi`] is a thin layer over these types.
 
 pub mod beam;
+pub mod chat;
 pub mod config;
 pub mod error;
 pub mod ffi;
@@ -16,13 +17,17 @@ mod ort_value;
 pub mod plugin;
 pub mod sampling;
 pub mod session;
+mod state;
+pub mod stop;
 pub mod stream;
 pub mod weights;
 
+pub use chat::ChatMessage;
 pub use config::{GenerationConfig, ModelConfig};
 pub use error::{Result, RillError};
 pub use model::{Model, ModelOptions, WeightSource};
-pub use session::{Generation, Session, SessionOptions, StopReason, Timings};
+pub use session::{ContextPolicy, Generation, Session, SessionOptions, StopReason, Timings};
+pub use stop::CancelToken;
 
 /// The crate version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -55,6 +55,7 @@ pub struct Model {
     graph: GraphInfo,
     tokenizer: Tokenizer,
     generation: GenerationConfig,
+    chat: Option<crate::chat::ChatTemplate>,
     dir: PathBuf,
     open_time: Duration,
 }
@@ -85,6 +86,7 @@ impl Model {
         })?;
         let generation = GenerationConfig::load_optional(&dir.join("generation_config.json"))?
             .unwrap_or_default();
+        let chat = crate::chat::ChatTemplate::load(&dir.join("tokenizer_config.json"))?;
         let graph_path = require(dir.join("model.onnx"))?;
         let st_path = dir.join("model.safetensors");
         let weights = match options.weights {
@@ -120,6 +122,7 @@ impl Model {
             graph,
             tokenizer,
             generation,
+            chat,
             dir,
             open_time: start.elapsed(),
         })
@@ -186,11 +189,40 @@ impl Model {
 
     /// Token ids of `text`, with the tokenizer's special tokens (BOS for Llama).
     pub fn tokenize(&self, text: &str) -> Result<Vec<u32>> {
+        self.encode(text, true)
+    }
+
+    /// Token ids of `text`; `add_special` adds the tokenizer's special tokens (BOS for
+    /// Llama). Rendered chat templates and appended turns carry their own, so they are
+    /// encoded without.
+    pub fn encode(&self, text: &str, add_special: bool) -> Result<Vec<u32>> {
         let enc = self
             .tokenizer
-            .encode(text, true)
+            .encode(text, add_special)
             .map_err(|e| RillError::Tokenizer(e.to_string()))?;
         Ok(enc.get_ids().to_vec())
+    }
+
+    /// Renders `messages` with the folder's chat template (`tokenizer_config.json`
+    /// `chat_template`); with `add_generation_prompt` the text ends where the assistant's
+    /// reply begins. An error when the folder has no template.
+    pub fn apply_chat_template(
+        &self,
+        messages: &[crate::chat::ChatMessage],
+        add_generation_prompt: bool,
+    ) -> Result<String> {
+        let template = self.chat.as_ref().ok_or_else(|| {
+            RillError::ChatTemplate(format!(
+                "{} has no `chat_template` in tokenizer_config.json",
+                self.dir.display()
+            ))
+        })?;
+        template.render(messages, add_generation_prompt)
+    }
+
+    /// Whether the folder has a chat template.
+    pub fn has_chat_template(&self) -> bool {
+        self.chat.is_some()
     }
 
     /// Text of `ids`, special tokens dropped. Ids outside the vocabulary are an error.

@@ -15,7 +15,25 @@ use crate::error::{Result, RillError};
 use crate::kv_cache::{CacheShape, Kind, KvCache};
 use crate::model::Model;
 use crate::ort_value::{cstring, element_type, Binding, RawValue};
+use crate::stop::{CancelToken, Matched, StopStrings};
 use crate::stream::TextStream;
+
+/// What a session does when a conversation outgrows its context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ContextPolicy {
+    /// A prompt that does not fit is [`RillError::PromptTooLong`]; generation that fills
+    /// the context stops with [`StopReason::ContextFull`]. The default.
+    #[default]
+    Error,
+    /// Keep the first `pinned` tokens (e.g. the system prompt) and drop the oldest tokens
+    /// after them: a quarter of the unpinned window at a time (at least what is needed),
+    /// then re-evaluate the survivors so their positions are encoded afresh. The result is
+    /// exactly that of a new session given the surviving tokens.
+    SlidingWindow {
+        /// Tokens at the start that are never dropped.
+        pinned: usize,
+    },
+}
 
 /// Options for [`Session::new`].
 #[derive(Debug, Clone)]
@@ -27,6 +45,8 @@ pub struct SessionOptions {
     pub prefill_chunk: usize,
     /// Rows evaluated together (beam hypotheses); 1 for a plain conversation.
     pub batch: usize,
+    /// What happens when the context fills.
+    pub context_policy: ContextPolicy,
 }
 
 impl Default for SessionOptions {
@@ -35,6 +55,7 @@ impl Default for SessionOptions {
             context_len: 0,
             prefill_chunk: 128,
             batch: 1,
+            context_policy: ContextPolicy::Error,
         }
     }
 }
@@ -50,6 +71,25 @@ pub enum StopReason {
     ContextFull,
     /// The callback asked to stop.
     Callback,
+    /// A stop string appeared (it is not part of the text).
+    StopString,
+    /// [`CancelToken::cancel`] was called.
+    Cancelled,
+}
+
+impl StopReason {
+    /// A short lowercase name (`eos`, `max_tokens`, `context_full`, `callback`,
+    /// `stop_string`, `cancelled`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopReason::Eos => "eos",
+            StopReason::MaxTokens => "max_tokens",
+            StopReason::ContextFull => "context_full",
+            StopReason::Callback => "callback",
+            StopReason::StopString => "stop_string",
+            StopReason::Cancelled => "cancelled",
+        }
+    }
 }
 
 /// Time spent, for `--stats` and benchmarks.
@@ -61,6 +101,8 @@ pub struct Timings {
     pub decode: Duration,
     /// Inside ONNX Runtime's Run, prefill and decode together.
     pub ort_run: Duration,
+    /// In the sampler chain (choosing each token), prefill and decode together.
+    pub sampling: Duration,
     /// Forward passes during decode.
     pub decode_steps: usize,
 }
@@ -74,6 +116,11 @@ pub struct Generation {
     pub text: String,
     /// Prompt length in tokens.
     pub prompt_tokens: usize,
+    /// Prompt tokens whose keys and values were already in the cache (prefix reuse).
+    pub reused_tokens: usize,
+    /// Prompt tokens run through the model (`prompt_tokens - reused_tokens`, unless a
+    /// sliding window dropped some).
+    pub evaluated_tokens: usize,
     /// Why it stopped.
     pub stop: StopReason,
     /// Where the time went.
@@ -93,12 +140,12 @@ struct Names {
 pub struct Session {
     // Drop order: the binding refers to the model's ONNX Runtime session, so `model` is
     // the last field.
-    cache: KvCache,
+    pub(crate) cache: KvCache,
     binding: Binding,
     names: Names,
-    tokens: Vec<u32>,
-    options: SessionOptions,
-    generation: GenerationConfig,
+    pub(crate) tokens: Vec<u32>,
+    pub(crate) options: SessionOptions,
+    pub(crate) generation: GenerationConfig,
     ids: Vec<i64>,
     mask: Vec<i64>,
     positions: Vec<i64>,
@@ -107,7 +154,10 @@ pub struct Session {
     ort_time: Duration,
     beams: Vec<crate::beam::Hypothesis>,
     beam_prompt_len: usize,
-    model: Arc<Model>,
+    /// The last generated token, not yet evaluated (it is in the history, not the cache).
+    pub(crate) pending: Option<u32>,
+    cancel: CancelToken,
+    pub(crate) model: Arc<Model>,
 }
 
 impl Session {
@@ -128,6 +178,14 @@ impl Session {
             return Err(RillError::InvalidArgument(
                 "prefill_chunk and batch must be at least 1".into(),
             ));
+        }
+        if let ContextPolicy::SlidingWindow { pinned } = options.context_policy {
+            if pinned + 2 > context {
+                return Err(RillError::InvalidArgument(format!(
+                    "a sliding window pinning {pinned} tokens needs a context of at least {}, not {context}",
+                    pinned + 2
+                )));
+            }
         }
         let batch = options.batch;
         let g = *model.graph();
@@ -178,10 +236,13 @@ impl Session {
                 context_len: context,
                 prefill_chunk: chunk,
                 batch,
+                context_policy: options.context_policy,
             },
             ort_time: Duration::ZERO,
             beams: Vec::new(),
             beam_prompt_len: 0,
+            pending: None,
+            cancel: CancelToken::default(),
             model,
         })
     }
@@ -194,6 +255,25 @@ impl Session {
     /// Tokens whose keys and values are in the cache.
     pub fn tokens(&self) -> &[u32] {
         &self.tokens
+    }
+
+    /// The conversation so far: the cached tokens, then the last generated token when it
+    /// has not been evaluated yet (generation stops before running the model on it).
+    /// End-of-sequence tokens are not kept.
+    pub fn history(&self) -> Vec<u32> {
+        let mut h = self.tokens.clone();
+        h.extend(self.pending);
+        h
+    }
+
+    /// A token that cancels this session's generation in progress from any thread.
+    pub fn cancel_token(&self) -> CancelToken {
+        self.cancel.clone()
+    }
+
+    /// The session's options (with the context length resolved).
+    pub fn options(&self) -> &SessionOptions {
+        &self.options
     }
 
     /// The context length.
@@ -234,12 +314,25 @@ impl Session {
     pub fn reset(&mut self) {
         self.cache.clear();
         self.tokens.clear();
+        self.pending = None;
     }
 
-    /// Rolls back to the first `len` tokens.
-    pub fn truncate(&mut self, len: usize) {
-        self.cache.truncate(len);
-        self.tokens.truncate(len);
+    /// Rolls back to the first `len` tokens of the [`history`](Self::history)
+    /// (regenerate, edit the last turn). Works after beam search, whose best hypothesis
+    /// the session holds. An error, changing nothing, when `len` exceeds the history.
+    pub fn truncate(&mut self, len: usize) -> Result<()> {
+        let history = self.tokens.len() + usize::from(self.pending.is_some());
+        if len > history {
+            return Err(RillError::InvalidArgument(format!(
+                "cannot truncate to {len} tokens: the session holds {history}"
+            )));
+        }
+        if len <= self.tokens.len() {
+            self.pending = None;
+            self.cache.truncate(len);
+            self.tokens.truncate(len);
+        }
+        Ok(())
     }
 
     /// Evaluates `new` tokens after those in the cache (in prefill chunks) and returns the
@@ -281,6 +374,7 @@ impl Session {
                 context: self.options.context_len,
             });
         }
+        self.pending = None;
         let chunk = self.options.prefill_chunk;
         let mut n = 0;
         for start in (0..len).step_by(chunk) {
@@ -416,9 +510,10 @@ impl Session {
         Ok(())
     }
 
-    /// Tokenizes `prompt` and generates from it as the generation config says, calling `on_piece` with each
-    /// piece of text as it forms (always whole UTF-8 characters); `on_piece` returns
-    /// `false` to stop. The session starts from an empty cache.
+    /// Tokenizes `prompt` (adding the tokenizer's BOS) and generates from it as the
+    /// generation config says, calling `on_piece` with each piece of text as it forms
+    /// (always whole UTF-8 characters); `on_piece` returns `false` to stop. See
+    /// [`Session::generate_ids`] for how the cache is reused.
     pub fn generate(
         &mut self,
         prompt: &str,
@@ -428,7 +523,42 @@ impl Session {
         self.generate_ids(&ids, on_piece)
     }
 
-    /// As [`Session::generate`], from token ids.
+    /// Adds `text` (no BOS: a new turn of the conversation) after the
+    /// [`history`](Self::history) and generates from there, evaluating only the new tokens.
+    pub fn append(&mut self, text: &str, on_piece: impl FnMut(&str) -> bool) -> Result<Generation> {
+        let new = self.model.encode(text, false)?;
+        self.append_ids(&new, on_piece)
+    }
+
+    /// As [`Session::append`], from token ids.
+    pub fn append_ids(
+        &mut self,
+        new: &[u32],
+        on_piece: impl FnMut(&str) -> bool,
+    ) -> Result<Generation> {
+        let mut all = self.history();
+        all.extend_from_slice(new);
+        self.generate_ids(&all, on_piece)
+    }
+
+    /// Renders `messages` with the model's chat template (ending with the assistant's
+    /// turn) and generates the reply. Sending the whole conversation each turn costs only
+    /// the new tokens: the cached prefix is reused.
+    pub fn chat(
+        &mut self,
+        messages: &[crate::chat::ChatMessage],
+        on_piece: impl FnMut(&str) -> bool,
+    ) -> Result<Generation> {
+        let text = self.model.apply_chat_template(messages, true)?;
+        let ids = self.model.encode(&text, false)?;
+        self.generate_ids(&ids, on_piece)
+    }
+
+    /// As [`Session::generate`], from token ids. `prompt` is the whole conversation: the
+    /// longest prefix it shares with the cached tokens is reused and only the rest is
+    /// evaluated (at least its last token, whose logits start the generation). Afterwards
+    /// the session holds the prompt and the generated tokens (see
+    /// [`history`](Self::history)), ready for the next turn, a rollback or a save.
     pub fn generate_ids(
         &mut self,
         prompt: &[u32],
@@ -437,18 +567,174 @@ impl Session {
         if prompt.is_empty() {
             return Err(RillError::EmptyPrompt);
         }
-        let context = self.options.context_len;
-        if prompt.len() + 1 > context {
-            return Err(RillError::PromptTooLong {
-                tokens: prompt.len(),
-                context,
-            });
+        let vocab = self.model.graph().vocab;
+        if let Some(&id) = prompt.iter().find(|&&id| id as usize >= vocab) {
+            return Err(RillError::TokenOutOfRange { id, vocab });
         }
+        self.cancel.reset();
         let settings = self.generation_config();
         let eos = self.model.eos_ids(&settings);
         let mut settings = settings;
         settings.pad_token_id = settings.pad_token_id.or(self.model.config().pad_token_id);
-        if let Some(spec) = settings.search_strategy.clone() {
+        if settings.search_strategy.is_some() || settings.num_beams.unwrap_or(1) > 1 {
+            self.fits(prompt.len() + 1)?;
+            return self.run_search(prompt, &settings, &eos, on_piece);
+        }
+        let mut chain = crate::sampling::SamplerChain::new(&settings)?;
+        let stop_list = settings
+            .stop_strings
+            .as_ref()
+            .map(|s| s.to_vec())
+            .unwrap_or_default();
+        let mut stops = StopStrings::new(&stop_list);
+        let max_new = settings.max_new_tokens.unwrap_or(256);
+        let context = self.options.context_len;
+        let (prompt, mut prompt_len) = self.fit_prompt(prompt)?;
+        self.beams.clear();
+        self.ort_time = Duration::ZERO;
+        let model = Arc::clone(&self.model);
+        let mut stream = TextStream::new(model.tokenizer());
+        let mut timings = Timings::default();
+        let started = Instant::now();
+        let reused = self.evaluate(&prompt)?;
+        let pick_start = Instant::now();
+        let mut next = chain.pick(&self.last, &self.tokens, prompt_len)?;
+        timings.sampling += pick_start.elapsed();
+        timings.prefill = started.elapsed();
+        let decode_start = Instant::now();
+        let (mut out, mut text) = (Vec::new(), String::new());
+        let stop = loop {
+            if self.cancel.is_cancelled() {
+                break StopReason::Cancelled;
+            }
+            if eos.contains(&next) {
+                break StopReason::Eos;
+            }
+            out.push(next);
+            self.pending = Some(next);
+            if let Some(piece) = stream.push(next) {
+                let (released, hit) = match stops.push(&piece) {
+                    Matched::No(t) => (t, false),
+                    Matched::Stop(t) => (t, true),
+                };
+                if !released.is_empty() {
+                    text.push_str(&released);
+                    if !on_piece(&released) {
+                        break StopReason::Callback;
+                    }
+                }
+                if hit {
+                    break StopReason::StopString;
+                }
+            }
+            if out.len() >= max_new {
+                break StopReason::MaxTokens;
+            }
+            if self.tokens.len() + 1 > context {
+                match self.options.context_policy {
+                    ContextPolicy::Error => break StopReason::ContextFull,
+                    ContextPolicy::SlidingWindow { pinned } => {
+                        let (survivors, dropped) = window(&self.history(), pinned, context, 0);
+                        prompt_len = shift(prompt_len, pinned, dropped);
+                        self.reset();
+                        self.forward(&survivors)?;
+                    }
+                }
+            } else {
+                self.forward(&[next])?;
+            }
+            let pick_start = Instant::now();
+            next = chain.pick(&self.last, &self.tokens, prompt_len)?;
+            timings.sampling += pick_start.elapsed();
+            timings.decode_steps += 1;
+        };
+        let mut stop = stop;
+        if !matches!(stop, StopReason::Callback | StopReason::StopString) {
+            let rest = stream.finish().unwrap_or_default();
+            let tail = match stops.push(&rest) {
+                Matched::No(t) => t + &stops.finish(),
+                Matched::Stop(t) => {
+                    stop = StopReason::StopString;
+                    t
+                }
+            };
+            if !tail.is_empty() {
+                text.push_str(&tail);
+                on_piece(&tail);
+            }
+        }
+        timings.decode = decode_start.elapsed();
+        timings.ort_run = self.ort_time;
+        Ok(Generation {
+            tokens: out,
+            text,
+            prompt_tokens: prompt.len(),
+            reused_tokens: reused,
+            evaluated_tokens: prompt.len() - reused,
+            stop,
+            timings,
+        })
+    }
+
+    /// An error unless `tokens` fit the context.
+    fn fits(&self, tokens: usize) -> Result<()> {
+        let context = self.options.context_len;
+        if tokens > context {
+            return Err(RillError::PromptTooLong {
+                tokens: tokens - 1,
+                context,
+            });
+        }
+        Ok(())
+    }
+
+    /// The prompt as it will be evaluated: whole when it fits with one new token, else
+    /// windowed under [`ContextPolicy::SlidingWindow`] (an error under the default
+    /// policy); and where the generated part starts in it.
+    fn fit_prompt(&self, prompt: &[u32]) -> Result<(Vec<u32>, usize)> {
+        let context = self.options.context_len;
+        match self.options.context_policy {
+            ContextPolicy::SlidingWindow { pinned } if prompt.len() + 1 > context => {
+                let (survivors, dropped) = window(prompt, pinned, context, 1);
+                let len = survivors.len();
+                debug_assert!(len + 1 <= context, "{dropped}");
+                Ok((survivors, len))
+            }
+            _ => {
+                self.fits(prompt.len() + 1)?;
+                Ok((prompt.to_vec(), prompt.len()))
+            }
+        }
+    }
+
+    /// Makes the cache hold exactly `seq`, reusing the longest common prefix with what is
+    /// cached and evaluating the rest (at least the last token, so the logits are those
+    /// of `seq`). Returns how many tokens were reused.
+    fn evaluate(&mut self, seq: &[u32]) -> Result<usize> {
+        let common = self
+            .tokens
+            .iter()
+            .zip(seq)
+            .take_while(|(a, b)| a == b)
+            .count();
+        let reuse = common.min(seq.len() - 1);
+        self.truncate(reuse)?;
+        self.forward(&seq[reuse..])?;
+        Ok(reuse)
+    }
+
+    /// Runs beam search or a search-strategy plugin, keeps its hypotheses, makes the
+    /// session hold the best one and reports it.
+    fn run_search(
+        &mut self,
+        prompt: &[u32],
+        settings: &GenerationConfig,
+        eos: &[u32],
+        mut on_piece: impl FnMut(&str) -> bool,
+    ) -> Result<Generation> {
+        let started = Instant::now();
+        let model = Arc::clone(&self.model);
+        self.beams = if let Some(spec) = &settings.search_strategy {
             if let Some(path) = &spec.plugin {
                 crate::plugin::load_once(std::path::Path::new(path))?;
             }
@@ -458,62 +744,51 @@ impl Session {
                 .unwrap_or_else(|| serde_json::json!({}))
                 .to_string();
             let max_new = settings.max_new_tokens.unwrap_or(256);
-            let run = |model: &Arc<Model>| {
-                crate::beam::run_strategy(model, prompt, &spec.name, &params, max_new)
-            };
-            return self.finish_search(prompt, run, &eos, on_piece);
-        }
-        if let Some(beam) = crate::beam::BeamConfig::from_generation(&settings, eos.clone())? {
-            return self.generate_beams(prompt, &beam, on_piece);
-        }
-        let mut chain = crate::sampling::SamplerChain::new(&settings)?;
-        let max_new = settings.max_new_tokens.unwrap_or(256);
-        let eos = self.model.eos_ids(&settings);
-        self.reset();
-        self.beams.clear();
-        self.ort_time = Duration::ZERO;
-        let model = Arc::clone(&self.model);
-        let mut stream = TextStream::new(model.tokenizer());
-        let mut timings = Timings::default();
-        let started = Instant::now();
-        self.forward(prompt)?;
-        let mut next = chain.pick(&self.last, &self.tokens, prompt.len())?;
-        timings.prefill = started.elapsed();
-        let decode_start = Instant::now();
-        let (mut out, mut text) = (Vec::new(), String::new());
-        let stop = loop {
-            if eos.contains(&next) {
-                break StopReason::Eos;
-            }
-            out.push(next);
-            if let Some(piece) = stream.push(next) {
-                text.push_str(&piece);
-                if !on_piece(&piece) {
-                    break StopReason::Callback;
-                }
-            }
-            if out.len() >= max_new {
-                break StopReason::MaxTokens;
-            }
-            if self.tokens.len() + 1 > context {
-                break StopReason::ContextFull;
-            }
-            self.forward(&[next])?;
-            next = chain.pick(&self.last, &self.tokens, prompt.len())?;
-            timings.decode_steps += 1;
+            crate::beam::run_strategy(&model, prompt, &spec.name, &params, max_new)?
+        } else {
+            let cfg = crate::beam::BeamConfig::from_generation(settings, eos.to_vec())?
+                .ok_or_else(|| RillError::InvalidArgument("num_beams must exceed 1".into()))?;
+            crate::beam::search(&model, prompt, &cfg)?
         };
-        if stop != StopReason::Callback {
-            if let Some(rest) = stream.finish() {
-                text.push_str(&rest);
-                on_piece(&rest);
-            }
+        self.beam_prompt_len = prompt.len();
+        let Some(best) = self.beams.first() else {
+            return Err(RillError::Plugin(
+                "the search strategy returned no hypothesis".into(),
+            ));
+        };
+        let mut tokens = best.tokens.get(prompt.len()..).unwrap_or_default().to_vec();
+        let stop = if tokens.last().is_some_and(|t| eos.contains(t)) {
+            tokens.pop();
+            StopReason::Eos
+        } else {
+            StopReason::MaxTokens
+        };
+        // The session continues from the best hypothesis: cache all but its last token.
+        let mut held = prompt.to_vec();
+        held.extend_from_slice(&tokens);
+        let last = held.pop();
+        let reused = if held.is_empty() {
+            self.reset();
+            0
+        } else {
+            self.fits(held.len() + 1)?;
+            self.evaluate(&held)?
+        };
+        self.pending = last;
+        let text = self.model.detokenize(&tokens)?;
+        if !text.is_empty() {
+            on_piece(&text);
         }
-        timings.decode = decode_start.elapsed();
-        timings.ort_run = self.ort_time;
+        let timings = Timings {
+            decode: started.elapsed(),
+            ..Default::default()
+        };
         Ok(Generation {
-            tokens: out,
+            tokens,
             text,
             prompt_tokens: prompt.len(),
+            reused_tokens: reused.min(prompt.len()),
+            evaluated_tokens: prompt.len() - reused.min(prompt.len()),
             stop,
             timings,
         })
@@ -539,55 +814,31 @@ impl Session {
         }
         Ok((self.model.detokenize(tokens)?, h.score))
     }
+}
 
-    fn generate_beams(
-        &mut self,
-        prompt: &[u32],
-        cfg: &crate::beam::BeamConfig,
-        on_piece: impl FnMut(&str) -> bool,
-    ) -> Result<Generation> {
-        let run = |model: &Arc<Model>| crate::beam::search(model, prompt, cfg);
-        self.finish_search(prompt, run, &cfg.eos, on_piece)
-    }
+/// The tokens a sliding window keeps of `tokens` so that `room` more fit in `context`:
+/// the first `pinned`, then all but the oldest of the rest, dropping at least a quarter
+/// of the unpinned window at once. Returns the survivors and how many were dropped.
+fn window(tokens: &[u32], pinned: usize, context: usize, room: usize) -> (Vec<u32>, usize) {
+    let pinned = pinned.min(tokens.len());
+    let needed = (tokens.len() + room + 1).saturating_sub(context);
+    let dropped = needed
+        .max((context - pinned) / 4)
+        .min(tokens.len() - pinned);
+    let mut kept = tokens[..pinned].to_vec();
+    kept.extend_from_slice(&tokens[pinned + dropped..]);
+    (kept, dropped)
+}
 
-    /// Runs a search strategy, keeps its hypotheses and reports the best one.
-    fn finish_search(
-        &mut self,
-        prompt: &[u32],
-        run: impl FnOnce(&Arc<Model>) -> Result<Vec<crate::beam::Hypothesis>>,
-        eos: &[u32],
-        mut on_piece: impl FnMut(&str) -> bool,
-    ) -> Result<Generation> {
-        let started = Instant::now();
-        self.beams = run(&self.model)?;
-        self.beam_prompt_len = prompt.len();
-        let Some(best) = self.beams.first() else {
-            return Err(RillError::Plugin(
-                "the search strategy returned no hypothesis".into(),
-            ));
-        };
-        let mut tokens = best.tokens.get(prompt.len()..).unwrap_or_default().to_vec();
-        let stop = if tokens.last().is_some_and(|t| eos.contains(t)) {
-            tokens.pop();
-            StopReason::Eos
-        } else {
-            StopReason::MaxTokens
-        };
-        let text = self.model.detokenize(&tokens)?;
-        if !text.is_empty() {
-            on_piece(&text);
-        }
-        let timings = Timings {
-            decode: started.elapsed(),
-            ..Default::default()
-        };
-        Ok(Generation {
-            tokens,
-            text,
-            prompt_tokens: prompt.len(),
-            stop,
-            timings,
-        })
+/// Where index `at` of a sequence lands after a window dropped `dropped` tokens after the
+/// first `pinned`.
+fn shift(at: usize, pinned: usize, dropped: usize) -> usize {
+    if at <= pinned {
+        at
+    } else if at >= pinned + dropped {
+        at - dropped
+    } else {
+        pinned
     }
 }
 

@@ -45,6 +45,11 @@ pub enum rill_status {
     RILL_ERR_EMPTY_PROMPT = 201,
     /// A token id is outside the vocabulary.
     RILL_ERR_TOKEN_OUT_OF_RANGE = 202,
+    /// The model has no chat template, or it failed to render the messages.
+    RILL_ERR_CHAT_TEMPLATE = 203,
+    /// A saved session state is corrupt, of another format version, or from another
+    /// model; the session is unchanged.
+    RILL_ERR_STATE = 204,
     /// A plugin could not be loaded (missing file or entry symbol, ABI version mismatch,
     /// malformed table, a sampler name already taken).
     RILL_ERR_PLUGIN_LOAD = 300,
@@ -74,6 +79,8 @@ pub(crate) fn status_of(e: &RillError) -> rill_status {
         RillError::PromptTooLong { .. } => RILL_ERR_PROMPT_TOO_LONG,
         RillError::EmptyPrompt => RILL_ERR_EMPTY_PROMPT,
         RillError::TokenOutOfRange { .. } => RILL_ERR_TOKEN_OUT_OF_RANGE,
+        RillError::ChatTemplate(_) => RILL_ERR_CHAT_TEMPLATE,
+        RillError::State(_) => RILL_ERR_STATE,
         RillError::PluginLoad(_) => RILL_ERR_PLUGIN_LOAD,
         RillError::Plugin(_) => RILL_ERR_PLUGIN,
         RillError::UnknownSampler(_) => RILL_ERR_UNKNOWN_SAMPLER,
@@ -124,6 +131,8 @@ pub extern "C" fn rill_status_str(status: rill_status) -> *const c_char {
         RILL_ERR_PROMPT_TOO_LONG => b"RILL_ERR_PROMPT_TOO_LONG\0",
         RILL_ERR_EMPTY_PROMPT => b"RILL_ERR_EMPTY_PROMPT\0",
         RILL_ERR_TOKEN_OUT_OF_RANGE => b"RILL_ERR_TOKEN_OUT_OF_RANGE\0",
+        RILL_ERR_CHAT_TEMPLATE => b"RILL_ERR_CHAT_TEMPLATE\0",
+        RILL_ERR_STATE => b"RILL_ERR_STATE\0",
         RILL_ERR_PLUGIN_LOAD => b"RILL_ERR_PLUGIN_LOAD\0",
         RILL_ERR_PLUGIN => b"RILL_ERR_PLUGIN\0",
         RILL_ERR_UNKNOWN_SAMPLER => b"RILL_ERR_UNKNOWN_SAMPLER\0",

@@ -1,0 +1,185 @@
+//! Chat templates: the model folder's `tokenizer_config.json` `chat_template` (Jinja, as
+//! transformers' `apply_chat_template` renders it) turns a list of messages into the
+//! prompt text the model was trained on.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{io_err, Result, RillError};
+
+/// One message of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// `system`, `user` or `assistant` (the template decides what it accepts).
+    pub role: String,
+    /// The text.
+    pub content: String,
+}
+
+impl ChatMessage {
+    /// A message from `role`.
+    pub fn new(role: &str, content: &str) -> Self {
+        ChatMessage {
+            role: role.to_string(),
+            content: content.to_string(),
+        }
+    }
+}
+
+/// A compiled chat template with the special-token strings it may refer to.
+pub struct ChatTemplate {
+    env: minijinja::Environment<'static>,
+    bos_token: String,
+    eos_token: String,
+}
+
+impl std::fmt::Debug for ChatTemplate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatTemplate").finish_non_exhaustive()
+    }
+}
+
+const NAME: &str = "chat_template";
+
+/// A special token in `tokenizer_config.json`: a string or an `AddedToken` object.
+fn token_text(v: Option<&serde_json::Value>) -> String {
+    match v {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::Object(o)) => o
+            .get("content")
+            .and_then(|c| c.as_str())
+            .unwrap_or_default()
+            .to_string(),
+        _ => String::new(),
+    }
+}
+
+impl ChatTemplate {
+    /// Reads `tokenizer_config.json`'s template, if the file and the key exist. A list of
+    /// named templates (transformers' form) uses the one named `default`.
+    pub fn load(path: &Path) -> Result<Option<ChatTemplate>> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(path).map_err(io_err(path))?;
+        let bad = |message: String| RillError::Config {
+            path: path.to_path_buf(),
+            message,
+        };
+        let json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+        let source = match json.get("chat_template") {
+            None | Some(serde_json::Value::Null) => return Ok(None),
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::Array(list)) => list
+                .iter()
+                .find(|t| t.get("name").and_then(|n| n.as_str()) == Some("default"))
+                .and_then(|t| t.get("template")?.as_str())
+                .ok_or_else(|| bad("chat_template is a list without a `default` entry".into()))?
+                .to_string(),
+            Some(other) => return Err(bad(format!("chat_template must be a string, got {other}"))),
+        };
+        Self::new(
+            &source,
+            &token_text(json.get("bos_token")),
+            &token_text(json.get("eos_token")),
+        )
+        .map(Some)
+        .map_err(|e| bad(e.to_string()))
+    }
+
+    /// Compiles a template (Jinja source as in `tokenizer_config.json`).
+    pub fn new(source: &str, bos_token: &str, eos_token: &str) -> Result<ChatTemplate> {
+        let mut env = minijinja::Environment::new();
+        // transformers' templates call Python string methods (`.strip()`, `.startswith()`).
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.add_function(
+            "raise_exception",
+            |msg: String| -> std::result::Result<String, minijinja::Error> {
+                Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    msg,
+                ))
+            },
+        );
+        env.add_template_owned(NAME, source.to_string())
+            .map_err(|e| RillError::ChatTemplate(format!("the template does not compile: {e}")))?;
+        Ok(ChatTemplate {
+            env,
+            bos_token: bos_token.to_string(),
+            eos_token: eos_token.to_string(),
+        })
+    }
+
+    /// Renders `messages`; with `add_generation_prompt` the text ends where the
+    /// assistant's reply begins.
+    pub fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
+        let template = self
+            .env
+            .get_template(NAME)
+            .map_err(|e| RillError::ChatTemplate(e.to_string()))?;
+        template
+            .render(minijinja::context! {
+                messages => messages,
+                add_generation_prompt => add_generation_prompt,
+                bos_token => self.bos_token,
+                eos_token => self.eos_token,
+            })
+            .map_err(|e| RillError::ChatTemplate(format!("rendering failed: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LLAMA_LIKE: &str = "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'system' %}{{ m['content'].strip() }}\n{% else %}{{ m['role'] }}: {{ m['content'] }}{{ eos_token if m['role'] == 'assistant' else '' }}\n{% endif %}{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}";
+
+    #[test]
+    fn renders_messages_with_special_tokens_and_python_methods() {
+        let t = ChatTemplate::new(LLAMA_LIKE, "<s>", "</s>").unwrap();
+        let msgs = [
+            ChatMessage::new("system", "  Be brief.  "),
+            ChatMessage::new("user", "Hi"),
+            ChatMessage::new("assistant", "Hello"),
+            ChatMessage::new("user", "Bye"),
+        ];
+        assert_eq!(
+            t.render(&msgs, true).unwrap(),
+            "<s>Be brief.\nuser: Hi\nassistant: Hello</s>\nuser: Bye\nassistant:"
+        );
+        assert!(!t.render(&msgs, false).unwrap().ends_with("assistant:"));
+    }
+
+    #[test]
+    fn raise_exception_and_bad_syntax_are_errors() {
+        let t = ChatTemplate::new(
+            "{% if messages[0]['role'] != 'user' %}{{ raise_exception('first must be user') }}{% endif %}",
+            "",
+            "",
+        )
+        .unwrap();
+        let e = t
+            .render(&[ChatMessage::new("assistant", "x")], true)
+            .unwrap_err();
+        assert!(e.to_string().contains("first must be user"), "{e}");
+        assert!(ChatTemplate::new("{% for %}", "", "").is_err());
+    }
+
+    #[test]
+    fn loads_from_tokenizer_config_in_both_forms() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("tokenizer_config.json");
+        std::fs::write(&p, r#"{"bos_token": {"content": "<s>"}, "chat_template": [{"name": "default", "template": "{{ bos_token }}{{ messages[0].content }}"}]}"#).unwrap();
+        let t = ChatTemplate::load(&p).unwrap().unwrap();
+        assert_eq!(
+            t.render(&[ChatMessage::new("user", "x")], false).unwrap(),
+            "<s>x"
+        );
+        std::fs::write(&p, r#"{"bos_token": "<s>"}"#).unwrap();
+        assert!(ChatTemplate::load(&p).unwrap().is_none());
+        std::fs::write(&p, r#"{"chat_template": 3}"#).unwrap();
+        assert!(ChatTemplate::load(&p).is_err());
+    }
+}
