@@ -62,7 +62,7 @@ check-header:
 	c++ -std=c++17 -Wall -Wextra -Werror -pedantic -Iinclude -c build/header_cpp.cpp -o build/header_cpp.o
 
 build/test_rill: tests/c/test_rill.c include/rill.h build
-	cc -std=c11 -Wall -Wextra -Werror -Iinclude tests/c/test_rill.c -Ltarget/release -lrill \
+	cc -std=c11 -pthread -Wall -Wextra -Werror -Iinclude tests/c/test_rill.c -Ltarget/release -lrill \
 		-Wl,-rpath,$(abspath target/release) -o $@
 
 # The example sampler plugin in plain C.

@@ -57,6 +57,11 @@ typedef enum rill_status {
   RILL_ERR_EMPTY_PROMPT = 201,
   // A token id is outside the vocabulary.
   RILL_ERR_TOKEN_OUT_OF_RANGE = 202,
+  // The model has no chat template, or it failed to render the messages.
+  RILL_ERR_CHAT_TEMPLATE = 203,
+  // A saved session state is corrupt, of another format version, or from another
+  // model; the session is unchanged.
+  RILL_ERR_STATE = 204,
   // A plugin could not be loaded (missing file or entry symbol, ABI version mismatch,
   // malformed table, a sampler name already taken).
   RILL_ERR_PLUGIN_LOAD = 300,
@@ -67,6 +72,24 @@ typedef enum rill_status {
   RILL_ERR_UNKNOWN_SAMPLER = 302,
 } rill_status;
 
+// Why the last generation stopped.
+typedef enum rill_stop_reason {
+  // No generation has finished on this session yet.
+  RILL_STOP_NONE = 0,
+  // An end-of-sequence token (not part of the output).
+  RILL_STOP_EOS = 1,
+  // `max_new_tokens` were generated.
+  RILL_STOP_MAX_TOKENS = 2,
+  // The context is full (default context policy).
+  RILL_STOP_CONTEXT_FULL = 3,
+  // The token callback returned non-zero.
+  RILL_STOP_CALLBACK = 4,
+  // A stop string appeared (not part of the output).
+  RILL_STOP_STOP_STRING = 5,
+  // `rill_session_cancel` was called.
+  RILL_STOP_CANCELLED = 6,
+} rill_stop_reason;
+
 // An opened model folder. Opaque; shared read-only by any number of sessions on any
 // threads.
 typedef struct rill_model rill_model;
@@ -74,7 +97,8 @@ typedef struct rill_model rill_model;
 // A loaded sampler plugin. Opaque.
 typedef struct rill_plugin rill_plugin;
 
-// One conversation: tokens, KV cache, settings. Opaque; use from one thread at a time.
+// One conversation: tokens, KV cache, settings. Opaque; use from one thread at a time
+// (except `rill_session_cancel`).
 typedef struct rill_session rill_session;
 
 // Options for [`rill_model_open`]. Initialise with [`rill_model_options_default`], then
@@ -92,6 +116,27 @@ typedef struct rill_model_options {
   uint8_t prepack;
 } rill_model_options;
 
+// Called with each piece of generated text: `piece` is `len` bytes of whole UTF-8
+// characters followed by a NUL, valid only during the call. Return 0 to continue,
+// non-zero to stop generation.
+typedef int (*rill_token_callback)(void *user_data, const char *piece, size_t len);
+
+// A summary of the last generation; see [`rill_session_last_generation`].
+typedef struct rill_generation_info {
+  // `sizeof(rill_generation_info)` as the caller was compiled; set it before the call.
+  size_t struct_size;
+  // Why it stopped.
+  enum rill_stop_reason stop_reason;
+  // Tokens generated (end-of-sequence not counted).
+  size_t generated_tokens;
+  // Prompt tokens.
+  size_t prompt_tokens;
+  // Prompt tokens whose keys and values were already cached (prefix reuse).
+  size_t reused_tokens;
+  // Prompt tokens run through the model.
+  size_t evaluated_tokens;
+} rill_generation_info;
+
 // Options for [`rill_session_new`]; initialise with [`rill_session_options_default`].
 typedef struct rill_session_options {
   // `sizeof(rill_session_options)` as the caller was compiled.
@@ -100,12 +145,13 @@ typedef struct rill_session_options {
   uint32_t context_len;
   // Prompt tokens evaluated per forward pass.
   uint32_t prefill_chunk;
+  // When the context fills: 0 (the default) is an error for a prompt that does not
+  // fit and stops generation with `RILL_STOP_CONTEXT_FULL`; 1 slides a window that
+  // keeps the first `pinned_tokens` and drops the oldest tokens after them.
+  uint32_t context_policy;
+  // Tokens at the start never dropped by the sliding window (e.g. the system prompt).
+  uint32_t pinned_tokens;
 } rill_session_options;
-
-// Called with each piece of generated text: `piece` is `len` bytes of whole UTF-8
-// characters followed by a NUL, valid only during the call. Return 0 to continue,
-// non-zero to stop generation.
-typedef int (*rill_token_callback)(void *user_data, const char *piece, size_t len);
 
 #ifdef __cplusplus
 extern "C" {
@@ -166,6 +212,81 @@ enum rill_status rill_detokenize(const struct rill_model *model,
                                  size_t capacity,
                                  size_t *needed_out);
 
+// Adds `text` (UTF-8, no BOS added: the next turn as the model expects it) after the
+// session's tokens and generates from there, evaluating only the new tokens. Streaming,
+// stopping and errors as for `rill_session_generate`.
+enum rill_status rill_session_append(struct rill_session *session,
+                                     const char *text,
+                                     rill_token_callback callback,
+                                     void *user_data,
+                                     size_t *n_tokens_out);
+
+// Renders `messages_json` (a JSON array of `{"role": ..., "content": ...}`, the whole
+// conversation) with the model's chat template, ending where the assistant's reply
+// begins, and generates the reply as `rill_session_generate` does: the cached prefix
+// (earlier turns) is reused. `RILL_ERR_CHAT_TEMPLATE` when the model folder has no
+// template or it fails to render; `RILL_ERR_INVALID_ARGUMENT` for malformed JSON.
+enum rill_status rill_session_chat(struct rill_session *session,
+                                   const char *messages_json,
+                                   rill_token_callback callback,
+                                   void *user_data,
+                                   size_t *n_tokens_out);
+
+// Renders `messages_json` with the model's chat template into `buf` (NUL-terminated,
+// `capacity` bytes; the size needed including the NUL in `*needed_out`,
+// `RILL_ERR_BUFFER_TOO_SMALL` when it does not fit). `add_generation_prompt` non-zero
+// ends the text where the assistant's reply begins. Thread-safe.
+enum rill_status rill_model_apply_chat_template(const struct rill_model *model,
+                                                const char *messages_json,
+                                                int32_t add_generation_prompt,
+                                                char *buf,
+                                                size_t capacity,
+                                                size_t *needed_out);
+
+// Asks the generation in progress on `session` to stop after its current forward pass;
+// it then returns `RILL_OK` with stop reason `RILL_STOP_CANCELLED`, and the session stays
+// usable. The one session function that may be called from another thread while the
+// session generates. A cancel while no generation runs has no effect (each generation
+// starts uncancelled). The session must not be freed concurrently.
+enum rill_status rill_session_cancel(struct rill_session *session);
+
+// Writes the number of tokens the session holds (prompt and generated tokens of the
+// conversation so far) to `*n_out`.
+enum rill_status rill_session_token_count(struct rill_session *session, size_t *n_out);
+
+// Copies up to `capacity` of the session's token ids to `ids` and their count to
+// `*n_out` (`RILL_ERR_BUFFER_TOO_SMALL` with the count when they do not fit).
+enum rill_status rill_session_tokens(struct rill_session *session,
+                                     uint32_t *ids,
+                                     size_t capacity,
+                                     size_t *n_out);
+
+// Rolls the session back to its first `n_tokens` tokens (regenerate a reply, edit the
+// last turn); the next generation reuses them. Works after beam search, whose best
+// hypothesis the session holds. `RILL_ERR_INVALID_ARGUMENT`, changing nothing, when
+// `n_tokens` exceeds the session's token count.
+enum rill_status rill_session_truncate(struct rill_session *session, size_t n_tokens);
+
+// Writes a summary of the session's last successful generation into `*info_out`, whose
+// `struct_size` the caller sets first. `stop_reason` is `RILL_STOP_NONE` before any.
+enum rill_status rill_session_last_generation(struct rill_session *session,
+                                              struct rill_generation_info *info_out);
+
+// Saves the session's tokens, KV cache and generation settings into `buf` (`capacity`
+// bytes; the size needed in `*needed_out`, `RILL_ERR_BUFFER_TOO_SMALL` when it does not
+// fit: call with capacity 0 first). The blob is versioned and checksummed and names the
+// model it belongs to; restore it with [`rill_session_load`].
+enum rill_status rill_session_save(struct rill_session *session,
+                                   uint8_t *buf,
+                                   size_t capacity,
+                                   size_t *needed_out);
+
+// Restores a blob from [`rill_session_save`] (possibly of another process) into
+// `session`, replacing its tokens, cache and settings. A truncated, corrupt or
+// foreign blob (other format version, other model, larger than the context) is
+// `RILL_ERR_STATE` and leaves the session unchanged.
+enum rill_status rill_session_load(struct rill_session *session, const uint8_t *data, size_t len);
+
 // Loads the sampler plugin at `path` (a shared library exporting `rill_plugin_entry`,
 // see rill_plugin.h) and registers its samplers for every session of the process.
 //
@@ -214,15 +335,21 @@ void rill_session_free(struct rill_session *session);
 // JSON or invalid values.
 enum rill_status rill_session_set_generation_config(struct rill_session *session, const char *json);
 
-// Generates a continuation of `prompt` (UTF-8), streaming text pieces to `callback`
-// (may be NULL) with `user_data`, and writes the number of generated tokens to
-// `*n_tokens_out`. The session starts from an empty cache.
+// Generates a continuation of `prompt` (UTF-8, the whole conversation so far; the
+// tokenizer's BOS is added), streaming text pieces to `callback` (may be NULL) with
+// `user_data`, and writes the number of generated tokens to `*n_tokens_out`.
 //
-// Stops at an end-of-sequence token, `max_new_tokens` (default 256), a full context, or
-// when the callback returns non-zero. Returns `RILL_ERR_PROMPT_TOO_LONG` (before any
-// work) when the prompt does not fit the context, `RILL_ERR_INVALID_UTF8` for an invalid
-// prompt, `RILL_ERR_INVALID_ARGUMENT` for NULL arguments. The session stays usable after
-// any error. Not thread-safe for one session.
+// The longest prefix of the prompt's tokens already in the session's cache is reused;
+// only the rest is evaluated, so sending a whole chat history each turn costs the new
+// tokens only. Afterwards the session holds the prompt and the generated tokens.
+// Stops at an end-of-sequence token, `max_new_tokens` (default 256), a stop string
+// (`stop_strings` in the generation config; not emitted), a full context,
+// `rill_session_cancel`, or when the
+// callback returns non-zero; `rill_session_last_generation`
+// says which. Returns `RILL_ERR_PROMPT_TOO_LONG` (before any work) when the prompt does
+// not fit the context (default policy), `RILL_ERR_INVALID_UTF8` for an invalid prompt,
+// `RILL_ERR_INVALID_ARGUMENT` for NULL arguments. The session stays usable after any
+// error. Not thread-safe for one session.
 enum rill_status rill_session_generate(struct rill_session *session,
                                        const char *prompt,
                                        rill_token_callback callback,

@@ -1,6 +1,8 @@
 /* End-to-end test of the C ABI: open the default model, generate, tokenize and
  * detokenize, and every error path a C caller can hit. Built with -Wall -Wextra -Werror.
  * Usage: test_rill MODEL_DIR */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,6 +247,146 @@ static void test_plugins(const rill_model *model, const char *plugin_path) {
     rill_plugin_free(NULL);
 }
 
+/* Cancels a session from another thread once the generating thread has seen a piece. */
+typedef struct {
+    rill_session *session;
+    atomic_int started;
+} canceller;
+
+static int signal_start(void *user, const char *piece, size_t len) {
+    (void)piece;
+    (void)len;
+    atomic_store(&((canceller *)user)->started, 1);
+    return 0;
+}
+
+static void *cancel_when_started(void *user) {
+    canceller *c = (canceller *)user;
+    while (!atomic_load(&c->started)) {
+    }
+    rill_session_cancel(c->session);
+    return NULL;
+}
+
+static rill_stop_reason last_stop(rill_session *session, rill_generation_info *info) {
+    memset(info, 0, sizeof *info);
+    info->struct_size = sizeof *info;
+    EXPECT_STATUS(rill_session_last_generation(session, info), RILL_OK);
+    return info->stop_reason;
+}
+
+static void test_conversation(const rill_model *model) {
+    const char *greedy40 = "{\"max_new_tokens\": 40, \"do_sample\": false, \"eos_token_id\": []}";
+    rill_session *session = NULL;
+    EXPECT_STATUS(rill_session_new(model, NULL, &session), RILL_OK);
+    rill_generation_info info;
+    CHECK(last_stop(session, &info) == RILL_STOP_NONE, "no generation yet");
+    EXPECT_STATUS(rill_session_set_generation_config(session, greedy40), RILL_OK);
+    collector full = {0};
+    size_t n = 0;
+    EXPECT_STATUS(rill_session_generate(session, "In the beginning God created", collect, &full, &n), RILL_OK);
+    CHECK(last_stop(session, &info) == RILL_STOP_MAX_TOKENS && info.generated_tokens == 40, "max tokens");
+
+    /* A stop string from the middle of the text: output ends right before it. */
+    char stop[8] = {0};
+    memcpy(stop, full.text + full.len / 2, 4);
+    char config[256];
+    snprintf(config, sizeof config, "{\"max_new_tokens\": 40, \"do_sample\": false, \"eos_token_id\": [], \"stop_strings\": [\"%s\"]}", stop);
+    EXPECT_STATUS(rill_session_set_generation_config(session, config), RILL_OK);
+    collector cut = {0};
+    EXPECT_STATUS(rill_session_generate(session, "In the beginning God created", collect, &cut, &n), RILL_OK);
+    CHECK(last_stop(session, &info) == RILL_STOP_STOP_STRING, "stopped by the stop string");
+    CHECK(info.reused_tokens + 1 == info.prompt_tokens && info.evaluated_tokens == 1, "prompt reused (%zu of %zu)", info.reused_tokens, info.prompt_tokens);
+    CHECK(strstr(full.text, stop) == full.text + cut.len && strncmp(full.text, cut.text, cut.len) == 0,
+          "text ends before '%s': '%s'", stop, cut.text);
+
+    /* Rollback and regenerate: same text as the first time. */
+    EXPECT_STATUS(rill_session_set_generation_config(session, greedy40), RILL_OK);
+    size_t count = 0;
+    EXPECT_STATUS(rill_session_token_count(session, &count), RILL_OK);
+    EXPECT_STATUS(rill_session_truncate(session, count + 1), RILL_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(rill_session_truncate(session, 3), RILL_OK);
+    EXPECT_STATUS(rill_session_token_count(session, &count), RILL_OK);
+    CHECK(count == 3, "truncated to 3, holds %zu", count);
+    collector regen = {0};
+    EXPECT_STATUS(rill_session_generate(session, "In the beginning God created", collect, &regen, &n), RILL_OK);
+    CHECK(strcmp(regen.text, full.text) == 0, "regenerated text equals the first");
+    CHECK(last_stop(session, &info) == RILL_STOP_MAX_TOKENS && info.reused_tokens == 3, "reused %zu", info.reused_tokens);
+
+    /* A new turn evaluates only its own tokens (and the reply's pending last token). */
+    uint32_t ids[16];
+    size_t n_ids = 0;
+    EXPECT_STATUS(rill_tokenize(model, " And", ids, 16, &n_ids), RILL_OK); /* BOS + tokens */
+    EXPECT_STATUS(rill_session_token_count(session, &count), RILL_OK);
+    EXPECT_STATUS(rill_session_append(session, " And", NULL, NULL, &n), RILL_OK);
+    last_stop(session, &info);
+    CHECK(info.reused_tokens == count - 1 && info.evaluated_tokens == n_ids, "append reused %zu, evaluated %zu", info.reused_tokens, info.evaluated_tokens);
+
+    /* Saved state: continue in a new session exactly as without stopping. */
+    const char *greedy20 = "{\"max_new_tokens\": 20, \"do_sample\": false, \"eos_token_id\": []}";
+    EXPECT_STATUS(rill_session_set_generation_config(session, greedy20), RILL_OK);
+    collector part1 = {0};
+    EXPECT_STATUS(rill_session_generate(session, "And the king said unto", collect, &part1, &n), RILL_OK);
+    size_t size = 0;
+    EXPECT_STATUS(rill_session_save(session, NULL, 0, &size), RILL_ERR_BUFFER_TOO_SMALL);
+    unsigned char *blob = malloc(size);
+    EXPECT_STATUS(rill_session_save(session, blob, size, &size), RILL_OK);
+    rill_session *restored = NULL;
+    EXPECT_STATUS(rill_session_new(model, NULL, &restored), RILL_OK);
+    blob[size / 2] ^= 1;
+    EXPECT_STATUS(rill_session_load(restored, blob, size), RILL_ERR_STATE);
+    CHECK(strstr(rill_last_error(), "checksum") != NULL, "corruption named");
+    blob[size / 2] ^= 1;
+    EXPECT_STATUS(rill_session_load(restored, blob, size - 9), RILL_ERR_STATE);
+    EXPECT_STATUS(rill_session_load(restored, blob, size), RILL_OK);
+    collector part2 = {0};
+    EXPECT_STATUS(rill_session_append(restored, "", collect, &part2, &n), RILL_OK);
+    rill_session *whole = NULL;
+    EXPECT_STATUS(rill_session_new(model, NULL, &whole), RILL_OK);
+    EXPECT_STATUS(rill_session_set_generation_config(whole, greedy40), RILL_OK);
+    collector both = {0};
+    EXPECT_STATUS(rill_session_generate(whole, "And the king said unto", collect, &both, &n), RILL_OK);
+    CHECK(strncmp(both.text, part1.text, part1.len) == 0 && strcmp(both.text + part1.len, part2.text) == 0,
+          "saved and continued ('%s' + '%s') equals uninterrupted ('%s')", part1.text, part2.text, both.text);
+    free(blob);
+    rill_session_free(whole);
+    rill_session_free(restored);
+
+    /* Chat template. */
+    const char *msgs = "[{\"role\": \"user\", \"content\": \"Who made the heaven?\"}]";
+    size_t needed = 0;
+    EXPECT_STATUS(rill_model_apply_chat_template(model, msgs, 1, NULL, 0, &needed), RILL_ERR_BUFFER_TOO_SMALL);
+    char rendered[256];
+    EXPECT_STATUS(rill_model_apply_chat_template(model, msgs, 1, rendered, sizeof rendered, &needed), RILL_OK);
+    CHECK(strstr(rendered, "user: Who made the heaven?") != NULL, "rendered: %s", rendered);
+    EXPECT_STATUS(rill_model_apply_chat_template(model, "{\"role\": 1}", 1, rendered, sizeof rendered, &needed), RILL_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(rill_session_chat(session, msgs, NULL, NULL, &n), RILL_OK);
+
+    /* Cancel from another thread. */
+    EXPECT_STATUS(rill_session_set_generation_config(session, "{\"max_new_tokens\": 900, \"do_sample\": false, \"eos_token_id\": []}"), RILL_OK);
+    canceller c = {session, 0};
+    pthread_t thread;
+    pthread_create(&thread, NULL, cancel_when_started, &c);
+    EXPECT_STATUS(rill_session_generate(session, "The function returns", signal_start, &c, &n), RILL_OK);
+    pthread_join(thread, NULL);
+    CHECK(last_stop(session, &info) == RILL_STOP_CANCELLED && n < 900, "cancelled after %zu tokens", n);
+    EXPECT_STATUS(rill_session_set_generation_config(session, greedy40), RILL_OK);
+    collector after = {0};
+    EXPECT_STATUS(rill_session_generate(session, "In the beginning God created", collect, &after, &n), RILL_OK);
+    CHECK(strcmp(after.text, full.text) == 0, "usable after a cancel");
+
+    /* NULLs. */
+    EXPECT_STATUS(rill_session_cancel(NULL), RILL_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(rill_session_truncate(NULL, 0), RILL_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(rill_session_token_count(session, NULL), RILL_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(rill_session_last_generation(session, NULL), RILL_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(rill_session_save(session, NULL, 0, NULL), RILL_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(rill_session_load(session, NULL, 10), RILL_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(rill_session_append(session, NULL, NULL, NULL, &n), RILL_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(rill_session_chat(session, NULL, NULL, NULL, &n), RILL_ERR_INVALID_ARGUMENT);
+    rill_session_free(session);
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
         fprintf(stderr, "usage: %s MODEL_DIR PLUGIN_PATH\n", argv[0]);
@@ -268,6 +410,7 @@ int main(int argc, char **argv) {
     test_errors(model);
     test_plugins(model, argv[2]);
     test_beams(model);
+    test_conversation(model);
     /* A session outlives the caller's model reference. */
     rill_session *session = NULL;
     EXPECT_STATUS(rill_session_new(model, NULL, &session), RILL_OK);

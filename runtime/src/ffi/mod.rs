@@ -7,6 +7,7 @@
 
 #![allow(non_camel_case_types)]
 
+pub mod conversation;
 pub mod error;
 pub mod model;
 pub mod plugin;
@@ -107,6 +108,37 @@ pub(crate) fn check_struct_size(size: usize, minimum: usize, what: &str) -> Resu
         return Err(RillError::InvalidArgument(format!(
             "`{what}.struct_size` is {size}, smaller than any released layout ({minimum}); initialise it with its *_default() function"
         )));
+    }
+    Ok(())
+}
+
+/// Copies `bytes` (and a terminating NUL when `nul`) into the caller's `buf` of
+/// `capacity` bytes, writing the size needed to `*needed_out` first: the two-call pattern
+/// (ask with capacity 0, allocate, call again). `RILL_ERR_BUFFER_TOO_SMALL` when it does
+/// not fit.
+pub(crate) fn write_buffer(
+    bytes: &[u8],
+    nul: bool,
+    buf: *mut u8,
+    capacity: usize,
+    needed_out: *mut usize,
+) -> Result<(), RillError> {
+    let needed_out = out_ptr(needed_out, "needed_out")?;
+    let needed = bytes.len() + usize::from(nul);
+    // SAFETY: checked non-NULL.
+    unsafe { *needed_out = needed };
+    if needed > capacity {
+        return Err(RillError::BufferTooSmall(format!(
+            "`buf` holds {capacity} bytes, {needed} needed"
+        )));
+    }
+    let dst = out_ptr(buf, "buf")?;
+    // SAFETY: the caller provides `capacity` >= needed writable bytes.
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len());
+        if nul {
+            *dst.add(bytes.len()) = 0;
+        }
     }
     Ok(())
 }

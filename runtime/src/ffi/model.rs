@@ -169,23 +169,10 @@ pub extern "C" fn rill_detokenize(
     needed_out: *mut usize,
 ) -> rill_status {
     ffi_call(|| {
-        let needed_out = out_ptr(needed_out, "needed_out")?;
         let model = model_ref(model)?;
         let ids = slice(ids, n, "ids")?;
         let text = model.detokenize(ids)?;
-        let needed = text.len() + 1;
-        // SAFETY: checked non-NULL.
-        unsafe { *needed_out = needed };
-        if needed > capacity {
-            return Err(buffer_too_small(needed, capacity, "buf"));
-        }
-        let dst = out_ptr(buf, "buf")? as *mut u8;
-        // SAFETY: the caller provides `capacity` >= needed writable bytes.
-        unsafe {
-            std::ptr::copy_nonoverlapping(text.as_ptr(), dst, text.len());
-            *dst.add(text.len()) = 0;
-        }
-        Ok(())
+        super::write_buffer(text.as_bytes(), true, buf as *mut u8, capacity, needed_out)
     })
 }
 

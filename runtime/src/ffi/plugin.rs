@@ -11,10 +11,9 @@
 use std::ffi::c_char;
 use std::sync::Arc;
 
-use super::{c_str, ffi_call, ffi_void, non_null_mut, out_ptr, rill_status};
+use super::{c_str, ffi_call, ffi_void, out_ptr, rill_status};
 use crate::config::SamplerSpec;
 use crate::plugin::Plugin;
-use crate::session::Session;
 
 /// A loaded sampler plugin. Opaque.
 pub struct rill_plugin {
@@ -67,7 +66,7 @@ pub extern "C" fn rill_session_add_sampler(
     params_json: *const c_char,
 ) -> rill_status {
     ffi_call(|| {
-        let session = non_null_mut(session as *mut Session, "session")?;
+        let session = super::session::session_mut(session)?;
         let name = c_str(name, "name")?;
         let params = if params_json.is_null() {
             "{}"

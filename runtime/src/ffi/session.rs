@@ -17,15 +17,25 @@
 use std::ffi::{c_char, c_int, c_void, CString};
 
 use super::model::{model_arc, rill_model};
-use super::{
-    c_str, check_struct_size, ffi_call, ffi_void, non_null_mut, optional, out_ptr, rill_status,
-};
+use super::{c_str, check_struct_size, ffi_call, ffi_void, optional, out_ptr, rill_status};
 use crate::config::GenerationConfig;
-use crate::session::{Session, SessionOptions};
+use crate::session::{ContextPolicy, Generation, Session, SessionOptions};
+use crate::stop::CancelToken;
 
-/// One conversation: tokens, KV cache, settings. Opaque; use from one thread at a time.
+/// One conversation: tokens, KV cache, settings. Opaque; use from one thread at a time
+/// (except `rill_session_cancel`).
 pub struct rill_session {
     _private: [u8; 0],
+}
+
+/// What a `rill_session` handle points to. The cancel token is a separate field so that
+/// `rill_session_cancel` on another thread touches only it while a generation borrows
+/// `session`.
+pub(crate) struct SessionHandle {
+    pub(crate) cancel: CancelToken,
+    pub(crate) session: Session,
+    /// Summary of the last successful generation.
+    pub(crate) last: Option<Generation>,
 }
 
 /// Options for [`rill_session_new`]; initialise with [`rill_session_options_default`].
@@ -38,7 +48,17 @@ pub struct rill_session_options {
     pub context_len: u32,
     /// Prompt tokens evaluated per forward pass.
     pub prefill_chunk: u32,
+    /// When the context fills: 0 (the default) is an error for a prompt that does not
+    /// fit and stops generation with `RILL_STOP_CONTEXT_FULL`; 1 slides a window that
+    /// keeps the first `pinned_tokens` and drops the oldest tokens after them.
+    pub context_policy: u32,
+    /// Tokens at the start never dropped by the sliding window (e.g. the system prompt).
+    pub pinned_tokens: u32,
 }
+
+/// Size of the first released `rill_session_options` (struct_size, context_len,
+/// prefill_chunk): callers built against it still work, later fields taking defaults.
+const SESSION_OPTIONS_V1: usize = std::mem::size_of::<usize>() + 8;
 
 /// The default session options.
 #[no_mangle]
@@ -48,6 +68,8 @@ pub extern "C" fn rill_session_options_default() -> rill_session_options {
         struct_size: std::mem::size_of::<rill_session_options>(),
         context_len: d.context_len as u32,
         prefill_chunk: d.prefill_chunk as u32,
+        context_policy: 0,
+        pinned_tokens: 0,
     }
 }
 
@@ -57,8 +79,55 @@ pub extern "C" fn rill_session_options_default() -> rill_session_options {
 pub type rill_token_callback =
     Option<extern "C" fn(user_data: *mut c_void, piece: *const c_char, len: usize) -> c_int>;
 
-fn session_mut<'a>(session: *mut rill_session) -> Result<&'a mut Session, crate::RillError> {
-    non_null_mut(session as *mut Session, "session")
+/// The handle behind a `rill_session` pointer.
+pub(crate) fn handle_mut<'a>(
+    session: *mut rill_session,
+) -> Result<&'a mut SessionHandle, crate::RillError> {
+    super::non_null_mut(session as *mut SessionHandle, "session")
+}
+
+/// The session behind a handle, borrowing only its `session` field (so that a
+/// concurrent `rill_session_cancel`, which reads only `cancel`, does not alias it).
+pub(crate) fn session_mut<'a>(
+    session: *mut rill_session,
+) -> Result<&'a mut Session, crate::RillError> {
+    if session.is_null() {
+        return Err(crate::RillError::InvalidArgument(
+            "`session` is NULL".into(),
+        ));
+    }
+    let h = session as *mut SessionHandle;
+    // SAFETY: non-NULL handle from rill_session_new; only the `session` field is borrowed.
+    Ok(unsafe { &mut *std::ptr::addr_of_mut!((*h).session) })
+}
+
+/// Runs a generation on a handle: streams through the C callback, records the summary
+/// for `rill_session_last_generation`, writes the token count.
+pub(crate) fn generate_with(
+    session: *mut rill_session,
+    callback: rill_token_callback,
+    user_data: *mut c_void,
+    n_tokens_out: *mut usize,
+    run: impl FnOnce(&mut Session, &mut dyn FnMut(&str) -> bool) -> crate::Result<Generation>,
+) -> rill_status {
+    ffi_call(|| {
+        let n_out = out_ptr(n_tokens_out, "n_tokens_out")?;
+        let s = session_mut(session)?;
+        let mut on_piece = |piece: &str| match callback {
+            None => true,
+            Some(cb) => {
+                let text = CString::new(piece.replace('\0', "")).unwrap_or_default();
+                cb(user_data, text.as_ptr(), text.as_bytes().len()) == 0
+            }
+        };
+        let result = run(s, &mut on_piece)?;
+        // SAFETY: checked non-NULL.
+        unsafe { *n_out = result.tokens.len() };
+        let h = session as *mut SessionHandle;
+        // SAFETY: the generation has ended; `last` is a field no other call borrows now.
+        unsafe { (*h).last = Some(result) };
+        Ok(())
+    })
 }
 
 /// Creates a session over `model` with its own KV cache (allocated now, for the whole
@@ -80,17 +149,31 @@ pub extern "C" fn rill_session_new(
         let model = model_arc(model)?;
         let mut opts = SessionOptions::default();
         if let Some(o) = optional(options) {
-            check_struct_size(
-                o.struct_size,
-                std::mem::size_of::<rill_session_options>(),
-                "options",
-            )?;
+            check_struct_size(o.struct_size, SESSION_OPTIONS_V1, "options")?;
             opts.context_len = o.context_len as usize;
             opts.prefill_chunk = o.prefill_chunk as usize;
+            if o.struct_size >= std::mem::size_of::<rill_session_options>() {
+                opts.context_policy = match o.context_policy {
+                    0 => ContextPolicy::Error,
+                    1 => ContextPolicy::SlidingWindow {
+                        pinned: o.pinned_tokens as usize,
+                    },
+                    p => {
+                        return Err(crate::RillError::InvalidArgument(format!(
+                            "`options.context_policy` is {p}; use 0 (error) or 1 (sliding window)"
+                        )))
+                    }
+                };
+            }
         }
-        let session = Box::new(Session::new(model, opts)?);
+        let session = Session::new(model, opts)?;
+        let handle = Box::new(SessionHandle {
+            cancel: session.cancel_token(),
+            session,
+            last: None,
+        });
         // SAFETY: checked non-NULL; written only on success.
-        unsafe { *out = Box::into_raw(session) as *mut rill_session };
+        unsafe { *out = Box::into_raw(handle) as *mut rill_session };
         Ok(())
     })
 }
@@ -101,7 +184,7 @@ pub extern "C" fn rill_session_free(session: *mut rill_session) {
     ffi_void(|| {
         if !session.is_null() {
             // SAFETY: a handle from rill_session_new, freed once.
-            drop(unsafe { Box::from_raw(session as *mut Session) });
+            drop(unsafe { Box::from_raw(session as *mut SessionHandle) });
         }
     })
 }
@@ -124,15 +207,21 @@ pub extern "C" fn rill_session_set_generation_config(
     })
 }
 
-/// Generates a continuation of `prompt` (UTF-8), streaming text pieces to `callback`
-/// (may be NULL) with `user_data`, and writes the number of generated tokens to
-/// `*n_tokens_out`. The session starts from an empty cache.
+/// Generates a continuation of `prompt` (UTF-8, the whole conversation so far; the
+/// tokenizer's BOS is added), streaming text pieces to `callback` (may be NULL) with
+/// `user_data`, and writes the number of generated tokens to `*n_tokens_out`.
 ///
-/// Stops at an end-of-sequence token, `max_new_tokens` (default 256), a full context, or
-/// when the callback returns non-zero. Returns `RILL_ERR_PROMPT_TOO_LONG` (before any
-/// work) when the prompt does not fit the context, `RILL_ERR_INVALID_UTF8` for an invalid
-/// prompt, `RILL_ERR_INVALID_ARGUMENT` for NULL arguments. The session stays usable after
-/// any error. Not thread-safe for one session.
+/// The longest prefix of the prompt's tokens already in the session's cache is reused;
+/// only the rest is evaluated, so sending a whole chat history each turn costs the new
+/// tokens only. Afterwards the session holds the prompt and the generated tokens.
+/// Stops at an end-of-sequence token, `max_new_tokens` (default 256), a stop string
+/// (`stop_strings` in the generation config; not emitted), a full context,
+/// `rill_session_cancel`, or when the
+/// callback returns non-zero; `rill_session_last_generation`
+/// says which. Returns `RILL_ERR_PROMPT_TOO_LONG` (before any work) when the prompt does
+/// not fit the context (default policy), `RILL_ERR_INVALID_UTF8` for an invalid prompt,
+/// `RILL_ERR_INVALID_ARGUMENT` for NULL arguments. The session stays usable after any
+/// error. Not thread-safe for one session.
 #[no_mangle]
 pub extern "C" fn rill_session_generate(
     session: *mut rill_session,
@@ -141,20 +230,8 @@ pub extern "C" fn rill_session_generate(
     user_data: *mut c_void,
     n_tokens_out: *mut usize,
 ) -> rill_status {
-    ffi_call(|| {
-        let n_out = out_ptr(n_tokens_out, "n_tokens_out")?;
-        let session = session_mut(session)?;
-        let prompt = c_str(prompt, "prompt")?;
-        let result = session.generate(prompt, |piece| match callback {
-            None => true,
-            Some(cb) => {
-                let text = CString::new(piece.replace('\0', "")).unwrap_or_default();
-                cb(user_data, text.as_ptr(), text.as_bytes().len()) == 0
-            }
-        })?;
-        // SAFETY: checked non-NULL.
-        unsafe { *n_out = result.tokens.len() };
-        Ok(())
+    generate_with(session, callback, user_data, n_tokens_out, |s, cb| {
+        s.generate(c_str(prompt, "prompt")?, cb)
     })
 }
 
@@ -195,24 +272,9 @@ pub extern "C" fn rill_session_beam_result(
     score_out: *mut f32,
 ) -> rill_status {
     ffi_call(|| {
-        let needed_out = out_ptr(needed_out, "needed_out")?;
         let session = session_mut(session)?;
         let (text, score) = session.beam_text(index)?;
-        let needed = text.len() + 1;
-        // SAFETY: checked non-NULL.
-        unsafe { *needed_out = needed };
         super::write_optional(score_out, score);
-        if needed > capacity {
-            return Err(crate::RillError::BufferTooSmall(format!(
-                "`buf` holds {capacity}, {needed} needed"
-            )));
-        }
-        let dst = out_ptr(buf, "buf")? as *mut u8;
-        // SAFETY: the caller provides `capacity` >= needed writable bytes.
-        unsafe {
-            std::ptr::copy_nonoverlapping(text.as_ptr(), dst, text.len());
-            *dst.add(text.len()) = 0;
-        }
-        Ok(())
+        super::write_buffer(text.as_bytes(), true, buf as *mut u8, capacity, needed_out)
     })
 }
