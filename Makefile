@@ -99,6 +99,60 @@ bench: build
 	$(RILL) bench --model $(BENCH_MODEL)-f16 --threads 2 --reps 3
 	cargo bench -p rill --bench sampler_chain --bench hot_paths
 
+# Side by side: rill, onnxruntime-genai, a Python ONNX Runtime loop and llama.cpp on the same
+# folders (scripts/compare.py; figures and their reading in BENCHMARKS.md). Their own venv,
+# .venv-compare: llama-cpp-python builds llama.cpp from source (minutes); if that build
+# fails, compare reports llama.cpp as skipped with the reason.
+CMP_VENV := .venv-compare
+CMP_PY := $(CMP_VENV)/bin/python
+GENAI_VERSION := 0.18.0
+LLAMA_CPP_VERSION := 0.3.36
+GGUF_VERSION := 0.19.0
+COMPARE_OUT := build/compare
+COMPARE := $(CMP_PY) scripts/compare.py
+
+.PHONY: compare compare-quick compare-env bench-models
+
+$(CMP_VENV)/.ok-$(ORT_VERSION)-$(GENAI_VERSION)-$(LLAMA_CPP_VERSION): Makefile Cargo.toml
+	python3 -m venv $(CMP_VENV)
+	$(CMP_VENV)/bin/pip install --quiet --disable-pip-version-check onnxruntime==$(ORT_VERSION) \
+		onnxruntime-genai==$(GENAI_VERSION) numpy safetensors tokenizers gguf==$(GGUF_VERSION)
+	@$(CMP_PY) -c "import sys, llama_cpp; sys.exit(llama_cpp.__version__ != '$(LLAMA_CPP_VERSION)')" 2>/dev/null \
+		|| { echo "building llama-cpp-python $(LLAMA_CPP_VERSION) (llama.cpp from source; log: $(CMP_VENV)/llama-cpp-build.log)"; \
+		CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(CMP_VENV)/bin/pip install --disable-pip-version-check \
+			--no-binary llama-cpp-python llama-cpp-python==$(LLAMA_CPP_VERSION) > $(CMP_VENV)/llama-cpp-build.log 2>&1 \
+		|| echo "llama-cpp-python did not build (see $(CMP_VENV)/llama-cpp-build.log): compare reports llama.cpp as skipped"; }
+	touch $@
+compare-env: $(CMP_VENV)/.ok-$(ORT_VERSION)-$(GENAI_VERSION)-$(LLAMA_CPP_VERSION)
+
+# The bench folders of `make bench`, made only if missing (needs rill-train: `make build`).
+bench-models:
+	test -x $(TRAIN) || $(MAKE) build
+	test -f $(BENCH_MODEL)/model.onnx || $(TRAIN) init --out $(BENCH_MODEL) --force \
+		--preset bench100m --tokenizer-from $(MODEL)
+	test -f $(BENCH_MODEL)-f16/model.onnx || $(TRAIN) export --from $(BENCH_MODEL) \
+		--out $(BENCH_MODEL)-f16 --dtype f16 --force
+
+# The default model, the 100M folder in f32 and f16, and a long context (1,500-token prompt,
+# 64 new tokens) on the 100M folder; tables also in $(COMPARE_OUT)/compare.md and *.json.
+# RILL_LONG_MODEL=DIR runs rill's side of the long-context row on another export of the same
+# weights (e.g. a fused-attention graph); the peers keep the plain graph.
+compare: compare-env bench-models
+	test -x $(RILL) || $(MAKE) build
+	mkdir -p $(COMPARE_OUT)
+	$(COMPARE) --model $(MODEL) --json $(COMPARE_OUT)/rill-tiny.json --markdown-out $(COMPARE_OUT)/rill-tiny.md
+	$(COMPARE) --model $(BENCH_MODEL) --json $(COMPARE_OUT)/bench100m.json --markdown-out $(COMPARE_OUT)/bench100m.md
+	$(COMPARE) --model $(BENCH_MODEL)-f16 --json $(COMPARE_OUT)/bench100m-f16.json --markdown-out $(COMPARE_OUT)/bench100m-f16.md
+	$(COMPARE) --model $(BENCH_MODEL) --prompt-tokens 1500 --new-tokens 64 $(if $(RILL_LONG_MODEL),--rill-model $(RILL_LONG_MODEL)) \
+		--json $(COMPARE_OUT)/bench100m-long.json --markdown-out $(COMPARE_OUT)/bench100m-long.md
+	cat $(COMPARE_OUT)/rill-tiny.md $(COMPARE_OUT)/bench100m.md $(COMPARE_OUT)/bench100m-f16.md \
+		$(COMPARE_OUT)/bench100m-long.md > $(COMPARE_OUT)/compare.md
+
+# The default model only, small sizes (what tests/python/test_compare.py runs).
+compare-quick: compare-env
+	test -x $(RILL) || $(MAKE) build
+	$(COMPARE) --model $(MODEL) --quick
+
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --release --all-targets -- -D warnings

@@ -1,0 +1,65 @@
+"""`make compare` in its quick mode on the default model: every engine that ran reports
+positive figures, and rill, the Python ONNX Runtime loop and onnxruntime-genai (one graph,
+one ONNX Runtime) produce the same greedy tokens. No speed thresholds: those live in
+BENCHMARKS.md. Runs with the .venv-compare interpreter (`make compare-env`), or the one
+named by RILL_COMPARE_PY; skipped when neither has onnxruntime-genai."""
+import json
+import os
+import subprocess
+
+import pytest
+
+from conftest import ROOT
+
+COMPARE_PY = os.environ.get("RILL_COMPARE_PY", str(ROOT / ".venv-compare/bin/python"))
+RILL = os.environ.get("RILL", str(ROOT / "target/release/rill"))
+NEW_TOKENS = 8
+
+
+@pytest.fixture(scope="module")
+def report(default_model, tmp_path_factory):
+    if not os.path.exists(COMPARE_PY):
+        pytest.skip(f"{COMPARE_PY} is missing: run `make compare-env`")
+    probe = subprocess.run([COMPARE_PY, "-c", "import onnxruntime_genai, onnxruntime, numpy, tokenizers"],
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        reason = (probe.stderr.strip().splitlines() or ["?"])[-1]
+        pytest.skip(f"the compare environment ({COMPARE_PY}) lacks a package: {reason}; run `make compare-env`")
+    out = tmp_path_factory.mktemp("compare") / "report.json"
+    proc = subprocess.run([COMPARE_PY, str(ROOT / "scripts/compare.py"), "--model", str(default_model), "--quick",
+                           "--new-tokens", str(NEW_TOKENS), "--rill", RILL, "--json", str(out)],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    assert "rill× decode" in proc.stdout, proc.stdout
+    return json.loads(out.read_text())
+
+
+def test_every_engine_that_ran_reports_positive_figures(report):
+    engines = report["engines"]
+    for name in ["rill", "ort", "genai"]:
+        assert engines[name]["status"] == "ok", engines[name]
+    # llama.cpp may be absent (llama-cpp-python did not build) but must not fail once importable.
+    assert engines["llama"]["status"] in ("ok", "skipped"), engines["llama"]
+    for name, r in engines.items():
+        if r["status"] != "ok":
+            continue
+        for key in ["open_ms", "prefill_tokens_per_s", "decode_tokens_per_s"]:
+            assert len(r[key]) == 3 and 0 < r[key][0] <= r[key][1] <= r[key][2], (name, key, r[key])
+        assert r["rss_after_open"] > 0 and r["rss_after_generation"] > 0, (name, r)
+    assert report["bandwidth"]["gb_per_s"] > 0 and report["bandwidth"]["limit_tokens_per_s"] > 0
+
+
+def test_rill_ort_loop_and_genai_decode_the_same_greedy_tokens(report):
+    engines, agreement = report["engines"], report["agreement"]
+    ort, genai = engines["ort"], engines["genai"]
+    # The benchmark prompt: ids of the two Python engines, and rill's if it reports them.
+    assert len(ort["tokens"]) == NEW_TOKENS
+    assert genai["tokens"] == ort["tokens"]
+    if engines["rill"].get("tokens") is not None:
+        assert engines["rill"]["tokens"] == ort["tokens"]
+    # The check prompt: rill's `generate --greedy` text is what both peers' ids decode to.
+    assert genai["check_tokens"] == ort["check_tokens"]
+    assert agreement["rill"]["text"], agreement["rill"]
+    for name in ["ort", "genai"]:
+        assert agreement[name]["text_agrees"], (name, agreement[name], agreement["rill"])
+        assert agreement[name]["text"] == agreement["rill"]["text"]
