@@ -538,6 +538,63 @@ class Skip(Exception):
 PEERS = {"ort": OrtLoop, "genai": Genai, "llama": LlamaCpp}
 
 
+def rill_abi_ids(args):
+    """rill's greedy ids for the check prompt through its C ABI (librill.so beside the rill
+    binary, with ctypes): generate with no end token, then read the session's tokens back.
+    Prints {"status": "ok", "check_tokens": [...]} or why not (an older librill.so)."""
+    import ctypes as C
+
+    class ModelOptions(C.Structure):
+        _fields_ = [("struct_size", C.c_size_t), ("intra_threads", C.c_uint32),
+                    ("ort_loads_weights", C.c_uint8), ("prepack", C.c_uint8)]
+
+    out = {"engine": "rill-abi"}
+    lib_path = pathlib.Path(args.rill).resolve().parent / "librill.so"
+    try:
+        lib = C.CDLL(str(lib_path))
+        for name in ("rill_model_open", "rill_session_new", "rill_session_generate", "rill_session_tokens",
+                     "rill_session_set_generation_config", "rill_model_options_default"):
+            getattr(lib, name)
+    except (OSError, AttributeError) as e:
+        out.update(status="skipped", reason=f"{lib_path}: {e}")
+        print(MARK + json.dumps(out), flush=True)
+        return
+    lib.rill_model_options_default.restype = ModelOptions
+    lib.rill_last_error.restype = C.c_char_p
+    lib.rill_session_tokens.argtypes = [C.c_void_p, C.c_void_p, C.c_size_t, C.POINTER(C.c_size_t)]
+
+    def check(status, what):
+        if status != 0:
+            raise RuntimeError(f"{what}: status {status}: {lib.rill_last_error().decode(errors='replace')}")
+
+    opts = lib.rill_model_options_default()
+    if opts.struct_size != C.sizeof(ModelOptions):
+        out.update(status="skipped", reason=f"rill_model_options is {opts.struct_size} bytes, this script knows "
+                                            f"{C.sizeof(ModelOptions)}")
+        print(MARK + json.dumps(out), flush=True)
+        return
+    opts.intra_threads = args.threads
+    model, session = C.c_void_p(), C.c_void_p()
+    check(lib.rill_model_open(str(args.model).encode(), C.byref(opts), C.byref(model)), "rill_model_open")
+    check(lib.rill_session_new(model, None, C.byref(session)), "rill_session_new")
+    settings = {"max_new_tokens": args.check_tokens, "eos_token_id": [], "do_sample": False,
+                "repetition_penalty": 1.0, "no_repeat_ngram_size": 0}
+    check(lib.rill_session_set_generation_config(session, json.dumps(settings).encode()),
+          "rill_session_set_generation_config")
+    n = C.c_size_t()
+    check(lib.rill_session_generate(session, args.check_prompt.encode(), None, None, C.byref(n)),
+          "rill_session_generate")
+    count = C.c_size_t()
+    lib.rill_session_tokens(session, None, 0, C.byref(count))
+    buf = (C.c_uint32 * count.value)()
+    check(lib.rill_session_tokens(session, buf, count.value, C.byref(count)), "rill_session_tokens")
+    ids = list(buf)
+    out.update(status="ok", prompt_tokens=ids[: count.value - n.value], check_tokens=ids[count.value - n.value:])
+    lib.rill_session_free(session)
+    lib.rill_model_free(model)
+    print(MARK + json.dumps(out), flush=True)
+
+
 def child(args):
     """Runs one peer engine in this process and prints its figures as one JSON line."""
     folder = pathlib.Path(args.model)
@@ -853,60 +910,88 @@ def render(report, markdown):
                 line += f", {TITLES[name]} {bw['fractions'][name]:.2f}"
         lines.append(line + ".")
     lines.append("")
-    lines.append("greedy tokens (benchmark prompt, first 16 ids | check prompt text):")
+    lines.append("greedy tokens (benchmark prompt: first 12 ids | check prompt: first 12 ids, text):")
     for name in report["engine_order"]:
         r = report["engines"][name]
         ag = report["agreement"].get(name, {})
         ids = r.get("tokens")
-        ids_s = " ".join(map(str, ids[:16])) if ids else "(not reported)"
+        check = ag.get("check_tokens") if name == "rill" else r.get("check_tokens")
+        ids_s = " ".join(map(str, ids[:12])) if ids else "(not reported)"
+        check_s = " ".join(map(str, check[:12])) if check else "—"
         text = ag.get("text")
-        text_s = repr(text[:70]) if text is not None else "—"
+        text_s = repr(text[:60]) if text is not None else "—"
         if markdown:
-            lines.append(f"- {TITLES[name]}: `{ids_s}` | {text_s}")
+            lines.append(f"- {TITLES[name]}: `{ids_s}` | `{check_s}` {text_s}")
         else:
-            lines.append(f"  {TITLES[name]:<18} {ids_s} | {text_s}")
+            lines.append(f"  {TITLES[name]:<18} {ids_s} | {check_s} {text_s}")
     return "\n".join(lines)
 
 
-def agreement(report, args, folder, rill_folder):
+def agreement(report, args, folder, rill_folder, check_ids):
+    """Greedy agreement with rill. The check prompt: rill's ids from its C ABI (no end
+    token, like the peers), compared id by id; with an older librill.so, rill's
+    `generate --greedy` text instead. The benchmark prompt: rill's ids if `rill bench`
+    reports them, else each peer's against the Python ORT loop's."""
     res = report["engines"]
-    out = {}
-    rill_text, err = rill_check_text(args, rill_folder) if res.get("rill", {}).get("status") == "ok" else (None, "rill did not run")
+    out, rill_ok = {}, res.get("rill", {}).get("status") == "ok"
     tokenizer = None
     try:
         from tokenizers import Tokenizer
         tokenizer = Tokenizer.from_file(str(pathlib.Path(folder) / "tokenizer.json"))
     except Exception as e:  # noqa: BLE001
-        report["notes"].append(f"no text comparison with rill: tokenizers unavailable ({e})")
+        report["notes"].append(f"tokenizers unavailable ({e}): no text shown")
+    decode = (lambda ids: tokenizer.decode(ids, skip_special_tokens=True)) if tokenizer else (lambda ids: None)
+    rill_ids, rill_text, how = None, None, None
+    if rill_ok and check_ids:
+        abi = run_json([sys.executable, str(pathlib.Path(__file__).resolve()), "--engine", "rill-abi", "--model",
+                        str(rill_folder), "--threads", str(args.threads), "--check-tokens", str(args.check_tokens),
+                        "--check-prompt", args.check_prompt, "--rill", args.rill], "rill-abi", args.timeout, marked=True)
+        if abi.get("status") == "ok":
+            rill_ids, rill_text, how = abi["check_tokens"], decode(abi["check_tokens"]), "ids"
+            if abi["prompt_tokens"] != check_ids:
+                report["notes"].append(f"rill tokenizes the check prompt as {abi['prompt_tokens']}, the tokenizers "
+                                       f"package as {check_ids}")
+        else:
+            report["notes"].append(f"rill's ids through the C ABI unavailable ({abi.get('reason')}): "
+                                   "compared as text from `rill generate --greedy`")
+            rill_text, err = rill_check_text(args, rill_folder)
+            how = "text" if rill_text is not None else None
+            if rill_text is None:
+                report["notes"].append(f"rill generate failed: {err}")
     cfg = load_config(folder)
     eos = special_id(cfg.get("eos_token_id"), 1)
-    out["rill"] = {"text": rill_text, "summary": "reference" if rill_text is not None else f"no text: {err}"}
+    out["rill"] = {"check_tokens": rill_ids, "text": rill_text, "summary": "reference"}
     ref_ids = res.get("rill", {}).get("tokens")
     ort_ids = res.get("ort", {}).get("tokens") if res.get("ort", {}).get("status") == "ok" else None
     for name in report["engine_order"]:
         if name == "rill" or res[name].get("status") != "ok":
             continue
         r, a, parts = res[name], {}, []
-        if rill_text is not None and tokenizer is not None and r.get("check_tokens") is not None:
-            ok, n, at = text_divergence(tokenizer, r["check_tokens"], rill_text, eos)
-            ids = r["check_tokens"][: r["check_tokens"].index(eos)] if eos in r["check_tokens"] else r["check_tokens"]
-            a.update(text=tokenizer.decode(ids, skip_special_tokens=True), text_agrees=ok,
-                     text_tokens=n, text_divergence=at)
-            parts.append(f"text same ({n} tokens)" if ok else f"text departs at token {at}")
+        peer = r.get("check_tokens")
+        if how == "ids" and peer is not None:
+            d = first_divergence(rill_ids, peer)
+            a.update(check_ids_agree=d is None, check_divergence=d, text=decode(peer))
+            parts.append(f"same {len(peer)} ids" if d is None else f"ids differ from token {d}")
+        elif how == "text" and tokenizer is not None and peer is not None:
+            ok, n, at = text_divergence(tokenizer, peer, rill_text, eos)
+            cut = peer[: peer.index(eos)] if eos in peer else peer
+            a.update(text=decode(cut), text_agrees=ok, text_tokens=n, text_divergence=at)
+            parts.append(f"same text ({n} tokens)" if ok else f"text departs at token {at}")
         if ref_ids is not None:
             d = first_divergence(ref_ids, r["tokens"])
-            a["ids_divergence_vs_rill"] = d
-            parts.append("ids same" if d is None else f"ids differ from {d}")
+            a["bench_divergence_vs_rill"] = d
+            parts.append("bench ids same" if d is None else f"bench ids differ from {d}")
         elif ort_ids is not None and name != "ort":
             d = first_divergence(ort_ids, r["tokens"])
-            a["ids_divergence_vs_ort"] = d
-            parts.append(f"bench ids = ORT loop ({len(ort_ids)})" if d is None else f"bench ids ≠ ORT loop from {d}")
+            a["bench_divergence_vs_ort"] = d
+            parts.append("bench ids = ORT loop's" if d is None else f"bench ids ≠ ORT loop's from {d}")
         a["summary"] = "; ".join(parts)
         out[name] = a
-    if ref_ids is None:
-        report["notes"].append("`rill bench --json` reports no token ids: rill's greedy tokens are checked as text "
-                               f"(`rill generate --greedy`, {args.check_tokens} tokens of {args.check_prompt!r}); "
-                               "peers' benchmark-prompt ids are compared with the Python ORT loop's")
+    what = ({"ids": "id by id (rill's through its C ABI)", "text": "as text (`rill generate --greedy`)"}
+            .get(how, "not at all"))
+    report["notes"].append(f"greedy agreement: {args.check_tokens} tokens after {args.check_prompt!r}, compared "
+                           f"{what}" + ("" if ref_ids is not None else "; `rill bench --json` reports no ids, so "
+                                        "the benchmark prompt's ids are compared with the Python ORT loop's"))
     return out
 
 
@@ -957,7 +1042,7 @@ def parent(args):
                 f"open {r['open_ms'][1]:.0f} ms ({r['wall_s']:.0f} s, other load {r['other_load_cores']:.2f} cores)")
         else:
             log(f"[compare]   {r.get('status')}: {r.get('reason')}")
-    report["agreement"] = agreement(report, args, folder, rill_folder)
+    report["agreement"] = agreement(report, args, folder, rill_folder, check_ids)
     if args.bandwidth_gbs or not args.no_bandwidth:
         if args.bandwidth_gbs:
             bw = {"method": "given with --bandwidth-gbs", "gb_per_s": args.bandwidth_gbs}
@@ -1021,7 +1106,7 @@ def main():
                     "times at most, keeping the quietest run")
     ap.add_argument("--timeout", type=int, default=1200, help="seconds per engine")
     ap.add_argument("--strict", action="store_true", help="exit 1 if rill, the ORT loop or genai failed")
-    ap.add_argument("--engine", choices=list(PEERS), help=argparse.SUPPRESS)
+    ap.add_argument("--engine", choices=[*PEERS, "rill-abi"], help=argparse.SUPPRESS)
     ap.add_argument("--check-ids", help=argparse.SUPPRESS)
     args = ap.parse_args()
     quick = args.quick
@@ -1031,6 +1116,9 @@ def main():
     args.check_tokens = args.check_tokens or min(args.new_tokens, 32)
     if args.threads < 1:
         args.threads = os.cpu_count()
+    if args.engine == "rill-abi":
+        rill_abi_ids(args)
+        return 0
     if args.engine:
         args.check_ids = [int(x) for x in args.check_ids.split(",")] if args.check_ids else None
         child(args)
