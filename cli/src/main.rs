@@ -8,7 +8,10 @@ use std::time::Instant;
 use clap::{Args, Parser, Subcommand};
 
 mod bench;
-use rill::{GenerationConfig, Model, ModelOptions, Session, SessionOptions, WeightSource};
+mod chat;
+use rill::{
+    ContextPolicy, GenerationConfig, Model, ModelOptions, Session, SessionOptions, WeightSource,
+};
 
 #[derive(Parser)]
 #[command(
@@ -25,6 +28,9 @@ struct Cli {
 enum Command {
     /// Generate a continuation of a prompt, streaming it to stdout.
     Generate(Box<GenerateArgs>),
+    /// Chat in the terminal with the folder's chat template (/reset, /regen, /quit;
+    /// Ctrl-C stops the reply being written).
+    Chat(Box<chat::ChatArgs>),
     /// Measure open time, memory, prefill and decode speed.
     Bench(bench::BenchArgs),
     /// Describe a model folder: config, graph, weights, tokenizer.
@@ -39,15 +45,68 @@ struct GenerateArgs {
     /// Model folder.
     #[arg(long)]
     model: PathBuf,
-    /// Prompt text.
-    #[arg(long)]
+    /// Prompt text (with --load-state: a new turn appended to the saved conversation;
+    /// empty continues it).
+    #[arg(long, default_value = "")]
     prompt: String,
-    /// Most new tokens (default: the folder's generation_config.json, else 256).
+    #[command(flatten)]
+    sampling: SamplingArgs,
+    #[command(flatten)]
+    open: OpenArgs,
+    /// Print timings and memory to stderr.
     #[arg(long)]
-    max_new_tokens: Option<usize>,
+    stats: bool,
+    /// Context length in tokens (0: the model's maximum).
+    #[arg(long, default_value_t = 0)]
+    context: usize,
+    /// When the context fills, drop the oldest tokens after the first N instead of
+    /// stopping (a sliding window that keeps the first N tokens, e.g. a system prompt).
+    #[arg(long, value_name = "N")]
+    sliding_window: Option<usize>,
+    /// Write the session (tokens, KV cache, settings) to this file afterwards.
+    #[arg(long, value_name = "FILE")]
+    save_state: Option<PathBuf>,
+    /// Start from a session saved with --save-state (same model folder).
+    #[arg(long, value_name = "FILE")]
+    load_state: Option<PathBuf>,
+}
+
+/// How the model folder is opened.
+#[derive(Args)]
+pub(crate) struct OpenArgs {
     /// ONNX Runtime intra-op threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Let ONNX Runtime load the weights itself instead of rill mapping them.
+    #[arg(long)]
+    ort_loads_weights: bool,
+    /// Stop ONNX Runtime from pre-packing weights (no second copy; slower products).
+    #[arg(long)]
+    no_prepack: bool,
+}
+
+impl OpenArgs {
+    pub(crate) fn open(&self, dir: &std::path::Path) -> anyhow::Result<Arc<Model>> {
+        let options = ModelOptions {
+            intra_threads: self.threads,
+            weights: if self.ort_loads_weights {
+                WeightSource::OrtExternalData
+            } else {
+                WeightSource::Mapped
+            },
+            prepack: !self.no_prepack,
+        };
+        Ok(Arc::new(Model::open(dir, &options)?))
+    }
+}
+
+/// Decoding settings shared by `generate` and `chat` (over the folder's
+/// generation_config.json).
+#[derive(Args)]
+pub(crate) struct SamplingArgs {
+    /// Most new tokens (default: the folder's generation_config.json, else 256).
+    #[arg(long)]
+    max_new_tokens: Option<usize>,
     /// Decode greedily (argmax) whatever the folder's generation config says.
     #[arg(long)]
     greedy: bool,
@@ -75,6 +134,9 @@ struct GenerateArgs {
     /// Seed of the sampler's random generator.
     #[arg(long)]
     seed: Option<u64>,
+    /// Stop when the text produces this string (not printed); repeatable.
+    #[arg(long)]
+    stop: Vec<String>,
     /// Beam search with this many beams.
     #[arg(long)]
     num_beams: Option<usize>,
@@ -99,23 +161,60 @@ struct GenerateArgs {
     /// Add a sampler by name, with JSON parameters after a colon; repeatable.
     #[arg(long, value_name = "NAME[:JSON]")]
     sampler: Vec<String>,
-    /// Print timings and memory to stderr.
-    #[arg(long)]
-    stats: bool,
-    /// Context length in tokens (0: the model's maximum).
-    #[arg(long, default_value_t = 0)]
-    context: usize,
-    /// Let ONNX Runtime load the weights itself instead of rill mapping them.
-    #[arg(long)]
-    ort_loads_weights: bool,
-    /// Stop ONNX Runtime from pre-packing weights (no second copy; slower products).
-    #[arg(long)]
-    no_prepack: bool,
+}
+
+impl SamplingArgs {
+    /// Loads the plugins and turns the flags into generation settings.
+    pub(crate) fn config(&self) -> anyhow::Result<GenerationConfig> {
+        for path in &self.plugin {
+            rill::plugin::load_once(path)?;
+        }
+        let a = self;
+        let sampling_flag = a.temperature.is_some()
+            || a.top_k.is_some()
+            || a.top_p.is_some()
+            || a.min_p.is_some()
+            || a.typical_p.is_some();
+        Ok(GenerationConfig {
+            max_new_tokens: a.max_new_tokens,
+            do_sample: if a.greedy || (a.num_beams.unwrap_or(1) > 1 && !sampling_flag) {
+                Some(false)
+            } else if sampling_flag {
+                Some(true)
+            } else {
+                None
+            },
+            temperature: a.temperature,
+            top_k: a.top_k,
+            top_p: a.top_p,
+            min_p: a.min_p,
+            typical_p: a.typical_p,
+            repetition_penalty: a.repetition_penalty,
+            no_repeat_ngram_size: a.no_repeat_ngram_size,
+            seed: a.seed,
+            stop_strings: (!a.stop.is_empty())
+                .then(|| rill::config::OneOrMany::Many(a.stop.clone())),
+            samplers: sampler_specs(&a.sampler)?,
+            num_beams: a.num_beams,
+            length_penalty: a.length_penalty,
+            early_stopping: match a.early_stopping.as_deref() {
+                None => None,
+                Some("true") => Some(true.into()),
+                Some("false") => Some(false.into()),
+                Some(other) => Some(other.into()),
+            },
+            num_return_sequences: a.num_return_sequences,
+            num_beam_groups: a.num_beam_groups,
+            diversity_penalty: a.diversity_penalty,
+            ..Default::default()
+        })
+    }
 }
 
 fn main() {
     let result = match Cli::parse().command {
         Command::Generate(a) => generate(*a),
+        Command::Chat(a) => chat::run(*a),
         Command::Bench(a) => bench::run(a),
         Command::Inspect { dir } => inspect(dir),
     };
@@ -166,74 +265,46 @@ fn sampler_specs(flags: &[String]) -> anyhow::Result<Option<Vec<rill::config::Sa
 }
 
 fn generate(a: GenerateArgs) -> anyhow::Result<()> {
-    for path in &a.plugin {
-        rill::plugin::load_once(path)?;
-    }
+    let config = a.sampling.config()?;
     let rss_before = resident_bytes();
-    let options = ModelOptions {
-        intra_threads: a.threads,
-        weights: if a.ort_loads_weights {
-            WeightSource::OrtExternalData
-        } else {
-            WeightSource::Mapped
-        },
-        prepack: !a.no_prepack,
-    };
-    let model = Arc::new(Model::open(&a.model, &options)?);
+    let model = a.open.open(&a.model)?;
     let rss_open = resident_bytes();
     let mut session = Session::new(
         model.clone(),
         SessionOptions {
             context_len: a.context,
+            context_policy: match a.sliding_window {
+                None => ContextPolicy::Error,
+                Some(pinned) => ContextPolicy::SlidingWindow { pinned },
+            },
             ..Default::default()
         },
     )?;
-    let sampling_flag = a.temperature.is_some()
-        || a.top_k.is_some()
-        || a.top_p.is_some()
-        || a.min_p.is_some()
-        || a.typical_p.is_some();
-    session.set_generation_config(GenerationConfig {
-        max_new_tokens: a.max_new_tokens,
-        do_sample: if a.greedy || (a.num_beams.unwrap_or(1) > 1 && !sampling_flag) {
-            Some(false)
-        } else if sampling_flag {
-            Some(true)
-        } else {
-            None
-        },
-        temperature: a.temperature,
-        top_k: a.top_k,
-        top_p: a.top_p,
-        min_p: a.min_p,
-        typical_p: a.typical_p,
-        repetition_penalty: a.repetition_penalty,
-        no_repeat_ngram_size: a.no_repeat_ngram_size,
-        seed: a.seed,
-        eos_token_id: None,
-        samplers: sampler_specs(&a.sampler)?,
-        num_beams: a.num_beams,
-        length_penalty: a.length_penalty,
-        early_stopping: match a.early_stopping.as_deref() {
-            None => None,
-            Some("true") => Some(true.into()),
-            Some("false") => Some(false.into()),
-            Some(other) => Some(other.into()),
-        },
-        num_return_sequences: a.num_return_sequences,
-        num_beam_groups: a.num_beam_groups,
-        diversity_penalty: a.diversity_penalty,
-        pad_token_id: None,
-        ..Default::default()
-    })?;
+    if let Some(path) = &a.load_state {
+        let blob = std::fs::read(path)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        session.load_state(&blob)?;
+    } else if a.prompt.is_empty() {
+        anyhow::bail!("--prompt is required (unless --load-state continues a saved session)");
+    }
+    session.set_generation_config(config)?;
     let stdout = std::io::stdout();
     let started = Instant::now();
-    let out = session.generate(&a.prompt, |piece| {
+    let print = |piece: &str| {
         let mut lock = stdout.lock();
         lock.write_all(piece.as_bytes())
             .and_then(|_| lock.flush())
             .is_ok()
-    })?;
+    };
+    let out = if a.load_state.is_some() {
+        session.append(&a.prompt, print)?
+    } else {
+        session.generate(&a.prompt, print)?
+    };
+    if let Some(path) = &a.save_state {
+        std::fs::write(path, session.save_state()?)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    }
     for index in 1..session.beam_results().len() {
         let (text, _) = session.beam_text(index)?;
         println!();

@@ -697,7 +697,7 @@ impl Session {
             ContextPolicy::SlidingWindow { pinned } if prompt.len() + 1 > context => {
                 let (survivors, dropped) = window(prompt, pinned, context, 1);
                 let len = survivors.len();
-                debug_assert!(len + 1 <= context, "{dropped}");
+                debug_assert!(len < context, "{dropped}");
                 Ok((survivors, len))
             }
             _ => {
