@@ -72,7 +72,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     let vocab = model.config().vocab_size as u32;
     let mut prompt = vec![model.config().bos_token_id.unwrap_or(0)];
     prompt.extend((0..a.prompt_tokens as u32 - 1).map(|i| 3 + (i * 7919) % (vocab - 3)));
-    let context = a.prompt_tokens + a.new_tokens + 1;
+    let context = a.prompt_tokens + a.new_tokens + 32; // room for the second-turn measurement
     let mut session = Session::new(
         model.clone(),
         SessionOptions {
@@ -117,6 +117,42 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     };
     let [prefill, decode, ort_share, _] = measure(&greedy)?;
     let [_, decode_sampled, _, sampler_share] = measure(&sampled)?;
+    // A second chat turn: 16 new tokens after the conversation so far, against evaluating
+    // the whole conversation afresh.
+    let turn: Vec<u32> = (0..16u32)
+        .map(|i| 3 + (i * 104_729) % (vocab - 3))
+        .collect();
+    let one = GenerationConfig {
+        max_new_tokens: Some(1),
+        ..greedy.clone()
+    };
+    let (mut turn_ms, mut fresh_ms) = (Vec::new(), Vec::new());
+    for _ in 0..a.reps {
+        session.set_generation_config(greedy.clone())?;
+        session.reset();
+        session.generate_ids(&prompt, |_| true)?;
+        session.set_generation_config(one.clone())?;
+        let mut whole = session.history();
+        whole.extend_from_slice(&turn);
+        turn_ms.push(
+            session
+                .append_ids(&turn, |_| true)?
+                .timings
+                .prefill
+                .as_secs_f64()
+                * 1e3,
+        );
+        session.reset();
+        fresh_ms.push(
+            session
+                .generate_ids(&whole, |_| true)?
+                .timings
+                .prefill
+                .as_secs_f64()
+                * 1e3,
+        );
+    }
+    let (turn_ms, fresh_ms) = (summary(turn_ms), summary(fresh_ms));
     let rss_gen = crate::resident_bytes().unwrap_or(0);
     let (o, p, d, s, ds, ss) = (
         summary(open_ms),
@@ -134,6 +170,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
             "ort_run_share": s, "decode_step_us_median": step_us,
             "decode_sampled_tokens_per_s": ds, "sampler_share_sampled": ss,
             "around_ort_us_median": step_us * (1.0 - s[1]),
+            "second_turn_ms": turn_ms, "second_turn_fresh_ms": fresh_ms,
             "rss_before_open": rss0, "rss_after_open": rss_open, "rss_after_generation": rss_gen,
             "weights_file_bytes": model.mapped_weight_bytes(), "kv_cache_bytes": session.cache_bytes(),
         });
@@ -166,6 +203,13 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         "sampler chain   {:.1}% of a sampled decode step ({:.1} us)",
         ss[1] * 100.0,
         ss[1] * 1e6 / ds[1]
+    );
+    println!(
+        "second turn     {:>9.2} ms for 16 new tokens after {} cached; {:.2} ms evaluating all {} afresh",
+        turn_ms[1],
+        a.prompt_tokens + a.new_tokens,
+        fresh_ms[1],
+        a.prompt_tokens + a.new_tokens + 16
     );
     println!("resident memory {:.1} MiB after open (+{:.1} MiB), {:.1} MiB after generation; weights file {:.1} MiB",
         rss_open as f64 / 1048576.0, rss_open.saturating_sub(rss0) as f64 / 1048576.0, rss_gen as f64 / 1048576.0,
