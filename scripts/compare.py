@@ -899,7 +899,9 @@ def render(report, markdown):
     bw = report.get("bandwidth")
     if bw:
         b = bw["bytes"]
-        line = (f"memory bandwidth: {bw['gb_per_s']:.1f} GB/s ({bw['method']}); a decode step reads "
+        load = bw.get("other_load_cores", 0.0)
+        busy = f"; busy: other work used {load:.1f} cores" if load > report["busy_threshold"] else ""
+        line = (f"memory bandwidth: {bw['gb_per_s']:.1f} GB/s ({bw['method']}{busy}); a decode step reads "
                 f"{b['weight_bytes'] / 1e6:.1f} MB of weights + {b['kv_bytes_per_position'] * b['mean_context'] / 1e6:.1f} MB of KV "
                 f"(mean context {b['mean_context']:.0f}) = {b['bytes_per_token'] / 1e6:.1f} MB/token, so the bandwidth limit "
                 f"is {bw['limit_tokens_per_s']:.1f} tokens/s")
