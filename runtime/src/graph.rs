@@ -8,7 +8,12 @@ use ort::value::{TensorElementType, ValueType};
 
 use crate::config::ModelConfig;
 use crate::error::{Result, RillError};
-use crate::kv_cache::CacheDtype;
+use crate::kv_cache::{CacheDtype, Layout};
+
+/// Model metadata key (value `"true"`) of graphs whose past and present cache tensors are
+/// one shared buffer of the context's length, written in place (`rill-train export
+/// --attention gqa`; onnxruntime-genai's `past_present_share_buffer`).
+pub const SHARED_KV_KEY: &str = "past_present_share_buffer";
 
 /// The graph's interface as the session drives it (small and `Copy`: read every step).
 #[derive(Debug, Clone, Copy)]
@@ -27,6 +32,8 @@ pub struct GraphInfo {
     pub has_position_ids: bool,
     /// Vocabulary size (last logits dimension).
     pub vocab: usize,
+    /// How the graph reads and writes the cache.
+    pub cache_layout: Layout,
 }
 
 /// A graph input or output as "name: dtype [dims]".
@@ -171,5 +178,9 @@ pub fn inspect(
         logits_f16: elem == TensorElementType::Float16,
         has_position_ids,
         vocab: cfg.vocab_size,
+        cache_layout: match session.metadata()?.custom(SHARED_KV_KEY).as_deref() {
+            Some("true") | Some("1") => Layout::Shared,
+            _ => Layout::DoubleBuffered,
+        },
     })
 }

@@ -1,14 +1,23 @@
 //! The KV cache: owned by rill, allocated once for the session's context, in the graph's
-//! dtype, and never copied on the host in steady-state decoding.
+//! dtype, and never copied on the host in steady-state decoding. Two layouts, one per
+//! graph convention:
 //!
-//! Layout. The Hugging Face graph reads `past` as a contiguous `[batch, kv_heads, past,
-//! head_dim]` tensor and writes `present` as a contiguous `[batch, kv_heads, past + new,
-//! head_dim]` tensor (its `Concat` copies the past into the present: the one copy per step
-//! that this graph convention implies, done inside ONNX Runtime). A present cannot
-//! overwrite the past it is computed from, and its head stride differs, so each cache
-//! tensor has two buffers of full capacity: a step reads one side and writes the other,
-//! and `commit` swaps them. rill itself copies cache rows only when asked to `truncate`
-//! (compaction of each head's rows) or `reorder` (beam search moving whole batch rows).
+//! - [`Layout::DoubleBuffered`], for the Hugging Face graph. It reads `past` as a
+//!   contiguous `[batch, kv_heads, past, head_dim]` tensor and writes `present` as a
+//!   contiguous `[batch, kv_heads, past + new, head_dim]` tensor (its `Concat` copies the
+//!   past into the present: the one copy per step that this convention implies, done
+//!   inside ONNX Runtime). A present cannot overwrite the past it is computed from, and
+//!   its head stride differs, so each cache tensor has two buffers of full capacity: a
+//!   step reads one side and writes the other, and `commit` swaps them.
+//! - [`Layout::Shared`], for graphs whose attention (ONNX Runtime's
+//!   `GroupQueryAttention`) reads and writes one `[batch, kv_heads, capacity, head_dim]`
+//!   buffer in place: `past` and `present` are the same memory, a step writes only the
+//!   new rows, and rollback is just a shorter length.
+//!
+//! rill itself copies cache rows only when asked to `truncate` (double-buffered layout:
+//! compaction of each head's rows) or `reorder` (beam search moving whole batch rows).
+
+use std::borrow::Cow;
 
 /// Element type of the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,33 +73,73 @@ pub struct TensorView {
     pub shape: [usize; 4],
 }
 
+/// How the graph reads and writes the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// `past` and `present` are separate contiguous tensors (Hugging Face graphs).
+    DoubleBuffered,
+    /// `past` and `present` are one buffer of the full capacity, written in place.
+    Shared,
+}
+
 /// The cache of one session.
 pub struct KvCache {
     shape: CacheShape,
     dtype: CacheDtype,
+    layout: Layout,
     /// `sides[s][layer * 2 + kind]`, each `capacity * row_bytes * batch * kv_heads` bytes
-    /// (stored as u64 words for alignment).
-    sides: [Vec<Vec<u64>>; 2],
+    /// (stored as u64 words for alignment); one side in the shared layout.
+    sides: Vec<Vec<Vec<u64>>>,
     current: usize,
     len: usize,
+    /// Shared layout: one tensor's worth of room for `reorder`, allocated on first use.
+    scratch: Vec<u64>,
 }
 
 impl KvCache {
-    /// Allocates a cache of `shape` in `dtype` (zeroed, length 0).
+    /// Allocates a double-buffered cache of `shape` in `dtype` (zeroed, length 0).
     pub fn new(shape: CacheShape, dtype: CacheDtype) -> Self {
-        let bytes = shape.batch * shape.kv_heads * shape.capacity * shape.head_dim * dtype.size();
-        let words = bytes.div_ceil(8).max(1);
+        Self::with_layout(shape, dtype, Layout::DoubleBuffered)
+    }
+
+    /// Allocates a cache in the given layout.
+    pub fn with_layout(shape: CacheShape, dtype: CacheDtype, layout: Layout) -> Self {
+        let words = Self::tensor_words(shape, dtype);
         let side = || {
             (0..shape.layers * 2)
                 .map(|_| vec![0u64; words])
                 .collect::<Vec<_>>()
         };
+        let sides = match layout {
+            Layout::DoubleBuffered => vec![side(), side()],
+            Layout::Shared => vec![side()],
+        };
         KvCache {
             shape,
             dtype,
-            sides: [side(), side()],
+            layout,
+            sides,
             current: 0,
             len: 0,
+            scratch: Vec::new(),
+        }
+    }
+
+    fn tensor_words(shape: CacheShape, dtype: CacheDtype) -> usize {
+        let bytes = shape.batch * shape.kv_heads * shape.capacity * shape.head_dim * dtype.size();
+        bytes.div_ceil(8).max(1)
+    }
+
+    /// The layout.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// Rows between one head's first row and the next head's in the live buffer.
+    fn stride(&self) -> usize {
+        match self.layout {
+            Layout::DoubleBuffered => self.len,
+            Layout::Shared => self.shape.capacity,
         }
     }
 
@@ -114,9 +163,14 @@ impl KvCache {
         self.dtype
     }
 
-    /// Bytes allocated (both sides).
+    /// Bytes allocated (both sides in the double-buffered layout).
     pub fn allocated_bytes(&self) -> usize {
-        self.sides.iter().flatten().map(|b| b.len() * 8).sum()
+        self.sides
+            .iter()
+            .flatten()
+            .map(|b| b.len() * 8)
+            .sum::<usize>()
+            + self.scratch.len() * 8
     }
 
     fn view(&mut self, side: usize, layer: usize, kind: Kind, len: usize) -> TensorView {
@@ -130,22 +184,32 @@ impl KvCache {
         }
     }
 
-    /// The live cache of `layer`, as the next step's `past` input.
+    /// The live cache of `layer`, as the next step's `past` input (the whole buffer in the
+    /// shared layout, whose valid length the attention mask gives).
     pub fn past(&mut self, layer: usize, kind: Kind) -> TensorView {
-        self.view(self.current, layer, kind, self.len)
+        match self.layout {
+            Layout::DoubleBuffered => self.view(self.current, layer, kind, self.len),
+            Layout::Shared => self.view(0, layer, kind, self.shape.capacity),
+        }
     }
 
-    /// Where the next step writes `present` for `layer`, holding `len() + new` tokens.
-    /// Panics if that exceeds the capacity (the session checks first).
+    /// Where the next step writes `present` for `layer`, holding `len() + new` tokens (the
+    /// same buffer as `past` in the shared layout). Panics if that exceeds the capacity
+    /// (the session checks first).
     pub fn present(&mut self, layer: usize, kind: Kind, new: usize) -> TensorView {
         assert!(self.len + new <= self.shape.capacity, "KV cache overflow");
-        self.view(1 - self.current, layer, kind, self.len + new)
+        match self.layout {
+            Layout::DoubleBuffered => self.view(1 - self.current, layer, kind, self.len + new),
+            Layout::Shared => self.view(0, layer, kind, self.shape.capacity),
+        }
     }
 
     /// Makes the presents of the last step the live cache, now `len() + new` tokens.
     pub fn commit(&mut self, new: usize) {
         assert!(self.len + new <= self.shape.capacity, "KV cache overflow");
-        self.current = 1 - self.current;
+        if self.layout == Layout::DoubleBuffered {
+            self.current = 1 - self.current;
+        }
         self.len += new;
     }
 
@@ -164,10 +228,14 @@ impl KvCache {
         unsafe { std::slice::from_raw_parts(buf.as_ptr() as *const u8, buf.len() * 8) }
     }
 
-    /// Keeps the first `len` tokens, dropping the rest (rollback). Each head's rows are
-    /// moved down in place; no-op when `len >= len()`.
+    /// Keeps the first `len` tokens, dropping the rest (rollback). In the double-buffered
+    /// layout each head's rows are moved down in place; no-op when `len >= len()`.
     pub fn truncate(&mut self, len: usize) {
         if len >= self.len {
+            return;
+        }
+        if self.layout == Layout::Shared {
+            self.len = len;
             return;
         }
         let s = self.shape;
@@ -201,6 +269,10 @@ impl KvCache {
                 s.batch
             ));
         }
+        if self.layout == Layout::Shared {
+            self.reorder_in_place(parents);
+            return Ok(());
+        }
         let block = s.kv_heads * self.len * s.head_dim * self.dtype.size();
         let (a, b) = self.sides.split_at_mut(1);
         let (from, to) = if self.current == 0 {
@@ -217,6 +289,31 @@ impl KvCache {
         }
         self.current = 1 - self.current;
         Ok(())
+    }
+
+    /// Shared layout: gathers each row's parent into the scratch buffer, then copies back
+    /// (only the valid rows of each head).
+    fn reorder_in_place(&mut self, parents: &[usize]) {
+        let s = self.shape;
+        let row = s.head_dim * self.dtype.size();
+        let (cap, used) = (s.capacity * row, self.len * row);
+        if self.scratch.is_empty() {
+            self.scratch = vec![0; Self::tensor_words(s, self.dtype)];
+        }
+        for buf in self.sides[0].iter_mut() {
+            let scratch = Self::bytes_mut(&mut self.scratch);
+            let data = Self::bytes_mut(buf);
+            for (i, &p) in parents.iter().enumerate() {
+                for h in 0..s.kv_heads {
+                    let (dst, src) = ((i * s.kv_heads + h) * cap, (p * s.kv_heads + h) * cap);
+                    scratch[dst..dst + used].copy_from_slice(&data[src..src + used]);
+                }
+            }
+            for head in 0..s.batch * s.kv_heads {
+                let at = head * cap;
+                data[at..at + used].copy_from_slice(&scratch[at..at + used]);
+            }
+        }
     }
 
     /// Appends `new` tokens given on the host, `data[layer][kind]` each laid out
@@ -248,6 +345,20 @@ impl KvCache {
         }
         let old = self.len;
         let total = old + new;
+        if self.layout == Layout::Shared {
+            let cap = s.capacity * row;
+            for (t, buf) in self.sides[0].iter_mut().enumerate() {
+                let dst = Self::bytes_mut(buf);
+                let add = data[t / 2][t % 2];
+                for head in 0..s.batch * s.kv_heads {
+                    let d = head * cap + old * row;
+                    dst[d..d + new * row]
+                        .copy_from_slice(&add[head * new * row..(head + 1) * new * row]);
+                }
+            }
+            self.len = total;
+            return Ok(());
+        }
         let (a, b) = self.sides.split_at_mut(1);
         let (from, to) = if self.current == 0 {
             (&a[0], &mut b[0])
@@ -271,11 +382,22 @@ impl KvCache {
         Ok(())
     }
 
-    /// The live cache of one tensor as raw bytes `[batch, kv_heads, len, head_dim]`.
-    pub fn read(&self, layer: usize, kind: Kind) -> &[u8] {
+    /// The live cache of one tensor as raw bytes `[batch, kv_heads, len, head_dim]`
+    /// (gathered from the strided buffer in the shared layout).
+    pub fn read(&self, layer: usize, kind: Kind) -> Cow<'_, [u8]> {
         let s = self.shape;
-        let n = s.batch * s.kv_heads * self.len * s.head_dim * self.dtype.size();
-        &Self::bytes(&self.sides[self.current][layer * 2 + kind as usize])[..n]
+        let row = s.head_dim * self.dtype.size();
+        let n = s.batch * s.kv_heads * self.len * row;
+        let buf = Self::bytes(&self.sides[self.current][layer * 2 + kind as usize]);
+        if self.stride() == self.len {
+            return Cow::Borrowed(&buf[..n]);
+        }
+        let (cap, used) = (self.stride() * row, self.len * row);
+        let mut out = Vec::with_capacity(n);
+        for head in 0..s.batch * s.kv_heads {
+            out.extend_from_slice(&buf[head * cap..head * cap + used]);
+        }
+        Cow::Owned(out)
     }
 }
 
@@ -353,7 +475,7 @@ mod tests {
         for l in 0..2 {
             for k in 0..2 {
                 let kind = if k == 0 { Kind::Key } else { Kind::Value };
-                assert_eq!(floats(c.read(l, kind)), floats(&block(l, k, 2, 0, 5)));
+                assert_eq!(floats(&c.read(l, kind)), floats(&block(l, k, 2, 0, 5)));
             }
         }
     }
@@ -365,12 +487,12 @@ mod tests {
         c.truncate(4);
         assert_eq!(c.len(), 4);
         assert_eq!(
-            floats(c.read(1, Kind::Value)),
+            floats(&c.read(1, Kind::Value)),
             floats(&block(1, 1, 2, 0, 4))
         );
         // Appending after a truncate continues from the new end.
         append(&mut c, 4, 2);
-        assert_eq!(floats(c.read(0, Kind::Key)), floats(&block(0, 0, 2, 0, 6)));
+        assert_eq!(floats(&c.read(0, Kind::Key)), floats(&block(0, 0, 2, 0, 6)));
         c.truncate(10);
         assert_eq!(c.len(), 6, "truncate beyond the length is a no-op");
         c.truncate(0);
@@ -383,9 +505,9 @@ mod tests {
         append(&mut c, 0, 4);
         c.reorder(&[2, 0, 0]).unwrap();
         for l in 0..2 {
-            assert_eq!(floats(c.read(l, Kind::Key)), expected(l, 0, &[2, 0, 0], 4));
+            assert_eq!(floats(&c.read(l, Kind::Key)), expected(l, 0, &[2, 0, 0], 4));
             assert_eq!(
-                floats(c.read(l, Kind::Value)),
+                floats(&c.read(l, Kind::Value)),
                 expected(l, 1, &[2, 0, 0], 4)
             );
         }
@@ -422,5 +544,39 @@ mod tests {
             .map(|[k, v]| [k.as_slice(), v.as_slice()])
             .collect();
         assert!(c.append(1, &refs).unwrap_err().contains("overflows"));
+    }
+
+    #[test]
+    fn the_shared_layout_holds_the_same_rows_as_the_double_buffered_one() {
+        let mut a = KvCache::new(shape(3), CacheDtype::F32);
+        let mut b = KvCache::with_layout(shape(3), CacheDtype::F32, Layout::Shared);
+        let same = |a: &KvCache, b: &KvCache| {
+            assert_eq!(a.len(), b.len());
+            for l in 0..2 {
+                for kind in [Kind::Key, Kind::Value] {
+                    assert_eq!(floats(&a.read(l, kind)), floats(&b.read(l, kind)));
+                }
+            }
+        };
+        for c in [&mut a, &mut b] {
+            append(c, 0, 3);
+            append(c, 3, 2);
+        }
+        same(&a, &b);
+        for c in [&mut a, &mut b] {
+            c.reorder(&[1, 1, 0]).unwrap();
+        }
+        same(&a, &b);
+        for c in [&mut a, &mut b] {
+            c.truncate(2);
+            append(c, 2, 4);
+        }
+        same(&a, &b);
+        assert_eq!(b.layout(), Layout::Shared);
+        // past and present are one buffer of the full capacity.
+        let (past, present) = (b.past(1, Kind::Value), b.present(1, Kind::Value, 1));
+        assert_eq!(past.ptr, present.ptr);
+        assert_eq!(past.shape, [3, 2, 8, 3]);
+        assert!(b.allocated_bytes() < a.allocated_bytes());
     }
 }

@@ -196,7 +196,7 @@ impl Session {
             head_dim: g.head_dim,
             capacity: context,
         };
-        let cache = KvCache::new(shape, g.cache_dtype);
+        let cache = KvCache::with_layout(shape, g.cache_dtype, g.cache_layout);
         let binding = Binding::new(model.ort_session())?;
         let names = Names {
             past: (0..g.layers)

@@ -117,7 +117,7 @@ impl Session {
         out.extend_from_slice(&settings);
         for layer in 0..g.layers {
             for kind in [Kind::Key, Kind::Value] {
-                out.extend_from_slice(self.cache.read(layer, kind));
+                out.extend_from_slice(&self.cache.read(layer, kind));
             }
         }
         let crc = crc32fast::hash(&out);

@@ -137,6 +137,11 @@ struct ExportArgs {
     /// Overwrite --out if it exists.
     #[arg(long)]
     force: bool,
+    /// Attention in the graph: `hf` (plain ONNX, any runtime) or `gqa` (ONNX Runtime's
+    /// fused GroupQueryAttention with one shared past/present buffer: faster decoding at
+    /// long context).
+    #[arg(long, value_enum, default_value_t = rill_trainer::onnx::Attention::Hf)]
+    attention: rill_trainer::onnx::Attention,
 }
 
 #[derive(Args)]
@@ -165,6 +170,9 @@ struct InitArgs {
     /// Random seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Attention in the graph (as for `export`).
+    #[arg(long, value_enum, default_value_t = rill_trainer::onnx::Attention::Hf)]
+    attention: rill_trainer::onnx::Attention,
 }
 
 #[derive(Args)]
@@ -334,7 +342,7 @@ fn run_export(a: ExportArgs) -> anyhow::Result<()> {
             out.clone()
         }
     };
-    let bytes = rill_trainer::onnx::export_folder(&dir)?;
+    let bytes = rill_trainer::onnx::export_folder_with(&dir, a.attention)?;
     eprintln!(
         "wrote {} ({bytes} bytes; weights stay in safetensors)",
         dir.join("model.onnx").display()
@@ -363,7 +371,7 @@ fn run_init(a: InitArgs) -> anyhow::Result<()> {
         .collect();
     folder::write_weights(&a.out, &cfg, &tensors, a.dtype)?;
     folder::write_generation_config(&a.out, &cfg)?;
-    rill_trainer::onnx::export_folder(&a.out)?;
+    rill_trainer::onnx::export_folder_with(&a.out, a.attention)?;
     eprintln!(
         "wrote {} ({} parameters, random weights)",
         a.out.display(),

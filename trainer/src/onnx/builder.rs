@@ -50,6 +50,10 @@ pub fn elem_type(dtype: WeightDtype) -> i32 {
 pub struct GraphBuilder {
     graph: GraphProto,
     counter: usize,
+    /// Operator domains used besides the default one, with their versions.
+    domains: Vec<(String, i64)>,
+    /// Model metadata (`metadata_props`).
+    metadata: Vec<(String, String)>,
 }
 
 impl GraphBuilder {
@@ -78,6 +82,30 @@ impl GraphBuilder {
             attribute: attrs,
             ..Default::default()
         });
+    }
+
+    /// A node of operator domain `domain` (e.g. `com.microsoft`, version 1) whose
+    /// outputs have the given names.
+    pub fn op_domain_into(
+        &mut self,
+        domain: &str,
+        op_type: &str,
+        inputs: &[&str],
+        attrs: Vec<AttributeProto>,
+        outputs: &[&str],
+    ) {
+        if !self.domains.iter().any(|(d, _)| d == domain) {
+            self.domains.push((domain.to_string(), 1));
+        }
+        self.op_into(op_type, inputs, attrs, outputs);
+        if let Some(node) = self.graph.node.last_mut() {
+            node.domain = domain.into();
+        }
+    }
+
+    /// Records a model metadata entry (read by runtimes through the session's metadata).
+    pub fn metadata(&mut self, key: &str, value: &str) {
+        self.metadata.push((key.into(), value.into()));
     }
 
     /// A node with `n` generated outputs.
@@ -173,10 +201,15 @@ impl GraphBuilder {
         graph.name = name.into();
         ModelProto {
             ir_version: 8,
-            opset_import: vec![OperatorSetIdProto {
-                domain: String::new(),
-                version: opset,
-            }],
+            opset_import: std::iter::once((String::new(), opset))
+                .chain(self.domains)
+                .map(|(domain, version)| OperatorSetIdProto { domain, version })
+                .collect(),
+            metadata_props: self
+                .metadata
+                .into_iter()
+                .map(|(key, value)| StringStringEntryProto { key, value })
+                .collect(),
             producer_name: "rill-train".into(),
             producer_version: env!("CARGO_PKG_VERSION").into(),
             doc_string: doc.into(),

@@ -21,19 +21,39 @@ use crate::weights::{FolderWeights, WeightDtype};
 /// The default-domain opset the graph uses.
 pub const OPSET: i64 = 17;
 
+/// Model metadata key (value `"true"`) marking a graph whose `past_key_values.*` and
+/// `present.*` are one shared buffer of the context's full length: runtimes bind both to
+/// the same memory and pass the valid length through `attention_mask`.
+pub const SHARED_KV_KEY: &str = "past_present_share_buffer";
+
+/// How the exported graph computes attention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Attention {
+    /// Plain ONNX ops in the Hugging Face / optimum convention: `present = Concat(past,
+    /// new)` (the whole cache copied every step); runs on any ONNX runtime.
+    #[default]
+    Hf,
+    /// ONNX Runtime's fused `com.microsoft.GroupQueryAttention`, its rotary inside, past and
+    /// present one shared `[batch, kv_heads, max_length, head_dim]` buffer: no cache copy
+    /// per step. Needs ONNX Runtime (contrib ops).
+    Gqa,
+}
+
 struct Ctx<'a> {
     g: GraphBuilder,
     cfg: &'a LlamaConfig,
     dtype: WeightDtype,
+    attention: Attention,
 }
 
 /// Builds the graph of `cfg` over the weights at `weights`' locations.
-pub fn build(cfg: &LlamaConfig, weights: &FolderWeights) -> ModelProto {
+pub fn build(cfg: &LlamaConfig, weights: &FolderWeights, attention: Attention) -> ModelProto {
     let dtype = weights.dtype();
     let mut c = Ctx {
         g: GraphBuilder::default(),
         cfg,
         dtype,
+        attention,
     };
     for (name, loc) in &weights.locations {
         if crate::model::weight_shapes(cfg)
@@ -60,27 +80,10 @@ pub fn build(cfg: &LlamaConfig, weights: &FolderWeights) -> ModelProto {
         vec![attr_int("start", 1), attr_int("end", 2)],
     );
 
-    // Rotary tables [batch, 1, seq, head_dim] from position_ids, in f32 as HF computes them.
-    let half = inv_freq(cfg);
-    let inv = g.const_float(&half, &[half.len() as i64], WeightDtype::F32);
-    let pos = g.op(
-        "Cast",
-        &["position_ids"],
-        vec![attr_int("to", data_type::FLOAT as i64)],
-    );
-    let axis2 = g.const_i64(&[2]);
-    let pos = g.op("Unsqueeze", &[&pos, &axis2], vec![]);
-    let freqs = g.op("Mul", &[&pos, &inv], vec![]);
-    let emb = g.op("Concat", &[&freqs, &freqs], vec![attr_int("axis", -1)]);
-    let axis1 = g.const_i64(&[1]);
-    let (cos, sin) = (g.op("Cos", &[&emb], vec![]), g.op("Sin", &[&emb], vec![]));
-    let cos = g.op("Unsqueeze", &[&cos, &axis1], vec![]);
-    let sin = g.op("Unsqueeze", &[&sin, &axis1], vec![]);
-    let (cos, sin) = (c.cast_to_model_dtype(&cos), c.cast_to_model_dtype(&sin));
-
-    // Attention mask [batch, 1, 1, seq, total]: key j is visible to the query at cache
-    // position past + i when j <= past + i and attention_mask[b, j] is 1.
-    let mask = attention_mask(&mut c.g, &past_len, &total_len);
+    let att = match attention {
+        Attention::Hf => hf_attention_inputs(&mut c, &past_len, &total_len),
+        Attention::Gqa => gqa_attention_inputs(&mut c),
+    };
 
     // Embedding lookup, then the residual stream as [batch * seq, hidden].
     let g = &mut c.g;
@@ -92,7 +95,7 @@ pub fn build(cfg: &LlamaConfig, weights: &FolderWeights) -> ModelProto {
     let flat_h = g.const_i64(&[-1, h]);
     let mut x = g.op("Reshape", &[&x, &flat_h], vec![]);
     for i in 0..cfg.num_hidden_layers {
-        x = c.layer(i, &x, &ids_shape, &cos, &sin, &mask);
+        x = c.layer(i, &x, &ids_shape, &att);
     }
     let x = c.rms_norm(&x, "model.norm.weight");
     let head = if cfg.tie_word_embeddings {
@@ -115,12 +118,109 @@ pub fn build(cfg: &LlamaConfig, weights: &FolderWeights) -> ModelProto {
             &["logits"],
         );
     }
-    let doc = "Llama decoder with past key/values (Hugging Face / optimum convention), exported by rill-train";
+    let doc = match attention {
+        Attention::Hf => "Llama decoder with past key/values (Hugging Face / optimum convention), exported by rill-train",
+        Attention::Gqa => "Llama decoder with past key/values in one shared buffer per tensor (com.microsoft.GroupQueryAttention), exported by rill-train",
+    };
+    if attention == Attention::Gqa {
+        c.g.metadata(SHARED_KV_KEY, "true");
+    }
     c.g.finish("rill_llama", OPSET, doc)
+}
+
+/// What each layer's attention reads besides its own weights.
+enum AttentionInputs {
+    /// cos/sin tables `[batch, 1, seq, head_dim]` and the boolean mask.
+    Hf {
+        cos: String,
+        sin: String,
+        mask: String,
+    },
+    /// `seqlens_k` (int32 `[batch]`), `total_sequence_length` (int32 scalar) and the
+    /// cos/sin caches `[max_positions, head_dim / 2]`.
+    Gqa {
+        seqlens: String,
+        total: String,
+        cos: String,
+        sin: String,
+    },
+}
+
+fn hf_attention_inputs(c: &mut Ctx, past_len: &str, total_len: &str) -> AttentionInputs {
+    // Rotary tables [batch, 1, seq, head_dim] from position_ids, in f32 as HF computes them.
+    let g = &mut c.g;
+    let half = inv_freq(c.cfg);
+    let inv = g.const_float(&half, &[half.len() as i64], WeightDtype::F32);
+    let pos = g.op(
+        "Cast",
+        &["position_ids"],
+        vec![attr_int("to", data_type::FLOAT as i64)],
+    );
+    let axis2 = g.const_i64(&[2]);
+    let pos = g.op("Unsqueeze", &[&pos, &axis2], vec![]);
+    let freqs = g.op("Mul", &[&pos, &inv], vec![]);
+    let emb = g.op("Concat", &[&freqs, &freqs], vec![attr_int("axis", -1)]);
+    let axis1 = g.const_i64(&[1]);
+    let (cos, sin) = (g.op("Cos", &[&emb], vec![]), g.op("Sin", &[&emb], vec![]));
+    let cos = g.op("Unsqueeze", &[&cos, &axis1], vec![]);
+    let sin = g.op("Unsqueeze", &[&sin, &axis1], vec![]);
+    let (cos, sin) = (c.cast_to_model_dtype(&cos), c.cast_to_model_dtype(&sin));
+    // Attention mask [batch, 1, 1, seq, total]: key j is visible to the query at cache
+    // position past + i when j <= past + i and attention_mask[b, j] is 1.
+    let mask = attention_mask(&mut c.g, past_len, total_len);
+    AttentionInputs::Hf { cos, sin, mask }
+}
+
+fn gqa_attention_inputs(c: &mut Ctx) -> AttentionInputs {
+    // seqlens_k = sum(attention_mask, axis 1) - 1; total = attention_mask's length.
+    let g = &mut c.g;
+    let axis1 = g.const_i64(&[1]);
+    let one = g.const_i64(&[1]);
+    let int32 = data_type::INT32 as i64;
+    let sum = g.op(
+        "ReduceSum",
+        &["attention_mask", &axis1],
+        vec![attr_int("keepdims", 0)],
+    );
+    let last = g.op("Sub", &[&sum, &one], vec![]);
+    let seqlens = g.op("Cast", &[&last], vec![attr_int("to", int32)]);
+    let len = g.op(
+        "Shape",
+        &["attention_mask"],
+        vec![attr_int("start", 1), attr_int("end", 2)],
+    );
+    let zero = g.const_i64(&[0]);
+    let len = g.op("Squeeze", &[&len, &zero], vec![]);
+    let total = g.op("Cast", &[&len], vec![attr_int("to", int32)]);
+    // cos/sin caches [max_positions, head_dim / 2] computed as HF does (f32), stored in
+    // the model dtype.
+    let inv = inv_freq(c.cfg);
+    let positions = c.cfg.max_position_embeddings;
+    let (mut cos, mut sin) = (Vec::new(), Vec::new());
+    for p in 0..positions {
+        for &f in &inv {
+            let angle = p as f32 * f;
+            cos.push(angle.cos());
+            sin.push(angle.sin());
+        }
+    }
+    let dims = [positions as i64, inv.len() as i64];
+    let cos = c.g.const_float(&cos, &dims, c.dtype);
+    let sin = c.g.const_float(&sin, &dims, c.dtype);
+    AttentionInputs::Gqa {
+        seqlens,
+        total,
+        cos,
+        sin,
+    }
 }
 
 fn declare_io(c: &mut Ctx) {
     let (kv, d) = (c.cfg.kv_heads(), c.cfg.head_dim());
+    let (past_len, present_len) = match c.attention {
+        Attention::Hf => ("past_sequence_length", "total_sequence_length"),
+        Attention::Gqa => ("max_sequence_length", "max_sequence_length"),
+    };
     let elem = elem_type(c.dtype);
     use Dim::{Fixed, Named};
     let g = &mut c.g;
@@ -141,12 +241,7 @@ fn declare_io(c: &mut Ctx) {
     );
     for i in 0..c.cfg.num_hidden_layers {
         for kind in ["key", "value"] {
-            let dims = [
-                Named("batch_size"),
-                Fixed(kv),
-                Named("past_sequence_length"),
-                Fixed(d),
-            ];
+            let dims = [Named("batch_size"), Fixed(kv), Named(past_len), Fixed(d)];
             g.input(&format!("past_key_values.{i}.{kind}"), elem, &dims);
         }
     }
@@ -161,12 +256,7 @@ fn declare_io(c: &mut Ctx) {
     );
     for i in 0..c.cfg.num_hidden_layers {
         for kind in ["key", "value"] {
-            let dims = [
-                Named("batch_size"),
-                Fixed(kv),
-                Named("total_sequence_length"),
-                Fixed(d),
-            ];
+            let dims = [Named("batch_size"), Fixed(kv), Named(present_len), Fixed(d)];
             g.output(&format!("present.{i}.{kind}"), elem, &dims);
         }
     }
@@ -259,30 +349,57 @@ impl Ctx<'_> {
         g.op("Transpose", &[&x], vec![attr_ints("perm", &[0, 2, 1, 3])])
     }
 
-    fn layer(
+    fn layer(&mut self, i: usize, x: &str, ids_shape: &str, att: &AttentionInputs) -> String {
+        let p = format!("model.layers.{i}");
+        let hn = self.rms_norm(x, &format!("{p}.input_layernorm.weight"));
+        let q = self.linear(&hn, &format!("{p}.self_attn.q_proj.weight"));
+        let k = self.linear(&hn, &format!("{p}.self_attn.k_proj.weight"));
+        let v = self.linear(&hn, &format!("{p}.self_attn.v_proj.weight"));
+        let ctx = match att {
+            AttentionInputs::Hf { cos, sin, mask } => {
+                self.hf_attention(i, [&q, &k, &v], ids_shape, cos, sin, mask)
+            }
+            AttentionInputs::Gqa {
+                seqlens,
+                total,
+                cos,
+                sin,
+            } => self.gqa_attention(i, [&q, &k, &v], ids_shape, [seqlens, total, cos, sin]),
+        };
+        let attn = self.linear(&ctx, &format!("{p}.self_attn.o_proj.weight"));
+        let x = self.g.op("Add", &[x, &attn], vec![]);
+
+        let hn = self.rms_norm(&x, &format!("{p}.post_attention_layernorm.weight"));
+        let gate = self.linear(&hn, &format!("{p}.mlp.gate_proj.weight"));
+        let up = self.linear(&hn, &format!("{p}.mlp.up_proj.weight"));
+        let g = &mut self.g;
+        let sig = g.op("Sigmoid", &[&gate], vec![]);
+        let act = g.op("Mul", &[&gate, &sig], vec![]);
+        let act = g.op("Mul", &[&act, &up], vec![]);
+        let down = self.linear(&act, &format!("{p}.mlp.down_proj.weight"));
+        self.g.op("Add", &[&x, &down], vec![])
+    }
+
+    /// Attention in plain ONNX ops over `[batch * seq, *]` projections; returns the context
+    /// `[batch * seq, heads * head_dim]` and writes `present.{i}.*`.
+    fn hf_attention(
         &mut self,
         i: usize,
-        x: &str,
+        [q, k, v]: [&str; 3],
         ids_shape: &str,
         cos: &str,
         sin: &str,
         mask: &str,
     ) -> String {
-        let p = format!("model.layers.{i}");
         let (nh, kv, d) = (
             self.cfg.num_attention_heads,
             self.cfg.kv_heads(),
             self.cfg.head_dim(),
         );
         let rep = nh / kv;
-
-        let hn = self.rms_norm(x, &format!("{p}.input_layernorm.weight"));
-        let q = self.linear(&hn, &format!("{p}.self_attn.q_proj.weight"));
-        let k = self.linear(&hn, &format!("{p}.self_attn.k_proj.weight"));
-        let v = self.linear(&hn, &format!("{p}.self_attn.v_proj.weight"));
-        let q = self.split_heads(&q, ids_shape, nh);
-        let k = self.split_heads(&k, ids_shape, kv);
-        let v = self.split_heads(&v, ids_shape, kv);
+        let q = self.split_heads(q, ids_shape, nh);
+        let k = self.split_heads(k, ids_shape, kv);
+        let v = self.split_heads(v, ids_shape, kv);
         let q = self.rotary(&q, cos, sin);
         let k = self.rotary(&k, cos, sin);
 
@@ -302,7 +419,6 @@ impl Ctx<'_> {
             vec![attr_int("axis", 2)],
             &[&pv],
         );
-
         // Grouped-query attention without repeating the cache: queries as
         // [batch, kv_heads, rep, seq, d] against keys [batch, kv_heads, 1, d, total].
         let q5_shape = g.const_i64(&[0, kv as i64, rep as i64, -1, d as i64]);
@@ -332,18 +448,59 @@ impl Ctx<'_> {
         let ctx = g.op("Reshape", &[&ctx, &heads_shape], vec![]);
         let ctx = g.op("Transpose", &[&ctx], vec![attr_ints("perm", &[0, 2, 1, 3])]);
         let flat = g.const_i64(&[-1, (nh * d) as i64]);
-        let ctx = g.op("Reshape", &[&ctx, &flat], vec![]);
-        let attn = self.linear(&ctx, &format!("{p}.self_attn.o_proj.weight"));
-        let x = self.g.op("Add", &[x, &attn], vec![]);
+        g.op("Reshape", &[&ctx, &flat], vec![])
+    }
 
-        let hn = self.rms_norm(&x, &format!("{p}.post_attention_layernorm.weight"));
-        let gate = self.linear(&hn, &format!("{p}.mlp.gate_proj.weight"));
-        let up = self.linear(&hn, &format!("{p}.mlp.up_proj.weight"));
+    /// Attention by ONNX Runtime's fused `GroupQueryAttention` (rotary inside, rotate-half
+    /// layout), past and present one shared buffer; returns the context
+    /// `[batch * seq, heads * head_dim]`.
+    fn gqa_attention(
+        &mut self,
+        i: usize,
+        [q, k, v]: [&str; 3],
+        ids_shape: &str,
+        [seqlens, total, cos, sin]: [&str; 4],
+    ) -> String {
+        let (nh, kv, d) = (
+            self.cfg.num_attention_heads,
+            self.cfg.kv_heads(),
+            self.cfg.head_dim(),
+        );
         let g = &mut self.g;
-        let sig = g.op("Sigmoid", &[&gate], vec![]);
-        let act = g.op("Mul", &[&gate, &sig], vec![]);
-        let act = g.op("Mul", &[&act, &up], vec![]);
-        let down = self.linear(&act, &format!("{p}.mlp.down_proj.weight"));
-        self.g.op("Add", &[&x, &down], vec![])
+        let bsh = |g: &mut GraphBuilder, x: &str, width: usize| {
+            let tail = g.const_i64(&[width as i64]);
+            let shape = g.op("Concat", &[ids_shape, &tail], vec![attr_int("axis", 0)]);
+            g.op("Reshape", &[x, &shape], vec![])
+        };
+        let (q, k, v) = (bsh(g, q, nh * d), bsh(g, k, kv * d), bsh(g, v, kv * d));
+        let out = format!("/gqa_{i}");
+        g.op_domain_into(
+            "com.microsoft",
+            "GroupQueryAttention",
+            &[
+                &q,
+                &k,
+                &v,
+                &format!("past_key_values.{i}.key"),
+                &format!("past_key_values.{i}.value"),
+                seqlens,
+                total,
+                cos,
+                sin,
+            ],
+            vec![
+                attr_int("num_heads", nh as i64),
+                attr_int("kv_num_heads", kv as i64),
+                attr_int("do_rotary", 1),
+                attr_int("rotary_interleaved", 0),
+            ],
+            &[
+                &out,
+                &format!("present.{i}.key"),
+                &format!("present.{i}.value"),
+            ],
+        );
+        let flat = g.const_i64(&[-1, (nh * d) as i64]);
+        g.op("Reshape", &[&out, &flat], vec![])
     }
 }

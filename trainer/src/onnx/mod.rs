@@ -13,13 +13,20 @@ use crate::config::LlamaConfig;
 use crate::error::{io_err, Result};
 use crate::weights::FolderWeights;
 
+pub use llama::Attention;
+
 /// Writes `model.onnx` (and `generation_config.json` if absent) into the model folder
 /// `dir`, which holds `config.json` and `model.safetensors` (or shards with an index).
 /// Returns the number of bytes of the graph file.
 pub fn export_folder(dir: &Path) -> Result<usize> {
+    export_folder_with(dir, Attention::Hf)
+}
+
+/// As [`export_folder`], with the attention variant chosen.
+pub fn export_folder_with(dir: &Path, attention: Attention) -> Result<usize> {
     let cfg = LlamaConfig::load(&dir.join("config.json"))?;
     let weights = FolderWeights::open(dir, &cfg)?;
-    let model = llama::build(&cfg, &weights);
+    let model = llama::build(&cfg, &weights, attention);
     let bytes = model.encode_to_vec();
     let path = dir.join("model.onnx");
     std::fs::write(&path, &bytes).map_err(io_err(&path))?;
