@@ -20,6 +20,7 @@ CORPUS_DEBS := bible-kjv bible-kjv-text python3.11-doc
 TRAIN_MINUTES ?= 45
 
 .PHONY: all build venv demo bench test test-rust test-python test-c header check-header model corpus lint clean
+.PHONY: test-cpp
 
 all: build
 
@@ -41,7 +42,7 @@ demo: build venv
 	done
 	$(RILL) generate --model $(MODEL) --prompt "In the beginning" --max-new-tokens 64 --greedy --stats > /dev/null
 
-test: build venv check-header test-c test-rust test-python
+test: build venv check-header test-c test-cpp test-rust test-python
 
 test-rust: venv
 	cargo test --release --workspace
@@ -72,6 +73,18 @@ build/libban_tokens.so: plugins/examples/ban_tokens.c include/rill_plugin.h
 
 test-c: build/test_rill build/libban_tokens.so venv
 	build/test_rill $(MODEL) build/libban_tokens.so
+
+# The C++ wrapper (bindings/cpp/rill.hpp): its test under ASan and UBSan, whose greedy line
+# must equal the C test's.
+CXX_SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+build/test_rill_cpp: tests/cpp/test_rill.cpp bindings/cpp/rill.hpp include/rill.h build
+	c++ -std=c++17 -g -O1 -pthread -Wall -Wextra -Werror -pedantic $(CXX_SANITIZE) -Iinclude -Ibindings/cpp \
+		$< -Ltarget/release -lrill -Wl,-rpath,$(abspath target/release) -o $@
+
+test-cpp: build/test_rill_cpp build/test_rill build/libban_tokens.so venv
+	set -o pipefail; build/test_rill $(MODEL) build/libban_tokens.so | grep '^generated' > build/greedy-c.txt
+	set -o pipefail; build/test_rill_cpp $(MODEL) build/libban_tokens.so | tee build/greedy-cpp.txt
+	grep '^generated' build/greedy-cpp.txt | diff -u build/greedy-c.txt -
 
 # The corpus: two Debian packages (see README), unpacked without installing them.
 $(CORPUS): scripts/build_corpus.py
