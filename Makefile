@@ -145,11 +145,14 @@ bench-models:
 		--preset bench100m --tokenizer-from $(MODEL)
 	test -f $(BENCH_MODEL)-f16/model.onnx || $(TRAIN) export --from $(BENCH_MODEL) \
 		--out $(BENCH_MODEL)-f16 --dtype f16 --force
+	test -f $(BENCH_MODEL)-gqa/model.onnx || $(TRAIN) export --from $(BENCH_MODEL) \
+		--out $(BENCH_MODEL)-gqa --attention gqa --force
 
 # The default model, the 100M folder in f32 and f16, and a long context (1,500-token prompt,
 # 64 new tokens) on the 100M folder; tables also in $(COMPARE_OUT)/compare.md and *.json.
-# RILL_LONG_MODEL=DIR runs rill's side of the long-context row on another export of the same
-# weights (e.g. a fused-attention graph); the peers keep the plain graph.
+# rill's side of the long-context row runs its fused-attention export of the same weights
+# (RILL_LONG_MODEL, default $(BENCH_MODEL)-gqa); the peers keep the plain graph.
+RILL_LONG_MODEL ?= $(BENCH_MODEL)-gqa
 compare: compare-env bench-models
 	test -x $(RILL) || $(MAKE) build
 	mkdir -p $(COMPARE_OUT)

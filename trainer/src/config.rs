@@ -145,7 +145,12 @@ impl LlamaConfig {
             num_attention_heads: heads,
             num_key_value_heads: Some(kv),
             head_dim: Some(hidden / heads),
-            max_position_embeddings: 1024,
+            // The benchmark model measures long contexts (issue 6: a 1,500-token prompt).
+            max_position_embeddings: if preset == Preset::Bench100m {
+                2048
+            } else {
+                1024
+            },
             rms_norm_eps: 1e-5,
             rope_theta: 10_000.0,
             tie_word_embeddings: true,
