@@ -30,8 +30,9 @@ pub struct ModelOptions {
     pub intra_threads: usize,
     /// Where the weights come from.
     pub weights: WeightSource,
-    /// Let ONNX Runtime pre-pack weight matrices into its own layout (a second copy of
-    /// them in memory, faster matrix products). Off keeps mapped weights the only copy.
+    /// Let ONNX Runtime pre-pack weight matrices into its own layout (faster matrix
+    /// products; its copy replaces the mapped pages in resident memory, which rill
+    /// releases after opening). Off keeps the mapped weights the only copy.
     pub prepack: bool,
 }
 
@@ -115,6 +116,13 @@ impl Model {
         }
         let session = builder.commit_from_file(&graph_path)?;
         let graph = crate::graph::inspect(&session, &config, &graph_path)?;
+        if options.prepack {
+            // The matrices now live in ONNX Runtime's pre-packed copy; only a few tensors
+            // (embedding rows, norms) are read from the map again, and fault back in.
+            if let Some(w) = &weights {
+                w.release_resident();
+            }
+        }
         Ok(Model {
             session,
             weights,

@@ -60,6 +60,19 @@ pub fn llama_shape(cfg: &ModelConfig, name: &str) -> Option<Vec<usize>> {
 }
 
 impl MappedWeights {
+    /// Drops the mapped pages from this process's resident memory (`MADV_DONTNEED`).
+    /// The data stays in the file and the page cache: any page read again (the embedding
+    /// rows a Gather touches, the norm weights) faults back in. Used once ONNX Runtime has
+    /// pre-packed the matrices into its own copy and no longer reads most of the map.
+    pub fn release_resident(&self) {
+        // SAFETY: a read-only, file-backed mapping: discarding its pages loses nothing,
+        // they are re-read from the file on the next access.
+        let _ = unsafe {
+            self.map
+                .unchecked_advise(memmap2::UncheckedAdvice::DontNeed)
+        };
+    }
+
     /// Maps `path` and checks every tensor against `cfg`.
     pub fn open(path: &Path, cfg: &ModelConfig) -> Result<Self> {
         let file = std::fs::File::open(path).map_err(io_err(path))?;
