@@ -20,7 +20,7 @@ CORPUS_DEBS := bible-kjv bible-kjv-text python3.11-doc
 TRAIN_MINUTES ?= 45
 
 .PHONY: all build venv demo bench test test-rust test-python test-c header check-header model corpus lint clean
-.PHONY: test-cpp
+.PHONY: test-cpp test-go greedy-c
 
 all: build
 
@@ -42,7 +42,7 @@ demo: build venv
 	done
 	$(RILL) generate --model $(MODEL) --prompt "In the beginning" --max-new-tokens 64 --greedy --stats > /dev/null
 
-test: build venv check-header test-c test-cpp test-rust test-python
+test: build venv check-header test-c test-cpp test-go test-rust test-python
 
 test-rust: venv
 	cargo test --release --workspace
@@ -81,10 +81,21 @@ build/test_rill_cpp: tests/cpp/test_rill.cpp bindings/cpp/rill.hpp include/rill.
 	c++ -std=c++17 -g -O1 -pthread -Wall -Wextra -Werror -pedantic $(CXX_SANITIZE) -Iinclude -Ibindings/cpp \
 		$< -Ltarget/release -lrill -Wl,-rpath,$(abspath target/release) -o $@
 
-test-cpp: build/test_rill_cpp build/test_rill build/libban_tokens.so venv
+# The C test's greedy line, which the C++ and Go tests must reproduce.
+greedy-c: build/test_rill build/libban_tokens.so venv
 	set -o pipefail; build/test_rill $(MODEL) build/libban_tokens.so | grep '^generated' > build/greedy-c.txt
+
+test-cpp: build/test_rill_cpp greedy-c
 	set -o pipefail; build/test_rill_cpp $(MODEL) build/libban_tokens.so | tee build/greedy-cpp.txt
 	grep '^generated' build/greedy-cpp.txt | diff -u build/greedy-c.txt -
+
+# The Go package (bindings/go/rill, cgo): vet, then its tests under the race detector.
+# Go never touches the network (no dependencies; GOPROXY=off).
+GO_ENV := GOPROXY=off GOTOOLCHAIN=local GOFLAGS=-mod=mod
+test-go: greedy-c
+	set -o pipefail; cd bindings/go && $(GO_ENV) go vet ./... && \
+		RILL_MODEL=$(abspath $(MODEL)) RILL_PLUGIN=$(abspath build/libban_tokens.so) \
+		RILL_GREEDY_C=$(abspath build/greedy-c.txt) $(GO_ENV) go test -race -count=1 -v ./... | grep -v '^=== RUN'
 
 # The corpus: two Debian packages (see README), unpacked without installing them.
 $(CORPUS): scripts/build_corpus.py

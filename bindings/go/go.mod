@@ -1,0 +1,3 @@
+module rill.dev/bindings/go
+
+go 1.19
