@@ -311,8 +311,10 @@ impl Ctx<'_> {
         let eps = self
             .g
             .const_float(&[self.cfg.rms_norm_eps as f32], &[], WeightDtype::F32);
+        let two = self.g.const_float(&[2.0], &[], WeightDtype::F32);
         let g = &mut self.g;
-        let sq = g.op("Mul", &[&xf, &xf], vec![]);
+        // Pow (not Mul(x, x)): the pattern ONNX Runtime fuses into SimplifiedLayerNormalization.
+        let sq = g.op("Pow", &[&xf, &two], vec![]);
         let mean = g.op(
             "ReduceMean",
             &[&sq],
