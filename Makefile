@@ -20,7 +20,7 @@ CORPUS_DEBS := bible-kjv bible-kjv-text python3.11-doc
 TRAIN_MINUTES ?= 45
 
 .PHONY: all build venv demo bench test test-rust test-python test-c header check-header model corpus lint clean
-.PHONY: test-cpp test-go greedy-c
+.PHONY: test-cpp test-go greedy-c install test-install
 
 all: build
 
@@ -42,7 +42,7 @@ demo: build venv
 	done
 	$(RILL) generate --model $(MODEL) --prompt "In the beginning" --max-new-tokens 64 --greedy --stats > /dev/null
 
-test: build venv check-header test-c test-cpp test-go test-rust test-python
+test: build venv check-header test-c test-cpp test-go test-install test-rust test-python
 
 test-rust: venv
 	cargo test --release --workspace
@@ -95,7 +95,37 @@ GO_ENV := GOPROXY=off GOTOOLCHAIN=local GOFLAGS=-mod=mod
 test-go: greedy-c
 	set -o pipefail; cd bindings/go && $(GO_ENV) go vet ./... && \
 		RILL_MODEL=$(abspath $(MODEL)) RILL_PLUGIN=$(abspath build/libban_tokens.so) \
-		RILL_GREEDY_C=$(abspath build/greedy-c.txt) $(GO_ENV) go test -race -count=1 -v ./... | grep -v '^=== RUN'
+		RILL_GREEDY_C=$(abspath build/greedy-c.txt) $(GO_ENV) go test -race -count=1 -v ./... | grep -v -E '^(=== RUN|    --- PASS)'
+
+# Installation: make install PREFIX=/usr/local [DESTDIR=...]: librill.so, librill.a, the
+# headers (rill.h, rill_plugin.h, rill.hpp), rill.pc for pkg-config and a CMake package
+# (find_package(rill): rill::rill, rill::rill_static). ONNX Runtime is not installed: rill
+# loads it at run time (ORT_DYLIB_PATH, or next to the executable).
+PREFIX ?= /usr/local
+RILL_VERSION := $(shell sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -n 1)
+# What librill.a needs from the system (rustc --print native-static-libs).
+RILL_STATIC_DEPS := -lpthread -ldl -lm -lrt -lutil -lgcc_s
+INSTALL_SUBST := sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(RILL_VERSION)|g' -e 's|@STATIC_DEPS@|$(RILL_STATIC_DEPS)|g'
+install: build
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/lib/cmake/rill $(DESTDIR)$(PREFIX)/include
+	install -m 755 target/release/librill.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 target/release/librill.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 include/rill.h include/rill_plugin.h bindings/cpp/rill.hpp $(DESTDIR)$(PREFIX)/include/
+	$(INSTALL_SUBST) bindings/pkgconfig/rill.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/rill.pc
+	$(INSTALL_SUBST) bindings/cmake/rillConfig.cmake.in > $(DESTDIR)$(PREFIX)/lib/cmake/rill/rillConfig.cmake
+	$(INSTALL_SUBST) bindings/cmake/rillConfigVersion.cmake.in > $(DESTDIR)$(PREFIX)/lib/cmake/rill/rillConfigVersion.cmake
+
+# Installs into build/install-test and builds the examples (C with pkg-config, shared and
+# static; C++ with CMake; Go with pkg-config) and the C test (static) against that tree only;
+# each prints the C test's greedy text. ONNX Runtime comes from ORT_DYLIB_PATH, as an
+# application shipping rill would set it.
+INSTALL_TEST := build/install-test
+test-install: greedy-c
+	rm -rf $(INSTALL_TEST)
+	$(MAKE) --no-print-directory install PREFIX=$(abspath $(INSTALL_TEST))/prefix
+	ORT_DYLIB_PATH=$$(ls $(abspath $(VENV))/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.$(ORT_VERSION)) \
+		tests/install/run.sh $(abspath $(INSTALL_TEST))/prefix $(abspath $(MODEL)) $(abspath build/greedy-c.txt) \
+		$(abspath build/libban_tokens.so) $(abspath $(INSTALL_TEST))/work
 
 # The corpus: two Debian packages (see README), unpacked without installing them.
 $(CORPUS): scripts/build_corpus.py
