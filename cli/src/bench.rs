@@ -153,7 +153,39 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         );
     }
     let (turn_ms, fresh_ms) = (summary(turn_ms), summary(fresh_ms));
+    // Beam search with 4 beams: tokens of the best sequence per second of search (its
+    // prompt evaluation included).
+    let mut beam_tps = Vec::new();
+    let beam = GenerationConfig {
+        num_beams: Some(4),
+        ..greedy.clone()
+    };
+    session.set_generation_config(beam)?;
+    for _ in 0..a.reps {
+        let g = session.generate_ids(&prompt, |_| true)?;
+        beam_tps.push(g.tokens.len() as f64 / g.timings.decode.as_secs_f64());
+    }
+    let beam_tps = summary(beam_tps);
     let rss_gen = crate::resident_bytes().unwrap_or(0);
+    // Eight more sessions on the same model: each should cost its KV cache, no weights.
+    let before = crate::resident_bytes().unwrap_or(0);
+    let mut eight = Vec::new();
+    for _ in 0..8 {
+        let mut s = Session::new(
+            model.clone(),
+            SessionOptions {
+                context_len: context,
+                prefill_chunk: a.prompt_tokens,
+                ..Default::default()
+            },
+        )?;
+        s.set_generation_config(one.clone())?;
+        s.generate_ids(&prompt, |_| true)?; // touch the cache
+        eight.push(s);
+    }
+    let eight_rss = crate::resident_bytes().unwrap_or(0).saturating_sub(before);
+    let eight_caches: usize = eight.iter().map(|s| s.cache_bytes()).sum();
+    drop(eight);
     let (o, p, d, s, ds, ss) = (
         summary(open_ms),
         summary(prefill),
@@ -171,6 +203,8 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
             "decode_sampled_tokens_per_s": ds, "sampler_share_sampled": ss,
             "around_ort_us_median": step_us * (1.0 - s[1]),
             "second_turn_ms": turn_ms, "second_turn_fresh_ms": fresh_ms,
+            "decode_beam4_tokens_per_s": beam_tps,
+            "eight_sessions_rss_bytes": eight_rss, "eight_sessions_cache_bytes": eight_caches,
             "rss_before_open": rss0, "rss_after_open": rss_open, "rss_after_generation": rss_gen,
             "weights_file_bytes": model.mapped_weight_bytes(), "kv_cache_bytes": session.cache_bytes(),
         });
@@ -210,6 +244,18 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         a.prompt_tokens + a.new_tokens,
         fresh_ms[1],
         a.prompt_tokens + a.new_tokens + 16
+    );
+    println!(
+        "beam search (4) {:>9.1} {:>9.1} {:>9.1} tokens/s of the best sequence ({:.2}x greedy)",
+        beam_tps[0],
+        beam_tps[1],
+        beam_tps[2],
+        beam_tps[1] / d[1]
+    );
+    println!(
+        "eight sessions  +{:.1} MiB resident for {:.1} MiB of KV caches",
+        eight_rss as f64 / 1048576.0,
+        eight_caches as f64 / 1048576.0
     );
     println!("resident memory {:.1} MiB after open (+{:.1} MiB), {:.1} MiB after generation; weights file {:.1} MiB",
         rss_open as f64 / 1048576.0, rss_open.saturating_sub(rss0) as f64 / 1048576.0, rss_gen as f64 / 1048576.0,

@@ -154,8 +154,9 @@ pub struct Session {
     ort_time: Duration,
     beams: Vec<crate::beam::Hypothesis>,
     beam_prompt_len: usize,
-    /// The last generated token, not yet evaluated (it is in the history, not the cache).
-    pub(crate) pending: Option<u32>,
+    /// Tokens of the history after the cached ones, not evaluated yet: the last generated
+    /// token, or a beam search's chosen hypothesis (evaluated when the conversation goes on).
+    pub(crate) pending: Vec<u32>,
     cancel: CancelToken,
     pub(crate) model: Arc<Model>,
 }
@@ -241,7 +242,7 @@ impl Session {
             ort_time: Duration::ZERO,
             beams: Vec::new(),
             beam_prompt_len: 0,
-            pending: None,
+            pending: Vec::new(),
             cancel: CancelToken::default(),
             model,
         })
@@ -257,13 +258,11 @@ impl Session {
         &self.tokens
     }
 
-    /// The conversation so far: the cached tokens, then the last generated token when it
-    /// has not been evaluated yet (generation stops before running the model on it).
-    /// End-of-sequence tokens are not kept.
+    /// The conversation so far: the cached tokens, then those not evaluated yet (the last
+    /// generated token: generation stops before running the model on it; after a beam
+    /// search, the chosen hypothesis). End-of-sequence tokens are not kept.
     pub fn history(&self) -> Vec<u32> {
-        let mut h = self.tokens.clone();
-        h.extend(self.pending);
-        h
+        [&self.tokens[..], &self.pending[..]].concat()
     }
 
     /// A token that cancels this session's generation in progress from any thread.
@@ -314,23 +313,25 @@ impl Session {
     pub fn reset(&mut self) {
         self.cache.clear();
         self.tokens.clear();
-        self.pending = None;
+        self.pending.clear();
     }
 
     /// Rolls back to the first `len` tokens of the [`history`](Self::history)
     /// (regenerate, edit the last turn). Works after beam search, whose best hypothesis
     /// the session holds. An error, changing nothing, when `len` exceeds the history.
     pub fn truncate(&mut self, len: usize) -> Result<()> {
-        let history = self.tokens.len() + usize::from(self.pending.is_some());
+        let history = self.tokens.len() + self.pending.len();
         if len > history {
             return Err(RillError::InvalidArgument(format!(
                 "cannot truncate to {len} tokens: the session holds {history}"
             )));
         }
         if len <= self.tokens.len() {
-            self.pending = None;
+            self.pending.clear();
             self.cache.truncate(len);
             self.tokens.truncate(len);
+        } else {
+            self.pending.truncate(len - self.tokens.len());
         }
         Ok(())
     }
@@ -374,7 +375,7 @@ impl Session {
                 context: self.options.context_len,
             });
         }
-        self.pending = None;
+        self.pending.clear();
         let chunk = self.options.prefill_chunk;
         let mut n = 0;
         for start in (0..len).step_by(chunk) {
@@ -611,7 +612,7 @@ impl Session {
                 break StopReason::Eos;
             }
             out.push(next);
-            self.pending = Some(next);
+            self.pending = vec![next];
             if let Some(piece) = stream.push(next) {
                 let (released, hit) = match stops.push(&piece) {
                     Matched::No(t) => (t, false),
@@ -763,18 +764,16 @@ impl Session {
         } else {
             StopReason::MaxTokens
         };
-        // The session continues from the best hypothesis: cache all but its last token.
-        let mut held = prompt.to_vec();
-        held.extend_from_slice(&tokens);
-        let last = held.pop();
-        let reused = if held.is_empty() {
-            self.reset();
-            0
-        } else {
-            self.fits(held.len() + 1)?;
-            self.evaluate(&held)?
-        };
-        self.pending = last;
+        // The session holds the best hypothesis, evaluated only if the conversation goes
+        // on (the cached prompt stays reusable).
+        let common = self
+            .tokens
+            .iter()
+            .zip(prompt)
+            .take_while(|(a, b)| a == b)
+            .count();
+        self.truncate(common)?;
+        self.pending = [&prompt[common..], &tokens[..]].concat();
         let text = self.model.detokenize(&tokens)?;
         if !text.is_empty() {
             on_piece(&text);
@@ -787,8 +786,8 @@ impl Session {
             tokens,
             text,
             prompt_tokens: prompt.len(),
-            reused_tokens: reused.min(prompt.len()),
-            evaluated_tokens: prompt.len() - reused.min(prompt.len()),
+            reused_tokens: 0,
+            evaluated_tokens: prompt.len(),
             stop,
             timings,
         })

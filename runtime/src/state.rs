@@ -10,7 +10,7 @@
 //! | 4 | model fingerprint (CRC-32 of `config.json`, the weights file's size and its first and last 64 KiB) |
 //! | 4 × 4, 1 | layers, kv heads, head width, vocabulary size; cache dtype (0 f32, 1 f16) |
 //! | 8, 4 × n | cached tokens |
-//! | 1, 4 | whether a generated token is pending (not yet evaluated), and the token |
+//! | 8, 4 × m | tokens of the history not evaluated yet (the last generated token, a beam search's hypothesis) |
 //! | 8, n | the session's generation settings as JSON |
 //! | per layer: key, value | the live cache, `[kv_heads, n, head_dim]` elements each |
 //! | 4 | CRC-32 of everything before it |
@@ -81,6 +81,16 @@ impl<'a> Reader<'a> {
     fn u64(&mut self, what: &str) -> Result<u64> {
         Ok(u64::from_le_bytes(self.take(8, what)?.try_into().unwrap()))
     }
+    fn ids(&mut self, n: usize, what: &str) -> Result<Vec<u32>> {
+        let bytes = n
+            .checked_mul(4)
+            .ok_or_else(|| bad(format!("{what}: count too large")))?;
+        Ok(self
+            .take(bytes, what)?
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+            .collect())
+    }
     fn len(&mut self, what: &str) -> Result<usize> {
         usize::try_from(self.u64(what)?).map_err(|_| bad(format!("{what} is too large")))
     }
@@ -109,8 +119,10 @@ impl Session {
         for t in &self.tokens {
             out.extend_from_slice(&t.to_le_bytes());
         }
-        out.push(u8::from(self.pending.is_some()));
-        out.extend_from_slice(&self.pending.unwrap_or(0).to_le_bytes());
+        out.extend_from_slice(&(self.pending.len() as u64).to_le_bytes());
+        for t in &self.pending {
+            out.extend_from_slice(&t.to_le_bytes());
+        }
         let settings = serde_json::to_vec(&self.generation)
             .map_err(|e| bad(format!("cannot encode the generation settings: {e}")))?;
         out.extend_from_slice(&(settings.len() as u64).to_le_bytes());
@@ -175,23 +187,18 @@ impl Session {
             ));
         }
         let n = r.len("the token count")?;
-        let pending_room = 1;
-        if n + pending_room > self.options.context_len {
+        let tokens = r.ids(n, "the tokens")?;
+        let m = r.len("the pending count")?;
+        let pending = r.ids(m, "the pending tokens")?;
+        if n > self.options.context_len {
             return Err(bad(format!(
-                "it holds {n} tokens; this session's context is {}",
+                "it holds {n} evaluated tokens; this session's context is {}",
                 self.options.context_len
             )));
         }
-        let raw = r.take(n * 4, "the tokens")?;
-        let tokens: Vec<u32> = raw
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
-            .collect();
-        let has_pending = r.take(1, "the pending flag")?[0] == 1;
-        let pending = r.u32("the pending token")?;
         if let Some(&id) = tokens
             .iter()
-            .chain(has_pending.then_some(&pending))
+            .chain(&pending)
             .find(|&&t| t as usize >= g.vocab)
         {
             return Err(bad(format!("token {id} is outside the vocabulary")));
@@ -214,7 +221,7 @@ impl Session {
         self.reset();
         self.cache.append(n, &kv).map_err(bad)?;
         self.tokens = tokens;
-        self.pending = has_pending.then_some(pending);
+        self.pending = pending;
         Ok(())
     }
 }
