@@ -174,11 +174,20 @@ pub fn run_strategy(
         batch: rows,
         ..Default::default()
     };
-    let mut session = Session::new(model.clone(), options)?;
+    let mut session = Session::new(model.clone(), options.clone())?;
     let vocab = model.graph().vocab;
     let mut seqs: Vec<Vec<u32>> = vec![prompt.to_vec(); rows];
-    let first: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
-    session.forward_rows(&first)?;
+    // Every row starts from the same prompt: evaluate it once, copy its cache to all rows.
+    let mut single = Session::new(
+        model.clone(),
+        SessionOptions {
+            batch: 1,
+            ..options
+        },
+    )?;
+    single.forward(prompt)?;
+    session.broadcast_from(&single)?;
+    drop(single);
     loop {
         let flat: Vec<u32> = seqs.iter().flatten().copied().collect();
         let length = seqs[0].len();

@@ -408,6 +408,35 @@ impl Session {
         Ok(&self.last)
     }
 
+    /// Fills every row of this session with the state of `single`, a session of batch 1:
+    /// its cache, tokens and last logits (a beam search evaluates its prompt once and
+    /// starts all beams from it).
+    pub(crate) fn broadcast_from(&mut self, single: &Session) -> Result<()> {
+        let rows = self.options.batch;
+        let g = *self.model.graph();
+        if single.options.batch != 1 || single.cache.dtype() != self.cache.dtype() {
+            return Err(RillError::InvalidArgument(
+                "broadcast_from needs a batch-1 session of the same model".into(),
+            ));
+        }
+        let repeated: Vec<[Vec<u8>; 2]> = (0..g.layers)
+            .map(|l| [Kind::Key, Kind::Value].map(|k| single.cache.read(l, k).repeat(rows)))
+            .collect();
+        let refs: Vec<[&[u8]; 2]> = repeated
+            .iter()
+            .map(|[k, v]| [k.as_slice(), v.as_slice()])
+            .collect();
+        self.reset();
+        self.cache
+            .append(single.cache.len(), &refs)
+            .map_err(RillError::InvalidArgument)?;
+        self.tokens = single.tokens.clone();
+        for row in self.last.chunks_exact_mut(g.vocab) {
+            row.copy_from_slice(&single.last[..g.vocab]);
+        }
+        Ok(())
+    }
+
     /// The logits returned by the last `forward_rows`, `[batch * vocab]`.
     pub fn forward_cached(&self) -> &[f32] {
         &self.last
