@@ -20,7 +20,7 @@ CORPUS_DEBS := bible-kjv bible-kjv-text python3.11-doc
 TRAIN_MINUTES ?= 45
 
 .PHONY: all build venv demo bench test test-rust test-python test-c header check-header model corpus lint clean
-.PHONY: test-cpp test-go greedy-c install test-install
+.PHONY: test-cpp test-go greedy-c install test-install valgrind
 
 all: build
 
@@ -88,6 +88,19 @@ greedy-c: build/test_rill build/libban_tokens.so venv
 test-cpp: build/test_rill_cpp greedy-c
 	set -o pipefail; build/test_rill_cpp $(MODEL) build/libban_tokens.so | tee build/greedy-cpp.txt
 	grep '^generated' build/greedy-cpp.txt | diff -u build/greedy-c.txt -
+
+# valgrind (memcheck) on the C and C++ tests, the C++ one built without sanitizers: no
+# leak and no invalid access beyond tests/valgrind/rill.supp (one-time allocations of
+# ONNX Runtime, minijinja and tokenizers, each justified there). Minutes per test, so not
+# part of `make test`.
+VALGRIND := valgrind --leak-check=full --error-exitcode=1 --suppressions=tests/valgrind/rill.supp
+build/test_rill_cpp_plain: tests/cpp/test_rill.cpp bindings/cpp/rill.hpp include/rill.h build
+	c++ -std=c++17 -g -O1 -pthread -Wall -Wextra -Werror -pedantic -Iinclude -Ibindings/cpp \
+		$< -Ltarget/release -lrill -Wl,-rpath,$(abspath target/release) -o $@
+
+valgrind: build/test_rill build/test_rill_cpp_plain build/libban_tokens.so venv
+	$(VALGRIND) build/test_rill $(MODEL) build/libban_tokens.so
+	$(VALGRIND) build/test_rill_cpp_plain $(MODEL) build/libban_tokens.so
 
 # The Go package (bindings/go/rill, cgo): vet, then its tests under the race detector.
 # Go never touches the network (no dependencies; GOPROXY=off).
