@@ -20,7 +20,7 @@ CORPUS_DEBS := bible-kjv bible-kjv-text python3.11-doc
 TRAIN_MINUTES ?= 45
 
 .PHONY: all build venv demo bench test test-rust test-python test-c header check-header model corpus lint clean
-.PHONY: test-cpp test-go greedy-c install test-install valgrind
+.PHONY: test-cpp test-go greedy-c install test-install valgrind cross-aarch64
 
 all: build
 
@@ -139,6 +139,39 @@ test-install: greedy-c
 	ORT_DYLIB_PATH=$$(ls $(abspath $(VENV))/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.$(ORT_VERSION)) \
 		tests/install/run.sh $(abspath $(INSTALL_TEST))/prefix $(abspath $(MODEL)) $(abspath build/greedy-c.txt) \
 		$(abspath build/libban_tokens.so) $(abspath $(INSTALL_TEST))/work
+
+# ARM64: librill and the C test cross-built for aarch64-unknown-linux-gnu with Debian's
+# cross compiler, the C test run under qemu-user against the aarch64 ONNX Runtime of the
+# pinned wheel; its greedy line must equal x86-64's. Not part of `make test`: it needs
+# `rustup target add aarch64-unknown-linux-gnu`, the Debian packages gcc-aarch64-linux-gnu,
+# libstdc++6-arm64-cross and qemu-user, root for tests/cross/qemu-aarch64.sh (a fake
+# /proc/cpuinfo, see there), and downloads the aarch64 wheel once. Its own
+# target directory, so that it never holds the workspace's cargo lock.
+AARCH64 := aarch64-unknown-linux-gnu
+AARCH64_DIR := build/aarch64
+AARCH64_ORT := $(AARCH64_DIR)/ort/onnxruntime/capi/libonnxruntime.so.$(ORT_VERSION)
+AARCH64_CC := aarch64-linux-gnu-gcc
+$(AARCH64_ORT): $(VENV)/.ok-$(ORT_VERSION)
+	mkdir -p $(AARCH64_DIR)/ort
+	$(VENV)/bin/pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+		--platform manylinux_2_28_aarch64 --platform manylinux2014_aarch64 --python-version 3.11 \
+		onnxruntime==$(ORT_VERSION) -d $(AARCH64_DIR)/ort
+	cd $(AARCH64_DIR)/ort && python3 -m zipfile -e onnxruntime-$(ORT_VERSION)-*aarch64.whl .
+	touch $@
+
+cross-aarch64: greedy-c $(AARCH64_ORT)
+	CARGO_TARGET_DIR=$(AARCH64_DIR)/target CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=$(AARCH64_CC) \
+		CC_aarch64_unknown_linux_gnu=$(AARCH64_CC) AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar \
+		cargo build --release --target $(AARCH64) -p rill
+	$(AARCH64_CC) -std=c11 -pthread -Wall -Wextra -Werror -Iinclude tests/c/test_rill.c \
+		-L$(AARCH64_DIR)/target/$(AARCH64)/release -lrill \
+		-Wl,-rpath,$(abspath $(AARCH64_DIR)/target/$(AARCH64)/release) -o $(AARCH64_DIR)/test_rill
+	$(AARCH64_CC) -std=c11 -shared -fPIC -O2 -Wall -Wextra -Werror -Iinclude plugins/examples/ban_tokens.c \
+		-o $(AARCH64_DIR)/libban_tokens.so
+	file $(AARCH64_DIR)/test_rill $(AARCH64_DIR)/target/$(AARCH64)/release/librill.so | grep -c 'ARM aarch64' | grep -qx 2
+	set -o pipefail; ORT_DYLIB_PATH=$(abspath $(AARCH64_ORT)) tests/cross/qemu-aarch64.sh \
+		$(AARCH64_DIR)/test_rill $(MODEL) $(AARCH64_DIR)/libban_tokens.so | tee $(AARCH64_DIR)/test_rill.out
+	grep '^generated' $(AARCH64_DIR)/test_rill.out | diff -u build/greedy-c.txt -
 
 # The corpus: two Debian packages (see README), unpacked without installing them.
 $(CORPUS): scripts/build_corpus.py
