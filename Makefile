@@ -19,7 +19,7 @@ CORPUS_DEBS := bible-kjv bible-kjv-text python3.11-doc
 # Training budget of the default model (minutes of wall-clock on 2 cores).
 TRAIN_MINUTES ?= 45
 
-.PHONY: all build venv demo bench test test-rust test-python test-c header check-header model corpus lint clean
+.PHONY: all build venv demo bench test test-rust test-python test-c test-bad-inputs header check-header model corpus lint clean
 .PHONY: test-cpp test-go greedy-c install test-install valgrind cross-aarch64
 
 all: build
@@ -42,7 +42,7 @@ demo: build venv
 	done
 	$(RILL) generate --model $(MODEL) --prompt "In the beginning" --max-new-tokens 64 --greedy --stats > /dev/null
 
-test: build venv check-header test-c test-cpp test-go test-install test-rust test-python
+test: build venv check-header test-c test-bad-inputs test-cpp test-go test-install test-rust test-python
 
 test-rust: venv
 	cargo test --release --workspace
@@ -70,6 +70,19 @@ build/test_rill: tests/c/test_rill.c include/rill.h build
 build/libban_tokens.so: plugins/examples/ban_tokens.c include/rill_plugin.h
 	mkdir -p build
 	cc -std=c11 -shared -fPIC -O2 -Wall -Wextra -Werror -Iinclude $< -o $@
+
+# The bad-input catalogue (tests/bad_inputs): broken model folders, calls, buffers,
+# prompts, settings, plugins and saved state, each answered with its status and message,
+# then a follow-up call that must still work.
+build/catalogue: tests/bad_inputs/catalogue.c include/rill.h build
+	cc -std=c11 -Wall -Wextra -Werror -Iinclude $< -Ltarget/release -lrill \
+		-Wl,-rpath,$(abspath target/release) -o $@
+build/libfaulty.so: tests/plugins/faulty.c include/rill_plugin.h
+	mkdir -p build
+	cc -std=c11 -shared -fPIC -O2 -Wall -Wextra -Werror -Iinclude $< -o $@
+test-bad-inputs: build/catalogue build/libfaulty.so venv
+	python3 tests/bad_inputs/make_cases.py $(MODEL) build/bad_inputs
+	build/catalogue $(MODEL) build/bad_inputs build/libfaulty.so
 
 test-c: build/test_rill build/libban_tokens.so venv
 	build/test_rill $(MODEL) build/libban_tokens.so

@@ -209,8 +209,16 @@ pub struct SamplerSpec {
 impl GenerationConfig {
     /// Parses a JSON object of generation settings.
     pub fn from_json(text: &str) -> Result<Self> {
-        serde_json::from_str(text)
-            .map_err(|e| RillError::GenerationConfig(format!("not a valid generation config: {e}")))
+        let de = &mut serde_json::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let at = e.path().to_string();
+            let inner = e.into_inner();
+            if at.is_empty() || at == "." {
+                RillError::GenerationConfig(format!("not a valid generation config: {inner}"))
+            } else {
+                RillError::GenerationConfig(format!("`{at}`: {inner}"))
+            }
+        })
     }
 
     /// Reads `generation_config.json` if the folder has one.

@@ -405,6 +405,13 @@ impl Session {
                 }
             }
         }
+        if self.last.iter().any(|v| v.is_nan()) {
+            return Err(RillError::Weights {
+                path: self.model.dir().join("model.safetensors"),
+                message: "the model produced NaN logits: its weights hold NaN or infinite values"
+                    .into(),
+            });
+        }
         Ok(&self.last)
     }
 

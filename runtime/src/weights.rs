@@ -59,6 +59,31 @@ pub fn llama_shape(cfg: &ModelConfig, name: &str) -> Option<Vec<usize>> {
     })
 }
 
+/// The tensors a Llama-family checkpoint under `cfg` must hold.
+fn required_tensors(cfg: &ModelConfig) -> impl Iterator<Item = String> + '_ {
+    const LEAVES: [&str; 9] = [
+        "input_layernorm.weight",
+        "post_attention_layernorm.weight",
+        "self_attn.q_proj.weight",
+        "self_attn.k_proj.weight",
+        "self_attn.v_proj.weight",
+        "self_attn.o_proj.weight",
+        "mlp.gate_proj.weight",
+        "mlp.up_proj.weight",
+        "mlp.down_proj.weight",
+    ];
+    let head = (!cfg.tie_word_embeddings).then(|| "lm_head.weight".to_string());
+    ["model.embed_tokens.weight", "model.norm.weight"]
+        .into_iter()
+        .map(str::to_string)
+        .chain((0..cfg.num_hidden_layers).flat_map(|i| {
+            LEAVES
+                .iter()
+                .map(move |leaf| format!("model.layers.{i}.{leaf}"))
+        }))
+        .chain(head)
+}
+
 impl MappedWeights {
     /// Drops the mapped pages from this process's resident memory (`MADV_DONTNEED`).
     /// The data stays in the file and the page cache: any page read again (the embedding
@@ -124,8 +149,16 @@ impl MappedWeights {
                 "mixed weight dtypes {dtypes:?}; export the folder in one dtype"
             )));
         }
-        if !tensors.contains_key("model.embed_tokens.weight") {
-            return Err(bad("tensor `model.embed_tokens.weight` is missing".into()));
+        if let Some(name) = required_tensors(cfg).find(|n| !tensors.contains_key(n)) {
+            return Err(bad(format!(
+                "tensor `{name}` is missing (config.json describes a Llama model with {} layers{})",
+                cfg.num_hidden_layers,
+                if cfg.tie_word_embeddings {
+                    ", tied LM head"
+                } else {
+                    ""
+                }
+            )));
         }
         Ok(MappedWeights {
             map,
