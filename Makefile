@@ -247,6 +247,8 @@ bench-models:
 		--out $(BENCH_MODEL)-f16 --dtype f16 --force
 	test -f $(BENCH_MODEL)-gqa/model.onnx || $(TRAIN) export --from $(BENCH_MODEL) \
 		--out $(BENCH_MODEL)-gqa --attention gqa --force
+	test -f build/rill-tiny-gqa/model.onnx || $(TRAIN) export --from $(MODEL) \
+		--out build/rill-tiny-gqa --attention gqa --force
 
 # The default model, the 100M folder in f32 and f16, and a long context (1,500-token prompt,
 # 64 new tokens) on the 100M folder; tables also in $(COMPARE_OUT)/compare.md and *.json.
@@ -257,11 +259,13 @@ compare: compare-env bench-models
 	test -x $(RILL) || $(MAKE) build
 	mkdir -p $(COMPARE_OUT)
 	$(COMPARE) --model $(MODEL) --json $(COMPARE_OUT)/rill-tiny.json --markdown-out $(COMPARE_OUT)/rill-tiny.md
+	$(COMPARE) --model $(MODEL) --rill-model build/rill-tiny-gqa --json $(COMPARE_OUT)/rill-tiny-gqa.json \
+		--markdown-out $(COMPARE_OUT)/rill-tiny-gqa.md
 	$(COMPARE) --model $(BENCH_MODEL) --json $(COMPARE_OUT)/bench100m.json --markdown-out $(COMPARE_OUT)/bench100m.md
 	$(COMPARE) --model $(BENCH_MODEL)-f16 --json $(COMPARE_OUT)/bench100m-f16.json --markdown-out $(COMPARE_OUT)/bench100m-f16.md
 	$(COMPARE) --model $(BENCH_MODEL) --prompt-tokens 1500 --new-tokens 64 $(if $(RILL_LONG_MODEL),--rill-model $(RILL_LONG_MODEL)) \
 		--json $(COMPARE_OUT)/bench100m-long.json --markdown-out $(COMPARE_OUT)/bench100m-long.md
-	cat $(COMPARE_OUT)/rill-tiny.md $(COMPARE_OUT)/bench100m.md $(COMPARE_OUT)/bench100m-f16.md \
+	cat $(COMPARE_OUT)/rill-tiny.md $(COMPARE_OUT)/rill-tiny-gqa.md $(COMPARE_OUT)/bench100m.md $(COMPARE_OUT)/bench100m-f16.md \
 		$(COMPARE_OUT)/bench100m-long.md > $(COMPARE_OUT)/compare.md
 
 # The default model only, small sizes (what tests/python/test_compare.py runs).
