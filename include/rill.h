@@ -101,21 +101,6 @@ typedef struct rill_plugin rill_plugin;
 // (except `rill_session_cancel`).
 typedef struct rill_session rill_session;
 
-// Options for [`rill_model_open`]. Initialise with [`rill_model_options_default`], then
-// change fields; `struct_size` lets later versions append fields.
-typedef struct rill_model_options {
-  // `sizeof(rill_model_options)` as the caller was compiled.
-  size_t struct_size;
-  // ONNX Runtime intra-op threads; 0 lets ONNX Runtime choose.
-  uint32_t intra_threads;
-  // 1: ONNX Runtime loads the weights itself (external data) instead of rill mapping
-  // `model.safetensors` and handing it over without a copy (0, the default).
-  uint8_t ort_loads_weights;
-  // 0 stops ONNX Runtime from pre-packing weight matrices (no second copy in memory,
-  // slower matrix products); 1, the default, allows it.
-  uint8_t prepack;
-} rill_model_options;
-
 // Called with each piece of generated text: `piece` is `len` bytes of whole UTF-8
 // characters followed by a NUL, valid only during the call. Return 0 to continue,
 // non-zero to stop generation.
@@ -137,6 +122,21 @@ typedef struct rill_generation_info {
   size_t evaluated_tokens;
 } rill_generation_info;
 
+// Options for [`rill_model_open`]. Initialise with [`rill_model_options_default`], then
+// change fields; `struct_size` lets later versions append fields.
+typedef struct rill_model_options {
+  // `sizeof(rill_model_options)` as the caller was compiled.
+  size_t struct_size;
+  // ONNX Runtime intra-op threads; 0 lets ONNX Runtime choose.
+  uint32_t intra_threads;
+  // 1: ONNX Runtime loads the weights itself (external data) instead of rill mapping
+  // `model.safetensors` and handing it over without a copy (0, the default).
+  uint8_t ort_loads_weights;
+  // 0 stops ONNX Runtime from pre-packing weight matrices (no second copy in memory,
+  // slower matrix products); 1, the default, allows it.
+  uint8_t prepack;
+} rill_model_options;
+
 // Options for [`rill_session_new`]; initialise with [`rill_session_options_default`].
 typedef struct rill_session_options {
   // `sizeof(rill_session_options)` as the caller was compiled.
@@ -156,61 +156,6 @@ typedef struct rill_session_options {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
-
-// The message of the last error on the calling thread ("" if none).
-//
-// The string is owned by rill and valid until the next rill call that fails on this
-// thread. Thread-safe: each thread has its own message.
-const char *rill_last_error(void);
-
-// A static name for `status` (e.g. "RILL_ERR_WEIGHTS"); never NULL, never freed.
-const char *rill_status_str(enum rill_status status);
-
-// The default model options.
-struct rill_model_options rill_model_options_default(void);
-
-// Opens the model folder at `path` (UTF-8): config, tokenizer, weights and graph, all
-// checked.
-//
-// `options` may be NULL for the defaults. On success writes a new handle to
-// `*model_out`; the caller owns it and frees it with [`rill_model_free`] (sessions keep
-// the model alive until they are freed too). On failure `*model_out` is untouched and
-// [`rill_last_error`](super::error::rill_last_error) says what is wrong.
-// Thread-safe. Returns `RILL_ERR_NOT_FOUND`, `RILL_ERR_CONFIG`, `RILL_ERR_WEIGHTS`,
-// `RILL_ERR_GRAPH_MISMATCH`, `RILL_ERR_TOKENIZER`, `RILL_ERR_ORT_NOT_FOUND`, `RILL_ERR_ORT`,
-// `RILL_ERR_INVALID_ARGUMENT` (NULL `path` or `model_out`) or `RILL_ERR_INVALID_UTF8`.
-enum rill_status rill_model_open(const char *path,
-                                 const struct rill_model_options *options,
-                                 const struct rill_model **model_out);
-
-// Releases the caller's reference to `model`. NULL is a no-op. Must not be called twice
-// for one handle; sessions created from it stay valid until freed.
-void rill_model_free(const struct rill_model *model);
-
-// Tokenizes `text` (UTF-8) with the model's tokenizer, special tokens included (BOS for
-// Llama models).
-//
-// Writes up to `capacity` ids to `ids` and the number of ids to `*n_out`. If `capacity`
-// is too small, returns `RILL_ERR_BUFFER_TOO_SMALL` with the needed count in `*n_out`
-// (call with `ids = NULL, capacity = 0` to ask). Thread-safe.
-enum rill_status rill_tokenize(const struct rill_model *model,
-                               const char *text,
-                               uint32_t *ids,
-                               size_t capacity,
-                               size_t *n_out);
-
-// Turns `n` token ids into UTF-8 text, special tokens dropped.
-//
-// Writes the text and a terminating NUL into `buf` (`capacity` bytes) and the needed size
-// including the NUL into `*needed_out`. If `capacity` is too small, returns
-// `RILL_ERR_BUFFER_TOO_SMALL` (call with `buf = NULL, capacity = 0` to ask). An id outside
-// the vocabulary is `RILL_ERR_TOKEN_OUT_OF_RANGE`. Thread-safe.
-enum rill_status rill_detokenize(const struct rill_model *model,
-                                 const uint32_t *ids,
-                                 size_t n,
-                                 char *buf,
-                                 size_t capacity,
-                                 size_t *needed_out);
 
 // Adds `text` (UTF-8, no BOS added: the next turn as the model expects it) after the
 // session's tokens and generates from there, evaluating only the new tokens. Streaming,
@@ -286,6 +231,61 @@ enum rill_status rill_session_save(struct rill_session *session,
 // foreign blob (other format version, other model, larger than the context) is
 // `RILL_ERR_STATE` and leaves the session unchanged.
 enum rill_status rill_session_load(struct rill_session *session, const uint8_t *data, size_t len);
+
+// The message of the last error on the calling thread ("" if none).
+//
+// The string is owned by rill and valid until the next rill call that fails on this
+// thread. Thread-safe: each thread has its own message.
+const char *rill_last_error(void);
+
+// A static name for `status` (e.g. "RILL_ERR_WEIGHTS"); never NULL, never freed.
+const char *rill_status_str(enum rill_status status);
+
+// The default model options.
+struct rill_model_options rill_model_options_default(void);
+
+// Opens the model folder at `path` (UTF-8): config, tokenizer, weights and graph, all
+// checked.
+//
+// `options` may be NULL for the defaults. On success writes a new handle to
+// `*model_out`; the caller owns it and frees it with [`rill_model_free`] (sessions keep
+// the model alive until they are freed too). On failure `*model_out` is untouched and
+// [`rill_last_error`](super::error::rill_last_error) says what is wrong.
+// Thread-safe. Returns `RILL_ERR_NOT_FOUND`, `RILL_ERR_CONFIG`, `RILL_ERR_WEIGHTS`,
+// `RILL_ERR_GRAPH_MISMATCH`, `RILL_ERR_TOKENIZER`, `RILL_ERR_ORT_NOT_FOUND`, `RILL_ERR_ORT`,
+// `RILL_ERR_INVALID_ARGUMENT` (NULL `path` or `model_out`) or `RILL_ERR_INVALID_UTF8`.
+enum rill_status rill_model_open(const char *path,
+                                 const struct rill_model_options *options,
+                                 const struct rill_model **model_out);
+
+// Releases the caller's reference to `model`. NULL is a no-op. Must not be called twice
+// for one handle; sessions created from it stay valid until freed.
+void rill_model_free(const struct rill_model *model);
+
+// Tokenizes `text` (UTF-8) with the model's tokenizer, special tokens included (BOS for
+// Llama models).
+//
+// Writes up to `capacity` ids to `ids` and the number of ids to `*n_out`. If `capacity`
+// is too small, returns `RILL_ERR_BUFFER_TOO_SMALL` with the needed count in `*n_out`
+// (call with `ids = NULL, capacity = 0` to ask). Thread-safe.
+enum rill_status rill_tokenize(const struct rill_model *model,
+                               const char *text,
+                               uint32_t *ids,
+                               size_t capacity,
+                               size_t *n_out);
+
+// Turns `n` token ids into UTF-8 text, special tokens dropped.
+//
+// Writes the text and a terminating NUL into `buf` (`capacity` bytes) and the needed size
+// including the NUL into `*needed_out`. If `capacity` is too small, returns
+// `RILL_ERR_BUFFER_TOO_SMALL` (call with `buf = NULL, capacity = 0` to ask). An id outside
+// the vocabulary is `RILL_ERR_TOKEN_OUT_OF_RANGE`. Thread-safe.
+enum rill_status rill_detokenize(const struct rill_model *model,
+                                 const uint32_t *ids,
+                                 size_t n,
+                                 char *buf,
+                                 size_t capacity,
+                                 size_t *needed_out);
 
 // Loads the sampler plugin at `path` (a shared library exporting `rill_plugin_entry`,
 // see rill_plugin.h) and registers its samplers for every session of the process.

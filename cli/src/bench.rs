@@ -73,14 +73,12 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     let mut prompt = vec![model.config().bos_token_id.unwrap_or(0)];
     prompt.extend((0..a.prompt_tokens as u32 - 1).map(|i| 3 + (i * 7919) % (vocab - 3)));
     let context = a.prompt_tokens + a.new_tokens + 32; // room for the second-turn measurement
-    let mut session = Session::new(
-        model.clone(),
-        SessionOptions {
-            context_len: context,
-            prefill_chunk: a.prompt_tokens,
-            ..Default::default()
-        },
-    )?;
+    let options = SessionOptions {
+        context_len: context,
+        prefill_chunk: a.prompt_tokens,
+        ..Default::default()
+    };
+    let mut session = Session::new(model.clone(), options.clone())?;
     let greedy = GenerationConfig {
         max_new_tokens: Some(a.new_tokens),
         eos_token_id: Some(OneOrMany::Many(vec![])), // never stop early
@@ -171,14 +169,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     let before = crate::resident_bytes().unwrap_or(0);
     let mut eight = Vec::new();
     for _ in 0..8 {
-        let mut s = Session::new(
-            model.clone(),
-            SessionOptions {
-                context_len: context,
-                prefill_chunk: a.prompt_tokens,
-                ..Default::default()
-            },
-        )?;
+        let mut s = Session::new(model.clone(), options.clone())?;
         s.set_generation_config(one.clone())?;
         s.generate_ids(&prompt, |_| true)?; // touch the cache
         eight.push(s);

@@ -744,17 +744,20 @@ impl Session {
         }
     }
 
+    /// How many leading tokens of `seq` the cache already holds.
+    fn cached_prefix(&self, seq: &[u32]) -> usize {
+        self.tokens
+            .iter()
+            .zip(seq)
+            .take_while(|(a, b)| a == b)
+            .count()
+    }
+
     /// Makes the cache hold exactly `seq`, reusing the longest common prefix with what is
     /// cached and evaluating the rest (at least the last token, so the logits are those
     /// of `seq`). Returns how many tokens were reused.
     fn evaluate(&mut self, seq: &[u32]) -> Result<usize> {
-        let common = self
-            .tokens
-            .iter()
-            .zip(seq)
-            .take_while(|(a, b)| a == b)
-            .count();
-        let reuse = common.min(seq.len() - 1);
+        let reuse = self.cached_prefix(seq).min(seq.len() - 1);
         self.truncate(reuse)?;
         self.forward(&seq[reuse..])?;
         Ok(reuse)
@@ -802,12 +805,7 @@ impl Session {
         };
         // The session holds the best hypothesis, evaluated only if the conversation goes
         // on (the cached prompt stays reusable).
-        let common = self
-            .tokens
-            .iter()
-            .zip(prompt)
-            .take_while(|(a, b)| a == b)
-            .count();
+        let common = self.cached_prefix(prompt);
         self.truncate(common)?;
         self.pending = [&prompt[common..], &tokens[..]].concat();
         let text = self.model.detokenize(&tokens)?;

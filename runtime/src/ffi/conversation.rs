@@ -180,22 +180,9 @@ pub extern "C" fn rill_session_tokens(
     n_out: *mut usize,
 ) -> rill_status {
     ffi_call(|| {
-        let n_out = out_ptr(n_out, "n_out")?;
+        out_ptr(n_out, "n_out")?;
         let history = session_mut(session)?.history();
-        // SAFETY: checked non-NULL.
-        unsafe { *n_out = history.len() };
-        if history.len() > capacity {
-            return Err(RillError::BufferTooSmall(format!(
-                "`ids` holds {capacity}, {} needed",
-                history.len()
-            )));
-        }
-        if !history.is_empty() {
-            let dst = out_ptr(ids, "ids")?;
-            // SAFETY: the caller provides `capacity` >= len writable ids.
-            unsafe { std::ptr::copy_nonoverlapping(history.as_ptr(), dst, history.len()) };
-        }
-        Ok(())
+        super::write_ids(&history, ids, capacity, n_out)
     })
 }
 

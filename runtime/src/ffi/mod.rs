@@ -142,3 +142,28 @@ pub(crate) fn write_buffer(
     }
     Ok(())
 }
+
+/// Copies token ids into the caller's `ids` (`capacity` elements), writing the count to
+/// `*n_out` first; `RILL_ERR_BUFFER_TOO_SMALL` (count written) when they do not fit.
+pub(crate) fn write_ids(
+    tokens: &[u32],
+    ids: *mut u32,
+    capacity: usize,
+    n_out: *mut usize,
+) -> Result<(), RillError> {
+    let n_out = out_ptr(n_out, "n_out")?;
+    // SAFETY: checked non-NULL.
+    unsafe { *n_out = tokens.len() };
+    if tokens.len() > capacity {
+        return Err(RillError::BufferTooSmall(format!(
+            "`ids` holds {capacity}, {} needed",
+            tokens.len()
+        )));
+    }
+    if !tokens.is_empty() {
+        let dst = out_ptr(ids, "ids")?;
+        // SAFETY: the caller provides `capacity` >= len writable ids.
+        unsafe { std::ptr::copy_nonoverlapping(tokens.as_ptr(), dst, tokens.len()) };
+    }
+    Ok(())
+}

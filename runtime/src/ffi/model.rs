@@ -135,21 +135,11 @@ pub extern "C" fn rill_tokenize(
     n_out: *mut usize,
 ) -> rill_status {
     ffi_call(|| {
-        let n_out = out_ptr(n_out, "n_out")?;
+        out_ptr(n_out, "n_out")?;
         let model = model_ref(model)?;
         let text = c_str(text, "text")?;
         let tokens = model.tokenize(text)?;
-        // SAFETY: checked non-NULL.
-        unsafe { *n_out = tokens.len() };
-        if tokens.len() > capacity {
-            return Err(buffer_too_small(tokens.len(), capacity, "ids"));
-        }
-        if !tokens.is_empty() {
-            let dst = out_ptr(ids, "ids")?;
-            // SAFETY: the caller provides `capacity` >= len writable ids.
-            unsafe { std::ptr::copy_nonoverlapping(tokens.as_ptr(), dst, tokens.len()) };
-        }
-        Ok(())
+        super::write_ids(&tokens, ids, capacity, n_out)
     })
 }
 
@@ -174,8 +164,4 @@ pub extern "C" fn rill_detokenize(
         let text = model.detokenize(ids)?;
         super::write_buffer(text.as_bytes(), true, buf as *mut u8, capacity, needed_out)
     })
-}
-
-fn buffer_too_small(needed: usize, capacity: usize, what: &str) -> RillError {
-    RillError::BufferTooSmall(format!("`{what}` holds {capacity}, {needed} needed"))
 }
