@@ -241,6 +241,13 @@ const char *rill_last_error(void);
 // A static name for `status` (e.g. "RILL_ERR_WEIGHTS"); never NULL, never freed.
 const char *rill_status_str(enum rill_status status);
 
+// Makes `path` (UTF-8) the first place rill loads the ONNX Runtime shared library from,
+// before `ORT_DYLIB_PATH`, the executable's folder and the source tree's `.venv`: for
+// applications that ship the library inside their own bundle (Android, desktop apps).
+// Call it before the first `rill_model_open`; afterwards the library is loaded and this
+// returns `RILL_ERR_INVALID_ARGUMENT` naming where it came from. Thread-safe.
+enum rill_status rill_set_onnxruntime_path(const char *path);
+
 // The default model options.
 struct rill_model_options rill_model_options_default(void);
 

@@ -1,11 +1,13 @@
 //! Finding and loading the ONNX Runtime shared library once per process.
 //!
 //! rill loads the official library shipped in the pinned `onnxruntime` wheel at run time
-//! (`ort` with `load-dynamic`). It looks, in order, at `ORT_DYLIB_PATH`, next to the
-//! running executable, and where `make venv` installs the wheel in this source tree.
+//! (`ort` with `load-dynamic`). It looks, in order, at a path the application set with
+//! [`set_library_path`] (`rill_set_onnxruntime_path`: apps that ship the library in their
+//! own bundle, e.g. on Android), `ORT_DYLIB_PATH`, next to the running executable, and
+//! where `make venv` installs the wheel in this source tree.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use crate::error::{Result, RillError};
 
@@ -16,6 +18,23 @@ pub const ORT_VERSION: &str = env!("RILL_ORT_VERSION");
 static ENVIRONMENT: OnceLock<std::result::Result<ort::environment::Environment, String>> =
     OnceLock::new();
 static LOADED_FROM: OnceLock<PathBuf> = OnceLock::new();
+static EXPLICIT: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+/// Makes `path` the first place rill loads ONNX Runtime from. Must come before the first
+/// model is opened: once the library is loaded it is an error naming where it came from.
+pub fn set_library_path(path: &Path) -> Result<()> {
+    let mut explicit = EXPLICIT.lock().unwrap_or_else(|p| p.into_inner());
+    if ENVIRONMENT.get().is_some() {
+        return Err(RillError::InvalidArgument(format!(
+            "ONNX Runtime is already loaded{}; set its path before opening the first model",
+            loaded_from()
+                .map(|p| format!(" from `{}`", p.display()))
+                .unwrap_or_default()
+        )));
+    }
+    *explicit = Some(path.to_path_buf());
+    Ok(())
+}
 
 fn library_names() -> Vec<String> {
     vec![
@@ -30,6 +49,9 @@ fn library_names() -> Vec<String> {
 /// The places searched for the library, in order.
 pub fn candidate_paths() -> Vec<PathBuf> {
     let mut out = Vec::new();
+    if let Some(p) = EXPLICIT.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+        out.push(p);
+    }
     if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
         out.push(PathBuf::from(p));
     }
@@ -127,10 +149,15 @@ mod tests {
     }
 
     #[test]
-    fn ort_dylib_path_is_searched_first() {
+    fn the_application_path_then_ort_dylib_path_are_searched_first() {
         std::env::set_var("ORT_DYLIB_PATH", "/custom/libonnxruntime.so");
         let first = candidate_paths().remove(0);
+        set_library_path(Path::new("/app/lib/libonnxruntime.so")).unwrap();
+        let with_app = candidate_paths();
+        *EXPLICIT.lock().unwrap() = None;
         std::env::remove_var("ORT_DYLIB_PATH");
         assert_eq!(first, PathBuf::from("/custom/libonnxruntime.so"));
+        assert_eq!(with_app[0], PathBuf::from("/app/lib/libonnxruntime.so"));
+        assert_eq!(with_app[1], PathBuf::from("/custom/libonnxruntime.so"));
     }
 }

@@ -400,7 +400,11 @@ int main(int argc, char **argv) {
     const rill_model *model = NULL;
     rill_model_options options = rill_model_options_default();
     options.intra_threads = 2;
+    EXPECT_STATUS(rill_set_onnxruntime_path(NULL), RILL_ERR_INVALID_ARGUMENT);
     EXPECT_STATUS(rill_model_open(argv[1], &options, &model), RILL_OK);
+    /* The library is loaded now: its path can no longer change. */
+    EXPECT_STATUS(rill_set_onnxruntime_path("/elsewhere/libonnxruntime.so"), RILL_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(rill_last_error(), "already loaded from") != NULL, "message says where from");
     if (model == NULL) {
         fprintf(stderr, "cannot open %s: %s\n", argv[1], rill_last_error());
         return 1;

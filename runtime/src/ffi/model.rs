@@ -43,6 +43,16 @@ pub struct rill_model_options {
     pub prepack: u8,
 }
 
+/// Makes `path` (UTF-8) the first place rill loads the ONNX Runtime shared library from,
+/// before `ORT_DYLIB_PATH`, the executable's folder and the source tree's `.venv`: for
+/// applications that ship the library inside their own bundle (Android, desktop apps).
+/// Call it before the first `rill_model_open`; afterwards the library is loaded and this
+/// returns `RILL_ERR_INVALID_ARGUMENT` naming where it came from. Thread-safe.
+#[no_mangle]
+pub extern "C" fn rill_set_onnxruntime_path(path: *const c_char) -> rill_status {
+    ffi_call(|| crate::ort_env::set_library_path(std::path::Path::new(c_str(path, "path")?)))
+}
+
 /// The default model options.
 #[no_mangle]
 pub extern "C" fn rill_model_options_default() -> rill_model_options {
