@@ -648,7 +648,8 @@ impl Session {
                 break StopReason::Eos;
             }
             out.push(next);
-            self.pending = vec![next];
+            self.pending.clear();
+            self.pending.push(next);
             if let Some(piece) = stream.push(next) {
                 let (released, hit) = match stops.push(&piece) {
                     Matched::No(t) => (t, false),

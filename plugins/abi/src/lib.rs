@@ -266,3 +266,45 @@ pub unsafe fn serve_table(
         })
     }
 }
+
+/// Defines a plugin's entry function `$name` serving `$table` (for static registration by
+/// the runtime) and, when the calling crate's `export-entry` feature is on, the same entry
+/// under the ABI's symbol name `rill_plugin_entry` (for the loadable library).
+#[macro_export]
+macro_rules! plugin_entry {
+    ($(#[$doc:meta])* $name:ident, $table:expr) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// As `rill_plugin_entry_fn` in `rill_plugin.h`.
+        pub unsafe extern "C" fn $name(
+            host_abi: u32,
+            _host: *const $crate::rill_host,
+            out: *mut *const $crate::rill_plugin_table,
+            error: *mut ::std::ffi::c_char,
+            len: usize,
+        ) -> ::std::ffi::c_int {
+            // SAFETY: forwarded from the host.
+            unsafe { $crate::serve_table(host_abi, $table, out, error, len) }
+        }
+
+        /// The same entry under the ABI's symbol name (feature `export-entry`, for the
+        /// loadable library; off when linked into the runtime, which registers it
+        /// statically).
+        ///
+        /// # Safety
+        /// As `rill_plugin_entry_fn` in `rill_plugin.h`.
+        #[cfg(feature = "export-entry")]
+        #[no_mangle]
+        pub unsafe extern "C" fn rill_plugin_entry(
+            host_abi: u32,
+            host: *const $crate::rill_host,
+            out: *mut *const $crate::rill_plugin_table,
+            error: *mut ::std::ffi::c_char,
+            len: usize,
+        ) -> ::std::ffi::c_int {
+            // SAFETY: forwarded.
+            unsafe { $name(host_abi, host, out, error, len) }
+        }
+    };
+}

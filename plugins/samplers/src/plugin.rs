@@ -368,35 +368,8 @@ static TABLE: rill_plugin_table = rill_plugin_table {
     strategies: std::ptr::null(),
 };
 
-/// The entry of the standard samplers (registered statically by the runtime).
-///
-/// # Safety
-/// As `rill_plugin_entry_fn` in `rill_plugin.h`.
-pub unsafe extern "C" fn rill_samplers_entry(
-    host_abi: u32,
-    _host: *const rill_host,
-    out: *mut *const rill_plugin_table,
-    error: *mut c_char,
-    len: usize,
-) -> c_int {
-    // SAFETY: forwarded from the host.
-    unsafe { serve_table(host_abi, &TABLE, out, error, len) }
-}
-
-/// The same entry under the ABI's symbol name (feature `export-entry`, for the loadable
-/// cdylib; off when linked into the runtime, which registers it statically).
-///
-/// # Safety
-/// As `rill_plugin_entry_fn` in `rill_plugin.h`.
-#[cfg(feature = "export-entry")]
-#[no_mangle]
-pub unsafe extern "C" fn rill_plugin_entry(
-    host_abi: u32,
-    host: *const rill_host,
-    out: *mut *const rill_plugin_table,
-    error: *mut c_char,
-    len: usize,
-) -> c_int {
-    // SAFETY: forwarded.
-    unsafe { rill_samplers_entry(host_abi, host, out, error, len) }
-}
+plugin_entry!(
+    /// The entry of the standard samplers (registered statically by the runtime).
+    rill_samplers_entry,
+    &TABLE
+);
