@@ -43,6 +43,72 @@ pub struct ModelConfig {
     /// Padding id.
     #[serde(default)]
     pub pad_token_id: Option<u32>,
+    /// How the weights are quantized, when they are (`rill-train quantize`).
+    #[serde(default)]
+    pub quantization_config: Option<Quantization>,
+}
+
+/// `quant_method` of the block-wise quantized folders `rill-train quantize` writes.
+pub const MATMUL_NBITS: &str = "matmul_nbits";
+
+/// `quantization_config` of `config.json`. For `quant_method` `matmul_nbits`, each
+/// quantized matrix `X.weight` `[N, K]` is stored as `X.qweight` (u8
+/// `[N, blocks, group_size · bits / 8]`), `X.scales` (`[N, blocks]`, the model's float
+/// dtype) and, unless `sym`, `X.qzeros` (u8 `[N, ceil(blocks · bits / 8)]`), with
+/// `blocks = ceil(K / group_size)`: the layout of ONNX Runtime's `MatMulNBits`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct Quantization {
+    /// The method; rill checks the tensors of `matmul_nbits` folders.
+    #[serde(default)]
+    pub quant_method: String,
+    /// Bits per weight.
+    #[serde(default)]
+    pub bits: usize,
+    /// Weights per scale.
+    #[serde(default)]
+    pub group_size: usize,
+    /// No zero points stored.
+    #[serde(default)]
+    pub sym: bool,
+    /// Whether the embedding and LM head are quantized too.
+    #[serde(default)]
+    pub quantize_embeddings: bool,
+    /// `MatMulNBits` accuracy level.
+    #[serde(default)]
+    pub accuracy_level: i64,
+}
+
+impl Quantization {
+    /// Whether these are `matmul_nbits` blocks (the layout rill checks).
+    pub fn is_matmul_nbits(&self) -> bool {
+        self.quant_method == MATMUL_NBITS
+    }
+
+    /// Stored shapes of the matrix `[rows, cols]`: packed values, scales, zero points.
+    pub fn stored_shapes(&self, rows: usize, cols: usize) -> [Vec<usize>; 3] {
+        let blocks = cols.div_ceil(self.group_size.max(1));
+        [
+            vec![rows, blocks, self.group_size * self.bits / 8],
+            vec![rows, blocks],
+            vec![rows, (blocks * self.bits).div_ceil(8)],
+        ]
+    }
+
+    /// A short description, e.g. `4-bit, block 32, asymmetric (matmul_nbits)`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{}-bit, block {}, {}{} ({})",
+            self.bits,
+            self.group_size,
+            if self.sym { "symmetric" } else { "asymmetric" },
+            if self.quantize_embeddings {
+                ", embeddings quantized"
+            } else {
+                ""
+            },
+            self.quant_method
+        )
+    }
 }
 
 /// A JSON value that is one item or a list of them (ids by default).
@@ -93,6 +159,21 @@ impl ModelConfig {
                 cfg.num_attention_heads,
                 cfg.kv_heads()
             )));
+        }
+        if let Some(q) = cfg
+            .quantization_config
+            .as_ref()
+            .filter(|q| q.is_matmul_nbits())
+        {
+            if ![4, 8].contains(&q.bits)
+                || !(16..=256).contains(&q.group_size)
+                || !q.group_size.is_power_of_two()
+            {
+                return Err(bad(format!(
+                    "quantization_config: {}-bit blocks of {} are not a MatMulNBits layout (4 or 8 bits, blocks a power of two from 16 to 256)",
+                    q.bits, q.group_size
+                )));
+            }
         }
         Ok(cfg)
     }

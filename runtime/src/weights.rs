@@ -34,8 +34,34 @@ pub struct MappedWeights {
     pub tensors: BTreeMap<String, TensorEntry>,
 }
 
-/// The shapes a Llama-family checkpoint's tensors must have under `cfg`.
+/// The checked quantization of `cfg`'s folder: `matmul_nbits` only.
+fn nbits(cfg: &ModelConfig) -> Option<&crate::config::Quantization> {
+    cfg.quantization_config
+        .as_ref()
+        .filter(|q| q.is_matmul_nbits())
+}
+
+/// Whether the float matrix `stem.weight` is stored quantized in `cfg`'s folder.
+fn is_quantized(cfg: &ModelConfig, stem: &str) -> bool {
+    let embedding = stem == "model.embed_tokens" || stem == "lm_head";
+    let matrix = !stem.ends_with("norm");
+    nbits(cfg).is_some_and(|q| matrix && (!embedding || q.quantize_embeddings))
+}
+
+/// The shapes a Llama-family checkpoint's tensors must have under `cfg`, quantized
+/// tensors (`.qweight`, `.scales`, `.qzeros`) included.
 pub fn llama_shape(cfg: &ModelConfig, name: &str) -> Option<Vec<usize>> {
+    for (i, suffix) in [".qweight", ".scales", ".qzeros"].iter().enumerate() {
+        if let Some(stem) = name.strip_suffix(suffix) {
+            let q = nbits(cfg)?;
+            let shape = float_shape(cfg, &format!("{stem}.weight"))?;
+            return is_quantized(cfg, stem).then(|| q.stored_shapes(shape[0], shape[1])[i].clone());
+        }
+    }
+    float_shape(cfg, name)
+}
+
+fn float_shape(cfg: &ModelConfig, name: &str) -> Option<Vec<usize>> {
     let (h, d, v) = (cfg.hidden_size, cfg.head_dim(), cfg.vocab_size);
     let (nh, kv) = (cfg.num_attention_heads, cfg.kv_heads());
     if name == "model.embed_tokens.weight" || name == "lm_head.weight" {
@@ -82,6 +108,16 @@ fn required_tensors(cfg: &ModelConfig) -> impl Iterator<Item = String> + '_ {
                 .map(move |leaf| format!("model.layers.{i}.{leaf}"))
         }))
         .chain(head)
+        .flat_map(move |name| {
+            let stem = name.strip_suffix(".weight").unwrap_or(&name).to_string();
+            if !is_quantized(cfg, &stem) {
+                return vec![name];
+            }
+            let zeros = nbits(cfg).is_some_and(|q| !q.sym);
+            let mut stored = vec![format!("{stem}.qweight"), format!("{stem}.scales")];
+            stored.extend(zeros.then(|| format!("{stem}.qzeros")));
+            stored
+        })
 }
 
 impl MappedWeights {
@@ -120,9 +156,16 @@ impl MappedWeights {
             if base + end > map.len() || start > end {
                 return Err(bad(format!("tensor `{name}` lies outside the file")));
             }
-            if !matches!(info.dtype, Dtype::F32 | Dtype::F16) {
+            let packed = name.ends_with(".qweight") || name.ends_with(".qzeros");
+            let expected_u8 = packed && nbits(cfg).is_some();
+            let ok = match info.dtype {
+                Dtype::F32 | Dtype::F16 => !expected_u8,
+                Dtype::U8 => expected_u8,
+                _ => false,
+            };
+            if !ok {
                 return Err(bad(format!(
-                    "tensor `{name}` is {:?}; rill takes F32 and F16 weights",
+                    "tensor `{name}` is {:?}; rill takes F32 and F16 weights, and U8 for the packed tensors of a quantized folder",
                     info.dtype
                 )));
             }
@@ -142,8 +185,11 @@ impl MappedWeights {
             tensors.insert(name.clone(), entry);
         }
         drop(st);
-        let dtypes: std::collections::BTreeSet<String> =
-            tensors.values().map(|t| format!("{:?}", t.dtype)).collect();
+        let dtypes: std::collections::BTreeSet<String> = tensors
+            .values()
+            .filter(|t| t.dtype != Dtype::U8)
+            .map(|t| format!("{:?}", t.dtype))
+            .collect();
         if dtypes.len() > 1 {
             return Err(bad(format!(
                 "mixed weight dtypes {dtypes:?}; export the folder in one dtype"
@@ -186,6 +232,7 @@ impl MappedWeights {
                 Dtype::F16 => {
                     ortsys::ONNXTensorElementDataType::ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16
                 }
+                Dtype::U8 => ortsys::ONNXTensorElementDataType::ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8,
                 _ => ortsys::ONNXTensorElementDataType::ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT,
             };
             let ptr = self.map[t.range.clone()].as_ptr() as *mut std::ffi::c_void;

@@ -103,6 +103,9 @@ pub struct LlamaConfig {
     /// Standard deviation of the initial weights.
     #[serde(default = "init_range")]
     pub initializer_range: f64,
+    /// How the weights are quantized (`rill-train quantize`); absent for float weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantization_config: Option<crate::quantize::QuantizationConfig>,
 }
 
 fn llama() -> String {
@@ -163,6 +166,7 @@ impl LlamaConfig {
             rope_scaling: None,
             torch_dtype: Some("float32".into()),
             initializer_range: 0.02,
+            quantization_config: None,
         }
     }
 
@@ -244,6 +248,9 @@ impl LlamaConfig {
         }
         if self.rope_scaling.as_ref().is_some_and(|v| !v.is_null()) {
             return Err("rope_scaling is not supported yet; only plain rotary positions".into());
+        }
+        if let Some(q) = &self.quantization_config {
+            q.validate()?;
         }
         Ok(())
     }

@@ -8,7 +8,8 @@ use candle_core::Tensor;
 use crate::config::LlamaConfig;
 use crate::error::{io_err, Result, TrainerError};
 use crate::model::Llama;
-use crate::weights::{FolderWeights, WeightDtype};
+use crate::quantize::{is_quantized_weight, stem, QuantizationConfig};
+use crate::weights::{FolderWeights, RawTensor, WeightDtype};
 
 /// Creates `dir`; refuses an existing one unless `force`.
 pub fn create_dir(dir: &Path, force: bool) -> Result<()> {
@@ -67,4 +68,92 @@ pub fn open_model(dir: &Path) -> Result<(LlamaConfig, FolderWeights, Llama)> {
             .ok_or_else(|| candle_core::Error::Msg(format!("missing tensor {name}")).into())
     })?;
     Ok((cfg, weights, model))
+}
+
+/// Files copied unchanged from a source folder into a derived one.
+pub const SIDE_FILES: [&str; 3] = [
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "generation_config.json",
+];
+
+/// Copies the [`SIDE_FILES`] that `from` has into `to`.
+pub fn copy_side_files(from: &Path, to: &Path) -> Result<()> {
+    for f in SIDE_FILES {
+        let (src, dst) = (from.join(f), to.join(f));
+        if src.exists() {
+            std::fs::copy(&src, &dst).map_err(io_err(&dst))?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the folder `out` holding the float folder `from` quantized as `q` (see
+/// [`crate::quantize`]): `model.safetensors` with the quantized matrices and the float
+/// norms (and embedding, unless `q.quantize_embeddings`) in the source dtype,
+/// `config.json` with `quantization_config`, the tokenizer and generation files. The
+/// graph is written by the exporter afterwards. Returns the bytes of weights written.
+/// `out` must not exist unless `force`.
+pub fn write_quantized(
+    from: &Path,
+    out: &Path,
+    q: &QuantizationConfig,
+    force: bool,
+) -> Result<usize> {
+    q.validate().map_err(TrainerError::InvalidOption)?;
+    let canonical = |p: &Path| std::fs::canonicalize(p).ok();
+    if out.exists() && canonical(from) == canonical(out) {
+        return Err(TrainerError::InvalidOption(
+            "the quantized folder must be a new folder, not the source".into(),
+        ));
+    }
+    let mut cfg = LlamaConfig::load(&from.join("config.json"))?;
+    if let Some(existing) = &cfg.quantization_config {
+        return Err(TrainerError::InvalidOption(format!(
+            "`{}` is already quantized ({}); quantize the float folder it came from",
+            from.display(),
+            existing.describe()
+        )));
+    }
+    let weights = FolderWeights::open(from, &cfg)?;
+    let dtype = weights.dtype();
+    let tensors = weights.load_f32()?;
+    let mut raw = Vec::with_capacity(tensors.len() * 3);
+    for (name, shape) in crate::model::weight_shapes(&cfg) {
+        let values = tensors[&name].flatten_all()?.to_vec1::<f32>()?;
+        if !is_quantized_weight(&name, &shape, q) {
+            raw.push(RawTensor::float(&name, shape, &values, dtype));
+            continue;
+        }
+        let m = crate::quantize::quantize(&values, shape[0], shape[1], q.scheme())
+            .map_err(|e| TrainerError::InvalidOption(format!("tensor `{name}`: {e}")))?;
+        let (stem, s) = (stem(&name), q.scheme());
+        let blocks = s.blocks(m.cols);
+        raw.push(RawTensor::bytes(
+            &format!("{stem}.qweight"),
+            vec![m.rows, blocks, s.block_bytes()],
+            m.packed,
+        ));
+        raw.push(RawTensor::float(
+            &format!("{stem}.scales"),
+            vec![m.rows, blocks],
+            &m.scales,
+            dtype,
+        ));
+        if let Some(zp) = m.zero_points {
+            raw.push(RawTensor::bytes(
+                &format!("{stem}.qzeros"),
+                vec![m.rows, s.zero_point_row_bytes(m.cols)],
+                zp,
+            ));
+        }
+    }
+    create_dir(out, force)?;
+    let path = out.join("model.safetensors");
+    crate::weights::save_raw(&raw, &path)?;
+    cfg.quantization_config = Some(q.clone());
+    cfg.save(&out.join("config.json"))?;
+    copy_side_files(from, out)?;
+    write_generation_config(out, &cfg)?;
+    Ok(raw.iter().map(|t| t.data.len()).sum())
 }

@@ -16,6 +16,7 @@ pub mod model;
 pub mod onnx;
 pub mod optim;
 pub mod plot;
+pub mod quantize;
 pub mod sample;
 pub mod schedule;
 pub mod tokenizer;

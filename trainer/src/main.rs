@@ -35,6 +35,54 @@ enum Command {
     Logits(LogitsArgs),
     /// Generate text from a model folder with the trainer's own forward pass.
     Sample(SampleArgs),
+    /// Write a copy of a float model folder with block-wise 4- or 8-bit weights that
+    /// ONNX Runtime multiplies with MatMulNBits.
+    Quantize(QuantizeArgs),
+    /// Print a corpus's held-out documents (the text perplexity is measured on).
+    HeldOut(HeldOutArgs),
+}
+
+#[derive(Args)]
+struct QuantizeArgs {
+    /// The float model folder (ours, or any folder `export --from` accepts).
+    input: PathBuf,
+    /// The quantized folder to write.
+    output: PathBuf,
+    /// Bits per weight.
+    #[arg(long, default_value_t = 4)]
+    bits: usize,
+    /// Weights per scale.
+    #[arg(long, default_value_t = 32)]
+    block_size: usize,
+    /// Symmetric blocks (no zero points stored; smaller, usually less accurate).
+    #[arg(long)]
+    symmetric: bool,
+    /// Keep the embedding and the LM head in float (tied heads are one matrix).
+    #[arg(long)]
+    keep_embeddings: bool,
+    /// MatMulNBits accuracy level: 0 computes in f32; 4 quantizes activations to int8 per
+    /// block and uses integer dot products (faster on CPU).
+    #[arg(long, default_value_t = 4)]
+    accuracy_level: i64,
+    /// Attention in the graph (as for `export`).
+    #[arg(long, value_enum, default_value_t = rill_trainer::onnx::Attention::Hf)]
+    attention: rill_trainer::onnx::Attention,
+    /// Overwrite the output folder if it exists.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args)]
+struct HeldOutArgs {
+    /// Corpus file (one document per line).
+    #[arg(long)]
+    corpus: PathBuf,
+    /// Every N-th document is held out (as `train --held-out-every`).
+    #[arg(long, default_value_t = 50)]
+    held_out_every: usize,
+    /// Stop after this many bytes of text.
+    #[arg(long, default_value_t = 1 << 20)]
+    max_bytes: usize,
 }
 
 #[derive(Args)]
@@ -222,6 +270,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Init(args) => run_init(args),
         Command::Logits(args) => run_logits(args),
         Command::Sample(args) => run_sample(args),
+        Command::Quantize(args) => run_quantize(args),
+        Command::HeldOut(args) => run_held_out(args),
     }
 }
 
@@ -332,13 +382,7 @@ fn run_export(a: ExportArgs) -> anyhow::Result<()> {
             tensors.sort_by(|x, y| x.0.cmp(&y.0));
             folder::create_dir(out, a.force)?;
             folder::write_weights(out, &cfg, &tensors, a.dtype)?;
-            for f in [
-                "tokenizer.json",
-                "tokenizer_config.json",
-                "generation_config.json",
-            ] {
-                copy_if_present(&a.from.join(f), &out.join(f))?;
-            }
+            folder::copy_side_files(&a.from, out)?;
             out.clone()
         }
     };
@@ -377,6 +421,62 @@ fn run_init(a: InitArgs) -> anyhow::Result<()> {
         a.out.display(),
         cfg.parameter_count()
     );
+    Ok(())
+}
+
+fn run_quantize(a: QuantizeArgs) -> anyhow::Result<()> {
+    let scheme = rill_trainer::quantize::Scheme {
+        bits: a.bits,
+        block_size: a.block_size,
+        symmetric: a.symmetric,
+    };
+    let q = rill_trainer::quantize::QuantizationConfig::new(
+        scheme,
+        a.accuracy_level,
+        !a.keep_embeddings,
+    );
+    let bytes = folder::write_quantized(&a.input, &a.output, &q, a.force)?;
+    rill_trainer::onnx::export_folder_with(&a.output, a.attention)?;
+    let before = folder_bytes(&a.input, "model.safetensors");
+    eprintln!(
+        "wrote {} ({}; weights {:.1} MB, {:.2}× the source's)",
+        a.output.display(),
+        q.describe(),
+        bytes as f64 / 1e6,
+        bytes as f64 / before.max(1) as f64
+    );
+    Ok(())
+}
+
+/// Bytes of the folder's weights: `file`, or every shard beside it.
+fn folder_bytes(dir: &Path, file: &str) -> u64 {
+    let single = dir.join(file);
+    if let Ok(m) = std::fs::metadata(&single) {
+        return m.len();
+    }
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".safetensors"))
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+fn run_held_out(a: HeldOutArgs) -> anyhow::Result<()> {
+    let corpus = Corpus::load(&a.corpus, a.held_out_every)?;
+    // Documents spread evenly over the whole split (the corpus is ordered by source).
+    let total: usize = corpus.held_out.iter().map(|d| d.len() + 1).sum();
+    let stride = total.div_ceil(a.max_bytes.max(1)).max(1);
+    let mut written = 0;
+    for doc in corpus.held_out.iter().step_by(stride) {
+        if written + doc.len() + 1 > a.max_bytes {
+            break;
+        }
+        println!("{doc}");
+        written += doc.len() + 1;
+    }
     Ok(())
 }
 

@@ -11,7 +11,7 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::config::LlamaConfig;
 use crate::error::{io_err, Result, TrainerError};
-use crate::model::weight_shapes;
+use crate::quantize::{stored_tensors, StoredKind};
 
 /// Element type of stored weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -32,6 +32,16 @@ impl WeightDtype {
     }
 }
 
+/// Element type of a tensor as stored: a float weight, or the packed integers of a
+/// quantized one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoredDtype {
+    /// A float weight of this dtype.
+    Float(WeightDtype),
+    /// Unsigned bytes (packed quantized values, zero points).
+    U8,
+}
+
 /// Where one tensor's bytes are: a file of the folder and a byte range inside it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TensorLocation {
@@ -42,7 +52,7 @@ pub struct TensorLocation {
     /// Number of bytes.
     pub length: u64,
     /// Element type.
-    pub dtype: WeightDtype,
+    pub dtype: StoredDtype,
     /// Shape, row-major.
     pub shape: Vec<usize>,
 }
@@ -52,32 +62,73 @@ pub struct FolderWeights {
     /// HF tensor name -> location.
     pub locations: BTreeMap<String, TensorLocation>,
     dir: PathBuf,
+    quantization: Option<crate::quantize::QuantizationConfig>,
 }
 
 /// Writes `tensors` (HF name -> f32 tensor) to `path` as safetensors in `dtype`.
 pub fn save(tensors: &[(String, Tensor)], dtype: WeightDtype, path: &Path) -> Result<()> {
-    let mut bytes: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::with_capacity(tensors.len());
+    let mut raw = Vec::with_capacity(tensors.len());
     for (name, t) in tensors {
         let values = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-        let data: Vec<u8> = match dtype {
+        raw.push(RawTensor::float(name, t.dims().to_vec(), &values, dtype));
+    }
+    save_raw(&raw, path)
+}
+
+/// One tensor's bytes, ready to be written.
+pub struct RawTensor {
+    /// Name.
+    pub name: String,
+    /// Element type.
+    pub dtype: StoredDtype,
+    /// Shape, row-major.
+    pub shape: Vec<usize>,
+    /// Little-endian bytes.
+    pub data: Vec<u8>,
+}
+
+impl RawTensor {
+    /// Float `values` stored in `dtype`.
+    pub fn float(name: &str, shape: Vec<usize>, values: &[f32], dtype: WeightDtype) -> Self {
+        let data = match dtype {
             WeightDtype::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
             WeightDtype::F16 => values
                 .iter()
                 .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
                 .collect(),
         };
-        bytes.push((name.clone(), t.dims().to_vec(), data));
+        RawTensor {
+            name: name.into(),
+            dtype: StoredDtype::Float(dtype),
+            shape,
+            data,
+        }
     }
-    let st_dtype = match dtype {
-        WeightDtype::F32 => Dtype::F32,
-        WeightDtype::F16 => Dtype::F16,
-    };
-    let views = bytes
+
+    /// Bytes stored as they are.
+    pub fn bytes(name: &str, shape: Vec<usize>, data: Vec<u8>) -> Self {
+        RawTensor {
+            name: name.into(),
+            dtype: StoredDtype::U8,
+            shape,
+            data,
+        }
+    }
+}
+
+/// Writes `tensors` to `path` as safetensors.
+pub fn save_raw(tensors: &[RawTensor], path: &Path) -> Result<()> {
+    let views = tensors
         .iter()
-        .map(|(name, shape, data)| {
+        .map(|t| {
+            let dtype = match t.dtype {
+                StoredDtype::Float(WeightDtype::F32) => Dtype::F32,
+                StoredDtype::Float(WeightDtype::F16) => Dtype::F16,
+                StoredDtype::U8 => Dtype::U8,
+            };
             Ok((
-                name.clone(),
-                TensorView::new(st_dtype, shape.clone(), data)?,
+                t.name.clone(),
+                TensorView::new(dtype, t.shape.clone(), &t.data)?,
             ))
         })
         .collect::<std::result::Result<Vec<_>, safetensors::SafeTensorError>>()
@@ -141,13 +192,14 @@ impl FolderWeights {
                 .map_err(|e| bad(&path, format!("corrupt safetensors header: {e}")))?;
             for (name, info) in meta.tensors() {
                 let dtype = match info.dtype {
-                    Dtype::F32 => WeightDtype::F32,
-                    Dtype::F16 => WeightDtype::F16,
+                    Dtype::F32 => StoredDtype::Float(WeightDtype::F32),
+                    Dtype::F16 => StoredDtype::Float(WeightDtype::F16),
+                    Dtype::U8 if cfg.quantization_config.is_some() => StoredDtype::U8,
                     other => {
                         return Err(bad(
                             &path,
                             format!(
-                            "tensor `{name}` is {other:?}; only F32 and F16 weights are supported"
+                            "tensor `{name}` is {other:?}; only F32 and F16 weights are supported (and U8 in folders whose config.json has a quantization_config)"
                         ),
                         ))
                     }
@@ -167,14 +219,15 @@ impl FolderWeights {
         let weights = FolderWeights {
             locations,
             dir: dir.to_path_buf(),
+            quantization: cfg.quantization_config.clone(),
         };
         weights.check(cfg)?;
         Ok(weights)
     }
 
     fn check(&self, cfg: &LlamaConfig) -> Result<()> {
-        let mut dtype = None;
-        for (name, shape) in weight_shapes(cfg) {
+        let mut float = None;
+        for (name, shape, kind) in stored_tensors(cfg) {
             let loc = self.locations.get(&name).ok_or_else(|| {
                 bad(
                     &self.dir,
@@ -190,24 +243,52 @@ impl FolderWeights {
                     ),
                 ));
             }
-            if *dtype.get_or_insert(loc.dtype) != loc.dtype {
-                return Err(bad(&self.dir, format!("tensor `{name}` is {:?} but others are {:?}; mixed dtypes are not supported", loc.dtype, dtype.unwrap())));
+            match (kind, loc.dtype) {
+                (StoredKind::U8, StoredDtype::U8) => {}
+                (StoredKind::Float, StoredDtype::Float(d)) => {
+                    if *float.get_or_insert(d) != d {
+                        return Err(bad(&self.dir, format!("tensor `{name}` is {d:?} but others are {:?}; mixed dtypes are not supported", float.unwrap())));
+                    }
+                }
+                (_, found) => {
+                    return Err(bad(
+                        &self.dir,
+                        format!("tensor `{name}` is {found:?}, expected {kind:?}"),
+                    ))
+                }
             }
         }
         Ok(())
     }
 
-    /// The element type shared by all weights.
+    /// The element type shared by all float weights.
     pub fn dtype(&self) -> WeightDtype {
         self.locations
             .values()
-            .next()
-            .map(|l| l.dtype)
+            .find_map(|l| match l.dtype {
+                StoredDtype::Float(d) => Some(d),
+                StoredDtype::U8 => None,
+            })
             .unwrap_or(WeightDtype::F32)
     }
 
+    /// How the weights are quantized, if they are.
+    pub fn quantization(&self) -> Option<&crate::quantize::QuantizationConfig> {
+        self.quantization.as_ref()
+    }
+
     /// Loads every tensor as f32 on the CPU.
+    /// A quantized folder has no f32 weights to load: that is an error naming the folder.
     pub fn load_f32(&self) -> Result<HashMap<String, Tensor>> {
+        if let Some(q) = &self.quantization {
+            return Err(bad(
+                &self.dir,
+                format!(
+                    "this folder is already quantized ({}); use the float folder it was quantized from",
+                    q.describe()
+                ),
+            ));
+        }
         let mut out = HashMap::new();
         let mut files: Vec<&str> = self.locations.values().map(|l| l.file.as_str()).collect();
         files.sort();

@@ -6,7 +6,7 @@ use super::proto::{
     NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto, TensorShapeProto,
     TypeProto, TypeProtoTensor, ValueInfoProto, DATA_LOCATION_EXTERNAL,
 };
-use crate::weights::{TensorLocation, WeightDtype};
+use crate::weights::{StoredDtype, TensorLocation, WeightDtype};
 
 /// One dimension of a graph input or output: fixed, or named and symbolic.
 #[derive(Debug, Clone)]
@@ -122,7 +122,8 @@ impl GraphBuilder {
         outs
     }
 
-    fn fresh(&mut self, stem: &str) -> String {
+    /// A new unique value name derived from `stem`.
+    pub fn fresh(&mut self, stem: &str) -> String {
         self.counter += 1;
         format!("/{}_{}", stem.to_lowercase(), self.counter)
     }
@@ -173,7 +174,10 @@ impl GraphBuilder {
         };
         self.graph.initializer.push(TensorProto {
             dims: loc.shape.iter().map(|&d| d as i64).collect(),
-            data_type: elem_type(loc.dtype),
+            data_type: match loc.dtype {
+                StoredDtype::Float(d) => elem_type(d),
+                StoredDtype::U8 => data_type::UINT8,
+            },
             name: name.into(),
             external_data: vec![
                 entry("location", loc.file.clone()),

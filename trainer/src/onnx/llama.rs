@@ -11,11 +11,17 @@
 //! stored [out, in] matrix, the tied LM head included. Nothing transposes or casts a
 //! weight, so weights supplied as non-constant-folded initializers cost nothing per step.
 //! In f16 graphs RMSNorm and softmax run in f32, as transformers computes them.
+//!
+//! In a quantized folder (`quantization_config` in config.json) each quantized matrix is
+//! multiplied by `com.microsoft.MatMulNBits` over its stored blocks, and a quantized
+//! embedding is gathered as packed rows and dequantized in the graph (only the rows asked
+//! for), so the tied LM head and the lookup read one copy of the weights.
 
 use super::builder::{attr_int, attr_ints, elem_type, Dim, GraphBuilder};
 use super::proto::{data_type, ModelProto};
 use crate::config::LlamaConfig;
 use crate::model::inv_freq;
+use crate::quantize::{is_quantized_weight, stored_tensors, QuantizationConfig};
 use crate::weights::{FolderWeights, WeightDtype};
 
 /// The default-domain opset the graph uses.
@@ -44,6 +50,9 @@ struct Ctx<'a> {
     cfg: &'a LlamaConfig,
     dtype: WeightDtype,
     attention: Attention,
+    /// Float shapes of the weights by name (what a quantized matrix stands for).
+    shapes: std::collections::HashMap<String, Vec<usize>>,
+    quant: Option<QuantizationConfig>,
 }
 
 /// Builds the graph of `cfg` over the weights at `weights`' locations.
@@ -54,12 +63,12 @@ pub fn build(cfg: &LlamaConfig, weights: &FolderWeights, attention: Attention) -
         cfg,
         dtype,
         attention,
+        shapes: crate::model::weight_shapes(cfg).into_iter().collect(),
+        quant: weights.quantization().cloned(),
     };
+    let stored = stored_tensors(cfg);
     for (name, loc) in &weights.locations {
-        if crate::model::weight_shapes(cfg)
-            .iter()
-            .any(|(n, _)| n == name)
-        {
+        if stored.iter().any(|(n, _, _)| n == name) {
             c.g.external_initializer(name, loc);
         }
     }
@@ -86,25 +95,18 @@ pub fn build(cfg: &LlamaConfig, weights: &FolderWeights, attention: Attention) -
     };
 
     // Embedding lookup, then the residual stream as [batch * seq, hidden].
-    let g = &mut c.g;
-    let x = g.op(
-        "Gather",
-        &["model.embed_tokens.weight", "input_ids"],
-        vec![attr_int("axis", 0)],
-    );
-    let flat_h = g.const_i64(&[-1, h]);
-    let mut x = g.op("Reshape", &[&x, &flat_h], vec![]);
+    let mut x = c.embed("model.embed_tokens", h);
     for i in 0..cfg.num_hidden_layers {
         x = c.layer(i, &x, &ids_shape, &att);
     }
     let x = c.rms_norm(&x, "model.norm.weight");
     let head = if cfg.tie_word_embeddings {
-        "model.embed_tokens.weight"
+        "model.embed_tokens"
     } else {
-        "lm_head.weight"
+        "lm_head"
     };
+    let logits = c.linear(&x, head);
     let g = &mut c.g;
-    let logits = g.op("Gemm", &[&x, head], vec![attr_int("transB", 1)]);
     let v_dim = g.const_i64(&[v]);
     let out_shape = g.op("Concat", &[&ids_shape, &v_dim], vec![attr_int("axis", 0)]);
     if dtype == WeightDtype::F32 {
@@ -262,6 +264,30 @@ fn declare_io(c: &mut Ctx) {
     }
 }
 
+/// Packed quantized values (as f32 `[..., bytes]`) unpacked to `[..., values]`: bytes as
+/// they are for 8 bits; for 4 bits each byte `b` becomes `b mod 16, b div 16` (the first
+/// value sits in the low nibble).
+fn unpack_nibbles(g: &mut GraphBuilder, packed: &str, bits: usize) -> String {
+    if bits == 8 {
+        return packed.to_string();
+    }
+    let sixteen = g.const_float(&[16.0], &[], WeightDtype::F32);
+    let div = g.op("Div", &[packed, &sixteen], vec![]);
+    let high = g.op("Floor", &[&div], vec![]);
+    let high16 = g.op("Mul", &[&high, &sixteen], vec![]);
+    let low = g.op("Sub", &[packed, &high16], vec![]);
+    let last = g.const_i64(&[-1]);
+    let low = g.op("Unsqueeze", &[&low, &last], vec![]);
+    let high = g.op("Unsqueeze", &[&high, &last], vec![]);
+    g.op("Concat", &[&low, &high], vec![attr_int("axis", -1)])
+}
+
+/// The first `n` columns of the 2-D or 3-D `x` along axis 1.
+fn slice_columns(g: &mut GraphBuilder, x: &str, n: i64) -> String {
+    let (start, end, axis) = (g.const_i64(&[0]), g.const_i64(&[n]), g.const_i64(&[1]));
+    g.op("Slice", &[x, &start, &end, &axis], vec![])
+}
+
 fn attention_mask(g: &mut GraphBuilder, past_len: &str, total_len: &str) -> String {
     let zero = g.const_i64(&[0]);
     let one = g.const_i64(&[1]);
@@ -327,8 +353,106 @@ impl Ctx<'_> {
         self.g.op("Mul", &[&normed, weight], vec![])
     }
 
-    fn linear(&mut self, x: &str, weight: &str) -> String {
-        self.g.op("Gemm", &[x, weight], vec![attr_int("transB", 1)])
+    /// The quantization of weight `stem.weight`, if it is stored quantized.
+    fn quantized(&self, stem: &str) -> Option<(QuantizationConfig, usize, usize)> {
+        let name = format!("{stem}.weight");
+        let shape = &self.shapes[&name];
+        let q = self.quant.as_ref()?;
+        is_quantized_weight(&name, shape, q).then(|| (q.clone(), shape[0], shape[1]))
+    }
+
+    /// `x · Wᵀ` for the weight `stem.weight` `[out, in]`: a `Gemm` with `transB = 1` over
+    /// the stored matrix, or `MatMulNBits` over its quantized blocks.
+    fn linear(&mut self, x: &str, stem: &str) -> String {
+        let Some((q, n, k)) = self.quantized(stem) else {
+            let weight = format!("{stem}.weight");
+            return self
+                .g
+                .op("Gemm", &[x, &weight], vec![attr_int("transB", 1)]);
+        };
+        let (qweight, scales, qzeros) = (
+            format!("{stem}.qweight"),
+            format!("{stem}.scales"),
+            format!("{stem}.qzeros"),
+        );
+        let mut inputs = vec![x, qweight.as_str(), scales.as_str()];
+        if !q.sym {
+            inputs.push(&qzeros);
+        }
+        let out = self.g.fresh("matmulnbits");
+        self.g.op_domain_into(
+            "com.microsoft",
+            "MatMulNBits",
+            &inputs,
+            vec![
+                attr_int("K", k as i64),
+                attr_int("N", n as i64),
+                attr_int("bits", q.bits as i64),
+                attr_int("block_size", q.group_size as i64),
+                attr_int("accuracy_level", q.accuracy_level),
+            ],
+            &[&out],
+        );
+        out
+    }
+
+    /// Rows `input_ids` of the embedding `stem.weight` `[vocab, width]` as
+    /// `[batch * seq, width]`. A quantized embedding is gathered as packed bytes and
+    /// dequantized here with plain ONNX ops (only the gathered rows), so the tied LM head's
+    /// `MatMulNBits` and the lookup share one copy of the weights.
+    fn embed(&mut self, stem: &str, width: i64) -> String {
+        let Some((q, _, k)) = self.quantized(stem) else {
+            let weight = format!("{stem}.weight");
+            let g = &mut self.g;
+            let x = g.op("Gather", &[&weight, "input_ids"], vec![attr_int("axis", 0)]);
+            let flat = g.const_i64(&[-1, width]);
+            return g.op("Reshape", &[&x, &flat], vec![]);
+        };
+        let s = q.scheme();
+        let blocks = s.blocks(k) as i64;
+        let gather = |g: &mut GraphBuilder, t: &str| {
+            let rows = g.op("Gather", &[t, "input_ids"], vec![attr_int("axis", 0)]);
+            g.op(
+                "Cast",
+                &[&rows],
+                vec![attr_int("to", data_type::FLOAT as i64)],
+            )
+        };
+        let g = &mut self.g;
+        let packed = gather(g, &format!("{stem}.qweight"));
+        let values = unpack_nibbles(g, &packed, q.bits);
+        let shape = g.const_i64(&[-1, blocks, s.block_size as i64]);
+        let values = g.op("Reshape", &[&values, &shape], vec![]);
+        let zero = if q.sym {
+            g.const_float(&[s.symmetric_zero_point() as f32], &[], WeightDtype::F32)
+        } else {
+            let zp = gather(g, &format!("{stem}.qzeros"));
+            let zp = unpack_nibbles(g, &zp, q.bits);
+            let flat = g.const_i64(&[-1, (s.zero_point_row_bytes(k) * 8 / q.bits) as i64]);
+            let zp = g.op("Reshape", &[&zp, &flat], vec![]);
+            let zp = slice_columns(g, &zp, blocks);
+            let last = g.const_i64(&[-1]);
+            g.op("Unsqueeze", &[&zp, &last], vec![])
+        };
+        let scales = self.g.op(
+            "Gather",
+            &[&format!("{stem}.scales"), "input_ids"],
+            vec![attr_int("axis", 0)],
+        );
+        let scales = self.cast_to_f32(&scales);
+        let g = &mut self.g;
+        let shape = g.const_i64(&[-1, blocks, 1]);
+        let scales = g.op("Reshape", &[&scales, &shape], vec![]);
+        let centred = g.op("Sub", &[&values, &zero], vec![]);
+        let x = g.op("Mul", &[&centred, &scales], vec![]);
+        let flat = g.const_i64(&[-1, blocks * s.block_size as i64]);
+        let x = g.op("Reshape", &[&x, &flat], vec![]);
+        let x = if blocks * s.block_size as i64 == width {
+            x
+        } else {
+            slice_columns(g, &x, width)
+        };
+        self.cast_to_model_dtype(&x)
     }
 
     /// `x * cos + rotate_half(x) * sin` for x [batch, heads, seq, head_dim].
@@ -354,9 +478,9 @@ impl Ctx<'_> {
     fn layer(&mut self, i: usize, x: &str, ids_shape: &str, att: &AttentionInputs) -> String {
         let p = format!("model.layers.{i}");
         let hn = self.rms_norm(x, &format!("{p}.input_layernorm.weight"));
-        let q = self.linear(&hn, &format!("{p}.self_attn.q_proj.weight"));
-        let k = self.linear(&hn, &format!("{p}.self_attn.k_proj.weight"));
-        let v = self.linear(&hn, &format!("{p}.self_attn.v_proj.weight"));
+        let q = self.linear(&hn, &format!("{p}.self_attn.q_proj"));
+        let k = self.linear(&hn, &format!("{p}.self_attn.k_proj"));
+        let v = self.linear(&hn, &format!("{p}.self_attn.v_proj"));
         let ctx = match att {
             AttentionInputs::Hf { cos, sin, mask } => {
                 self.hf_attention(i, [&q, &k, &v], ids_shape, cos, sin, mask)
@@ -368,17 +492,17 @@ impl Ctx<'_> {
                 sin,
             } => self.gqa_attention(i, [&q, &k, &v], ids_shape, [seqlens, total, cos, sin]),
         };
-        let attn = self.linear(&ctx, &format!("{p}.self_attn.o_proj.weight"));
+        let attn = self.linear(&ctx, &format!("{p}.self_attn.o_proj"));
         let x = self.g.op("Add", &[x, &attn], vec![]);
 
         let hn = self.rms_norm(&x, &format!("{p}.post_attention_layernorm.weight"));
-        let gate = self.linear(&hn, &format!("{p}.mlp.gate_proj.weight"));
-        let up = self.linear(&hn, &format!("{p}.mlp.up_proj.weight"));
+        let gate = self.linear(&hn, &format!("{p}.mlp.gate_proj"));
+        let up = self.linear(&hn, &format!("{p}.mlp.up_proj"));
         let g = &mut self.g;
         let sig = g.op("Sigmoid", &[&gate], vec![]);
         let act = g.op("Mul", &[&gate, &sig], vec![]);
         let act = g.op("Mul", &[&act, &up], vec![]);
-        let down = self.linear(&act, &format!("{p}.mlp.down_proj.weight"));
+        let down = self.linear(&act, &format!("{p}.mlp.down_proj"));
         self.g.op("Add", &[&x, &down], vec![])
     }
 
