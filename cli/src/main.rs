@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 
 mod bench;
 mod chat;
+mod perplexity;
 use rill::{
     ContextPolicy, GenerationConfig, Model, ModelOptions, Session, SessionOptions, WeightSource,
 };
@@ -33,6 +34,9 @@ enum Command {
     Chat(Box<chat::ChatArgs>),
     /// Measure open time, memory, prefill and decode speed.
     Bench(bench::BenchArgs),
+    /// Perplexity on a text, and against a reference folder: the increase and how often
+    /// greedy continuations agree (e.g. a quantized folder against its float source).
+    Perplexity(perplexity::PerplexityArgs),
     /// Describe a model folder: config, graph, weights, tokenizer.
     Inspect {
         /// Model folder.
@@ -216,6 +220,7 @@ fn main() {
         Command::Generate(a) => generate(*a),
         Command::Chat(a) => chat::run(*a),
         Command::Bench(a) => bench::run(a),
+        Command::Perplexity(a) => perplexity::run(a),
         Command::Inspect { dir } => inspect(dir),
     };
     if let Err(e) = result {
@@ -365,6 +370,10 @@ fn inspect(dir: PathBuf) -> anyhow::Result<()> {
     println!("folder: {}", dir.display());
     println!("config: model_type {:?}, vocab {}, hidden {}, layers {}, heads {} (kv {}), head_dim {}, max positions {:?}, tied embeddings {}",
         c.model_type, c.vocab_size, c.hidden_size, c.num_hidden_layers, c.num_attention_heads, c.kv_heads(), c.head_dim(), c.max_position_embeddings, c.tie_word_embeddings);
+    match &c.quantization_config {
+        Some(q) => println!("quantization: {}", q.describe()),
+        None => println!("quantization: none (float weights)"),
+    }
     println!(
         "special tokens: bos {:?}, eos {:?}",
         c.bos_token_id,

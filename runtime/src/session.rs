@@ -352,6 +352,60 @@ impl Session {
     /// returns the last position's logits of every row, `[batch * vocab]`.
     pub fn forward_rows(&mut self, rows: &[&[u32]]) -> Result<&[f32]> {
         let vocab = self.model.graph().vocab;
+        let len = self.check_rows(rows)?;
+        self.pending.clear();
+        let chunk = self.options.prefill_chunk;
+        let mut n = 0;
+        for start in (0..len).step_by(chunk) {
+            let end = (start + chunk).min(len);
+            let parts: Vec<&[u32]> = rows.iter().map(|r| &r[start..end]).collect();
+            self.step(&parts)?;
+            n = end - start;
+        }
+        let mut last = std::mem::take(&mut self.last);
+        for (b, dst) in last.chunks_exact_mut(vocab).enumerate() {
+            self.logits_row(b * n + n - 1, dst);
+        }
+        self.last = last;
+        self.check_finite()?;
+        Ok(&self.last)
+    }
+
+    /// Evaluates `ids` after the cached tokens (batch 1) and returns, for every position
+    /// but the last, the natural-log probability the model gives the token that follows
+    /// it: `ids.len() - 1` values (perplexity, scoring). Afterwards the session holds
+    /// `ids` as it would after [`Session::forward`].
+    pub fn token_logprobs(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
+        if self.options.batch != 1 {
+            return Err(RillError::InvalidArgument(format!(
+                "token_logprobs is for batch 1; this session has {} rows",
+                self.options.batch
+            )));
+        }
+        let len = self.check_rows(&[ids])?;
+        self.pending.clear();
+        let chunk = self.options.prefill_chunk;
+        let mut out = Vec::with_capacity(len - 1);
+        let mut last = std::mem::take(&mut self.last);
+        for start in (0..len).step_by(chunk) {
+            let end = (start + chunk).min(len);
+            self.step(&[&ids[start..end]])?;
+            for j in 0..end - start {
+                self.logits_row(j, &mut last);
+                if let Some(&next) = ids.get(start + j + 1) {
+                    out.push(log_softmax_at(&last, next as usize));
+                }
+            }
+        }
+        self.last = last;
+        self.check_finite()?;
+        Ok(out)
+    }
+
+    /// Checks one slice of new tokens per row: the session's batch of equally long,
+    /// non-empty rows of in-vocabulary ids that fit the context. Returns their length.
+    fn check_rows(&self, rows: &[&[u32]]) -> Result<usize> {
+        let vocab = self.model.graph().vocab;
         let batch = self.options.batch;
         if rows.len() != batch || rows.iter().any(|r| r.len() != rows[0].len()) {
             return Err(RillError::InvalidArgument(format!(
@@ -375,36 +429,31 @@ impl Session {
                 context: self.options.context_len,
             });
         }
-        self.pending.clear();
-        let chunk = self.options.prefill_chunk;
-        let mut n = 0;
-        for start in (0..len).step_by(chunk) {
-            let end = (start + chunk).min(len);
-            let parts: Vec<&[u32]> = rows.iter().map(|r| &r[start..end]).collect();
-            self.step(&parts)?;
-            n = end - start;
-        }
-        let g = self.model.graph();
-        for b in 0..batch {
-            let row = (b * n + n - 1) * vocab;
-            let dst = &mut self.last[b * vocab..(b + 1) * vocab];
-            if g.logits_f16 {
-                // SAFETY: the buffer holds batch * chunk * vocab u16 values in its bytes.
-                let halves = unsafe {
-                    std::slice::from_raw_parts(
-                        self.logits.as_ptr() as *const u16,
-                        self.logits.len() * 2,
-                    )
-                };
-                for (d, bits) in dst.iter_mut().zip(&halves[row..row + vocab]) {
-                    *d = half::f16::from_bits(*bits).to_f32();
-                }
-            } else {
-                for (d, bits) in dst.iter_mut().zip(&self.logits[row..row + vocab]) {
-                    *d = f32::from_bits(*bits);
-                }
+        Ok(len)
+    }
+
+    /// Copies row `index` (`[batch * n]` positions of the last step) of the logits buffer
+    /// into `dst` as f32.
+    fn logits_row(&self, index: usize, dst: &mut [f32]) {
+        let vocab = dst.len();
+        let row = index * vocab;
+        if self.model.graph().logits_f16 {
+            // SAFETY: the buffer holds batch * chunk * vocab u16 values in its bytes.
+            let halves = unsafe {
+                std::slice::from_raw_parts(self.logits.as_ptr() as *const u16, self.logits.len() * 2)
+            };
+            for (d, bits) in dst.iter_mut().zip(&halves[row..row + vocab]) {
+                *d = half::f16::from_bits(*bits).to_f32();
+            }
+        } else {
+            for (d, bits) in dst.iter_mut().zip(&self.logits[row..row + vocab]) {
+                *d = f32::from_bits(*bits);
             }
         }
+    }
+
+    /// NaN logits mean broken weights: an error naming them, not a token.
+    fn check_finite(&self) -> Result<()> {
         if self.last.iter().any(|v| v.is_nan()) {
             return Err(RillError::Weights {
                 path: self.model.dir().join("model.safetensors"),
@@ -412,7 +461,7 @@ impl Session {
                     .into(),
             });
         }
-        Ok(&self.last)
+        Ok(())
     }
 
     /// Fills every row of this session with the state of `single`, a session of batch 1:
@@ -874,6 +923,13 @@ fn shift(at: usize, pinned: usize, dropped: usize) -> usize {
     } else {
         pinned
     }
+}
+
+/// `log softmax(logits)[index]`, computed stably.
+pub fn log_softmax_at(logits: &[f32], index: usize) -> f32 {
+    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let sum: f64 = logits.iter().map(|&v| ((v - max) as f64).exp()).sum();
+    ((logits[index] - max) as f64 - sum.ln()) as f32
 }
 
 /// Index of the largest logit (the first of ties), as greedy decoding and
