@@ -20,7 +20,7 @@ CORPUS_DEBS := bible-kjv bible-kjv-text python3.11-doc
 TRAIN_MINUTES ?= 45
 
 .PHONY: all build venv demo bench test test-rust test-python test-c test-bad-inputs header check-header model corpus lint clean
-.PHONY: test-cpp test-go greedy-c install test-install valgrind cross-aarch64
+.PHONY: test-cpp test-go greedy-c install test-install valgrind cross-aarch64 heldout
 
 all: build
 
@@ -198,6 +198,11 @@ model: build $(CORPUS)
 	$(TRAIN) train --corpus $(CORPUS) --out $(MODEL) --force \
 		--steps 1200 --time-limit-min $(TRAIN_MINUTES) --eval-every 100
 	$(TRAIN) export --from $(MODEL)
+
+# tests/fixtures/heldout.txt: 40 kB of the default model's held-out documents (never trained
+# on), spread over the corpus; perplexity is measured on it (`rill perplexity`).
+heldout: build $(CORPUS)
+	$(TRAIN) held-out --corpus $(CORPUS) --max-bytes 40000 > tests/fixtures/heldout.txt
 
 # Speed and memory of rill on the default model and on a ~79M-parameter Llama folder
 # with random weights (f32 and f16), made on demand under build/ and never checked in.

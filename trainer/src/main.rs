@@ -435,6 +435,8 @@ fn run_quantize(a: QuantizeArgs) -> anyhow::Result<()> {
         a.accuracy_level,
         !a.keep_embeddings,
     );
+    let cfg = LlamaConfig::load(&a.input.join("config.json"))?;
+    rill_trainer::onnx::check_attention(&cfg, a.attention)?;
     let bytes = folder::write_quantized(&a.input, &a.output, &q, a.force)?;
     rill_trainer::onnx::export_folder_with(&a.output, a.attention)?;
     let before = folder_bytes(&a.input, "model.safetensors");

@@ -25,12 +25,7 @@ pub fn export_folder(dir: &Path) -> Result<usize> {
 /// As [`export_folder`], with the attention variant chosen.
 pub fn export_folder_with(dir: &Path, attention: Attention) -> Result<usize> {
     let cfg = LlamaConfig::load(&dir.join("config.json"))?;
-    if attention == Attention::Gqa && !cfg.head_dim().is_multiple_of(16) {
-        return Err(crate::error::TrainerError::InvalidOption(format!(
-            "--attention gqa needs a head_dim that is a multiple of 16 (ONNX Runtime's GroupQueryAttention kernel); this model's is {}: export with --attention hf",
-            cfg.head_dim()
-        )));
-    }
+    check_attention(&cfg, attention)?;
     let weights = FolderWeights::open(dir, &cfg)?;
     let model = llama::build(&cfg, &weights, attention);
     let bytes = model.encode_to_vec();
@@ -38,4 +33,15 @@ pub fn export_folder_with(dir: &Path, attention: Attention) -> Result<usize> {
     std::fs::write(&path, &bytes).map_err(io_err(&path))?;
     crate::folder::write_generation_config(dir, &cfg)?;
     Ok(bytes.len())
+}
+
+/// Checks that `attention` can be exported for `cfg` (before anything is written).
+pub fn check_attention(cfg: &LlamaConfig, attention: Attention) -> Result<()> {
+    if attention == Attention::Gqa && !cfg.head_dim().is_multiple_of(16) {
+        return Err(crate::error::TrainerError::InvalidOption(format!(
+            "--attention gqa needs a head_dim that is a multiple of 16 (ONNX Runtime's GroupQueryAttention kernel); this model's is {}: export with --attention hf",
+            cfg.head_dim()
+        )));
+    }
+    Ok(())
 }
