@@ -20,7 +20,7 @@ CORPUS_DEBS := bible-kjv bible-kjv-text python3.11-doc
 TRAIN_MINUTES ?= 45
 
 .PHONY: all build venv demo bench test test-rust test-python test-c test-bad-inputs header check-header model corpus lint clean
-.PHONY: test-cpp test-go greedy-c install test-install valgrind cross-aarch64 heldout
+.PHONY: test-cpp test-go greedy-c install test-install valgrind cross-aarch64 heldout stress
 
 all: build
 
@@ -198,6 +198,10 @@ model: build $(CORPUS)
 	$(TRAIN) train --corpus $(CORPUS) --out $(MODEL) --force \
 		--steps 1200 --time-limit-min $(TRAIN_MINUTES) --eval-every 100
 	$(TRAIN) export --from $(MODEL)
+
+# The concurrency stress test at length (CI runs its 2-round short mode in test-rust).
+stress: build
+	RILL_STRESS_ROUNDS=12 cargo test --release -p rill --test stress -- --nocapture
 
 # tests/fixtures/heldout.txt: 40 kB of the default model's held-out documents (never trained
 # on), spread over the corpus; perplexity is measured on it (`rill perplexity`).
