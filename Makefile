@@ -20,7 +20,7 @@ CORPUS_DEBS := bible-kjv bible-kjv-text python3.11-doc
 TRAIN_MINUTES ?= 45
 
 .PHONY: all build venv demo bench test test-rust test-python test-c test-bad-inputs header check-header model corpus lint clean
-.PHONY: test-cpp test-go greedy-c install test-install valgrind cross-aarch64 heldout stress
+.PHONY: test-cpp test-go greedy-c install test-install valgrind cross-aarch64 heldout stress cuda-env test-cuda fuzz fuzz-seeds
 
 all: build
 
@@ -46,6 +46,8 @@ test: build venv check-header test-c test-bad-inputs test-cpp test-go test-insta
 
 test-rust: venv
 	cargo test --release --workspace
+	# The `cuda` feature builds and, with this CPU library, refuses CUDA with a clear error.
+	cargo test --release -p rill --features cuda --test provider
 
 test-python: build venv
 	RILL_TRAIN=$(TRAIN) RILL=$(RILL) $(PY) -m pytest -q tests/python
@@ -199,6 +201,36 @@ model: build $(CORPUS)
 		--steps 1200 --time-limit-min $(TRAIN_MINUTES) --eval-every 100
 	$(TRAIN) export --from $(MODEL)
 
+# The CUDA execution provider (issue 11): the onnxruntime-gpu wheel of the pinned version with
+# the NVIDIA CUDA and cuDNN libraries from PyPI, in its own venv; `make test-cuda` builds rill
+# with `--features cuda` and runs the provider tests against that library (on a machine with
+# an NVIDIA GPU; elsewhere they report CUDA as unusable and skip the GPU checks, saying so).
+CUDA_VENV := .venv-cuda
+CUDA_ORT = $$(ls $(CUDA_VENV)/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* | head -1)
+$(CUDA_VENV)/.ok-$(ORT_VERSION): Makefile Cargo.toml
+	python3 -m venv $(CUDA_VENV)
+	$(CUDA_VENV)/bin/pip install --quiet --disable-pip-version-check "onnxruntime-gpu[cuda,cudnn]==$(ORT_VERSION)"
+	touch $@
+cuda-env: $(CUDA_VENV)/.ok-$(ORT_VERSION)
+test-cuda: cuda-env
+	ORT_DYLIB_PATH=$(CUDA_ORT) LD_LIBRARY_PATH=$$(ls -d $(CUDA_VENV)/lib/python3*/site-packages/nvidia/*/lib | tr '\n' ':') \
+		cargo test --release -p rill --features cuda --test provider -- --nocapture
+
+# Fuzzing (cargo fuzz, libFuzzer with AddressSanitizer; nightly Rust): every target for
+# FUZZ_SECONDS, its corpus under fuzz/corpus/ (not checked in) seeded from fuzz/seeds/ (checked
+# in; `make fuzz-seeds` rewrites it from the fixtures). Not part of CI.
+FUZZ_TARGETS := config safetensors state sampler_params text_stream c_calls
+FUZZ_SECONDS ?= 600
+fuzz: build venv
+	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	cd fuzz && cargo +nightly fuzz build
+	cd fuzz && for t in $(FUZZ_TARGETS); do mkdir -p corpus/$$t && \
+		cargo +nightly fuzz run $$t corpus/$$t seeds/$$t -- -max_total_time=$(FUZZ_SECONDS) \
+			-rss_limit_mb=4096 -detect_leaks=0 -print_final_stats=1 2>&1 | tee ../build/fuzz-$$t.log | \
+			grep -E "^(Done|stat::number_of_executed_units|==.*ERROR|SUMMARY)" || exit 1; done
+fuzz-seeds: build venv
+	$(PY) fuzz/make_seeds.py
+
 # The concurrency stress test at length (CI runs its 2-round short mode in test-rust).
 stress: build
 	RILL_STRESS_ROUNDS=12 cargo test --release -p rill --test stress -- --nocapture
@@ -233,7 +265,7 @@ GGUF_VERSION := 0.19.0
 COMPARE_OUT := build/compare
 COMPARE := $(CMP_PY) scripts/compare.py
 
-.PHONY: compare compare-quick compare-env bench-models
+.PHONY: compare compare-quick compare-quant compare-env bench-models bench-model-q4
 
 $(CMP_VENV)/.ok-$(ORT_VERSION)-$(GENAI_VERSION)-$(LLAMA_CPP_VERSION): Makefile Cargo.toml
 	python3 -m venv $(CMP_VENV)
@@ -247,8 +279,9 @@ $(CMP_VENV)/.ok-$(ORT_VERSION)-$(GENAI_VERSION)-$(LLAMA_CPP_VERSION): Makefile C
 	touch $@
 compare-env: $(CMP_VENV)/.ok-$(ORT_VERSION)-$(GENAI_VERSION)-$(LLAMA_CPP_VERSION)
 
-# The bench folders of `make bench`, made only if missing (needs rill-train: `make build`).
-bench-models:
+# The bench folders of `make bench` and the int4 copy, made only if missing (needs rill-train:
+# `make build`).
+bench-models: bench-model-q4
 	test -x $(TRAIN) || $(MAKE) build
 	test -f $(BENCH_MODEL)/model.onnx || $(TRAIN) init --out $(BENCH_MODEL) --force \
 		--preset bench100m --tokenizer-from $(MODEL)
@@ -258,6 +291,15 @@ bench-models:
 		--out $(BENCH_MODEL)-gqa --attention gqa --force
 	test -f build/rill-tiny-gqa/model.onnx || $(TRAIN) export --from $(MODEL) \
 		--out build/rill-tiny-gqa --attention gqa --force
+
+# The 100M folder's int4 copy (`rill-train quantize`: 4-bit blocks of 32 with zero points, run by
+# ONNX Runtime's MatMulNBits), made only if missing.
+bench-model-q4:
+	test -x $(TRAIN) || $(MAKE) build
+	test -f $(BENCH_MODEL)/model.onnx || $(TRAIN) init --out $(BENCH_MODEL) --force \
+		--preset bench100m --tokenizer-from $(MODEL)
+	test -f $(BENCH_MODEL)-q4/model.onnx || $(TRAIN) quantize --bits 4 --block-size 32 \
+		$(BENCH_MODEL) $(BENCH_MODEL)-q4 --force
 
 # The default model, the 100M folder in f32 and f16, and a long context (1,500-token prompt,
 # 64 new tokens) on the 100M folder; tables also in $(COMPARE_OUT)/compare.md and *.json.
@@ -274,8 +316,21 @@ compare: compare-env bench-models
 	$(COMPARE) --model $(BENCH_MODEL)-f16 --json $(COMPARE_OUT)/bench100m-f16.json --markdown-out $(COMPARE_OUT)/bench100m-f16.md
 	$(COMPARE) --model $(BENCH_MODEL) --prompt-tokens 1500 --new-tokens 64 $(if $(RILL_LONG_MODEL),--rill-model $(RILL_LONG_MODEL)) \
 		--json $(COMPARE_OUT)/bench100m-long.json --markdown-out $(COMPARE_OUT)/bench100m-long.md
+	$(COMPARE_QUANT_ROW)
 	cat $(COMPARE_OUT)/rill-tiny.md $(COMPARE_OUT)/rill-tiny-gqa.md $(COMPARE_OUT)/bench100m.md $(COMPARE_OUT)/bench100m-f16.md \
-		$(COMPARE_OUT)/bench100m-long.md > $(COMPARE_OUT)/compare.md
+		$(COMPARE_OUT)/bench100m-long.md $(COMPARE_OUT)/bench100m-q4.md > $(COMPARE_OUT)/compare.md
+
+# The int4 row alone (and the int4 folder if missing): rill on $(BENCH_MODEL)-q4, and as
+# `rill (peers' folder)` on the f32 folder, the peers on the f32 folder, llama.cpp on its own
+# quantizations of the same f32 weights. Both 4-bit GGUF types, as they cost seconds: Q4_0
+# (symmetric, one f16 scale per 32: llama.cpp's usual "Q4" and its fastest 4-bit CPU path) and
+# Q4_1 (scale and minimum per 32: the same layout as ours, asymmetric blocks of 32 with zero points).
+COMPARE_QUANT_ROW = $(COMPARE) --model $(BENCH_MODEL) --rill-model $(BENCH_MODEL)-q4 --llama-quant q4_0,q4_1 \
+		--json $(COMPARE_OUT)/bench100m-q4.json --markdown-out $(COMPARE_OUT)/bench100m-q4.md
+compare-quant: compare-env bench-model-q4
+	test -x $(RILL) || $(MAKE) build
+	mkdir -p $(COMPARE_OUT)
+	$(COMPARE_QUANT_ROW)
 
 # The default model only, small sizes (what tests/python/test_compare.py runs).
 compare-quick: compare-env

@@ -51,6 +51,10 @@ typedef enum rill_status {
   RILL_ERR_ORT = 107,
   // A generation config is malformed.
   RILL_ERR_GENERATION_CONFIG = 108,
+  // The execution provider asked for (CUDA) cannot be used: rill built without the
+  // `cuda` feature, a CPU-only ONNX Runtime library, no usable GPU; the message says
+  // which.
+  RILL_ERR_PROVIDER = 109,
   // The prompt does not fit the session's context.
   RILL_ERR_PROMPT_TOO_LONG = 200,
   // The prompt has no tokens.
@@ -135,6 +139,12 @@ typedef struct rill_model_options {
   // 0 stops ONNX Runtime from pre-packing weight matrices (no second copy in memory,
   // slower matrix products); 1, the default, allows it.
   uint8_t prepack;
+  // Where the graph runs: 0 the CPU (default); 1 CUDA, failing with `RILL_ERR_PROVIDER`
+  // (the message says what is missing) when it cannot be used; 2 CUDA when usable, else
+  // the CPU (`rill_model_provider` tells which).
+  uint32_t provider;
+  // The CUDA device ordinal (with `provider` 1 or 2).
+  int32_t device_id;
 } rill_model_options;
 
 // Options for [`rill_session_new`]; initialise with [`rill_session_options_default`].
@@ -241,6 +251,14 @@ const char *rill_last_error(void);
 // A static name for `status` (e.g. "RILL_ERR_WEIGHTS"); never NULL, never freed.
 const char *rill_status_str(enum rill_status status);
 
+// Why CUDA was not used although options `provider` 2 preferred it, NUL-terminated
+// into `buf` (`capacity` bytes; the size needed in `*needed_out`,
+// `RILL_ERR_BUFFER_TOO_SMALL` when it does not fit); "" when there was no fallback.
+enum rill_status rill_model_provider_note(const struct rill_model *model,
+                                          char *buf,
+                                          size_t capacity,
+                                          size_t *needed_out);
+
 // Makes `path` (UTF-8) the first place rill loads the ONNX Runtime shared library from,
 // before `ORT_DYLIB_PATH`, the executable's folder and the source tree's `.venv`: for
 // applications that ship the library inside their own bundle (Android, desktop apps).
@@ -250,6 +268,13 @@ enum rill_status rill_set_onnxruntime_path(const char *path);
 
 // The default model options.
 struct rill_model_options rill_model_options_default(void);
+
+// The execution provider `model` runs on: 0 the CPU, 1 CUDA (its device ordinal in
+// `*device_out`, which may be NULL). After a fallback (options `provider` 2) this is 0;
+// [`rill_model_provider_note`] says why.
+enum rill_status rill_model_provider(const struct rill_model *model,
+                                     uint32_t *provider_out,
+                                     int32_t *device_out);
 
 // Opens the model folder at `path` (UTF-8): config, tokenizer, weights and graph, all
 // checked.

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use clap::Args;
 use rill::config::OneOrMany;
-use rill::{GenerationConfig, Model, ModelOptions, Session, SessionOptions};
+use rill::{GenerationConfig, Model, Session, SessionOptions};
 
 /// Options of `rill bench`.
 #[derive(Args)]
@@ -24,15 +24,8 @@ pub struct BenchArgs {
     /// Repetitions.
     #[arg(long, default_value_t = 5)]
     reps: usize,
-    /// ONNX Runtime intra-op threads (0: one per core).
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
-    /// Stop ONNX Runtime from pre-packing weights.
-    #[arg(long)]
-    no_prepack: bool,
-    /// Let ONNX Runtime load the weights itself instead of rill mapping them.
-    #[arg(long)]
-    ort_loads_weights: bool,
+    #[command(flatten)]
+    open: crate::OpenArgs,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -49,16 +42,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         a.reps > 0 && a.new_tokens > 0 && a.prompt_tokens > 0,
         "reps, new-tokens and prompt-tokens must be positive"
     );
-    let weights = if a.ort_loads_weights {
-        rill::WeightSource::OrtExternalData
-    } else {
-        rill::WeightSource::Mapped
-    };
-    let options = ModelOptions {
-        intra_threads: a.threads,
-        prepack: !a.no_prepack,
-        weights,
-    };
+    let options = a.open.options()?;
     let rss0 = crate::resident_bytes().unwrap_or(0);
     let t = Instant::now();
     let model = Arc::new(Model::open(&a.model, &options)?);
@@ -188,7 +172,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     let step_us = 1e6 / d[1];
     if a.json {
         let v = serde_json::json!({
-            "model": a.model, "threads": a.threads, "prompt_tokens": a.prompt_tokens, "new_tokens": a.new_tokens,
+            "model": a.model, "threads": a.open.threads, "prompt_tokens": a.prompt_tokens, "new_tokens": a.new_tokens,
             "reps": a.reps, "open_ms": o, "prefill_tokens_per_s": p, "decode_tokens_per_s": d,
             "ort_run_share": s, "decode_step_us_median": step_us,
             "decode_sampled_tokens_per_s": ds, "sampler_share_sampled": ss,

@@ -87,11 +87,20 @@ pub(crate) struct OpenArgs {
     /// Stop ONNX Runtime from pre-packing weights (no second copy; slower products).
     #[arg(long)]
     no_prepack: bool,
+    /// Where the graph runs: cpu, cuda (an error naming what is missing when CUDA cannot
+    /// be used), or auto (CUDA when usable, else the CPU, saying why). CUDA needs a build
+    /// with `--features cuda` and the onnxruntime-gpu library (`make cuda-env`).
+    #[arg(long, default_value = "cpu")]
+    provider: String,
+    /// CUDA device ordinal.
+    #[arg(long, default_value_t = 0)]
+    device: i32,
 }
 
 impl OpenArgs {
-    pub(crate) fn open(&self, dir: &std::path::Path) -> anyhow::Result<Arc<Model>> {
-        let options = ModelOptions {
+    /// The model options these flags ask for.
+    pub(crate) fn options(&self) -> anyhow::Result<ModelOptions> {
+        Ok(ModelOptions {
             intra_threads: self.threads,
             weights: if self.ort_loads_weights {
                 WeightSource::OrtExternalData
@@ -99,8 +108,17 @@ impl OpenArgs {
                 WeightSource::Mapped
             },
             prepack: !self.no_prepack,
-        };
-        Ok(Arc::new(Model::open(dir, &options)?))
+            provider: rill::Provider::parse(&self.provider, self.device)?,
+        })
+    }
+
+    /// Opens `dir` with these options (a CUDA fallback is reported on stderr).
+    pub(crate) fn open(&self, dir: &std::path::Path) -> anyhow::Result<Arc<Model>> {
+        let model = Model::open(dir, &self.options()?)?;
+        if let Some(note) = model.provider_note() {
+            eprintln!("note: {note}");
+        }
+        Ok(Arc::new(model))
     }
 }
 
@@ -370,6 +388,15 @@ fn inspect(dir: PathBuf) -> anyhow::Result<()> {
     println!("folder: {}", dir.display());
     println!("config: model_type {:?}, vocab {}, hidden {}, layers {}, heads {} (kv {}), head_dim {}, max positions {:?}, tied embeddings {}",
         c.model_type, c.vocab_size, c.hidden_size, c.num_hidden_layers, c.num_attention_heads, c.kv_heads(), c.head_dim(), c.max_position_embeddings, c.tie_word_embeddings);
+    println!(
+        "execution provider: {} (CUDA {})",
+        model.provider().describe(),
+        if rill::provider::CUDA_BUILD {
+            "available in this build: --provider cuda"
+        } else {
+            "not in this build: rebuild with --features cuda"
+        }
+    );
     match &c.quantization_config {
         Some(q) => println!("quantization: {}", q.describe()),
         None => println!("quantization: none (float weights)"),

@@ -126,7 +126,12 @@ pub fn run(a: PerplexityArgs) -> anyhow::Result<()> {
 
 /// The text as token windows: each line a document with the tokenizer's special tokens,
 /// cut into windows of at most `window` tokens, until `max_tokens` are to be scored.
-fn windows(model: &Model, text: &str, window: usize, max_tokens: usize) -> anyhow::Result<Vec<Vec<u32>>> {
+fn windows(
+    model: &Model,
+    text: &str,
+    window: usize,
+    max_tokens: usize,
+) -> anyhow::Result<Vec<Vec<u32>>> {
     let mut out = Vec::new();
     let mut scored = 0;
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
@@ -197,7 +202,10 @@ fn agreement(
     let (mut identical, mut first_sum, mut n) = (0usize, 0usize, 0usize);
     for w in windows.iter().filter(|w| w.len() >= 4).take(prompts) {
         let prompt = &w[..(w.len() / 2).min(16)];
-        let (a, b) = (continue_with(model, prompt)?, continue_with(reference, prompt)?);
+        let (a, b) = (
+            continue_with(model, prompt)?,
+            continue_with(reference, prompt)?,
+        );
         // Continuations end early at EOS: positions past both ends are not compared.
         let first = (0..new_tokens)
             .find(|&i| a.get(i) != b.get(i))

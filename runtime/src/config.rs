@@ -135,11 +135,16 @@ impl ModelConfig {
     /// Reads and checks `config.json`.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(io_err(path))?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and checks the text of a `config.json` (`path` names it in errors).
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
         let bad = |message: String| RillError::Config {
             path: path.to_path_buf(),
             message,
         };
-        let cfg: ModelConfig = serde_json::from_str(&text)
+        let cfg: ModelConfig = serde_json::from_str(text)
             .map_err(|e| bad(format!("not valid JSON for a decoder config: {e}")))?;
         for (name, v) in [
             ("vocab_size", cfg.vocab_size),

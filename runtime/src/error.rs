@@ -89,6 +89,9 @@ pub enum RillError {
     /// A saved session state is corrupt, of another version, or made with another model.
     #[error("saved session state: {0}")]
     State(String),
+    /// The execution provider asked for cannot be used.
+    #[error("execution provider {provider}: {message}")]
+    Provider { provider: String, message: String },
 }
 
 /// Result with [`RillError`].

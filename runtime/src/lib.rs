@@ -15,6 +15,7 @@ pub mod model;
 pub mod ort_env;
 mod ort_value;
 pub mod plugin;
+pub mod provider;
 pub mod sampling;
 pub mod session;
 mod state;
@@ -26,6 +27,7 @@ pub use chat::ChatMessage;
 pub use config::{GenerationConfig, ModelConfig};
 pub use error::{Result, RillError};
 pub use model::{Model, ModelOptions, WeightSource};
+pub use provider::Provider;
 pub use session::{ContextPolicy, Generation, Session, SessionOptions, StopReason, Timings};
 pub use stop::CancelToken;
 

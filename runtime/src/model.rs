@@ -34,6 +34,8 @@ pub struct ModelOptions {
     /// products; its copy replaces the mapped pages in resident memory, which rill
     /// releases after opening). Off keeps the mapped weights the only copy.
     pub prepack: bool,
+    /// Where the graph runs: the CPU (default), CUDA, or CUDA when usable else the CPU.
+    pub provider: crate::Provider,
 }
 
 impl Default for ModelOptions {
@@ -42,6 +44,7 @@ impl Default for ModelOptions {
             intra_threads: 0,
             weights: WeightSource::Mapped,
             prepack: true,
+            provider: crate::Provider::Cpu,
         }
     }
 }
@@ -59,6 +62,8 @@ pub struct Model {
     chat: Option<crate::chat::ChatTemplate>,
     dir: PathBuf,
     open_time: Duration,
+    provider: crate::Provider,
+    provider_note: Option<String>,
 }
 
 fn require(path: PathBuf) -> Result<PathBuf> {
@@ -97,24 +102,21 @@ impl Model {
             _ => None,
         };
 
-        let env = crate::ort_env::environment()?;
-        let ort_err =
-            |e: ort::Error<ort::session::builder::SessionBuilder>| RillError::Ort(e.to_string());
-        let mut builder = ort::session::Session::builder(env)?;
-        if !options.prepack {
-            builder = builder.with_prepacking(false).map_err(ort_err)?;
-        }
-        if options.intra_threads > 0 {
-            builder = builder
-                .with_intra_threads(options.intra_threads)
-                .map_err(ort_err)?;
-        }
-        if let Some(w) = &weights {
-            for (name, value) in w.ort_values()? {
-                builder = builder.with_initializer(name, value).map_err(ort_err)?;
-            }
-        }
-        let session = builder.commit_from_file(&graph_path)?;
+        let open_with = |cuda: Option<i32>| -> Result<ort::session::Session> {
+            session_for(&graph_path, weights.as_ref(), options, cuda)
+        };
+        let (session, provider, provider_note) = match options.provider {
+            crate::Provider::Cpu => (open_with(None)?, crate::Provider::Cpu, None),
+            crate::Provider::Cuda { device } => (open_with(Some(device))?, options.provider, None),
+            crate::Provider::CudaOrCpu { device } => match open_with(Some(device)) {
+                Ok(s) => (s, crate::Provider::Cuda { device }, None),
+                Err(e) => (
+                    open_with(None)?,
+                    crate::Provider::Cpu,
+                    Some(format!("CUDA not used, running on the CPU: {e}")),
+                ),
+            },
+        };
         let graph = crate::graph::inspect(&session, &config, &graph_path)?;
         if options.prepack {
             // The matrices now live in ONNX Runtime's pre-packed copy; only a few tensors
@@ -133,7 +135,19 @@ impl Model {
             chat,
             dir,
             open_time: start.elapsed(),
+            provider,
+            provider_note,
         })
+    }
+
+    /// The execution provider the graph runs on (after any fallback).
+    pub fn provider(&self) -> crate::Provider {
+        self.provider
+    }
+
+    /// Why CUDA was not used when it was preferred ([`crate::Provider::CudaOrCpu`]).
+    pub fn provider_note(&self) -> Option<&str> {
+        self.provider_note.as_deref()
     }
 
     /// The folder's config.
@@ -263,4 +277,46 @@ impl Model {
     pub fn max_context(&self) -> usize {
         self.config.max_position_embeddings.unwrap_or(2048)
     }
+}
+
+/// An ONNX Runtime session over `graph` with rill's options, the weights from the map
+/// (when given) and CUDA on GPU `cuda` (when given).
+fn session_for(
+    graph: &Path,
+    weights: Option<&MappedWeights>,
+    options: &ModelOptions,
+    cuda: Option<i32>,
+) -> Result<ort::session::Session> {
+    let env = crate::ort_env::environment()?;
+    let ort_err =
+        |e: ort::Error<ort::session::builder::SessionBuilder>| RillError::Ort(e.to_string());
+    let mut builder = ort::session::Session::builder(env)?;
+    if let Some(device) = cuda {
+        builder = crate::provider::register_cuda(builder, device).map_err(|message| {
+            RillError::Provider {
+                provider: format!("cuda:{device}"),
+                message,
+            }
+        })?;
+    }
+    if !options.prepack {
+        builder = builder.with_prepacking(false).map_err(ort_err)?;
+    }
+    if options.intra_threads > 0 {
+        builder = builder
+            .with_intra_threads(options.intra_threads)
+            .map_err(ort_err)?;
+    }
+    if let Some(w) = weights {
+        for (name, value) in w.ort_values()? {
+            builder = builder.with_initializer(name, value).map_err(ort_err)?;
+        }
+    }
+    builder.commit_from_file(graph).map_err(|e| match cuda {
+        Some(device) => RillError::Provider {
+            provider: format!("cuda:{device}"),
+            message: format!("ONNX Runtime could not create the session on the GPU: {e}"),
+        },
+        None => e.into(),
+    })
 }

@@ -440,7 +440,10 @@ impl Session {
         if self.model.graph().logits_f16 {
             // SAFETY: the buffer holds batch * chunk * vocab u16 values in its bytes.
             let halves = unsafe {
-                std::slice::from_raw_parts(self.logits.as_ptr() as *const u16, self.logits.len() * 2)
+                std::slice::from_raw_parts(
+                    self.logits.as_ptr() as *const u16,
+                    self.logits.len() * 2,
+                )
             };
             for (d, bits) in dst.iter_mut().zip(&halves[row..row + vocab]) {
                 *d = half::f16::from_bits(*bits).to_f32();

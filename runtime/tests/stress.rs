@@ -141,7 +141,9 @@ fn round(model: &Arc<Model>, sessions: &mut [Session], want: &Expected, seed: u6
                 run(session, prompt, Job::Greedy, 7);
                 let len = session.history().len();
                 session.truncate(rng.random_range(1..=len)).unwrap();
-                session.set_generation_config(config(Job::Greedy, 7)).unwrap();
+                session
+                    .set_generation_config(config(Job::Greedy, 7))
+                    .unwrap();
                 let again = session.generate(prompt, |_| true).unwrap().text;
                 assert_eq!(again, want.greedy[p]);
             }
@@ -174,7 +176,11 @@ fn sixty_four_sessions_on_eight_threads() {
         let model = common::default_model();
         let want = Arc::new(expected(&model));
         let mut sessions: Vec<Vec<Session>> = (0..THREADS)
-            .map(|_| (0..SESSIONS_PER_THREAD).map(|_| new_session(&model)).collect())
+            .map(|_| {
+                (0..SESSIONS_PER_THREAD)
+                    .map(|_| new_session(&model))
+                    .collect()
+            })
             .collect();
         let mut rss = Vec::new();
         let mut totals = [0usize; 5];
@@ -209,7 +215,10 @@ fn sixty_four_sessions_on_eight_threads() {
         "jobs (greedy, sampled, beam, cancel, rollback): {totals:?}; RSS per round (MiB): {:?}",
         rss.iter().map(|b| b / (1 << 20)).collect::<Vec<_>>()
     );
-    assert_eq!(totals.iter().sum::<usize>(), rounds * THREADS * SESSIONS_PER_THREAD);
+    assert_eq!(
+        totals.iter().sum::<usize>(),
+        rounds * THREADS * SESSIONS_PER_THREAD
+    );
     assert!(totals.iter().all(|&n| n > 0), "every kind of job ran");
     // Flat memory: after the first round (caches and arenas warmed), later rounds must not
     // grow resident memory by more than allocator noise.

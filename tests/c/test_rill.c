@@ -387,6 +387,44 @@ static void test_conversation(const rill_model *model) {
     rill_session_free(session);
 }
 
+/* Execution providers: the CPU by default; CUDA where it cannot be used (no `cuda` feature,
+ * a CPU build of ONNX Runtime or no GPU) is RILL_ERR_PROVIDER with a message; "CUDA, else
+ * the CPU" opens on the CPU and says why. */
+static void test_provider(const rill_model *model, const char *dir) {
+    uint32_t provider = 9;
+    int32_t device = -1;
+    EXPECT_STATUS(rill_model_provider(model, &provider, &device), RILL_OK);
+    CHECK(provider == 0 && device == 0, "the default model runs on the CPU");
+    EXPECT_STATUS(rill_model_provider(model, NULL, NULL), RILL_ERR_INVALID_ARGUMENT);
+    size_t needed = 0;
+    EXPECT_STATUS(rill_model_provider_note(model, NULL, 0, &needed), RILL_ERR_BUFFER_TOO_SMALL);
+    CHECK(needed == 1, "no fallback note on a CPU model");
+
+    rill_model_options o = rill_model_options_default();
+    o.provider = 7;
+    const rill_model *other = NULL;
+    EXPECT_STATUS(rill_model_open(dir, &o, &other), RILL_ERR_INVALID_ARGUMENT);
+    o.provider = 1;
+    o.device_id = 0;
+    rill_status s = rill_model_open(dir, &o, &other);
+    if (s == RILL_OK) {
+        printf("CUDA usable here: the error path of RILL_ERR_PROVIDER is not exercised\n");
+        rill_model_free(other);
+        return;
+    }
+    EXPECT_STATUS(s, RILL_ERR_PROVIDER);
+    CHECK(strstr(rill_last_error(), "execution provider cuda:0") != NULL, "message names the provider: %s",
+          rill_last_error());
+    o.provider = 2;
+    EXPECT_STATUS(rill_model_open(dir, &o, &other), RILL_OK);
+    EXPECT_STATUS(rill_model_provider(other, &provider, NULL), RILL_OK);
+    CHECK(provider == 0, "fell back to the CPU");
+    char note[1024];
+    EXPECT_STATUS(rill_model_provider_note(other, note, sizeof note, &needed), RILL_OK);
+    CHECK(strstr(note, "CUDA not used") != NULL, "the fallback is explained: %s", note);
+    rill_model_free(other);
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
         fprintf(stderr, "usage: %s MODEL_DIR PLUGIN_PATH\n", argv[0]);
@@ -415,6 +453,7 @@ int main(int argc, char **argv) {
     test_plugins(model, argv[2]);
     test_beams(model);
     test_conversation(model);
+    test_provider(model, argv[1]);
     /* A session outlives the caller's model reference. */
     rill_session *session = NULL;
     EXPECT_STATUS(rill_session_new(model, NULL, &session), RILL_OK);

@@ -39,6 +39,10 @@ pub enum rill_status {
     RILL_ERR_ORT = 107,
     /// A generation config is malformed.
     RILL_ERR_GENERATION_CONFIG = 108,
+    /// The execution provider asked for (CUDA) cannot be used: rill built without the
+    /// `cuda` feature, a CPU-only ONNX Runtime library, no usable GPU; the message says
+    /// which.
+    RILL_ERR_PROVIDER = 109,
     /// The prompt does not fit the session's context.
     RILL_ERR_PROMPT_TOO_LONG = 200,
     /// The prompt has no tokens.
@@ -81,6 +85,7 @@ pub(crate) fn status_of(e: &RillError) -> rill_status {
         RillError::TokenOutOfRange { .. } => RILL_ERR_TOKEN_OUT_OF_RANGE,
         RillError::ChatTemplate(_) => RILL_ERR_CHAT_TEMPLATE,
         RillError::State(_) => RILL_ERR_STATE,
+        RillError::Provider { .. } => RILL_ERR_PROVIDER,
         RillError::PluginLoad(_) => RILL_ERR_PLUGIN_LOAD,
         RillError::Plugin(_) => RILL_ERR_PLUGIN,
         RillError::UnknownSampler(_) => RILL_ERR_UNKNOWN_SAMPLER,
@@ -128,6 +133,7 @@ pub extern "C" fn rill_status_str(status: rill_status) -> *const c_char {
         RILL_ERR_ORT_NOT_FOUND => b"RILL_ERR_ORT_NOT_FOUND\0",
         RILL_ERR_ORT => b"RILL_ERR_ORT\0",
         RILL_ERR_GENERATION_CONFIG => b"RILL_ERR_GENERATION_CONFIG\0",
+        RILL_ERR_PROVIDER => b"RILL_ERR_PROVIDER\0",
         RILL_ERR_PROMPT_TOO_LONG => b"RILL_ERR_PROMPT_TOO_LONG\0",
         RILL_ERR_EMPTY_PROMPT => b"RILL_ERR_EMPTY_PROMPT\0",
         RILL_ERR_TOKEN_OUT_OF_RANGE => b"RILL_ERR_TOKEN_OUT_OF_RANGE\0",

@@ -41,6 +41,32 @@ pub struct rill_model_options {
     /// 0 stops ONNX Runtime from pre-packing weight matrices (no second copy in memory,
     /// slower matrix products); 1, the default, allows it.
     pub prepack: u8,
+    /// Where the graph runs: 0 the CPU (default); 1 CUDA, failing with `RILL_ERR_PROVIDER`
+    /// (the message says what is missing) when it cannot be used; 2 CUDA when usable, else
+    /// the CPU (`rill_model_provider` tells which).
+    pub provider: u32,
+    /// The CUDA device ordinal (with `provider` 1 or 2).
+    pub device_id: i32,
+}
+
+/// Size of the first released `rill_model_options` (struct_size, intra_threads,
+/// ort_loads_weights, prepack), still accepted.
+const MODEL_OPTIONS_V1: usize = std::mem::size_of::<usize>() + 8;
+
+/// Why CUDA was not used although options `provider` 2 preferred it, NUL-terminated
+/// into `buf` (`capacity` bytes; the size needed in `*needed_out`,
+/// `RILL_ERR_BUFFER_TOO_SMALL` when it does not fit); "" when there was no fallback.
+#[no_mangle]
+pub extern "C" fn rill_model_provider_note(
+    model: *const rill_model,
+    buf: *mut c_char,
+    capacity: usize,
+    needed_out: *mut usize,
+) -> rill_status {
+    ffi_call(|| {
+        let note = model_ref(model)?.provider_note().unwrap_or("");
+        super::write_buffer(note.as_bytes(), true, buf as *mut u8, capacity, needed_out)
+    })
 }
 
 /// Makes `path` (UTF-8) the first place rill loads the ONNX Runtime shared library from,
@@ -61,7 +87,32 @@ pub extern "C" fn rill_model_options_default() -> rill_model_options {
         intra_threads: 0,
         ort_loads_weights: 0,
         prepack: 1,
+        provider: 0,
+        device_id: 0,
     }
+}
+
+/// The execution provider `model` runs on: 0 the CPU, 1 CUDA (its device ordinal in
+/// `*device_out`, which may be NULL). After a fallback (options `provider` 2) this is 0;
+/// [`rill_model_provider_note`] says why.
+#[no_mangle]
+pub extern "C" fn rill_model_provider(
+    model: *const rill_model,
+    provider_out: *mut u32,
+    device_out: *mut i32,
+) -> rill_status {
+    ffi_call(|| {
+        let m = model_ref(model)?;
+        let out = out_ptr(provider_out, "provider_out")?;
+        let (p, d) = match m.provider() {
+            crate::Provider::Cpu => (0, 0),
+            crate::Provider::Cuda { device } | crate::Provider::CudaOrCpu { device } => (1, device),
+        };
+        // SAFETY: checked non-NULL above.
+        unsafe { *out = p };
+        super::write_optional(device_out, d);
+        Ok(())
+    })
 }
 
 pub(crate) fn model_ref<'a>(model: *const rill_model) -> Result<&'a Model, RillError> {
@@ -100,15 +151,27 @@ pub extern "C" fn rill_model_open(
         let path = c_str(path, "path")?;
         let mut opts = ModelOptions::default();
         if let Some(o) = optional(options) {
-            check_struct_size(
-                o.struct_size,
-                std::mem::size_of::<rill_model_options>(),
-                "options",
-            )?;
+            check_struct_size(o.struct_size, MODEL_OPTIONS_V1, "options")?;
             opts.intra_threads = o.intra_threads as usize;
             opts.prepack = o.prepack != 0;
             if o.ort_loads_weights != 0 {
                 opts.weights = WeightSource::OrtExternalData;
+            }
+            if o.struct_size >= std::mem::size_of::<rill_model_options>() {
+                opts.provider = match o.provider {
+                    0 => crate::Provider::Cpu,
+                    1 => crate::Provider::Cuda {
+                        device: o.device_id,
+                    },
+                    2 => crate::Provider::CudaOrCpu {
+                        device: o.device_id,
+                    },
+                    other => {
+                        return Err(RillError::InvalidArgument(format!(
+                            "`options.provider` is {other}: 0 (CPU), 1 (CUDA) or 2 (CUDA, else CPU)"
+                        )))
+                    }
+                };
             }
         }
         let model = Arc::new(Model::open(path, &opts)?);
