@@ -20,7 +20,7 @@ CORPUS_DEBS := bible-kjv bible-kjv-text python3.11-doc
 TRAIN_MINUTES ?= 45
 
 .PHONY: all build venv demo bench test test-rust test-python test-c test-bad-inputs header check-header model corpus lint clean
-.PHONY: test-cpp test-go greedy-c install test-install valgrind cross-aarch64 heldout stress cuda-env test-cuda fuzz fuzz-seeds
+.PHONY: test-cpp test-go greedy-c install test-install valgrind cross-aarch64 heldout stress cuda-env test-cuda fuzz fuzz-seeds sanitize sanitize-c sanitize-cpp sanitize-go
 
 all: build
 
@@ -42,7 +42,7 @@ demo: build venv
 	done
 	$(RILL) generate --model $(MODEL) --prompt "In the beginning" --max-new-tokens 64 --greedy --stats > /dev/null
 
-test: build venv check-header test-c test-bad-inputs test-cpp test-go test-install test-rust test-python
+test: build venv check-header test-c test-bad-inputs sanitize-c test-cpp test-go test-install test-rust test-python
 
 test-rust: venv
 	cargo test --release --workspace
@@ -200,6 +200,35 @@ model: build $(CORPUS)
 	$(TRAIN) train --corpus $(CORPUS) --out $(MODEL) --force \
 		--steps 1200 --time-limit-min $(TRAIN_MINUTES) --eval-every 100
 	$(TRAIN) export --from $(MODEL)
+
+# Sanitizers (issue 9): the C test, the bad-input catalogue and the C++ test built with clang's
+# AddressSanitizer, LeakSanitizer and UBSan (clang-14, libclang-rt-14-dev), the Go tests with
+# `go test -asan`, then valgrind (`make valgrind`). Any report fails the run: ASan and UBSan
+# halt, LeakSanitizer exits non-zero on a leak not in tests/sanitize/lsan.supp (one-time
+# allocations of ONNX Runtime only). CI runs `sanitize-c`.
+SAN_CC := clang-14
+SAN_CXX := clang++-14
+SAN_FLAGS := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+SAN_ENV := ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	LSAN_OPTIONS=suppressions=$(abspath tests/sanitize/lsan.supp):print_suppressions=0
+SAN_LINK := -Ltarget/release -lrill -Wl,-rpath,$(abspath target/release)
+build/test_rill_asan: tests/c/test_rill.c include/rill.h build
+	$(SAN_CC) -std=c11 -pthread -Wall -Wextra -Werror $(SAN_FLAGS) -Iinclude $< $(SAN_LINK) -o $@
+build/catalogue_asan: tests/bad_inputs/catalogue.c include/rill.h build
+	$(SAN_CC) -std=c11 -pthread -Wall -Wextra -Werror $(SAN_FLAGS) -Iinclude $< $(SAN_LINK) -o $@
+build/test_rill_cpp_asan: tests/cpp/test_rill.cpp bindings/cpp/rill.hpp include/rill.h build
+	$(SAN_CXX) -std=c++17 -pthread -Wall -Wextra -Werror $(SAN_FLAGS) -Iinclude -Ibindings/cpp $< $(SAN_LINK) -o $@
+sanitize-c: build/test_rill_asan build/catalogue_asan build/libban_tokens.so build/libfaulty.so venv
+	$(SAN_ENV) build/test_rill_asan $(MODEL) build/libban_tokens.so
+	python3 tests/bad_inputs/make_cases.py $(MODEL) build/bad_inputs
+	$(SAN_ENV) build/catalogue_asan $(MODEL) build/bad_inputs build/libfaulty.so
+sanitize-cpp: build/test_rill_cpp_asan build/libban_tokens.so venv
+	$(SAN_ENV) build/test_rill_cpp_asan $(MODEL) build/libban_tokens.so
+sanitize-go: greedy-c
+	cd bindings/go && $(SAN_ENV) CC=$(SAN_CC) RILL_MODEL=$(abspath $(MODEL)) \
+		RILL_PLUGIN=$(abspath build/libban_tokens.so) RILL_GREEDY_C=$(abspath build/greedy-c.txt) \
+		$(GO_ENV) go test -asan -count=1 ./...
+sanitize: sanitize-c sanitize-cpp sanitize-go valgrind
 
 # The CUDA execution provider (issue 11): the onnxruntime-gpu wheel of the pinned version with
 # the NVIDIA CUDA and cuDNN libraries from PyPI, in its own venv; `make test-cuda` builds rill
