@@ -14,6 +14,7 @@ static int rows = 0, failures = 0;
 static const rill_model *model = NULL;
 static rill_session *session = NULL;
 static const char *faulty_plugin = NULL;
+static const char *model_dir = NULL;
 
 static void fail(const char *row, const char *fmt, const char *a, const char *b) {
     failures++;
@@ -90,6 +91,20 @@ static void calls(void) {
     rill_model_options small = rill_model_options_default();
     small.struct_size = 4;
     ROW("open_options_struct_size_too_small", rill_model_open("x", &small, &m), RILL_ERR_INVALID_ARGUMENT, "struct_size");
+    rill_model_options prov = rill_model_options_default();
+    prov.provider = 7;
+    ROW("open_unknown_provider", rill_model_open(model_dir, &prov, &m), RILL_ERR_INVALID_ARGUMENT, "options.provider");
+    prov.provider = 1;
+    prov.device_id = 0;
+    if (rill_model_open(model_dir, &prov, &m) == RILL_OK) {
+        rill_model_free(m); /* CUDA usable here: no error to check */
+    } else {
+        ROW("open_cuda_unusable", rill_model_open(model_dir, &prov, &m), RILL_ERR_PROVIDER, "execution provider cuda:0");
+    }
+    uint32_t provider = 0;
+    ROW("provider_null_model", rill_model_provider(NULL, &provider, NULL), RILL_ERR_INVALID_ARGUMENT, "model");
+    ROW("provider_null_out", rill_model_provider(model, NULL, NULL), RILL_ERR_INVALID_ARGUMENT, "provider_out");
+    ROW("provider_note_null_needed", rill_model_provider_note(model, NULL, 0, NULL), RILL_ERR_INVALID_ARGUMENT, "needed_out");
     ROW("session_null_model", rill_session_new(NULL, NULL, &s), RILL_ERR_INVALID_ARGUMENT, "model");
     rill_session_options big = rill_session_options_default();
     big.context_len = 1u << 30;
@@ -213,6 +228,7 @@ int main(int argc, char **argv) {
     faulty_plugin = argv[3];
     rill_model_options options = rill_model_options_default();
     options.intra_threads = 2;
+    model_dir = argv[1];
     if (rill_model_open(argv[1], &options, &model) != RILL_OK || rill_session_new(model, NULL, &session) != RILL_OK) {
         fprintf(stderr, "cannot open %s: %s\n", argv[1], rill_last_error());
         return 1;
