@@ -86,8 +86,14 @@ test-bad-inputs: build/catalogue build/libfaulty.so venv
 	python3 tests/bad_inputs/make_cases.py $(MODEL) build/bad_inputs
 	build/catalogue $(MODEL) build/bad_inputs build/libfaulty.so
 
-test-c: build/test_rill build/libban_tokens.so venv
+test-c: build/test_rill build/libban_tokens.so build/test_static_plugin venv
 	build/test_rill $(MODEL) build/libban_tokens.so
+	build/test_static_plugin $(MODEL)
+
+# The example plugin linked into the program and registered with rill_plugin_register.
+build/test_static_plugin: tests/c/test_static_plugin.c plugins/examples/ban_tokens.c include/rill.h build
+	cc -std=c11 -Wall -Wextra -Werror -Iinclude tests/c/test_static_plugin.c plugins/examples/ban_tokens.c \
+		-Ltarget/release -lrill -Wl,-rpath,$(abspath target/release) -o $@
 
 # The C++ wrapper (bindings/cpp/rill.hpp): its test under ASan and UBSan, whose greedy line
 # must equal the C test's.

@@ -13,6 +13,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "rill_plugin.h"
+
 #define RILL_VERSION_MAJOR 0
 #define RILL_VERSION_MINOR 1
 #define RILL_VERSION_PATCH 0
@@ -412,3 +414,22 @@ enum rill_status rill_session_beam_result(struct rill_session *session,
 #endif // __cplusplus
 
 #endif /* RILL_H */
+
+#ifndef RILL_H_PLUGIN_REGISTER
+#define RILL_H_PLUGIN_REGISTER
+#ifdef __cplusplus
+extern "C" {
+#endif
+// Registers a plugin linked into the application, from its entry function (the function
+// a shared plugin exports as `rill_plugin_entry`; see rill_plugin.h): for platforms that
+// forbid loading code at run time (iOS) or applications that link their samplers
+// statically. Its samplers and strategies then serve every session of the process, as
+// after `rill_plugin_load`. On success writes a handle to `*plugin_out` (free it with
+// `rill_plugin_free`). Returns `RILL_ERR_INVALID_ARGUMENT` for NULL arguments and
+// `RILL_ERR_PLUGIN_LOAD` when the entry fails, returns a malformed table, was built for
+// another ABI version, or provides a sampler name already taken. Thread-safe.
+enum rill_status rill_plugin_register(rill_plugin_entry_fn entry, const struct rill_plugin **plugin_out);
+#ifdef __cplusplus
+}  // extern "C"
+#endif
+#endif /* RILL_H_PLUGIN_REGISTER */

@@ -42,6 +42,25 @@ pub extern "C" fn rill_plugin_load(
     })
 }
 
+/// Registers a plugin linked into the application, from its entry function (declared in
+/// rill.h by hand, from cbindgen.toml's trailer, since its type comes from rill_plugin.h).
+#[no_mangle]
+pub extern "C" fn rill_plugin_register(
+    entry: Option<rill_plugin_abi::EntryFn>,
+    plugin_out: *mut *const rill_plugin,
+) -> rill_status {
+    ffi_call(|| {
+        let out = out_ptr(plugin_out, "plugin_out")?;
+        let entry = entry.ok_or_else(|| {
+            crate::RillError::InvalidArgument("`entry` is NULL".into())
+        })?;
+        let plugin = crate::plugin::register_static(entry)?;
+        // SAFETY: checked non-NULL; written only on success.
+        unsafe { *out = Arc::into_raw(plugin) as *const rill_plugin };
+        Ok(())
+    })
+}
+
 /// Releases a plugin handle. NULL is a no-op; must not be called twice. Sessions keep
 /// using its samplers.
 #[no_mangle]
