@@ -229,6 +229,13 @@ inline std::string_view version() noexcept { return rill_version(); }
 /// The static name of a status, e.g. "RILL_ERR_WEIGHTS".
 inline std::string_view status_name(rill_status status) noexcept { return rill_status_str(status); }
 
+/// Loads ONNX Runtime from `path` (call before opening the first model): for applications
+/// that ship the library in their own bundle. rill_set_onnxruntime_path.
+inline void set_onnxruntime_path(std::string_view path) {
+    std::string c = detail::c_string(path, "path");
+    detail::check(rill_set_onnxruntime_path(c.c_str()));
+}
+
 // ---------------------------------------------------------------------------------------
 // Generation settings
 
@@ -368,6 +375,20 @@ public:
         });
     }
 
+    /// Where the graph runs: 0 the CPU, 1 CUDA (the device in `*device` when given).
+    std::uint32_t provider(std::int32_t *device = nullptr) const {
+        std::uint32_t p = 0;
+        detail::check(rill_model_provider(handle_.get(), &p, device));
+        return p;
+    }
+
+    /// Why CUDA was not used although options.provider 2 preferred it ("" otherwise).
+    std::string provider_note() const {
+        return detail::read_text([&](char *buf, std::size_t cap, std::size_t *needed) {
+            return rill_model_provider_note(handle_.get(), buf, cap, needed);
+        });
+    }
+
 private:
     void open(std::string_view path, const rill_model_options *options) {
         std::string c = detail::c_string(path, "path");
@@ -393,9 +414,19 @@ public:
         handle_.reset(plugin);
     }
 
+    /// Registers a plugin linked into the application from its entry function
+    /// (rill_plugin_register), for platforms that forbid loading code at run time.
+    static Plugin from_entry(rill_plugin_entry_fn entry) {
+        const rill_plugin *plugin = nullptr;
+        detail::check(rill_plugin_register(entry, &plugin));
+        return Plugin(plugin);
+    }
+
     const rill_plugin *get() const noexcept { return handle_.get(); }
 
 private:
+    explicit Plugin(const rill_plugin *plugin) noexcept { handle_.reset(plugin); }
+
     plugin_ptr handle_;
 };
 

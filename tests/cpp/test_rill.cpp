@@ -354,6 +354,34 @@ void test_conversation(const rill::Model &model) {
 
 } // namespace
 
+// Providers: the CPU by default; CUDA where unusable is rill::Error with RILL_ERR_PROVIDER;
+// "CUDA, else the CPU" opens on the CPU and says why. The ONNX Runtime path is fixed once
+// the library is loaded.
+void test_provider(const rill::Model &model, const char *dir) {
+    std::int32_t device = -1;
+    CHECK(model.provider(&device) == 0 && device == 0, "runs on the CPU");
+    CHECK(model.provider_note().empty(), "no fallback note");
+    try {
+        rill::set_onnxruntime_path("/elsewhere/libonnxruntime.so");
+        CHECK(false, "the library path changed after loading");
+    } catch (const rill::Error &e) {
+        CHECK(e.status() == RILL_ERR_INVALID_ARGUMENT, "path fixed once loaded");
+    }
+    rill_model_options o = rill::Model::default_options();
+    o.provider = 1;
+    try {
+        rill::Model cuda(dir, o);
+        std::printf("CUDA usable here: RILL_ERR_PROVIDER not exercised\n");
+        return;
+    } catch (const rill::Error &e) {
+        CHECK(e.status() == RILL_ERR_PROVIDER, std::string("CUDA unusable: ") + e.what());
+    }
+    o.provider = 2;
+    rill::Model fallback(dir, o);
+    CHECK(fallback.provider() == 0, "fell back to the CPU");
+    CHECK(contains(fallback.provider_note(), "CUDA not used"), "fallback explained: " + fallback.provider_note());
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
         std::fprintf(stderr, "usage: %s MODEL_DIR PLUGIN_PATH\n", argv[0]);
@@ -375,6 +403,7 @@ int main(int argc, char **argv) {
             test_plugins(model, argv[2]);
             test_beams(model);
             test_conversation(model);
+            test_provider(model, argv[1]);
             survivor.emplace(model);
         }
         // A session outlives the Model object.

@@ -18,6 +18,33 @@ type Options struct {
 	ORTLoadsWeights bool
 	// Stop ONNX Runtime from pre-packing weight matrices (less memory, slower).
 	NoPrepack bool
+	// Where the graph runs: ProviderCPU (the default), ProviderCUDA (ErrProvider, saying
+	// what is missing, when CUDA cannot be used) or ProviderCUDAElseCPU.
+	Provider Provider
+	// The CUDA device ordinal.
+	Device int
+}
+
+// Provider is where a model's graph runs (rill_model_options.provider).
+type Provider uint32
+
+// The execution providers.
+const (
+	ProviderCPU         Provider = 0
+	ProviderCUDA        Provider = 1
+	ProviderCUDAElseCPU Provider = 2
+)
+
+// SetOnnxRuntimePath makes path the first place ONNX Runtime is loaded from, for
+// applications that ship the library in their own bundle; call it before the first
+// Open. ErrInvalidArgument once the library is loaded.
+func SetOnnxRuntimePath(path string) error {
+	if err := checkNoNUL(path, "path"); err != nil {
+		return err
+	}
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	return call(func() C.enum_rill_status { return C.rill_set_onnxruntime_path(cpath) })
 }
 
 // Model is an opened model folder, shared read-only by its sessions; safe for
@@ -43,6 +70,8 @@ func Open(dir string, opts *Options) (*Model, error) {
 		if opts.NoPrepack {
 			copts.prepack = 0
 		}
+		copts.provider = C.uint32_t(opts.Provider)
+		copts.device_id = C.int32_t(opts.Device)
 	}
 	cdir := C.CString(dir)
 	defer C.free(unsafe.Pointer(cdir))
@@ -126,6 +155,26 @@ func (m *Model) ApplyChatTemplate(messagesJSON string, addGenerationPrompt bool)
 	}
 	return readText(func(buf *C.char, capacity C.size_t, needed *C.size_t) C.enum_rill_status {
 		return C.rill_model_apply_chat_template(m.ptr, cmsgs, add, buf, capacity, needed)
+	})
+}
+
+// Provider tells where the graph runs (ProviderCPU or ProviderCUDA) and on which device.
+func (m *Model) Provider() (Provider, int, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var p C.uint32_t
+	var d C.int32_t
+	err := call(func() C.enum_rill_status { return C.rill_model_provider(m.ptr, &p, &d) })
+	return Provider(p), int(d), err
+}
+
+// ProviderNote says why CUDA was not used although ProviderCUDAElseCPU preferred it
+// ("" when there was no fallback).
+func (m *Model) ProviderNote() (string, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return readText(func(buf *C.char, capacity C.size_t, needed *C.size_t) C.enum_rill_status {
+		return C.rill_model_provider_note(m.ptr, buf, capacity, needed)
 	})
 }
 

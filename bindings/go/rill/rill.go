@@ -48,6 +48,7 @@ const (
 	ErrORTNotFound      Status = C.RILL_ERR_ORT_NOT_FOUND
 	ErrORT              Status = C.RILL_ERR_ORT
 	ErrGenerationConfig Status = C.RILL_ERR_GENERATION_CONFIG
+	ErrProvider         Status = C.RILL_ERR_PROVIDER
 	ErrPromptTooLong    Status = C.RILL_ERR_PROMPT_TOO_LONG
 	ErrEmptyPrompt      Status = C.RILL_ERR_EMPTY_PROMPT
 	ErrTokenOutOfRange  Status = C.RILL_ERR_TOKEN_OUT_OF_RANGE

@@ -541,3 +541,35 @@ func TestFinalizers(t *testing.T) {
 		t.Errorf("finalizers left %d objects", n-before)
 	}
 }
+
+func TestProvider(t *testing.T) {
+	p, d, err := model.Provider()
+	if err != nil || p != ProviderCPU || d != 0 {
+		t.Fatalf("Provider() = %v, %v, %v; want the CPU", p, d, err)
+	}
+	if note, err := model.ProviderNote(); err != nil || note != "" {
+		t.Fatalf("ProviderNote() = %q, %v", note, err)
+	}
+	if err := SetOnnxRuntimePath("/elsewhere/libonnxruntime.so"); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("SetOnnxRuntimePath after loading: %v", err)
+	}
+	cuda, err := Open(modelDir, &Options{Provider: ProviderCUDA})
+	if err == nil {
+		cuda.Close()
+		t.Skip("CUDA is usable here: ErrProvider is not exercised")
+	}
+	if !errors.Is(err, ErrProvider) || !strings.Contains(err.Error(), "cuda:0") {
+		t.Fatalf("CUDA where unusable: %v", err)
+	}
+	fallback, err := Open(modelDir, &Options{Provider: ProviderCUDAElseCPU})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fallback.Close()
+	if p, _, _ := fallback.Provider(); p != ProviderCPU {
+		t.Fatalf("fallback runs on %v", p)
+	}
+	if note, _ := fallback.ProviderNote(); !strings.Contains(note, "CUDA not used") {
+		t.Fatalf("fallback note %q", note)
+	}
+}
