@@ -297,3 +297,21 @@ def test_runtime_refuses_inconsistent_quantized_folders(default_quantized, tmp_p
         proc = rill("generate", "--model", folder, "--prompt", "ab", "--max-new-tokens", "2", check=False)
         assert proc.returncode == 1, case
         assert message in proc.stderr, (case, proc.stderr)
+
+
+def test_a_sharded_hf_folder_without_graph_quantizes(untied_model, tmp_path):
+    """Any folder `export --from` accepts: shards with an index, no model.onnx, f16."""
+    from test_export_from import copy_folder, shard
+    folder = copy_folder(untied_model, tmp_path / "hf")
+    shard(folder, 2)
+    f16 = tmp_path / "f16"
+    rill_train("export", "--from", folder, "--out", f16, "--dtype", "f16")
+    for src in (folder, f16):
+        out = quantize(src, tmp_path / f"q-{src.name}", "--accuracy-level", "0")
+        t = load_file(str(out / "model.safetensors"))
+        scales = t["lm_head.scales"]
+        assert scales.dtype == (np.float16 if src == f16 else np.float32)
+        ref = candle_logits(dequantized_folder(out, tmp_path / f"d-{src.name}"), PROMPTS[:1])[0]
+        # f16 activations and scales in MatMulNBits: f16 rounding (~1e-3 relative).
+        tol = 5e-3 if src == f16 else 2e-4
+        np.testing.assert_allclose(Decoder(out).whole(PROMPTS[0]), ref, atol=tol)
