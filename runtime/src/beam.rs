@@ -114,7 +114,7 @@ pub struct GroupConfig {
 
 impl BeamConfig {
     /// The strategy parameters (JSON, Hugging Face names).
-    fn params(&self) -> String {
+    pub(crate) fn params(&self) -> String {
         let early = match self.early_stopping {
             EarlyStopping::True => serde_json::json!(true),
             EarlyStopping::False => serde_json::json!(false),
@@ -143,6 +143,21 @@ pub fn search(model: &Arc<Model>, prompt: &[u32], cfg: &BeamConfig) -> Result<Ve
     run_strategy(model, prompt, "beam", &cfg.params(), cfg.max_new_tokens)
 }
 
+/// What a search returned and where its time went.
+#[derive(Debug, Clone)]
+pub struct SearchRun {
+    /// Hypotheses, best first.
+    pub hypotheses: Vec<Hypothesis>,
+    /// Evaluating the prompt (once, for all rows).
+    pub prefill: std::time::Duration,
+    /// The steps after it: one batched forward pass per new token after the first.
+    pub decode: std::time::Duration,
+    /// Batched forward passes after the prompt.
+    pub decode_steps: usize,
+    /// Inside ONNX Runtime's Run, during those steps.
+    pub ort_run: std::time::Duration,
+}
+
 /// Runs the search strategy `name` (any registered plugin's) with JSON `params` from
 /// `prompt` for at most `max_new_tokens`, and returns its hypotheses, best first.
 pub fn run_strategy(
@@ -152,6 +167,18 @@ pub fn run_strategy(
     params: &str,
     max_new_tokens: usize,
 ) -> Result<Vec<Hypothesis>> {
+    Ok(run_strategy_timed(model, prompt, name, params, max_new_tokens)?.hypotheses)
+}
+
+/// As [`run_strategy`], with the prompt's evaluation and the steps after it timed apart.
+pub fn run_strategy_timed(
+    model: &Arc<Model>,
+    prompt: &[u32],
+    name: &str,
+    params: &str,
+    max_new_tokens: usize,
+) -> Result<SearchRun> {
+    let started = std::time::Instant::now();
     if prompt.is_empty() {
         return Err(RillError::EmptyPrompt);
     }
@@ -188,6 +215,8 @@ pub fn run_strategy(
     single.forward(prompt)?;
     session.broadcast_from(&single)?;
     drop(single);
+    let prefill = started.elapsed();
+    let mut decode_steps = 0;
     loop {
         let flat: Vec<u32> = seqs.iter().flatten().copied().collect();
         let length = seqs[0].len();
@@ -220,10 +249,18 @@ pub fn run_strategy(
         let last: Vec<[u32; 1]> = choices.iter().map(|c| [c.token]).collect();
         let next: Vec<&[u32]> = last.iter().map(|r| r.as_slice()).collect();
         session.forward_rows(&next)?;
+        decode_steps += 1;
     }
-    Ok(strategy
+    let hypotheses = strategy
         .results(vocab)?
         .into_iter()
         .map(|(tokens, score)| Hypothesis { tokens, score })
-        .collect())
+        .collect();
+    Ok(SearchRun {
+        hypotheses,
+        prefill,
+        decode: started.elapsed() - prefill,
+        decode_steps,
+        ort_run: session.ort_time(),
+    })
 }

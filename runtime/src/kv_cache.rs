@@ -15,7 +15,8 @@
 //!   new rows, and rollback is just a shorter length.
 //!
 //! rill itself copies cache rows only when asked to `truncate` (double-buffered layout:
-//! compaction of each head's rows) or `reorder` (beam search moving whole batch rows).
+//! compaction of each head's rows) or `reorder` (beam search: the rows whose parent is
+//! another row).
 
 use std::borrow::Cow;
 
@@ -252,8 +253,10 @@ impl KvCache {
         self.len = len;
     }
 
-    /// Replaces batch row `i` by old row `parents[i]` for every i (beam search). Copies
-    /// into the other side, then swaps.
+    /// Replaces batch row `i` by old row `parents[i]` for every i (beam search), in place:
+    /// only rows whose parent is another row are copied, and only the rows both
+    /// overwritten and still needed go through a scratch buffer first (the unused side of
+    /// a double-buffered tensor). Identity parents copy nothing.
     pub fn reorder(&mut self, parents: &[usize]) -> Result<(), String> {
         let s = self.shape;
         if parents.len() != s.batch {
@@ -269,51 +272,46 @@ impl KvCache {
                 s.batch
             ));
         }
-        if self.layout == Layout::Shared {
-            self.reorder_in_place(parents);
+        if parents.iter().enumerate().all(|(i, &p)| i == p) {
             return Ok(());
         }
-        let block = s.kv_heads * self.len * s.head_dim * self.dtype.size();
-        let (a, b) = self.sides.split_at_mut(1);
-        let (from, to) = if self.current == 0 {
-            (&a[0], &mut b[0])
-        } else {
-            (&b[0], &mut a[0])
-        };
-        for (src_buf, dst_buf) in from.iter().zip(to.iter_mut()) {
-            let src = Self::bytes(src_buf);
-            let dst = Self::bytes_mut(dst_buf);
-            for (i, &p) in parents.iter().enumerate() {
-                dst[i * block..(i + 1) * block].copy_from_slice(&src[p * block..(p + 1) * block]);
-            }
-        }
-        self.current = 1 - self.current;
-        Ok(())
-    }
-
-    /// Shared layout: gathers each row's parent into the scratch buffer, then copies back
-    /// (only the valid rows of each head).
-    fn reorder_in_place(&mut self, parents: &[usize]) {
-        let s = self.shape;
+        // A row is `kv_heads` segments of `used` bytes, `stride` bytes apart: each head's
+        // valid rows, in place (shared layout, capacity rows per head) or packed
+        // (double-buffered layout, the current side).
         let row = s.head_dim * self.dtype.size();
-        let (cap, used) = (s.capacity * row, self.len * row);
-        if self.scratch.is_empty() {
-            self.scratch = vec![0; Self::tensor_words(s, self.dtype)];
-        }
-        for buf in self.sides[0].iter_mut() {
-            let scratch = Self::bytes_mut(&mut self.scratch);
-            let data = Self::bytes_mut(buf);
-            for (i, &p) in parents.iter().enumerate() {
-                for h in 0..s.kv_heads {
-                    let (dst, src) = ((i * s.kv_heads + h) * cap, (p * s.kv_heads + h) * cap);
-                    scratch[dst..dst + used].copy_from_slice(&data[src..src + used]);
+        let (stride, used) = match self.layout {
+            Layout::Shared => (s.capacity * row, self.len * row),
+            Layout::DoubleBuffered => (self.len * row, self.len * row),
+        };
+        let rows = RowLayout {
+            heads: s.kv_heads,
+            stride,
+            used,
+        };
+        match self.layout {
+            Layout::Shared => {
+                if self.scratch.is_empty() {
+                    self.scratch = vec![0; Self::tensor_words(s, self.dtype)];
+                }
+                for buf in self.sides[0].iter_mut() {
+                    let scratch = Self::bytes_mut(&mut self.scratch);
+                    rows.reorder(Self::bytes_mut(buf), scratch, parents);
                 }
             }
-            for head in 0..s.batch * s.kv_heads {
-                let at = head * cap;
-                data[at..at + used].copy_from_slice(&scratch[at..at + used]);
+            Layout::DoubleBuffered => {
+                // The side not in use is free until the next step writes it: the scratch.
+                let (a, b) = self.sides.split_at_mut(1);
+                let (data, scratch) = if self.current == 0 {
+                    (&mut a[0], &mut b[0])
+                } else {
+                    (&mut b[0], &mut a[0])
+                };
+                for (d, t) in data.iter_mut().zip(scratch.iter_mut()) {
+                    rows.reorder(Self::bytes_mut(d), Self::bytes_mut(t), parents);
+                }
             }
         }
+        Ok(())
     }
 
     /// Appends `new` tokens given on the host, `data[layer][kind]` each laid out
@@ -398,6 +396,48 @@ impl KvCache {
             out.extend_from_slice(&buf[head * cap..head * cap + used]);
         }
         Cow::Owned(out)
+    }
+}
+
+/// Where a batch row's bytes are inside one cache tensor: `heads` segments of `used`
+/// bytes, `stride` bytes apart, row `i` starting at `i * heads * stride`.
+struct RowLayout {
+    heads: usize,
+    stride: usize,
+    used: usize,
+}
+
+impl RowLayout {
+    fn segments(&self, row: usize) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+        (0..self.heads).map(move |h| {
+            let at = (row * self.heads + h) * self.stride;
+            at..at + self.used
+        })
+    }
+
+    /// Makes row `i` of `data` a copy of row `parents[i]`, copying only the rows that
+    /// change, and saving into `scratch` (same size as `data`) only the rows that are both
+    /// overwritten and still needed as a source.
+    fn reorder(&self, data: &mut [u8], scratch: &mut [u8], parents: &[usize]) {
+        let changed = |i: usize| parents[i] != i;
+        let saved: Vec<bool> = (0..parents.len())
+            .map(|r| changed(r) && parents.iter().enumerate().any(|(i, &p)| p == r && i != r))
+            .collect();
+        for r in (0..parents.len()).filter(|&r| saved[r]) {
+            for seg in self.segments(r) {
+                scratch[seg.clone()].copy_from_slice(&data[seg]);
+            }
+        }
+        for i in (0..parents.len()).filter(|&i| changed(i)) {
+            let p = parents[i];
+            for (dst, src) in self.segments(i).zip(self.segments(p)) {
+                if saved[p] {
+                    data[dst].copy_from_slice(&scratch[src]);
+                } else {
+                    data.copy_within(src, dst.start);
+                }
+            }
+        }
     }
 }
 
@@ -513,6 +553,41 @@ mod tests {
         }
         assert!(c.reorder(&[0, 1]).is_err());
         assert!(c.reorder(&[0, 1, 3]).is_err());
+    }
+
+    #[test]
+    fn every_parent_pattern_reorders_like_a_fresh_gather() {
+        // Swaps, cycles, shifts, duplicates and identity, applied twice in a row (the second
+        // time over already reordered rows), in both layouts.
+        let patterns: [&[usize]; 7] = [
+            &[0, 1, 2, 3],
+            &[1, 0, 2, 3],
+            &[1, 2, 3, 0],
+            &[0, 0, 1, 2],
+            &[3, 3, 3, 3],
+            &[2, 3, 0, 1],
+            &[0, 2, 2, 1],
+        ];
+        for layout in [Layout::DoubleBuffered, Layout::Shared] {
+            for first in patterns {
+                for second in patterns {
+                    let mut c = KvCache::with_layout(shape(4), CacheDtype::F32, layout);
+                    append(&mut c, 0, 5);
+                    c.reorder(first).unwrap();
+                    c.reorder(second).unwrap();
+                    let combined: Vec<usize> = second.iter().map(|&p| first[p]).collect();
+                    for l in 0..2 {
+                        for (k, kind) in [Kind::Key, Kind::Value].into_iter().enumerate() {
+                            assert_eq!(
+                                floats(&c.read(l, kind)),
+                                expected(l, k, &combined, 5),
+                                "{layout:?} {first:?} then {second:?}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

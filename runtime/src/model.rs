@@ -58,6 +58,8 @@ pub struct Model {
     config: ModelConfig,
     graph: GraphInfo,
     tokenizer: Tokenizer,
+    /// The tokenizer's vocabulary size, added tokens included.
+    tokenizer_vocab: usize,
     generation: GenerationConfig,
     chat: Option<crate::chat::ChatTemplate>,
     dir: PathBuf,
@@ -130,6 +132,7 @@ impl Model {
             weights,
             config,
             graph,
+            tokenizer_vocab: tokenizer.get_vocab_size(true),
             tokenizer,
             generation,
             chat,
@@ -249,14 +252,10 @@ impl Model {
 
     /// Text of `ids`, special tokens dropped. Ids outside the vocabulary are an error.
     pub fn detokenize(&self, ids: &[u32]) -> Result<String> {
-        if let Some(&id) = ids
-            .iter()
-            .find(|&&id| id as usize >= self.tokenizer.get_vocab_size(true))
-        {
-            return Err(RillError::TokenOutOfRange {
-                id,
-                vocab: self.tokenizer.get_vocab_size(true),
-            });
+        // Once: the tokenizers crate counts its vocabulary by copying it.
+        let vocab = self.tokenizer_vocab;
+        if let Some(&id) = ids.iter().find(|&&id| id as usize >= vocab) {
+            return Err(RillError::TokenOutOfRange { id, vocab });
         }
         self.tokenizer
             .decode(ids, true)

@@ -501,6 +501,12 @@ impl Session {
         &self.last
     }
 
+    /// Time spent inside ONNX Runtime's Run since this session was created or its last
+    /// generation started.
+    pub fn ort_time(&self) -> Duration {
+        self.ort_time
+    }
+
     /// Replaces cache row `i` by row `parents[i]` (beam search).
     pub fn reorder_rows(&mut self, parents: &[usize]) -> Result<()> {
         self.cache
@@ -825,9 +831,8 @@ impl Session {
         eos: &[u32],
         mut on_piece: impl FnMut(&str) -> bool,
     ) -> Result<Generation> {
-        let started = Instant::now();
         let model = Arc::clone(&self.model);
-        self.beams = if let Some(spec) = &settings.search_strategy {
+        let run = if let Some(spec) = &settings.search_strategy {
             if let Some(path) = &spec.plugin {
                 crate::plugin::load_once(std::path::Path::new(path))?;
             }
@@ -837,12 +842,19 @@ impl Session {
                 .unwrap_or_else(|| serde_json::json!({}))
                 .to_string();
             let max_new = settings.max_new_tokens.unwrap_or(256);
-            crate::beam::run_strategy(&model, prompt, &spec.name, &params, max_new)?
+            crate::beam::run_strategy_timed(&model, prompt, &spec.name, &params, max_new)?
         } else {
             let cfg = crate::beam::BeamConfig::from_generation(settings, eos.to_vec())?
                 .ok_or_else(|| RillError::InvalidArgument("num_beams must exceed 1".into()))?;
-            crate::beam::search(&model, prompt, &cfg)?
+            crate::beam::run_strategy_timed(
+                &model,
+                prompt,
+                "beam",
+                &cfg.params(),
+                cfg.max_new_tokens,
+            )?
         };
+        self.beams = run.hypotheses;
         self.beam_prompt_len = prompt.len();
         let Some(best) = self.beams.first() else {
             return Err(RillError::Plugin(
@@ -866,7 +878,10 @@ impl Session {
             on_piece(&text);
         }
         let timings = Timings {
-            decode: started.elapsed(),
+            prefill: run.prefill,
+            decode: run.decode,
+            decode_steps: run.decode_steps,
+            ort_run: run.ort_run,
             ..Default::default()
         };
         Ok(Generation {

@@ -51,9 +51,8 @@ pub extern "C" fn rill_plugin_register(
 ) -> rill_status {
     ffi_call(|| {
         let out = out_ptr(plugin_out, "plugin_out")?;
-        let entry = entry.ok_or_else(|| {
-            crate::RillError::InvalidArgument("`entry` is NULL".into())
-        })?;
+        let entry =
+            entry.ok_or_else(|| crate::RillError::InvalidArgument("`entry` is NULL".into()))?;
         let plugin = crate::plugin::register_static(entry)?;
         // SAFETY: checked non-NULL; written only on success.
         unsafe { *out = Arc::into_raw(plugin) as *const rill_plugin };
