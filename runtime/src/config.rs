@@ -48,6 +48,10 @@ pub struct ModelConfig {
     pub quantization_config: Option<Quantization>,
 }
 
+/// The largest size a `config.json` may give (vocabulary, widths, layers, heads): 2^24,
+/// so that products of two sizes cannot overflow.
+pub const MAX_DIMENSION: usize = 1 << 24;
+
 /// `quant_method` of the block-wise quantized folders `rill-train quantize` writes.
 pub const MATMUL_NBITS: &str = "matmul_nbits";
 
@@ -157,12 +161,23 @@ impl ModelConfig {
             if v == 0 {
                 return Err(bad(format!("`{name}` must be positive")));
             }
+            // Sizes past any real model would overflow the shapes computed from them.
+            if v > MAX_DIMENSION {
+                return Err(bad(format!(
+                    "`{name}` is {v}, larger than any model rill can hold (at most {MAX_DIMENSION})"
+                )));
+            }
         }
         if !cfg.num_attention_heads.is_multiple_of(cfg.kv_heads()) {
             return Err(bad(format!(
                 "num_attention_heads ({}) is not a multiple of num_key_value_heads ({})",
                 cfg.num_attention_heads,
                 cfg.kv_heads()
+            )));
+        }
+        if let Some(n) = cfg.max_position_embeddings.filter(|&n| n > MAX_DIMENSION) {
+            return Err(bad(format!(
+                "`max_position_embeddings` is {n}, larger than any context rill can hold (at most {MAX_DIMENSION})"
             )));
         }
         if let Some(q) = cfg
@@ -365,5 +380,29 @@ impl GenerationConfig {
                 .clone()
                 .or_else(|| self.search_strategy.clone()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ModelConfig;
+
+    fn with_heads(heads: u64) -> String {
+        format!(
+            r#"{{"vocab_size": 16, "hidden_size": 8, "num_hidden_layers": 1,
+            "num_attention_heads": {heads}, "num_key_value_heads": 1, "head_dim": {heads}}}"#
+        )
+    }
+
+    #[test]
+    fn sizes_past_any_model_are_refused_before_shapes_overflow() {
+        let path = std::path::Path::new("config.json");
+        let e = ModelConfig::parse(&with_heads(1 << 40), path).unwrap_err();
+        assert!(e.to_string().contains("larger than any model"), "{e}");
+        assert!(ModelConfig::parse(&with_heads(2), path).is_ok());
+        let long = r#"{"vocab_size": 16, "hidden_size": 8, "num_hidden_layers": 1,
+            "num_attention_heads": 2, "max_position_embeddings": 99999999999}"#;
+        let e = ModelConfig::parse(long, path).unwrap_err();
+        assert!(e.to_string().contains("max_position_embeddings"), "{e}");
     }
 }

@@ -224,6 +224,15 @@ impl LlamaConfig {
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("`{name}` must be positive"));
         }
+        // Sizes past any real model would overflow the shapes computed from them.
+        const MAX: usize = 1 << 24;
+        if let Some((name, v)) = positive
+            .iter()
+            .chain([("max_position_embeddings", self.max_position_embeddings)].iter())
+            .find(|(_, v)| *v > MAX)
+        {
+            return Err(format!("`{name}` is {v}, larger than any model (at most {MAX})"));
+        }
         if !self.num_attention_heads.is_multiple_of(self.kv_heads()) {
             return Err(format!(
                 "num_attention_heads ({}) must be a multiple of num_key_value_heads ({})",
