@@ -77,7 +77,7 @@ build/libban_tokens.so: plugins/examples/ban_tokens.c include/rill_plugin.h
 # prompts, settings, plugins and saved state, each answered with its status and message,
 # then a follow-up call that must still work.
 build/catalogue: tests/bad_inputs/catalogue.c include/rill.h build
-	cc -std=c11 -Wall -Wextra -Werror -Iinclude $< -Ltarget/release -lrill \
+	cc -std=c11 -pthread -Wall -Wextra -Werror -Iinclude $< -Ltarget/release -lrill \
 		-Wl,-rpath,$(abspath target/release) -o $@
 build/libfaulty.so: tests/plugins/faulty.c include/rill_plugin.h
 	mkdir -p build

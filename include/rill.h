@@ -4,8 +4,10 @@
  *
  * Conventions: every fallible function returns rill_status (RILL_OK = 0) and writes
  * results through out-pointers, only on success; rill_last_error() gives the calling
- * thread's message. Strings are UTF-8 and NUL-terminated. NULL where a handle is
- * required is RILL_ERR_INVALID_ARGUMENT. Each open or new function has one free function.
+ * thread's message. Strings are UTF-8 and NUL-terminated. NULL, a freed handle or a
+ * pointer rill never returned, where a handle is required, is RILL_ERR_INVALID_ARGUMENT;
+ * so is a call on a session another thread is inside. Each open or new function has one
+ * free function; freeing twice is ignored.
  */
 
 #ifndef RILL_H
@@ -21,6 +23,10 @@
 /* Bumped when a released function or struct changes incompatibly. */
 #define RILL_ABI_VERSION 1
 
+
+// The largest size a `config.json` may give (vocabulary, widths, layers, heads): 2^24,
+// so that products of two sizes cannot overflow.
+#define MAX_DIMENSION (1 << 24)
 
 // The result of every fallible rill function. 0 is success; values are grouped in bands
 // (1–99 arguments and internal errors, 100s loading, 200s generation) and never reused.
@@ -204,7 +210,7 @@ enum rill_status rill_model_apply_chat_template(const struct rill_model *model,
 // it then returns `RILL_OK` with stop reason `RILL_STOP_CANCELLED`, and the session stays
 // usable. The one session function that may be called from another thread while the
 // session generates. A cancel while no generation runs has no effect (each generation
-// starts uncancelled). The session must not be freed concurrently.
+// starts uncancelled). A session freed meanwhile is refused by the free, not pulled away.
 enum rill_status rill_session_cancel(struct rill_session *session);
 
 // Writes the number of tokens the session holds (prompt and generated tokens of the
@@ -292,8 +298,9 @@ enum rill_status rill_model_open(const char *path,
                                  const struct rill_model_options *options,
                                  const struct rill_model **model_out);
 
-// Releases the caller's reference to `model`. NULL is a no-op. Must not be called twice
-// for one handle; sessions created from it stay valid until freed.
+// Releases the caller's reference to `model`. NULL is a no-op; a handle already freed (or
+// never returned by `rill_model_open`) is ignored, `rill_last_error` saying so. Sessions
+// created from it stay valid until freed.
 void rill_model_free(const struct rill_model *model);
 
 // Tokenizes `text` (UTF-8) with the model's tokenizer, special tokens included (BOS for
@@ -330,8 +337,8 @@ enum rill_status rill_detokenize(const struct rill_model *model,
 // malformed table or a sampler name another plugin already provides.
 enum rill_status rill_plugin_load(const char *path, const struct rill_plugin **plugin_out);
 
-// Releases a plugin handle. NULL is a no-op; must not be called twice. Sessions keep
-// using its samplers.
+// Releases a plugin handle. NULL is a no-op; a handle already freed is ignored,
+// `rill_last_error` saying so. Sessions keep using its samplers.
 void rill_plugin_free(const struct rill_plugin *plugin);
 
 // Adds the sampler `name` with JSON parameters `params_json` (NULL for `{}`) to the
@@ -358,7 +365,9 @@ enum rill_status rill_session_new(const struct rill_model *model,
                                   const struct rill_session_options *options,
                                   struct rill_session **session_out);
 
-// Frees a session and its cache. NULL is a no-op; must not be called twice.
+// Frees a session and its cache. NULL is a no-op. A handle that is not live (freed
+// already, or never returned by `rill_session_new`) or a session inside a call on another
+// thread is not freed: the free is ignored and `rill_last_error` says why.
 void rill_session_free(struct rill_session *session);
 
 // Sets generation settings from a JSON object with Hugging Face `generation_config.json`
@@ -383,7 +392,9 @@ enum rill_status rill_session_set_generation_config(struct rill_session *session
 // says which. Returns `RILL_ERR_PROMPT_TOO_LONG` (before any work) when the prompt does
 // not fit the context (default policy), `RILL_ERR_INVALID_UTF8` for an invalid prompt,
 // `RILL_ERR_INVALID_ARGUMENT` for NULL arguments. The session stays usable after any
-// error. Not thread-safe for one session.
+// error. A session is used by one thread at a time: a call while another thread
+// is inside a call on it returns `RILL_ERR_INVALID_ARGUMENT` (only
+// `rill_session_cancel` may be called meanwhile), as does a freed handle.
 enum rill_status rill_session_generate(struct rill_session *session,
                                        const char *prompt,
                                        rill_token_callback callback,

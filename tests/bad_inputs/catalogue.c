@@ -4,6 +4,8 @@
  * make_cases.py (cases.tsv); the rows below break calls, buffers, prompts, settings,
  * plugins and saved state.
  * Usage: catalogue MODEL_DIR CASES_DIR FAULTY_PLUGIN */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -220,6 +222,77 @@ static void plugins(void) {
     rill_plugin_free(p);
 }
 
+/* ---- handles: freed, foreign, doubly freed, and used from two threads at once ---------- */
+
+typedef struct {
+    rill_session *session;
+    atomic_int started;
+    rill_status status;
+} busy_session;
+
+static int mark_started(void *user, const char *piece, size_t len) {
+    (void)piece;
+    (void)len;
+    atomic_store(&((busy_session *)user)->started, 1);
+    return 0;
+}
+
+static void *generate_long(void *user) {
+    busy_session *b = user;
+    size_t n = 0;
+    b->status = rill_session_generate(b->session, "In the beginning", mark_started, b, &n);
+    return NULL;
+}
+
+static void handles(void) {
+    size_t n = 0;
+    /* A freed session: refused by name, never read. */
+    rill_session *gone = NULL;
+    rill_session_new(model, NULL, &gone);
+    rill_session_free(gone);
+    ROW("session_used_after_free", rill_session_generate(gone, "x", NULL, NULL, &n), RILL_ERR_INVALID_ARGUMENT, "not a live rill_session");
+    ROW("session_truncated_after_free", rill_session_truncate(gone, 0), RILL_ERR_INVALID_ARGUMENT, "freed already");
+    ROW("session_cancelled_after_free", rill_session_cancel(gone), RILL_ERR_INVALID_ARGUMENT, "not a live rill_session");
+    rill_session_free(gone); /* a double free is ignored */
+    ROW("session_double_free_ignored", strstr(rill_last_error(), "free ignored") ? RILL_OK : RILL_ERR_PANIC, RILL_OK, NULL);
+    /* A pointer rill never made: refused without being read. */
+    long not_a_session[64];
+    memset(not_a_session, 0xab, sizeof not_a_session);
+    ROW("foreign_session_pointer", rill_session_generate((rill_session *)not_a_session, "x", NULL, NULL, &n), RILL_ERR_INVALID_ARGUMENT, "did not come from rill_session_new");
+    ROW("foreign_model_pointer", rill_session_new((const rill_model *)not_a_session, NULL, &gone), RILL_ERR_INVALID_ARGUMENT, "not a live rill_model");
+    /* A freed model handle (its sessions keep the model itself alive). */
+    const rill_model *second = NULL;
+    rill_model_open(model_dir, NULL, &second);
+    rill_session *orphan = NULL;
+    rill_session_new(second, NULL, &orphan);
+    rill_model_free(second);
+    rill_model_free(second);
+    ROW("model_double_free_ignored", strstr(rill_last_error(), "free ignored") ? RILL_OK : RILL_ERR_PANIC, RILL_OK, NULL);
+    uint32_t ids[8];
+    ROW("model_used_after_free", rill_tokenize(second, "x", ids, 8, &n), RILL_ERR_INVALID_ARGUMENT, "not a live rill_model");
+    rill_session_set_generation_config(orphan, "{\"max_new_tokens\": 2}");
+    ROW("session_outlives_freed_model_handle", rill_session_generate(orphan, "In the", NULL, NULL, &n), RILL_OK, NULL);
+    rill_session_free(orphan);
+    /* The same session from two threads at once: the second call is refused, a free
+     * meanwhile is ignored, a cancel is allowed and ends the first call. */
+    busy_session b = {0};
+    rill_session_new(model, NULL, &b.session);
+    rill_session_set_generation_config(b.session, "{\"max_new_tokens\": 400, \"do_sample\": false, \"eos_token_id\": []}");
+    pthread_t worker;
+    pthread_create(&worker, NULL, generate_long, &b);
+    while (!atomic_load(&b.started)) {
+    }
+    ROW("session_called_from_a_second_thread", rill_session_generate(b.session, "x", NULL, NULL, &n), RILL_ERR_INVALID_ARGUMENT, "in use by a call on another thread");
+    ROW("session_read_from_a_second_thread", rill_session_token_count(b.session, &n), RILL_ERR_INVALID_ARGUMENT, "one thread at a time");
+    rill_session_free(b.session);
+    ROW("session_freed_while_in_use_ignored", strstr(rill_last_error(), "in use") ? RILL_OK : RILL_ERR_PANIC, RILL_OK, NULL);
+    ROW("session_cancelled_from_a_second_thread", rill_session_cancel(b.session), RILL_OK, NULL);
+    pthread_join(worker, NULL);
+    ROW("first_thread_finished_cancelled", b.status, RILL_OK, NULL);
+    ROW("session_usable_after_the_race", rill_session_generate(b.session, "In the", NULL, NULL, &n), RILL_OK, NULL);
+    rill_session_free(b.session);
+}
+
 int main(int argc, char **argv) {
     if (argc != 4) {
         fprintf(stderr, "usage: %s MODEL_DIR CASES_DIR FAULTY_PLUGIN\n", argv[0]);
@@ -235,6 +308,7 @@ int main(int argc, char **argv) {
     }
     model_folders(argv[2]);
     calls();
+    handles();
     saved_state(argv[2]);
     plugins();
     rill_session_free(session);

@@ -13,8 +13,8 @@
 
 use std::ffi::{c_char, c_void};
 
-use super::model::{model_ref, rill_model};
-use super::session::{generate_with, handle_mut, rill_session, rill_token_callback, session_mut};
+use super::model::{model_arc, rill_model};
+use super::session::{generate_with, rill_session, rill_token_callback, with_session};
 use super::{c_str, check_struct_size, ffi_call, out_ptr, rill_status, slice};
 use crate::chat::ChatMessage;
 use crate::error::RillError;
@@ -127,7 +127,7 @@ pub extern "C" fn rill_model_apply_chat_template(
 ) -> rill_status {
     ffi_call(|| {
         out_ptr(needed_out, "needed_out")?;
-        let model = model_ref(model)?;
+        let model = model_arc(model)?;
         let text =
             model.apply_chat_template(&messages(messages_json)?, add_generation_prompt != 0)?;
         super::write_buffer(text.as_bytes(), true, buf as *mut u8, capacity, needed_out)
@@ -138,17 +138,19 @@ pub extern "C" fn rill_model_apply_chat_template(
 /// it then returns `RILL_OK` with stop reason `RILL_STOP_CANCELLED`, and the session stays
 /// usable. The one session function that may be called from another thread while the
 /// session generates. A cancel while no generation runs has no effect (each generation
-/// starts uncancelled). The session must not be freed concurrently.
+/// starts uncancelled). A session freed meanwhile is refused by the free, not pulled away.
 #[no_mangle]
 pub extern "C" fn rill_session_cancel(session: *mut rill_session) -> rill_status {
     ffi_call(|| {
-        if session.is_null() {
-            return Err(RillError::InvalidArgument("`session` is NULL".into()));
-        }
-        let h = session as *const super::session::SessionHandle;
-        // SAFETY: a live handle; only the `cancel` field is borrowed, and it is never
-        // borrowed mutably (a generation on another thread borrows `session` only).
-        let cancel = unsafe { &*std::ptr::addr_of!((*h).cancel) };
+        let cancel =
+            super::handles::with_live(session, super::handles::Kind::Session, "session", || {
+                let h = session as *const super::session::SessionHandle;
+                // SAFETY: live (checked under the registry's lock); only the `cancel` field
+                // is read, which no call borrows mutably (a generation on another thread
+                // borrows `session` only). The token is cloned, so nothing is read after
+                // the lock is released.
+                Ok(unsafe { &*std::ptr::addr_of!((*h).cancel) }.clone())
+            })?;
         cancel.cancel();
         Ok(())
     })
@@ -163,7 +165,8 @@ pub extern "C" fn rill_session_token_count(
 ) -> rill_status {
     ffi_call(|| {
         let n_out = out_ptr(n_out, "n_out")?;
-        let s = session_mut(session)?;
+        let mut call = super::session::enter(session)?;
+        let s = call.session();
         // SAFETY: checked non-NULL.
         unsafe { *n_out = s.history().len() };
         Ok(())
@@ -181,7 +184,7 @@ pub extern "C" fn rill_session_tokens(
 ) -> rill_status {
     ffi_call(|| {
         out_ptr(n_out, "n_out")?;
-        let history = session_mut(session)?.history();
+        let history = with_session(session, |s| Ok(s.history()))?;
         super::write_ids(&history, ids, capacity, n_out)
     })
 }
@@ -195,7 +198,7 @@ pub extern "C" fn rill_session_truncate(
     session: *mut rill_session,
     n_tokens: usize,
 ) -> rill_status {
-    ffi_call(|| session_mut(session)?.truncate(n_tokens))
+    ffi_call(|| with_session(session, |s| s.truncate(n_tokens)))
 }
 
 /// Writes a summary of the session's last successful generation into `*info_out`, whose
@@ -214,8 +217,8 @@ pub extern "C" fn rill_session_last_generation(
             std::mem::size_of::<rill_generation_info>(),
             "info_out",
         )?;
-        let h = handle_mut(session)?;
-        let info = match &h.last {
+        let mut call = super::session::enter(session)?;
+        let info = match call.last() {
             None => rill_generation_info {
                 struct_size: size,
                 stop_reason: rill_stop_reason::RILL_STOP_NONE,
@@ -252,7 +255,7 @@ pub extern "C" fn rill_session_save(
 ) -> rill_status {
     ffi_call(|| {
         out_ptr(needed_out, "needed_out")?;
-        let blob = session_mut(session)?.save_state()?;
+        let blob = with_session(session, |s| s.save_state())?;
         super::write_buffer(&blob, false, buf, capacity, needed_out)
     })
 }
@@ -268,7 +271,8 @@ pub extern "C" fn rill_session_load(
     len: usize,
 ) -> rill_status {
     ffi_call(|| {
-        let s = session_mut(session)?;
+        let mut call = super::session::enter(session)?;
+        let s = call.session();
         s.load_state(slice(data, len, "data")?)
     })
 }

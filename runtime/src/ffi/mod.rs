@@ -3,12 +3,15 @@
 //! This module holds the boundary kit only: [`ffi_call`] wraps every exported body in
 //! `catch_unwind` so no panic crosses into C, and the argument helpers turn NULL or
 //! invalid UTF-8 into `RILL_ERR_INVALID_ARGUMENT` / `RILL_ERR_INVALID_UTF8` with a
-//! message. One file per exported object: [`model`], [`session`], [`plugin`], [`error`].
+//! message; [`handles`] refuses freed, foreign and doubly freed handles and a session used by
+//! two threads at once. One file per exported object: [`model`], [`session`], [`plugin`],
+//! [`error`].
 
 #![allow(non_camel_case_types)]
 
 pub mod conversation;
 pub mod error;
+pub(crate) mod handles;
 pub mod model;
 pub mod plugin;
 pub mod session;
@@ -65,12 +68,6 @@ pub(crate) fn slice<'a, T>(ptr: *const T, n: usize, what: &str) -> Result<&'a [T
     non_null(ptr, what)?;
     // SAFETY: non-NULL, and per the header the caller provides `n` readable elements.
     Ok(unsafe { std::slice::from_raw_parts(ptr, n) })
-}
-
-/// A required mutable pointer argument.
-pub(crate) fn non_null_mut<'a, T>(ptr: *mut T, what: &str) -> Result<&'a mut T, RillError> {
-    // SAFETY: as above, and the header says the object is used by one thread at a time.
-    unsafe { ptr.as_mut() }.ok_or_else(|| RillError::InvalidArgument(format!("`{what}` is NULL")))
 }
 
 /// A required NUL-terminated UTF-8 string argument.

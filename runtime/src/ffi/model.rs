@@ -14,9 +14,7 @@
 use std::ffi::c_char;
 use std::sync::Arc;
 
-use super::{
-    c_str, check_struct_size, ffi_call, ffi_void, non_null, optional, out_ptr, rill_status, slice,
-};
+use super::{c_str, check_struct_size, ffi_call, ffi_void, optional, out_ptr, rill_status, slice};
 use crate::error::RillError;
 use crate::model::{Model, ModelOptions, WeightSource};
 
@@ -64,7 +62,8 @@ pub extern "C" fn rill_model_provider_note(
     needed_out: *mut usize,
 ) -> rill_status {
     ffi_call(|| {
-        let note = model_ref(model)?.provider_note().unwrap_or("");
+        let model = model_arc(model)?;
+        let note = model.provider_note().unwrap_or("");
         super::write_buffer(note.as_bytes(), true, buf as *mut u8, capacity, needed_out)
     })
 }
@@ -102,7 +101,7 @@ pub extern "C" fn rill_model_provider(
     device_out: *mut i32,
 ) -> rill_status {
     ffi_call(|| {
-        let m = model_ref(model)?;
+        let m = model_arc(model)?;
         let out = out_ptr(provider_out, "provider_out")?;
         let (p, d) = match m.provider() {
             crate::Provider::Cpu => (0, 0),
@@ -115,19 +114,17 @@ pub extern "C" fn rill_model_provider(
     })
 }
 
-pub(crate) fn model_ref<'a>(model: *const rill_model) -> Result<&'a Model, RillError> {
-    non_null(model as *const Model, "model")
-}
-
-/// Borrows the `Arc` behind a handle without taking ownership.
+/// A new reference to the model behind a live handle (taken under the registry's lock,
+/// so a concurrent `rill_model_free` cannot pull it away meanwhile).
 pub(crate) fn model_arc(model: *const rill_model) -> Result<Arc<Model>, RillError> {
-    model_ref(model)?;
-    // SAFETY: non-NULL handles come from Arc::into_raw in rill_model_open and are alive
-    // until rill_model_free; increment first so the temporary Arc does not drop it.
-    unsafe {
-        Arc::increment_strong_count(model as *const Model);
-        Ok(Arc::from_raw(model as *const Model))
-    }
+    super::handles::with_live(model, super::handles::Kind::Model, "model", || {
+        // SAFETY: a live handle from Arc::into_raw in rill_model_open; increment first so
+        // the Arc made here owns its own count.
+        unsafe {
+            Arc::increment_strong_count(model as *const Model);
+            Ok(Arc::from_raw(model as *const Model))
+        }
+    })
 }
 
 /// Opens the model folder at `path` (UTF-8): config, tokenizer, weights and graph, all
@@ -174,20 +171,25 @@ pub extern "C" fn rill_model_open(
                 };
             }
         }
-        let model = Arc::new(Model::open(path, &opts)?);
+        let model = Arc::into_raw(Arc::new(Model::open(path, &opts)?));
+        super::handles::register(model, super::handles::Kind::Model);
         // SAFETY: checked non-NULL above; written only on success.
-        unsafe { *out = Arc::into_raw(model) as *const rill_model };
+        unsafe { *out = model as *const rill_model };
         Ok(())
     })
 }
 
-/// Releases the caller's reference to `model`. NULL is a no-op. Must not be called twice
-/// for one handle; sessions created from it stay valid until freed.
+/// Releases the caller's reference to `model`. NULL is a no-op; a handle already freed (or
+/// never returned by `rill_model_open`) is ignored, `rill_last_error` saying so. Sessions
+/// created from it stay valid until freed.
 #[no_mangle]
 pub extern "C" fn rill_model_free(model: *const rill_model) {
     ffi_void(|| {
-        if !model.is_null() {
-            // SAFETY: a handle from rill_model_open, released once.
+        if !model.is_null()
+            && super::handles::unregister(model, super::handles::Kind::Model, || false)
+        {
+            // SAFETY: a live handle from rill_model_open, removed from the registry just
+            // now, so released once.
             drop(unsafe { Arc::from_raw(model as *const Model) });
         }
     })
@@ -209,7 +211,7 @@ pub extern "C" fn rill_tokenize(
 ) -> rill_status {
     ffi_call(|| {
         out_ptr(n_out, "n_out")?;
-        let model = model_ref(model)?;
+        let model = model_arc(model)?;
         let text = c_str(text, "text")?;
         let tokens = model.tokenize(text)?;
         super::write_ids(&tokens, ids, capacity, n_out)
@@ -232,7 +234,7 @@ pub extern "C" fn rill_detokenize(
     needed_out: *mut usize,
 ) -> rill_status {
     ffi_call(|| {
-        let model = model_ref(model)?;
+        let model = model_arc(model)?;
         let ids = slice(ids, n, "ids")?;
         let text = model.detokenize(ids)?;
         super::write_buffer(text.as_bytes(), true, buf as *mut u8, capacity, needed_out)

@@ -20,6 +20,13 @@ pub struct rill_plugin {
     _private: [u8; 0],
 }
 
+/// A new plugin handle, recorded as live.
+fn into_handle(plugin: Arc<Plugin>) -> *const rill_plugin {
+    let ptr = Arc::into_raw(plugin);
+    super::handles::register(ptr, super::handles::Kind::Plugin);
+    ptr as *const rill_plugin
+}
+
 /// Loads the sampler plugin at `path` (a shared library exporting `rill_plugin_entry`,
 /// see rill_plugin.h) and registers its samplers for every session of the process.
 ///
@@ -37,7 +44,7 @@ pub extern "C" fn rill_plugin_load(
         let path = c_str(path, "path")?;
         let plugin = crate::plugin::load_once(std::path::Path::new(path))?;
         // SAFETY: checked non-NULL; written only on success.
-        unsafe { *out = Arc::into_raw(plugin) as *const rill_plugin };
+        unsafe { *out = into_handle(plugin) };
         Ok(())
     })
 }
@@ -55,18 +62,21 @@ pub extern "C" fn rill_plugin_register(
             entry.ok_or_else(|| crate::RillError::InvalidArgument("`entry` is NULL".into()))?;
         let plugin = crate::plugin::register_static(entry)?;
         // SAFETY: checked non-NULL; written only on success.
-        unsafe { *out = Arc::into_raw(plugin) as *const rill_plugin };
+        unsafe { *out = into_handle(plugin) };
         Ok(())
     })
 }
 
-/// Releases a plugin handle. NULL is a no-op; must not be called twice. Sessions keep
-/// using its samplers.
+/// Releases a plugin handle. NULL is a no-op; a handle already freed is ignored,
+/// `rill_last_error` saying so. Sessions keep using its samplers.
 #[no_mangle]
 pub extern "C" fn rill_plugin_free(plugin: *const rill_plugin) {
     ffi_void(|| {
-        if !plugin.is_null() {
-            // SAFETY: a handle from rill_plugin_load, released once.
+        if !plugin.is_null()
+            && super::handles::unregister(plugin, super::handles::Kind::Plugin, || false)
+        {
+            // SAFETY: a live handle from into_handle, removed from the registry just now,
+            // so released once.
             drop(unsafe { Arc::from_raw(plugin as *const Plugin) });
         }
     })
@@ -84,7 +94,8 @@ pub extern "C" fn rill_session_add_sampler(
     params_json: *const c_char,
 ) -> rill_status {
     ffi_call(|| {
-        let session = super::session::session_mut(session)?;
+        let mut call = super::session::enter(session)?;
+        let session = call.session();
         let name = c_str(name, "name")?;
         let params = if params_json.is_null() {
             "{}"

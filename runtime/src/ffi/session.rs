@@ -16,6 +16,7 @@
 
 use std::ffi::{c_char, c_int, c_void, CString};
 
+use super::handles::{self, Busy, Kind};
 use super::model::{model_arc, rill_model};
 use super::{c_str, check_struct_size, ffi_call, ffi_void, optional, out_ptr, rill_status};
 use crate::config::GenerationConfig;
@@ -36,6 +37,8 @@ pub(crate) struct SessionHandle {
     pub(crate) session: Session,
     /// Summary of the last successful generation.
     pub(crate) last: Option<Generation>,
+    /// Set for the length of each call (see [`handles`]).
+    pub(crate) busy: std::sync::atomic::AtomicBool,
 }
 
 /// Options for [`rill_session_new`]; initialise with [`rill_session_options_default`].
@@ -79,26 +82,49 @@ pub extern "C" fn rill_session_options_default() -> rill_session_options {
 pub type rill_token_callback =
     Option<extern "C" fn(user_data: *mut c_void, piece: *const c_char, len: usize) -> c_int>;
 
-/// The handle behind a `rill_session` pointer.
-pub(crate) fn handle_mut<'a>(
-    session: *mut rill_session,
-) -> Result<&'a mut SessionHandle, crate::RillError> {
-    super::non_null_mut(session as *mut SessionHandle, "session")
+/// A session handle checked live and marked busy for one call.
+pub(crate) struct Entered {
+    handle: *mut SessionHandle,
+    _busy: Busy<'static>,
 }
 
-/// The session behind a handle, borrowing only its `session` field (so that a
-/// concurrent `rill_session_cancel`, which reads only `cancel`, does not alias it).
-pub(crate) fn session_mut<'a>(
-    session: *mut rill_session,
-) -> Result<&'a mut Session, crate::RillError> {
-    if session.is_null() {
-        return Err(crate::RillError::InvalidArgument(
-            "`session` is NULL".into(),
-        ));
+impl Entered {
+    /// The session (only this field is borrowed, so that a concurrent
+    /// `rill_session_cancel`, which reads only `cancel`, does not alias it).
+    pub(crate) fn session(&mut self) -> &mut Session {
+        // SAFETY: live, and marked busy for this call: no other call touches it.
+        unsafe { &mut *std::ptr::addr_of_mut!((*self.handle).session) }
     }
-    let h = session as *mut SessionHandle;
-    // SAFETY: non-NULL handle from rill_session_new; only the `session` field is borrowed.
-    Ok(unsafe { &mut *std::ptr::addr_of_mut!((*h).session) })
+
+    /// The summary of the last generation.
+    pub(crate) fn last(&mut self) -> &mut Option<Generation> {
+        // SAFETY: as for `session`.
+        unsafe { &mut *std::ptr::addr_of_mut!((*self.handle).last) }
+    }
+}
+
+/// Checks that `session` is a live handle and marks it busy until the result is dropped.
+pub(crate) fn enter(session: *mut rill_session) -> Result<Entered, crate::RillError> {
+    handles::with_live(session, Kind::Session, "session", || {
+        let h = session as *mut SessionHandle;
+        // SAFETY: live (checked under the registry's lock, which freeing also takes);
+        // the flag is an atomic, shared by design. The handle outlives the mark: freeing
+        // refuses a busy session.
+        let flag: &'static std::sync::atomic::AtomicBool =
+            unsafe { &*std::ptr::addr_of!((*h).busy) };
+        Ok(Entered {
+            handle: h,
+            _busy: Busy::acquire(flag)?,
+        })
+    })
+}
+
+/// Runs `f` on the session behind a live handle, marked busy meanwhile.
+pub(crate) fn with_session<R>(
+    session: *mut rill_session,
+    f: impl FnOnce(&mut Session) -> crate::Result<R>,
+) -> crate::Result<R> {
+    f(enter(session)?.session())
 }
 
 /// Runs a generation on a handle: streams through the C callback, records the summary
@@ -112,7 +138,7 @@ pub(crate) fn generate_with(
 ) -> rill_status {
     ffi_call(|| {
         let n_out = out_ptr(n_tokens_out, "n_tokens_out")?;
-        let s = session_mut(session)?;
+        let mut call = enter(session)?;
         let mut on_piece = |piece: &str| match callback {
             None => true,
             Some(cb) => {
@@ -120,12 +146,10 @@ pub(crate) fn generate_with(
                 cb(user_data, text.as_ptr(), text.as_bytes().len()) == 0
             }
         };
-        let result = run(s, &mut on_piece)?;
+        let result = run(call.session(), &mut on_piece)?;
         // SAFETY: checked non-NULL.
         unsafe { *n_out = result.tokens.len() };
-        let h = session as *mut SessionHandle;
-        // SAFETY: the generation has ended; `last` is a field no other call borrows now.
-        unsafe { (*h).last = Some(result) };
+        *call.last() = Some(result);
         Ok(())
     })
 }
@@ -171,20 +195,29 @@ pub extern "C" fn rill_session_new(
             cancel: session.cancel_token(),
             session,
             last: None,
+            busy: std::sync::atomic::AtomicBool::new(false),
         });
+        let ptr = Box::into_raw(handle);
+        handles::register(ptr, Kind::Session);
         // SAFETY: checked non-NULL; written only on success.
-        unsafe { *out = Box::into_raw(handle) as *mut rill_session };
+        unsafe { *out = ptr as *mut rill_session };
         Ok(())
     })
 }
 
-/// Frees a session and its cache. NULL is a no-op; must not be called twice.
+/// Frees a session and its cache. NULL is a no-op. A handle that is not live (freed
+/// already, or never returned by `rill_session_new`) or a session inside a call on another
+/// thread is not freed: the free is ignored and `rill_last_error` says why.
 #[no_mangle]
 pub extern "C" fn rill_session_free(session: *mut rill_session) {
     ffi_void(|| {
-        if !session.is_null() {
-            // SAFETY: a handle from rill_session_new, freed once.
-            drop(unsafe { Box::from_raw(session as *mut SessionHandle) });
+        let h = session as *mut SessionHandle;
+        // SAFETY (busy): evaluated only for a live handle, under the registry's lock.
+        let busy = || unsafe { (*h).busy.load(std::sync::atomic::Ordering::Acquire) };
+        if !session.is_null() && handles::unregister(h, Kind::Session, busy) {
+            // SAFETY: a live handle from rill_session_new, removed from the registry
+            // just now, so freed once.
+            drop(unsafe { Box::from_raw(h) });
         }
     })
 }
@@ -201,7 +234,8 @@ pub extern "C" fn rill_session_set_generation_config(
     json: *const c_char,
 ) -> rill_status {
     ffi_call(|| {
-        let session = session_mut(session)?;
+        let mut call = super::session::enter(session)?;
+        let session = call.session();
         let config = GenerationConfig::from_json(c_str(json, "json")?)?;
         session.set_generation_config(config)
     })
@@ -221,7 +255,9 @@ pub extern "C" fn rill_session_set_generation_config(
 /// says which. Returns `RILL_ERR_PROMPT_TOO_LONG` (before any work) when the prompt does
 /// not fit the context (default policy), `RILL_ERR_INVALID_UTF8` for an invalid prompt,
 /// `RILL_ERR_INVALID_ARGUMENT` for NULL arguments. The session stays usable after any
-/// error. Not thread-safe for one session.
+/// error. A session is used by one thread at a time: a call while another thread
+/// is inside a call on it returns `RILL_ERR_INVALID_ARGUMENT` (only
+/// `rill_session_cancel` may be called meanwhile), as does a freed handle.
 #[no_mangle]
 pub extern "C" fn rill_session_generate(
     session: *mut rill_session,
@@ -250,7 +286,8 @@ pub extern "C" fn rill_session_beam_count(
 ) -> rill_status {
     ffi_call(|| {
         let n_out = out_ptr(n_out, "n_out")?;
-        let session = session_mut(session)?;
+        let mut call = super::session::enter(session)?;
+        let session = call.session();
         // SAFETY: checked non-NULL.
         unsafe { *n_out = session.beam_results().len() };
         Ok(())
@@ -272,7 +309,8 @@ pub extern "C" fn rill_session_beam_result(
     score_out: *mut f32,
 ) -> rill_status {
     ffi_call(|| {
-        let session = session_mut(session)?;
+        let mut call = super::session::enter(session)?;
+        let session = call.session();
         let (text, score) = session.beam_text(index)?;
         super::write_optional(score_out, score);
         super::write_buffer(text.as_bytes(), true, buf as *mut u8, capacity, needed_out)
