@@ -231,7 +231,9 @@ impl LlamaConfig {
             .chain([("max_position_embeddings", self.max_position_embeddings)].iter())
             .find(|(_, v)| *v > MAX)
         {
-            return Err(format!("`{name}` is {v}, larger than any model (at most {MAX})"));
+            return Err(format!(
+                "`{name}` is {v}, larger than any model (at most {MAX})"
+            ));
         }
         if !self.num_attention_heads.is_multiple_of(self.kv_heads()) {
             return Err(format!(
