@@ -9,7 +9,16 @@ with the same intra-op thread count set explicitly:
           symlinked) with a genai_config.json written for the folder's graph
   ort     a straightforward Python onnxruntime + numpy greedy loop over the same graph
   llama   llama.cpp through llama-cpp-python, on the folder's weights converted here to
-          GGUF (same dtype; cached under build/compare/gguf/)
+          GGUF (same dtype; cached under build/compare/gguf/); with --llama-quant TYPE[,TYPE]
+          (q4_0, q4_1, q8_0, ...) that GGUF quantized by llama.cpp's own quantizer
+          (llama_model_quantize, its default choices: e.g. a tied embedding / output matrix
+          in Q6_K under Q4_0), one engine `llama-TYPE` per type, cached beside the GGUF
+
+With --rill-model DIR rill runs on DIR (a fused-attention export, an int4 copy from
+`rill-train quantize`) and the peers on --model; rill is then also run on --model as the
+engine `rill-base` ("rill (peers' folder)"), so one table holds both. Ratios are always
+relative to the engine `rill`. The weights' sizes (model.safetensors of both folders, the
+GGUFs) are printed with their ratio to the peers' folder.
 
 Every engine gets the prompt `rill bench` uses (BOS, then 3 + (i * 7919) % (vocab - 3)),
 decodes the same number of tokens greedily without stopping at EOS, warms up once and is
@@ -36,6 +45,7 @@ import json
 import os
 import pathlib
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -45,7 +55,8 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build" / "compare"
 ENGINES = ["rill", "genai", "ort", "llama"]
-TITLES = {"rill": "rill", "genai": "onnxruntime-genai", "ort": "Python ORT loop", "llama": "llama.cpp"}
+TITLES = {"rill": "rill", "rill-base": "rill (peers' folder)", "genai": "onnxruntime-genai",
+          "ort": "Python ORT loop", "llama": "llama.cpp"}
 MARK = "COMPARE-RESULT "
 CHECK_PROMPT = "In the beginning God created"
 GGUF_CONVERTER_VERSION = "1"  # bump when write_gguf changes: cached files are rebuilt
@@ -61,6 +72,13 @@ def rss_bytes():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+def engine_title(name):
+    """An engine's name in tables: `llama-q4_0` is llama.cpp on the Q4_0 GGUF."""
+    if name.startswith("llama-"):
+        return f"llama.cpp {name[len('llama-'):].upper()}"
+    return TITLES.get(name, name)
 
 
 def summary(values):
@@ -484,6 +502,49 @@ def write_gguf(folder, out):
             old.unlink()
 
 
+def quantized_gguf_path(path, qtype):
+    """Where the `qtype` quantization of a converted GGUF is cached: beside it, its name
+    with the type (so write_gguf's clean-up of older conversions removes it too)."""
+    return path.with_name(f"{path.stem}.{qtype}.gguf")
+
+
+def quantize_gguf(llama_cpp, src, out, qtype, threads):
+    """Quantizes a GGUF with llama.cpp's own quantizer (llama-quantize's defaults) to the
+    ftype LLAMA_FTYPE_MOSTLY_<QTYPE>; written under a temporary name, then renamed."""
+    import ctypes
+    ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{qtype.upper()}", None)
+    if ftype is None:
+        known = sorted(n[len("LLAMA_FTYPE_MOSTLY_"):].lower() for n in dir(llama_cpp)
+                       if n.startswith("LLAMA_FTYPE_MOSTLY_"))
+        raise Skip(f"llama.cpp has no quantization type {qtype!r} (known: {', '.join(known)})")
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = ftype
+    params.nthread = threads
+    tmp = out.with_suffix(".tmp")
+    status = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), ctypes.byref(params))
+    if status != 0:
+        tmp.unlink(missing_ok=True)
+        raise RuntimeError(f"llama_model_quantize to {qtype} returned {status}")
+    tmp.rename(out)
+
+
+def gguf_summary(path, cfg):
+    """A GGUF's tensors: their bytes, the bytes a decode step reads (the token embedding
+    only as one row when an output matrix of its own exists) and {type: tensor count}."""
+    import gguf
+    reader = gguf.GGUFReader(str(path))
+    types, total, embd = {}, 0, 0
+    names = set()
+    for t in reader.tensors:
+        types[t.tensor_type.name] = types.get(t.tensor_type.name, 0) + 1
+        total += int(t.n_bytes)
+        names.add(t.name)
+        if t.name == "token_embd.weight":
+            embd = int(t.n_bytes)
+    read = total - embd + embd // cfg["vocab_size"] if "output.weight" in names else total
+    return {"tensor_bytes": total, "read_bytes_per_token": read, "tensor_types": types}
+
+
 class LlamaCpp:
     def __init__(self, args, folder, cfg):
         import numpy as np
@@ -498,6 +559,14 @@ class LlamaCpp:
             t = time.perf_counter()
             write_gguf(folder, self.path)
             self.convert_s = time.perf_counter() - t
+        self.source_bytes = self.path.stat().st_size
+        if args.llama_quant:
+            out = quantized_gguf_path(self.path, args.llama_quant)
+            if not out.exists():
+                t = time.perf_counter()
+                quantize_gguf(llama_cpp, self.path, out, args.llama_quant, args.threads)
+                self.quantize_s = time.perf_counter() - t
+            self.path = out
         n_max = max(args.prompt_tokens, len(args.check_ids or []))
         self.n_ctx = n_max + max(args.new_tokens, args.check_tokens) + 8
         self.n_batch = max(512, n_max)
@@ -545,6 +614,9 @@ def rill_abi_ids(args):
     import ctypes as C
 
     class ModelOptions(C.Structure):
+        """rill_model_options as first released: later versions append fields and still
+        accept this size. Filled here, not from rill_model_options_default(): a struct
+        returned by value is returned differently once it grows past 16 bytes."""
         _fields_ = [("struct_size", C.c_size_t), ("intra_threads", C.c_uint32),
                     ("ort_loads_weights", C.c_uint8), ("prepack", C.c_uint8)]
 
@@ -553,13 +625,12 @@ def rill_abi_ids(args):
     try:
         lib = C.CDLL(str(lib_path))
         for name in ("rill_model_open", "rill_session_new", "rill_session_generate", "rill_session_tokens",
-                     "rill_session_set_generation_config", "rill_model_options_default"):
+                     "rill_session_set_generation_config"):
             getattr(lib, name)
     except (OSError, AttributeError) as e:
         out.update(status="skipped", reason=f"{lib_path}: {e}")
         print(MARK + json.dumps(out), flush=True)
         return
-    lib.rill_model_options_default.restype = ModelOptions
     lib.rill_last_error.restype = C.c_char_p
     lib.rill_session_tokens.argtypes = [C.c_void_p, C.c_void_p, C.c_size_t, C.POINTER(C.c_size_t)]
 
@@ -567,13 +638,8 @@ def rill_abi_ids(args):
         if status != 0:
             raise RuntimeError(f"{what}: status {status}: {lib.rill_last_error().decode(errors='replace')}")
 
-    opts = lib.rill_model_options_default()
-    if opts.struct_size != C.sizeof(ModelOptions):
-        out.update(status="skipped", reason=f"rill_model_options is {opts.struct_size} bytes, this script knows "
-                                            f"{C.sizeof(ModelOptions)}")
-        print(MARK + json.dumps(out), flush=True)
-        return
-    opts.intra_threads = args.threads
+    opts = ModelOptions(struct_size=C.sizeof(ModelOptions), intra_threads=args.threads, ort_loads_weights=0,
+                        prepack=1)  # rill_model_options_default()'s values
     model, session = C.c_void_p(), C.c_void_p()
     check(lib.rill_model_open(str(args.model).encode(), C.byref(opts), C.byref(model)), "rill_model_open")
     check(lib.rill_session_new(model, None, C.byref(session)), "rill_session_new")
@@ -613,9 +679,13 @@ def child(args):
     result["version"] = engine.version
     if getattr(engine, "convert_s", None):
         result["gguf_convert_s"] = engine.convert_s
+    if getattr(engine, "quantize_s", None):
+        result["gguf_quantize_s"] = engine.quantize_s
     if isinstance(engine, LlamaCpp):
         result["gguf"] = str(engine.path)
         result["gguf_bytes"] = engine.path.stat().st_size
+        result["gguf_quant"] = args.llama_quant
+        result["gguf_source_bytes"] = engine.source_bytes
     prompt = synthetic_prompt(cfg, args.prompt_tokens)
     try:
         gc.collect()
@@ -645,6 +715,11 @@ def child(args):
         result.update(status="ok", open_ms=summary(open_ms), prefill_tokens_per_s=summary(prefill),
                       decode_tokens_per_s=summary(decode), rss_before_open=rss0, rss_after_open=rss_open,
                       rss_after_generation=rss_gen, tokens=tokens, check_tokens=check)
+        if isinstance(engine, LlamaCpp):  # after the measurements: the reader's imports count in RSS
+            try:
+                result.update(gguf_summary(engine.path, cfg))
+            except Exception as e:  # noqa: BLE001  (the gguf package's reader is optional here)
+                result.setdefault("notes", []).append(f"GGUF tensors not read: {type(e).__name__}: {e}")
     finally:
         if hasattr(engine, "cleanup"):
             engine.cleanup()
@@ -653,13 +728,42 @@ def child(args):
 
 # ----------------------------------------------------------------------------- parent side
 
-def run_child(args, engine, folder, check_ids):
+def expand_engines(args):
+    """The engines of this run, in order: `llama` becomes one `llama-TYPE` per
+    --llama-quant type (`none`: the unquantized GGUF, `llama`), and `rill-base` follows
+    `rill` when rill runs on a folder of its own."""
+    own = bool(args.rill_model) and pathlib.Path(args.rill_model).resolve() != pathlib.Path(args.model).resolve()
+    out = []
+    for name in args.engines:
+        if name == "llama" and args.llama_quants:
+            out += ["llama" if q == "none" else f"llama-{q}" for q in args.llama_quants]
+        else:
+            out.append(name)
+        if name == "rill" and own and not args.no_rill_base:
+            out.append("rill-base")
+    return out
+
+
+def run_engine(args, name, folder, rill_folder, check_ids):
+    """One engine's figures: rill's CLI on its folder (`rill-base`: on the peers'), a peer
+    in a child process (`llama-TYPE`: llama.cpp with --llama-quant TYPE)."""
+    if name == "rill":
+        return run_rill(args, rill_folder)
+    if name == "rill-base":
+        return run_rill(args, folder, engine=name)
+    engine, _, quant = name.partition("-")
+    return run_child(args, engine, folder, check_ids, quant or None)
+
+
+def run_child(args, engine, folder, check_ids, quant=None):
     cmd = [sys.executable, str(pathlib.Path(__file__).resolve()), "--engine", engine, "--model", str(folder),
            "--threads", str(args.threads), "--prompt-tokens", str(args.prompt_tokens),
            "--new-tokens", str(args.new_tokens), "--reps", str(args.reps),
            "--check-tokens", str(args.check_tokens)]
     if check_ids:
         cmd += ["--check-ids", ",".join(map(str, check_ids))]
+    if quant:
+        cmd += ["--llama-quant", quant]
     return run_json(cmd, engine, args.timeout, marked=True)
 
 
@@ -690,12 +794,12 @@ def run_json(cmd, engine, timeout, marked):
     return out
 
 
-def run_rill(args, folder):
+def run_rill(args, folder, engine="rill"):
     cmd = [args.rill, "bench", "--model", str(folder), "--threads", str(args.threads), "--reps", str(args.reps),
            "--prompt-tokens", str(args.prompt_tokens), "--new-tokens", str(args.new_tokens), "--json"]
     if not os.access(args.rill, os.X_OK):
-        return {"engine": "rill", "status": "failed", "reason": f"{args.rill} is missing: run `make build`"}
-    out = run_json(cmd, "rill", args.timeout, marked=False)
+        return {"engine": engine, "status": "failed", "reason": f"{args.rill} is missing: run `make build`"}
+    out = run_json(cmd, engine, args.timeout, marked=False)
     if out.get("status") == "ok":
         out["version"] = subprocess.run([args.rill, "--version"], capture_output=True, text=True).stdout.strip()
         ids = rill_bench_ids(out, args.new_tokens)
@@ -809,12 +913,14 @@ def measure_bandwidth(threads, size_mib=1024, passes=8):
 
 def bytes_per_token(folder, cfg, prompt_tokens, new_tokens):
     """Weight bytes read per decode step (the embedding table only as one row unless the
-    head is tied to it) plus KV bytes read at the mean context of the decode steps."""
+    head is tied to it; a quantized table's blocks, scales and zero points alike) plus KV
+    bytes read at the mean context of the decode steps."""
     index = safetensors_index(folder)
     weights = sum(n for _, _, n in index.values())
-    if not cfg.get("tie_word_embeddings", False) and "model.embed_tokens.weight" in index:
-        _, shape, n = index["model.embed_tokens.weight"]
-        weights -= n - n // shape[0]
+    if not cfg.get("tie_word_embeddings", False):
+        for name, (_, shape, n) in index.items():
+            if name.startswith("model.embed_tokens."):
+                weights -= n - n // shape[0]
     kv_per_pos = 2 * cfg["num_hidden_layers"] * cfg["num_key_value_heads"] * cfg["head_dim"] * kv_dtype_bytes(folder)
     mean_ctx = prompt_tokens + new_tokens / 2
     return {"weight_bytes": weights, "kv_bytes_per_position": kv_per_pos, "mean_context": mean_ctx,
@@ -836,7 +942,7 @@ def build_rows(report):
     rows = []
     for name in report["engine_order"]:
         r = res[name]
-        title = TITLES[name]
+        title = engine_title(name)
         if r.get("status") != "ok":
             rows.append([title] + ["—"] * 9 + [f"{r.get('status')}: {r.get('reason', '')}"])
             continue
@@ -860,6 +966,41 @@ def build_rows(report):
 KNOWN_RILL_KEYS = {"open_ms", "prefill_tokens_per_s", "decode_tokens_per_s", "ort_run_share"}
 HEADER = ["engine", "prefill tok/s", "decode tok/s", "open ms", "RSS open MiB", "RSS gen MiB",
           "rill× decode", "rill× prefill", "rill× open", "other load", "greedy tokens vs rill"]
+
+
+def own_limits(report):
+    """The bandwidth limits of engines that read other bytes per step than the peers'
+    folder (rill on its own folder, llama.cpp on a quantized GGUF), as phrases."""
+    bw, out = report["bandwidth"], []
+    base = bw["bytes"]["bytes_per_token"]
+    for name in report["engine_order"]:
+        per = bw.get("bytes_per_token", {}).get(name)
+        if per is None or abs(per - base) <= 0.01 * base:
+            continue
+        what = ("rill's folder" if name == "rill" else f"{engine_title(name)}'s GGUF" if name.startswith("llama")
+                else engine_title(name))
+        out.append(f"{what} {per / 1e6:.1f} MB/token, limit {bw['limits'][name]:.1f} tokens/s")
+    return out
+
+
+def sizes_line(sizes):
+    """The weights' sizes: rill's folder over the peers' (model.safetensors), the GGUFs."""
+    mb = lambda n: f"{n / 1e6:.1f} MB"  # noqa: E731
+    if sizes["rill_folder"] != sizes["peers_folder"]:
+        line = (f"weights (model.safetensors): rill's folder {sizes['rill_folder']} {mb(sizes['rill_weights_bytes'])}"
+                f" = {sizes['rill_over_peers']:.3f}× the peers' {sizes['peers_folder']} "
+                f"{mb(sizes['peers_weights_bytes'])} (whole folders {mb(sizes['rill_folder_bytes'])} / "
+                f"{mb(sizes['peers_folder_bytes'])} = {sizes['rill_folder_over_peers']:.3f}×)")
+    else:
+        line = f"weights (model.safetensors): {mb(sizes['peers_weights_bytes'])}"
+    ggufs = []
+    for name, g in sizes["gguf"].items():
+        types = ", ".join(f"{n} {t}" for t, n in sorted((g.get("tensor_types") or {}).items(), key=lambda x: -x[1]))
+        ggufs.append(f"{engine_title(name)} {mb(g['bytes'])} ({g['over_peers']:.3f}×"
+                     + (f"; tensors {types})" if types else ")"))
+    if ggufs:
+        line += "; GGUF files: " + ", ".join(ggufs)
+    return line + "."
 
 
 def render(report, markdown):
@@ -896,6 +1037,8 @@ def render(report, markdown):
             lines.append("rill bench (median): " + "; ".join(extra))
     for note in report["notes"]:
         lines.append(f"note: {note}")
+    if report.get("sizes"):
+        lines.append(sizes_line(report["sizes"]))
     bw = report.get("bandwidth")
     if bw:
         b = bw["bytes"]
@@ -905,35 +1048,63 @@ def render(report, markdown):
                 f"{b['weight_bytes'] / 1e6:.1f} MB of weights + {b['kv_bytes_per_position'] * b['mean_context'] / 1e6:.1f} MB of KV "
                 f"(mean context {b['mean_context']:.0f}) = {b['bytes_per_token'] / 1e6:.1f} MB/token, so the bandwidth limit "
                 f"is {bw['limit_tokens_per_s']:.1f} tokens/s")
+        own = own_limits(report)
+        if own:
+            line += "; " + ", ".join(own)
         if bw.get("rill_fraction") is not None:
-            line += f"; rill decodes at {bw['rill_fraction']:.2f} of it"
+            line += f"; rill decodes at {bw['rill_fraction']:.2f} of {'its limit' if own else 'it'}"
         for name in report["engine_order"]:
             if name != "rill" and bw.get("fractions", {}).get(name) is not None:
-                line += f", {TITLES[name]} {bw['fractions'][name]:.2f}"
+                line += f", {engine_title(name)} {bw['fractions'][name]:.2f}"
         lines.append(line + ".")
     lines.append("")
     lines.append("greedy tokens (benchmark prompt: first 12 ids | check prompt: first 12 ids, text):")
+    width = max([18] + [len(engine_title(n)) for n in report["engine_order"]])
     for name in report["engine_order"]:
         r = report["engines"][name]
         ag = report["agreement"].get(name, {})
         ids = r.get("tokens")
-        check = ag.get("check_tokens") if name == "rill" else r.get("check_tokens")
+        check = ag.get("check_tokens") if name in ("rill", "rill-base") else r.get("check_tokens")
         ids_s = " ".join(map(str, ids[:12])) if ids else "(not reported)"
         check_s = " ".join(map(str, check[:12])) if check else "—"
         text = ag.get("text")
         text_s = repr(text[:60]) if text is not None else "—"
         if markdown:
-            lines.append(f"- {TITLES[name]}: `{ids_s}` | `{check_s}` {text_s}")
+            lines.append(f"- {engine_title(name)}: `{ids_s}` | `{check_s}` {text_s}")
         else:
-            lines.append(f"  {TITLES[name]:<18} {ids_s} | {check_s} {text_s}")
+            lines.append(f"  {engine_title(name):<{width}} {ids_s} | {check_s} {text_s}")
     return "\n".join(lines)
+
+
+def rill_check(report, args, folder, check_ids, decode):
+    """rill's greedy output for the check prompt on `folder`: (ids, text, "ids") through its
+    C ABI, or (None, text, "text") from `rill generate --greedy` with an older librill.so,
+    or (None, None, None)."""
+    abi = run_json([sys.executable, str(pathlib.Path(__file__).resolve()), "--engine", "rill-abi", "--model",
+                    str(folder), "--threads", str(args.threads), "--check-tokens", str(args.check_tokens),
+                    "--check-prompt", args.check_prompt, "--rill", args.rill], "rill-abi", args.timeout, marked=True)
+    if abi.get("status") == "ok":
+        if abi["prompt_tokens"] != check_ids:
+            report["notes"].append(f"rill tokenizes the check prompt as {abi['prompt_tokens']}, the tokenizers "
+                                   f"package as {check_ids}")
+        return abi["check_tokens"], decode(abi["check_tokens"]), "ids"
+    note = (f"rill's ids through the C ABI unavailable ({abi.get('reason')}): compared as text from "
+            "`rill generate --greedy`")
+    if note not in report["notes"]:
+        report["notes"].append(note)
+    text, err = rill_check_text(args, folder)
+    if text is None:
+        report["notes"].append(f"rill generate failed: {err}")
+        return None, None, None
+    return None, text, "text"
 
 
 def agreement(report, args, folder, rill_folder, check_ids):
     """Greedy agreement with rill. The check prompt: rill's ids from its C ABI (no end
     token, like the peers), compared id by id; with an older librill.so, rill's
     `generate --greedy` text instead. The benchmark prompt: rill's ids if `rill bench`
-    reports them, else each peer's against the Python ORT loop's."""
+    reports them, else each peer's against the Python ORT loop's. With `rill-base` (rill
+    on the peers' folder) each peer is also compared with it: the same weights."""
     res = report["engines"]
     out, rill_ok = {}, res.get("rill", {}).get("status") == "ok"
     tokenizer = None
@@ -945,21 +1116,10 @@ def agreement(report, args, folder, rill_folder, check_ids):
     decode = (lambda ids: tokenizer.decode(ids, skip_special_tokens=True)) if tokenizer else (lambda ids: None)
     rill_ids, rill_text, how = None, None, None
     if rill_ok and check_ids:
-        abi = run_json([sys.executable, str(pathlib.Path(__file__).resolve()), "--engine", "rill-abi", "--model",
-                        str(rill_folder), "--threads", str(args.threads), "--check-tokens", str(args.check_tokens),
-                        "--check-prompt", args.check_prompt, "--rill", args.rill], "rill-abi", args.timeout, marked=True)
-        if abi.get("status") == "ok":
-            rill_ids, rill_text, how = abi["check_tokens"], decode(abi["check_tokens"]), "ids"
-            if abi["prompt_tokens"] != check_ids:
-                report["notes"].append(f"rill tokenizes the check prompt as {abi['prompt_tokens']}, the tokenizers "
-                                       f"package as {check_ids}")
-        else:
-            report["notes"].append(f"rill's ids through the C ABI unavailable ({abi.get('reason')}): "
-                                   "compared as text from `rill generate --greedy`")
-            rill_text, err = rill_check_text(args, rill_folder)
-            how = "text" if rill_text is not None else None
-            if rill_text is None:
-                report["notes"].append(f"rill generate failed: {err}")
+        rill_ids, rill_text, how = rill_check(report, args, rill_folder, check_ids, decode)
+    base_ids, base_text, base_how = None, None, None
+    if res.get("rill-base", {}).get("status") == "ok" and check_ids:
+        base_ids, base_text, base_how = rill_check(report, args, folder, check_ids, decode)
     cfg = load_config(folder)
     eos = special_id(cfg.get("eos_token_id"), 1)
     out["rill"] = {"check_tokens": rill_ids, "text": rill_text, "summary": "reference"}
@@ -969,22 +1129,32 @@ def agreement(report, args, folder, rill_folder, check_ids):
         if name == "rill" or res[name].get("status") != "ok":
             continue
         r, a, parts = res[name], {}, []
-        peer = r.get("check_tokens")
+        peer = base_ids if name == "rill-base" else r.get("check_tokens")
+        if name == "rill-base":
+            a.update(check_tokens=base_ids, text=base_text)
         if how == "ids" and peer is not None:
             d = first_divergence(rill_ids, peer)
             a.update(check_ids_agree=d is None, check_divergence=d, text=decode(peer))
             parts.append(f"same {len(peer)} ids" if d is None else f"ids differ from token {d}")
+        elif how == "text" and name == "rill-base" and base_text is not None:
+            a["text_agrees"] = base_text == rill_text
+            parts.append("same text" if a["text_agrees"] else "text differs")
         elif how == "text" and tokenizer is not None and peer is not None:
             ok, n, at = text_divergence(tokenizer, peer, rill_text, eos)
             cut = peer[: peer.index(eos)] if eos in peer else peer
             a.update(text=decode(cut), text_agrees=ok, text_tokens=n, text_divergence=at)
             parts.append(f"same text ({n} tokens)" if ok else f"text departs at token {at}")
-        if ref_ids is not None:
-            d = first_divergence(ref_ids, r["tokens"])
+        if base_how == "ids" and name != "rill-base" and peer is not None:
+            d = first_divergence(base_ids, peer)
+            a["check_divergence_vs_rill_base"] = d
+            parts.append("= rill (peers' folder)" if d is None else f"≠ rill (peers' folder) from token {d}")
+        tokens = r.get("tokens")  # rill-base: only if `rill bench --json` reports them
+        if tokens is not None and ref_ids is not None:
+            d = first_divergence(ref_ids, tokens)
             a["bench_divergence_vs_rill"] = d
             parts.append("bench ids same" if d is None else f"bench ids differ from {d}")
-        elif ort_ids is not None and name != "ort":
-            d = first_divergence(ort_ids, r["tokens"])
+        elif tokens is not None and ort_ids is not None and name != "ort":
+            d = first_divergence(ort_ids, tokens)
             a["bench_divergence_vs_ort"] = d
             parts.append("bench ids = ORT loop's" if d is None else f"bench ids ≠ ORT loop's from {d}")
         a["summary"] = "; ".join(parts)
@@ -1019,7 +1189,10 @@ def parent(args):
                           "python": platform.python_version()},
               "args": {k: getattr(args, k) for k in ("threads", "prompt_tokens", "new_tokens", "reps",
                                                       "check_tokens", "check_prompt")},
-              "engine_order": args.engines, "engines": {}, "notes": [], "busy_threshold": args.busy_threshold}
+              "engine_order": expand_engines(args), "engines": {}, "notes": [], "busy_threshold": args.busy_threshold}
+    report["args"]["llama_quant"] = args.llama_quants
+    if args.rill_model:
+        report["rill_model"] = args.rill_model
     for note in (view_note, rill_view_note):
         if note:
             report["notes"].append(note)
@@ -1027,11 +1200,11 @@ def parent(args):
         report["notes"].append(f"rill ran on {args.rill_model}; the peers on {args.model}")
     if check_ids is None:
         report["notes"].append(check_note)
-    for name in args.engines:
-        log(f"[compare] {args.model}: {TITLES[name]} ...")
+    for name in report["engine_order"]:
+        log(f"[compare] {args.model}: {engine_title(name)} ...")
         r = None
         for attempt in range(1, args.retry_busy + 2):
-            got = run_rill(args, rill_folder) if name == "rill" else run_child(args, name, folder, check_ids)
+            got = run_engine(args, name, folder, rill_folder, check_ids)
             if r is None or (got.get("status") == "ok" and got["other_load_cores"] < r.get("other_load_cores", 1e9)):
                 r = got
             r["attempts"] = attempt
@@ -1045,26 +1218,16 @@ def parent(args):
         else:
             log(f"[compare]   {r.get('status')}: {r.get('reason')}")
     report["agreement"] = agreement(report, args, folder, rill_folder, check_ids)
+    report["sizes"] = weight_sizes(report, folder, rill_folder)
     if args.bandwidth_gbs or not args.no_bandwidth:
-        if args.bandwidth_gbs:
-            bw = {"method": "given with --bandwidth-gbs", "gb_per_s": args.bandwidth_gbs}
-        else:
-            with LoadMeter() as load:
-                bw = measure_bandwidth(args.threads)
-            bw["other_load_cores"] = load.other_cores
-        b = bytes_per_token(folder, cfg, args.prompt_tokens, args.new_tokens)
-        bw["bytes"] = b
-        bw["limit_tokens_per_s"] = bw["gb_per_s"] * 1e9 / b["bytes_per_token"]
-        bw["fractions"] = {n: r["decode_tokens_per_s"][1] / bw["limit_tokens_per_s"]
-                           for n, r in report["engines"].items() if r.get("status") == "ok"}
-        bw["rill_fraction"] = bw["fractions"].get("rill")
-        report["bandwidth"] = bw
+        report["bandwidth"] = bw = bandwidth(args, report, folder, rill_folder, cfg)
+        b = bw["bytes"]
         l3 = report["machine"]["l3_bytes"]
         if l3 and b["weight_bytes"] <= l3:
             report["notes"].append(f"the weights ({b['weight_bytes'] / MIB:.0f} MiB) fit in this CPU's last-level cache "
                                    f"({l3 / MIB:.0f} MiB, shared): the DRAM bandwidth limit need not bind, and a "
                                    "fraction above 1 is possible")
-    busy = [TITLES[n] for n, r in report["engines"].items() if r.get("other_load_cores", 0) > args.busy_threshold]
+    busy = [engine_title(n) for n, r in report["engines"].items() if r.get("other_load_cores", 0) > args.busy_threshold]
     if busy:
         report["notes"].append("measured while other work used the CPU (column 'other load'): " + ", ".join(busy)
                                + "; rerun on a quiet machine for figures to quote")
@@ -1077,8 +1240,60 @@ def parent(args):
     if args.json:
         pathlib.Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         pathlib.Path(args.json).write_text(json.dumps(report, indent=2))
-    failed = [n for n in ("rill", "ort", "genai") if report["engines"].get(n, {}).get("status") == "failed"]
+    failed = [n for n in ("rill", "rill-base", "ort", "genai")
+              if report["engines"].get(n, {}).get("status") == "failed"]
     return 1 if failed and args.strict else 0
+
+
+def weight_sizes(report, folder, rill_folder):
+    """model.safetensors' bytes in rill's folder and in the peers', and each llama.cpp
+    engine's GGUF file, with their ratios to the peers' folder."""
+    peers = (pathlib.Path(folder) / "model.safetensors").stat().st_size
+    own = (pathlib.Path(rill_folder) / "model.safetensors").stat().st_size
+    whole = lambda d: sum(f.stat().st_size for f in pathlib.Path(d).iterdir() if f.is_file())  # noqa: E731
+    out = {"peers_folder": report["model"], "peers_weights_bytes": peers, "peers_folder_bytes": whole(folder),
+           "rill_folder": report.get("rill_model") or report["model"], "rill_weights_bytes": own,
+           "rill_folder_bytes": whole(rill_folder), "rill_over_peers": own / peers, "gguf": {}}
+    out["rill_folder_over_peers"] = out["rill_folder_bytes"] / out["peers_folder_bytes"]
+    for name in report["engine_order"]:
+        r = report["engines"].get(name, {})
+        if r.get("gguf_bytes"):
+            out["gguf"][name] = {"path": r["gguf"], "bytes": r["gguf_bytes"], "over_peers": r["gguf_bytes"] / peers,
+                                 "quant": r.get("gguf_quant"), "tensor_types": r.get("tensor_types")}
+    return out
+
+
+def bandwidth(args, report, folder, rill_folder, cfg):
+    """This machine's read bandwidth and the decode rate it allows: bandwidth / the bytes a
+    decode step reads, for the peers' folder (`limit_tokens_per_s`) and for each engine
+    (`limits`: rill on its own folder, llama.cpp on its GGUF's tensors)."""
+    if args.bandwidth_gbs:
+        bw = {"method": "given with --bandwidth-gbs", "gb_per_s": args.bandwidth_gbs}
+    else:
+        with LoadMeter() as load:
+            bw = measure_bandwidth(args.threads)
+        bw["other_load_cores"] = load.other_cores
+    b = bytes_per_token(folder, cfg, args.prompt_tokens, args.new_tokens)
+    bw["bytes"] = b
+    bw["limit_tokens_per_s"] = bw["gb_per_s"] * 1e9 / b["bytes_per_token"]
+    kv = b["kv_bytes_per_position"] * b["mean_context"]
+    per = {}
+    for name, r in report["engines"].items():
+        if r.get("status") != "ok":
+            continue
+        if name == "rill" and str(rill_folder) != str(folder):
+            bw["rill_bytes"] = bytes_per_token(rill_folder, load_config(rill_folder), args.prompt_tokens,
+                                               args.new_tokens)
+            per[name] = bw["rill_bytes"]["bytes_per_token"]
+        elif r.get("read_bytes_per_token"):
+            per[name] = r["read_bytes_per_token"] + kv
+        else:
+            per[name] = b["bytes_per_token"]
+    bw["bytes_per_token"] = per
+    bw["limits"] = {n: bw["gb_per_s"] * 1e9 / v for n, v in per.items()}
+    bw["fractions"] = {n: report["engines"][n]["decode_tokens_per_s"][1] / bw["limits"][n] for n in per}
+    bw["rill_fraction"] = bw["fractions"].get("rill")
+    return bw
 
 
 def log(msg):
@@ -1098,7 +1313,11 @@ def main():
     ap.add_argument("--markdown-out", help="also write the table as markdown to this file")
     ap.add_argument("--engines", default=",".join(ENGINES), help="comma-separated subset of " + ",".join(ENGINES))
     ap.add_argument("--rill", default=os.environ.get("RILL", str(ROOT / "target/release/rill")), help="rill binary")
-    ap.add_argument("--rill-model", help="run rill on this folder instead (e.g. a fused-attention export of --model)")
+    ap.add_argument("--rill-model", help="run rill on this folder instead (e.g. a fused-attention export of --model, "
+                    "an int4 copy from `rill-train quantize`); rill also runs on --model as `rill-base`")
+    ap.add_argument("--no-rill-base", action="store_true", help="with --rill-model: do not also run rill on --model")
+    ap.add_argument("--llama-quant", help="run llama.cpp on its GGUF quantized to this type (q4_0, q4_1, q8_0, ...: "
+                    "llama.cpp's LLAMA_FTYPE_MOSTLY_*; comma-separated for several, `none` the unquantized GGUF)")
     ap.add_argument("--check-prompt", default=CHECK_PROMPT, help="text prompt of the greedy agreement check")
     ap.add_argument("--check-tokens", type=int, default=None, help="tokens of the agreement check (default: min(new, 32))")
     ap.add_argument("--no-bandwidth", action="store_true", help="skip the bandwidth measurement")
@@ -1129,6 +1348,10 @@ def main():
     unknown = [e for e in args.engines if e not in ENGINES]
     if unknown:
         ap.error(f"unknown engines {unknown}; choose from {ENGINES}")
+    args.llama_quants = [q.strip().lower() for q in (args.llama_quant or "").split(",") if q.strip()]
+    bad = [q for q in args.llama_quants if not re.fullmatch(r"[a-z0-9_]+", q)]
+    if bad or len(set(args.llama_quants)) != len(args.llama_quants):
+        ap.error(f"--llama-quant: types like q4_0,q4_1,q8_0 (or none), each once; got {args.llama_quant!r}")
     return parent(args)
 
 

@@ -2,22 +2,27 @@
 positive figures, and rill, the Python ONNX Runtime loop and onnxruntime-genai (one graph,
 one ONNX Runtime) produce the same greedy tokens. No speed thresholds: those live in
 BENCHMARKS.md. Runs with the .venv-compare interpreter (`make compare-env`), or the one
-named by RILL_COMPARE_PY; skipped when neither has onnxruntime-genai."""
+named by RILL_COMPARE_PY; skipped when neither has onnxruntime-genai.
+
+The quantized row too (`make compare-quant`'s options on the default model): rill on an
+int4 copy from `rill-train quantize`, rill again on the float folder (`rill-base`), llama.cpp
+on its own Q4_0 quantization of that folder; the sizes of both folders and of the GGUF."""
 import json
 import os
 import subprocess
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, rill_train
 
 COMPARE_PY = os.environ.get("RILL_COMPARE_PY", str(ROOT / ".venv-compare/bin/python"))
 RILL = os.environ.get("RILL", str(ROOT / "target/release/rill"))
 NEW_TOKENS = 8
 
 
-@pytest.fixture(scope="module")
-def report(default_model, tmp_path_factory):
+def run_compare(folder, tmp, *extra):
+    """compare.py --quick on `folder` with `extra` options: (its report, its stdout); skips
+    without the compare environment."""
     if not os.path.exists(COMPARE_PY):
         pytest.skip(f"{COMPARE_PY} is missing: run `make compare-env`")
     probe = subprocess.run([COMPARE_PY, "-c", "import onnxruntime_genai, onnxruntime, numpy, tokenizers"],
@@ -25,13 +30,25 @@ def report(default_model, tmp_path_factory):
     if probe.returncode != 0:
         reason = (probe.stderr.strip().splitlines() or ["?"])[-1]
         pytest.skip(f"the compare environment ({COMPARE_PY}) lacks a package: {reason}; run `make compare-env`")
-    out = tmp_path_factory.mktemp("compare") / "report.json"
-    proc = subprocess.run([COMPARE_PY, str(ROOT / "scripts/compare.py"), "--model", str(default_model), "--quick",
-                           "--new-tokens", str(NEW_TOKENS), "--rill", RILL, "--json", str(out)],
+    out = tmp / "report.json"
+    proc = subprocess.run([COMPARE_PY, str(ROOT / "scripts/compare.py"), "--model", str(folder), "--quick",
+                           "--new-tokens", str(NEW_TOKENS), "--rill", RILL, "--json", str(out), *map(str, extra)],
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr
     assert "rill× decode" in proc.stdout, proc.stdout
-    return json.loads(out.read_text())
+    return json.loads(out.read_text()), proc.stdout
+
+
+@pytest.fixture(scope="module")
+def report(default_model, tmp_path_factory):
+    return run_compare(default_model, tmp_path_factory.mktemp("compare"))[0]
+
+
+@pytest.fixture(scope="module")
+def quant_run(default_model, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("compare-quant")
+    rill_train("quantize", "--bits", 4, "--block-size", 32, default_model, tmp / "q4")
+    return run_compare(default_model, tmp, "--rill-model", tmp / "q4", "--llama-quant", "q4_0", "--no-bandwidth")
 
 
 def test_every_engine_that_ran_reports_positive_figures(report):
@@ -67,3 +84,26 @@ def test_rill_ort_loop_and_genai_decode_the_same_greedy_tokens(report):
             assert engines[name]["check_tokens"] == rill["check_tokens"], (name, agreement[name])
         else:
             assert agreement[name]["text_agrees"] and agreement[name]["text"] == rill["text"], (name, agreement[name])
+
+
+def test_quantized_row_runs_rill_on_both_folders_and_reports_sizes(quant_run):
+    report, stdout = quant_run
+    engines = report["engines"]
+    assert report["engine_order"] == ["rill", "rill-base", "genai", "ort", "llama-q4_0"]
+    for name in ["rill", "rill-base", "ort", "genai"]:
+        assert engines[name]["status"] == "ok", engines[name]
+        assert engines[name]["decode_tokens_per_s"][1] > 0
+    assert "rill (peers' folder)" in stdout
+    sizes = report["sizes"]
+    assert sizes["rill_folder"] != sizes["peers_folder"]
+    assert 0 < sizes["rill_weights_bytes"] <= 0.2 * sizes["peers_weights_bytes"], sizes
+    llama = engines["llama-q4_0"]
+    assert llama["status"] in ("ok", "skipped"), llama
+    if llama["status"] == "ok":
+        assert llama["gguf"].endswith(".q4_0.gguf") and llama["tensor_types"].get("Q4_0", 0) > 0, llama
+        assert sizes["gguf"]["llama-q4_0"]["bytes"] == llama["gguf_bytes"] < 0.3 * sizes["peers_weights_bytes"]
+    # The peers ran the float folder: their greedy ids are rill's on that folder.
+    base = report["agreement"]["rill-base"]
+    if base.get("check_tokens"):
+        for name in ["ort", "genai"]:
+            assert engines[name]["check_tokens"] == base["check_tokens"], (name, report["agreement"][name])
