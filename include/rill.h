@@ -20,8 +20,12 @@
 #define RILL_VERSION_MAJOR 0
 #define RILL_VERSION_MINOR 1
 #define RILL_VERSION_PATCH 0
-/* Bumped when a released function or struct changes incompatibly. */
-#define RILL_ABI_VERSION 1
+/* Bumped when a released function or struct changes incompatibly. 2: rill_model_options
+ * (provider, device_id) and rill_session_options (context_policy, pinned_tokens) grew
+ * past 16 bytes, so their *_default() functions, which return them by value, changed
+ * calling convention: rebuild callers against this header. A caller filling an old,
+ * smaller struct itself (struct_size set to its size) is still accepted. */
+#define RILL_ABI_VERSION 2
 
 
 // The largest size a `config.json` may give (vocabulary, widths, layers, heads): 2^24,
