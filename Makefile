@@ -64,7 +64,7 @@ check-header:
 	printf '#include "rill.h"\nint main(){return rill_version()==nullptr;}\n' > build/header_cpp.cpp
 	c++ -std=c++17 -Wall -Wextra -Werror -pedantic -Iinclude -c build/header_cpp.cpp -o build/header_cpp.o
 
-build/test_rill: tests/c/test_rill.c include/rill.h build
+build/test_rill: tests/c/test_rill.c tests/c/check.h include/rill.h build
 	cc -std=c11 -pthread -Wall -Wextra -Werror -Iinclude tests/c/test_rill.c -Ltarget/release -lrill \
 		-Wl,-rpath,$(abspath target/release) -o $@
 
@@ -91,7 +91,7 @@ test-c: build/test_rill build/libban_tokens.so build/test_static_plugin venv
 	build/test_static_plugin $(MODEL)
 
 # The example plugin linked into the program and registered with rill_plugin_register.
-build/test_static_plugin: tests/c/test_static_plugin.c plugins/examples/ban_tokens.c include/rill.h build
+build/test_static_plugin: tests/c/test_static_plugin.c tests/c/check.h plugins/examples/ban_tokens.c include/rill.h build
 	cc -std=c11 -Wall -Wextra -Werror -Iinclude tests/c/test_static_plugin.c plugins/examples/ban_tokens.c \
 		-Ltarget/release -lrill -Wl,-rpath,$(abspath target/release) -o $@
 
@@ -218,7 +218,7 @@ SAN_FLAGS := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sa
 SAN_ENV := ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	LSAN_OPTIONS=suppressions=$(abspath tests/sanitize/lsan.supp):print_suppressions=0
 SAN_LINK := -Ltarget/release -lrill -Wl,-rpath,$(abspath target/release)
-build/test_rill_asan: tests/c/test_rill.c include/rill.h build
+build/test_rill_asan: tests/c/test_rill.c tests/c/check.h include/rill.h build
 	$(SAN_CC) -std=c11 -pthread -Wall -Wextra -Werror $(SAN_FLAGS) -Iinclude $< $(SAN_LINK) -o $@
 build/catalogue_asan: tests/bad_inputs/catalogue.c include/rill.h build
 	$(SAN_CC) -std=c11 -pthread -Wall -Wextra -Werror $(SAN_FLAGS) -Iinclude $< $(SAN_LINK) -o $@

@@ -9,26 +9,7 @@
 
 #include "rill.h"
 
-static int failures = 0;
-static int checks = 0;
-
-#define CHECK(cond, ...)                                   \
-    do {                                                   \
-        checks++;                                          \
-        if (!(cond)) {                                     \
-            failures++;                                    \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-            fprintf(stderr, __VA_ARGS__);                  \
-            fprintf(stderr, " [last error: %s]\n", rill_last_error()); \
-        }                                                  \
-    } while (0)
-
-#define EXPECT_STATUS(call, want)                                              \
-    do {                                                                       \
-        rill_status got_ = (call);                                             \
-        CHECK(got_ == (want), "%s: got %s, want %s", #call, rill_status_str(got_), \
-              rill_status_str(want));                                          \
-    } while (0)
+#include "check.h"
 
 typedef struct {
     char text[8192];

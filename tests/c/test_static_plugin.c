@@ -11,17 +11,7 @@
 rill_plugin_status rill_plugin_entry(uint32_t host_abi_version, const rill_host *host,
                                      const rill_plugin_table **table_out, char *error, size_t error_len);
 
-static int checks = 0, failures = 0;
-#define CHECK(cond, ...)                                       \
-    do {                                                       \
-        checks++;                                              \
-        if (!(cond)) {                                         \
-            failures++;                                        \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-            fprintf(stderr, __VA_ARGS__);                      \
-            fprintf(stderr, " (%s)\n", rill_last_error());     \
-        }                                                      \
-    } while (0)
+#include "check.h"
 
 static int collect(void *user, const char *piece, size_t len) {
     strncat((char *)user, piece, len);
@@ -34,7 +24,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     const rill_model *model = NULL;
-    CHECK(rill_model_open(argv[1], NULL, &model) == RILL_OK, "model opens");
+    EXPECT_STATUS(rill_model_open(argv[1], NULL, &model), RILL_OK);
     rill_session *session = NULL;
     CHECK(rill_session_new(model, NULL, &session) == RILL_OK, "session");
     CHECK(rill_session_add_sampler(session, "ban_tokens", "{\"tokens\": [5]}") == RILL_ERR_UNKNOWN_SAMPLER,
