@@ -94,7 +94,7 @@ fn expected(model: &Arc<Model>) -> Expected {
 }
 
 /// One thread's round over its sessions: returns how many jobs of each kind it checked.
-fn round(model: &Arc<Model>, sessions: &mut [Session], want: &Expected, seed: u64) -> [usize; 5] {
+fn round(sessions: &mut [Session], want: &Expected, seed: u64) -> [usize; 5] {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut done = [0; 5];
     for session in sessions.iter_mut() {
@@ -150,7 +150,6 @@ fn round(model: &Arc<Model>, sessions: &mut [Session], want: &Expected, seed: u6
         }
         done[job as usize] += 1;
     }
-    let _ = model;
     done
 }
 
@@ -189,9 +188,9 @@ fn sixty_four_sessions_on_eight_threads() {
                 .drain(..)
                 .enumerate()
                 .map(|(t, mut mine)| {
-                    let (model, want) = (model.clone(), want.clone());
+                    let want = want.clone();
                     std::thread::spawn(move || {
-                        let done = round(&model, &mut mine, &want, (r * THREADS + t) as u64);
+                        let done = round(&mut mine, &want, (r * THREADS + t) as u64);
                         (mine, done)
                     })
                 })
