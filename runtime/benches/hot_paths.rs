@@ -27,7 +27,7 @@ fn kv(c: &mut Criterion) {
     c.bench_function("kv_append_1_token_at_512", |b| {
         b.iter(|| {
             cache.append(1, &data).unwrap();
-            cache.truncate(512);
+            cache.truncate(512).unwrap();
         })
     });
 }

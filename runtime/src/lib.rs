@@ -5,6 +5,7 @@
 //! own KV cache. The C ABI in [`ffi`] is a thin layer over these types.
 
 pub mod beam;
+pub mod cache_memory;
 pub mod chat;
 pub mod config;
 pub mod error;

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokenizers::Tokenizer;
 
+use crate::cache_memory::{CacheMemory, CudaMemory};
 use crate::config::{GenerationConfig, ModelConfig};
 use crate::error::{Result, RillError};
 use crate::graph::GraphInfo;
@@ -52,7 +53,8 @@ impl Default for ModelOptions {
 /// An opened model folder. `Send + Sync`.
 pub struct Model {
     // Field order matters: the ONNX Runtime session must drop before the weights map it
-    // points into.
+    // points into; `cache_memory` holds an allocator of the session, so it comes first.
+    cache_memory: CacheMemory,
     session: ort::session::Session,
     weights: Option<MappedWeights>,
     config: ModelConfig,
@@ -120,6 +122,18 @@ impl Model {
             },
         };
         let graph = crate::graph::inspect(&session, &config, &graph_path)?;
+        let (cache_memory, provider_note) = match provider {
+            crate::Provider::Cpu => (CacheMemory::Host, provider_note),
+            crate::Provider::Cuda { device } | crate::Provider::CudaOrCpu { device } => {
+                match CudaMemory::new(&session, device) {
+                    Ok(m) => (CacheMemory::Cuda(std::sync::Arc::new(m)), provider_note),
+                    Err(e) => (
+                        CacheMemory::Host,
+                        Some(format!("KV cache kept in host memory: {e}")),
+                    ),
+                }
+            }
+        };
         if options.prepack {
             // The matrices now live in ONNX Runtime's pre-packed copy; only a few tensors
             // (embedding rows, norms) are read from the map again, and fault back in.
@@ -128,6 +142,7 @@ impl Model {
             }
         }
         Ok(Model {
+            cache_memory,
             session,
             weights,
             config,
@@ -141,6 +156,12 @@ impl Model {
             provider,
             provider_note,
         })
+    }
+
+    /// Where sessions of this model keep their KV caches: on the GPU the graph runs on,
+    /// else in host memory.
+    pub fn cache_memory(&self) -> CacheMemory {
+        self.cache_memory.clone()
     }
 
     /// The execution provider the graph runs on (after any fallback).

@@ -14,12 +14,12 @@ use ort::AsPointer;
 
 use crate::error::{Result, RillError};
 
-fn api() -> &'static ortsys::OrtApi {
+pub(crate) fn api() -> &'static ortsys::OrtApi {
     ort::api()
 }
 
 /// Turns an `OrtStatus*` into a result, releasing the status.
-fn check(status: ortsys::OrtStatusPtr) -> Result<()> {
+pub(crate) fn check(status: ortsys::OrtStatusPtr) -> Result<()> {
     if status.0.is_null() {
         return Ok(());
     }
@@ -82,12 +82,32 @@ impl RawValue {
         shape: &[usize],
         element: ortsys::ONNXTensorElementDataType,
     ) -> Result<Self> {
+        // SAFETY: forwarded to the caller.
+        unsafe { Self::over_in(None, data, len, shape, element) }
+    }
+
+    /// A tensor over memory described by `info` (`None`: the CPU), such as a KV cache
+    /// buffer on the GPU.
+    ///
+    /// # Safety
+    /// As [`RawValue::over`], for memory of the kind `info` describes.
+    pub unsafe fn over_in(
+        info: Option<*const ortsys::OrtMemoryInfo>,
+        data: *mut c_void,
+        len: usize,
+        shape: &[usize],
+        element: ortsys::ONNXTensorElementDataType,
+    ) -> Result<Self> {
+        let info = match info {
+            Some(info) => info,
+            None => cpu_memory_info()?,
+        };
         let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
         let mut out = ptr::null_mut();
         // SAFETY: the caller guarantees the memory; the other arguments are valid.
         check(unsafe {
             (api().CreateTensorWithDataAsOrtValue)(
-                cpu_memory_info()?,
+                info,
                 data,
                 len,
                 dims.as_ptr(),
@@ -168,6 +188,12 @@ impl Binding {
         check(unsafe {
             (api().RunWithBinding)(session.ptr() as *mut _, ptr::null(), self.ptr.as_ptr())
         })
+    }
+
+    /// Waits until the outputs bound on a device are written (after `run`).
+    pub fn synchronize_outputs(&mut self) -> Result<()> {
+        // SAFETY: live binding.
+        check(unsafe { (api().SynchronizeBoundOutputs)(self.ptr.as_ptr()) })
     }
 
     /// Drops every bound input and output.

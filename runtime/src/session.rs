@@ -197,7 +197,7 @@ impl Session {
             head_dim: g.head_dim,
             capacity: context,
         };
-        let cache = KvCache::with_layout(shape, g.cache_dtype, g.cache_layout);
+        let cache = KvCache::in_memory(shape, g.cache_dtype, g.cache_layout, model.cache_memory())?;
         let binding = Binding::new(model.ort_session())?;
         let names = Names {
             past: (0..g.layers)
@@ -327,8 +327,8 @@ impl Session {
             )));
         }
         if len <= self.tokens.len() {
+            self.cache.truncate(len)?;
             self.pending.clear();
-            self.cache.truncate(len);
             self.tokens.truncate(len);
         } else {
             self.pending.truncate(len - self.tokens.len());
@@ -479,16 +479,19 @@ impl Session {
             ));
         }
         let repeated: Vec<[Vec<u8>; 2]> = (0..g.layers)
-            .map(|l| [Kind::Key, Kind::Value].map(|k| single.cache.read(l, k).repeat(rows)))
-            .collect();
+            .map(|l| -> Result<[Vec<u8>; 2]> {
+                Ok([
+                    single.cache.read(l, Kind::Key)?.repeat(rows),
+                    single.cache.read(l, Kind::Value)?.repeat(rows),
+                ])
+            })
+            .collect::<Result<_>>()?;
         let refs: Vec<[&[u8]; 2]> = repeated
             .iter()
             .map(|[k, v]| [k.as_slice(), v.as_slice()])
             .collect();
         self.reset();
-        self.cache
-            .append(single.cache.len(), &refs)
-            .map_err(RillError::InvalidArgument)?;
+        self.cache.append(single.cache.len(), &refs)?;
         self.tokens = single.tokens.clone();
         for row in self.last.chunks_exact_mut(g.vocab) {
             row.copy_from_slice(&single.last[..g.vocab]);
@@ -509,9 +512,7 @@ impl Session {
 
     /// Replaces cache row `i` by row `parents[i]` (beam search).
     pub fn reorder_rows(&mut self, parents: &[usize]) -> Result<()> {
-        self.cache
-            .reorder(parents)
-            .map_err(RillError::InvalidArgument)
+        self.cache.reorder(parents)
     }
 
     /// One forward pass over at most `prefill_chunk` tokens.
@@ -529,6 +530,7 @@ impl Session {
         }
         let i64_type = ort::sys::ONNXTensorElementDataType::ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64;
         let cache_f16 = g.cache_dtype == crate::kv_cache::CacheDtype::F16;
+        let cache_info = self.cache.memory().memory_info();
         let mut values = Vec::with_capacity(4 * g.layers + 4);
         // SAFETY (all `RawValue::over` below): each value describes a live buffer owned by
         // this session, of exactly the given byte length, alive until after the run.
@@ -561,14 +563,16 @@ impl Session {
             for layer in 0..g.layers {
                 for kind in [Kind::Key, Kind::Value] {
                     let p = self.cache.past(layer, kind);
-                    values.push(RawValue::over(
+                    values.push(RawValue::over_in(
+                        cache_info,
                         p.ptr.cast(),
                         p.bytes,
                         &p.shape,
                         element_type(cache_f16),
                     )?);
                     let q = self.cache.present(layer, kind, n);
-                    values.push(RawValue::over(
+                    values.push(RawValue::over_in(
+                        cache_info,
                         q.ptr.cast(),
                         q.bytes,
                         &q.shape,
@@ -595,7 +599,10 @@ impl Session {
             }
         }
         let start = Instant::now();
-        let run = b.run(self.model.ort_session());
+        let mut run = b.run(self.model.ort_session());
+        if run.is_ok() && self.cache.memory().on_device() {
+            run = b.synchronize_outputs();
+        }
         self.ort_time += start.elapsed();
         b.clear();
         drop(values);

@@ -129,7 +129,7 @@ impl Session {
         out.extend_from_slice(&settings);
         for layer in 0..g.layers {
             for kind in [Kind::Key, Kind::Value] {
-                out.extend_from_slice(&self.cache.read(layer, kind));
+                out.extend_from_slice(&self.cache.read(layer, kind)?);
             }
         }
         let crc = crc32fast::hash(&out);
@@ -219,7 +219,7 @@ impl Session {
         }
         self.set_generation_config(settings)?;
         self.reset();
-        self.cache.append(n, &kv).map_err(bad)?;
+        self.cache.append(n, &kv)?;
         self.tokens = tokens;
         self.pending = pending;
         Ok(())
