@@ -397,6 +397,14 @@ fn inspect(dir: PathBuf) -> anyhow::Result<()> {
             "not in this build: rebuild with --features cuda"
         }
     );
+    println!(
+        "KV cache: {}",
+        if model.cache_memory().on_device() {
+            "GPU memory (bound to past/present; rows move on the device)"
+        } else {
+            "host memory"
+        }
+    );
     match &c.quantization_config {
         Some(q) => println!("quantization: {}", q.describe()),
         None => println!("quantization: none (float weights)"),

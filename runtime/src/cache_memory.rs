@@ -267,7 +267,7 @@ fn check_bounds(len: usize, at: Strided, width: usize, height: usize, side: &str
 type CudaMemcpy2d =
     unsafe extern "C" fn(*mut c_void, usize, *const c_void, usize, usize, usize, c_int) -> c_int;
 type CudaMemset = unsafe extern "C" fn(*mut c_void, c_int, usize) -> c_int;
-type CudaSynchronize = unsafe extern "C" fn() -> c_int;
+type CudaStreamSynchronize = unsafe extern "C" fn(*mut c_void) -> c_int;
 type CudaErrorString = unsafe extern "C" fn(c_int) -> *const c_char;
 
 /// `cudaMemcpyDefault`: the direction follows from the pointers (unified addressing).
@@ -277,7 +277,7 @@ const CUDA_MEMCPY_DEFAULT: c_int = 4;
 struct Cudart {
     memcpy_2d: CudaMemcpy2d,
     memset: CudaMemset,
-    synchronize: CudaSynchronize,
+    synchronize: CudaStreamSynchronize,
     error_string: CudaErrorString,
     _library: libloading::Library,
 }
@@ -311,7 +311,7 @@ impl Cudart {
                 .get::<CudaMemset>(b"cudaMemset\0")
                 .map_err(|e| e.to_string())?;
             let synchronize = *library
-                .get::<CudaSynchronize>(b"cudaDeviceSynchronize\0")
+                .get::<CudaStreamSynchronize>(b"cudaStreamSynchronize\0")
                 .map_err(|e| e.to_string())?;
             let error_string = *library
                 .get::<CudaErrorString>(b"cudaGetErrorString\0")
@@ -482,10 +482,14 @@ impl CudaMemory {
         self.cudart.result("cudaMemcpy2D", code)
     }
 
+    /// Waits for rill's copies: they run on the legacy default stream (stream 0), which
+    /// the next `Run` must not overtake on ONNX Runtime's own stream. (ONNX Runtime's
+    /// writes are complete before rill copies: the session synchronizes bound outputs
+    /// after each run.)
     fn synchronize(&self) -> Result<()> {
-        // SAFETY: no arguments.
-        let code = unsafe { (self.cudart.synchronize)() };
-        self.cudart.result("cudaDeviceSynchronize", code)
+        // SAFETY: the null stream is always valid.
+        let code = unsafe { (self.cudart.synchronize)(std::ptr::null_mut()) };
+        self.cudart.result("cudaStreamSynchronize", code)
     }
 }
 
