@@ -390,7 +390,7 @@ impl CudaMemory {
         // SAFETY: plain constructor call with valid arguments.
         check(unsafe {
             (api().CreateMemoryInfo)(
-                c"Cuda".as_ptr(),
+                b"Cuda\0".as_ptr().cast(),
                 ortsys::OrtAllocatorType::OrtDeviceAllocator,
                 device,
                 ortsys::OrtMemType::OrtMemTypeDefault,
