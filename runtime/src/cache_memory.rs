@@ -387,10 +387,13 @@ impl CudaMemory {
             message: format!("cannot keep the KV cache on the GPU: {e}"),
         })?;
         let mut info = std::ptr::null_mut();
+        // ONNX Runtime's name for CUDA device memory (not a `c""` literal: cbindgen's
+        // parser predates them).
+        let name = crate::ort_value::cstring("Cuda");
         // SAFETY: plain constructor call with valid arguments.
         check(unsafe {
             (api().CreateMemoryInfo)(
-                b"Cuda\0".as_ptr().cast(),
+                name.as_ptr(),
                 ortsys::OrtAllocatorType::OrtDeviceAllocator,
                 device,
                 ortsys::OrtMemType::OrtMemTypeDefault,
