@@ -300,7 +300,7 @@ GGUF_VERSION := 0.19.0
 COMPARE_OUT := build/compare
 COMPARE := $(CMP_PY) scripts/compare.py
 
-.PHONY: compare compare-quick compare-quant compare-env bench-models bench-model-q4
+.PHONY: compare compare-quick compare-quant compare-cuda compare-env bench-models bench-model-q4
 
 $(CMP_VENV)/.ok-$(ORT_VERSION)-$(GENAI_VERSION)-$(LLAMA_CPP_VERSION): Makefile Cargo.toml
 	python3 -m venv $(CMP_VENV)
@@ -366,6 +366,25 @@ compare-quant: compare-env bench-model-q4
 	test -x $(RILL) || $(MAKE) build
 	mkdir -p $(COMPARE_OUT)
 	$(COMPARE_QUANT_ROW)
+
+# On the GPU (issue 11; needs an NVIDIA GPU): rill built with --features cuda, onnxruntime-genai-cuda
+# and the ORT loop on CUDAExecutionProvider in .venv-cuda, the 100M folder (f32 and f16), decode and
+# prefill side by side; llama.cpp is left out (its wheel here is a CPU build).
+GENAI_CUDA_OK := $(CUDA_VENV)/.ok-genai-cuda-$(GENAI_VERSION)
+$(GENAI_CUDA_OK): $(CUDA_VENV)/.ok-$(ORT_VERSION)
+	$(CUDA_VENV)/bin/pip install --quiet --disable-pip-version-check onnxruntime-genai-cuda==$(GENAI_VERSION) \
+		numpy safetensors tokenizers
+	touch $@
+CUDA_LIBS = $$(ls -d $(CUDA_VENV)/lib/python3*/site-packages/nvidia/*/lib | tr '\n' ':')
+COMPARE_CUDA = ORT_DYLIB_PATH=$(CUDA_ORT) LD_LIBRARY_PATH=$(CUDA_LIBS) $(CUDA_VENV)/bin/python scripts/compare.py \
+	--provider cuda --engines rill,genai,ort --rill target/release/rill --no-bandwidth
+compare-cuda: $(GENAI_CUDA_OK) bench-models
+	cargo build --release -p rill-cli --features cuda
+	mkdir -p $(COMPARE_OUT)
+	$(COMPARE_CUDA) --model $(BENCH_MODEL) --json $(COMPARE_OUT)/cuda-bench100m.json --markdown-out $(COMPARE_OUT)/cuda-bench100m.md
+	$(COMPARE_CUDA) --model $(BENCH_MODEL)-f16 --json $(COMPARE_OUT)/cuda-bench100m-f16.json \
+		--markdown-out $(COMPARE_OUT)/cuda-bench100m-f16.md
+	cat $(COMPARE_OUT)/cuda-bench100m.md $(COMPARE_OUT)/cuda-bench100m-f16.md
 
 # The default model only, small sizes (what tests/python/test_compare.py runs).
 compare-quick: compare-env

@@ -267,7 +267,14 @@ class OrtLoop:
         so = self.ort.SessionOptions()
         so.intra_op_num_threads = self.args.threads
         so.inter_op_num_threads = 1
-        return self.ort.InferenceSession(str(self.folder / "model.onnx"), so, providers=["CPUExecutionProvider"])
+        providers = ["CPUExecutionProvider"]
+        if self.args.provider == "cuda":
+            providers.insert(0, ("CUDAExecutionProvider", {"device_id": self.args.device}))
+        session = self.ort.InferenceSession(str(self.folder / "model.onnx"), so, providers=providers)
+        if self.args.provider == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
+            raise SystemExit(f"onnxruntime {self.version} did not enable CUDAExecutionProvider (available: "
+                             f"{self.ort.get_available_providers()}): install onnxruntime-gpu (`make cuda-env`)")
+        return session
 
     def close(self, session):
         pass
@@ -301,8 +308,9 @@ class OrtLoop:
         return tokens, t1 - t0, t2 - t1
 
 
-def genai_config(cfg, folder, threads):
-    """genai_config.json for an exported folder, as onnxruntime-genai's builder writes it."""
+def genai_config(cfg, folder, threads, provider="cpu", device=0):
+    """genai_config.json for an exported folder, as onnxruntime-genai's builder writes it
+    (with the CUDA provider on GPU `device` when `provider` is cuda)."""
     ctx = cfg.get("max_position_embeddings", 2048)
     bos = special_id(cfg.get("bos_token_id"), 0)
     pad = special_id(cfg.get("pad_token_id"), 0)
@@ -315,7 +323,7 @@ def genai_config(cfg, folder, threads):
                     "log_id": "onnxruntime-genai",
                     "intra_op_num_threads": threads,
                     "inter_op_num_threads": 1,
-                    "provider_options": [],
+                    "provider_options": [{"cuda": {"device_id": str(device)}}] if provider == "cuda" else [],
                 },
                 "filename": "model.onnx",
                 "head_size": cfg["head_dim"],
@@ -362,7 +370,7 @@ class Genai:
         for item in folder.iterdir():
             if item.name != "genai_config.json":
                 (self.dir / item.name).symlink_to(item.resolve())
-        (self.dir / "genai_config.json").write_text(json.dumps(genai_config(cfg, folder, args.threads), indent=2))
+        (self.dir / "genai_config.json").write_text(json.dumps(genai_config(cfg, folder, args.threads, args.provider, args.device), indent=2))
 
     def open(self):
         return self.og.Model(str(self.dir))
@@ -759,7 +767,7 @@ def run_child(args, engine, folder, check_ids, quant=None):
     cmd = [sys.executable, str(pathlib.Path(__file__).resolve()), "--engine", engine, "--model", str(folder),
            "--threads", str(args.threads), "--prompt-tokens", str(args.prompt_tokens),
            "--new-tokens", str(args.new_tokens), "--reps", str(args.reps),
-           "--check-tokens", str(args.check_tokens)]
+           "--check-tokens", str(args.check_tokens), "--provider", args.provider, "--device", str(args.device)]
     if check_ids:
         cmd += ["--check-ids", ",".join(map(str, check_ids))]
     if quant:
@@ -796,7 +804,8 @@ def run_json(cmd, engine, timeout, marked):
 
 def run_rill(args, folder, engine="rill"):
     cmd = [args.rill, "bench", "--model", str(folder), "--threads", str(args.threads), "--reps", str(args.reps),
-           "--prompt-tokens", str(args.prompt_tokens), "--new-tokens", str(args.new_tokens), "--json"]
+           "--prompt-tokens", str(args.prompt_tokens), "--new-tokens", str(args.new_tokens), "--json",
+           "--provider", args.provider, "--device", str(args.device)]
     if not os.access(args.rill, os.X_OK):
         return {"engine": engine, "status": "failed", "reason": f"{args.rill} is missing: run `make build`"}
     out = run_json(cmd, engine, args.timeout, marked=False)
@@ -1009,6 +1018,8 @@ def render(report, markdown):
     a = report["args"]
     title = (f"{report['model']}: {a['prompt_tokens']}-token prompt, {a['new_tokens']} new tokens, "
              f"{a['threads']} threads, {a['reps']} reps (medians)")
+    if a.get("provider", "cpu") != "cpu":
+        title += f", provider {a['provider']}:{a.get('device', 0)} (llama.cpp on the CPU)"
     if markdown:
         lines += [f"**{title}**", ""]
         lines.append("| " + " | ".join(HEADER) + " |")
@@ -1188,7 +1199,7 @@ def parent(args):
               "machine": {"nproc": os.cpu_count(), "cpu": cpu_model(), "l3_bytes": l3_bytes(),
                           "python": platform.python_version()},
               "args": {k: getattr(args, k) for k in ("threads", "prompt_tokens", "new_tokens", "reps",
-                                                      "check_tokens", "check_prompt")},
+                                                      "check_tokens", "check_prompt", "provider", "device")},
               "engine_order": expand_engines(args), "engines": {}, "notes": [], "busy_threshold": args.busy_threshold}
     report["args"]["llama_quant"] = args.llama_quants
     if args.rill_model:
@@ -1325,6 +1336,10 @@ def main():
     ap.add_argument("--busy-threshold", type=float, default=0.25, help="other load (cores) above which a row is marked busy")
     ap.add_argument("--retry-busy", type=int, default=1, help="runs again an engine measured while busy, this many "
                     "times at most, keeping the quietest run")
+    ap.add_argument("--provider", choices=["cpu", "cuda"], default="cpu",
+                    help="execution provider of rill, onnxruntime-genai and the ORT loop (cuda: rill built with "
+                         "--features cuda, onnxruntime-gpu and onnxruntime-genai-cuda; llama.cpp stays on the CPU)")
+    ap.add_argument("--device", type=int, default=0, help="GPU ordinal with --provider cuda")
     ap.add_argument("--timeout", type=int, default=1200, help="seconds per engine")
     ap.add_argument("--strict", action="store_true", help="exit 1 if rill, the ORT loop or genai failed")
     ap.add_argument("--engine", choices=[*PEERS, "rill-abi"], help=argparse.SUPPRESS)
