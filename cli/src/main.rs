@@ -399,7 +399,7 @@ fn inspect(dir: PathBuf) -> anyhow::Result<()> {
     );
     println!(
         "KV cache: {}",
-        if model.cache_memory().on_device() {
+        if model.cache_on_device() {
             "GPU memory (bound to past/present; rows move on the device)"
         } else {
             "host memory"

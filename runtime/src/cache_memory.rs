@@ -269,6 +269,8 @@ type CudaMemcpy2d =
 type CudaMemset = unsafe extern "C" fn(*mut c_void, c_int, usize) -> c_int;
 type CudaStreamSynchronize = unsafe extern "C" fn(*mut c_void) -> c_int;
 type CudaErrorString = unsafe extern "C" fn(c_int) -> *const c_char;
+type CudaSetDevice = unsafe extern "C" fn(c_int) -> c_int;
+type CudaGetDevice = unsafe extern "C" fn(*mut c_int) -> c_int;
 
 /// `cudaMemcpyDefault`: the direction follows from the pointers (unified addressing).
 const CUDA_MEMCPY_DEFAULT: c_int = 4;
@@ -279,6 +281,9 @@ struct Cudart {
     memset: CudaMemset,
     synchronize: CudaStreamSynchronize,
     error_string: CudaErrorString,
+    set_device: CudaSetDevice,
+    get_device: CudaGetDevice,
+    device_synchronize: unsafe extern "C" fn() -> c_int,
     _library: libloading::Library,
 }
 
@@ -316,20 +321,32 @@ impl Cudart {
             let error_string = *library
                 .get::<CudaErrorString>(b"cudaGetErrorString\0")
                 .map_err(|e| e.to_string())?;
+            let set_device = *library
+                .get::<CudaSetDevice>(b"cudaSetDevice\0")
+                .map_err(|e| e.to_string())?;
+            let get_device = *library
+                .get::<CudaGetDevice>(b"cudaGetDevice\0")
+                .map_err(|e| e.to_string())?;
+            let device_synchronize = *library
+                .get::<unsafe extern "C" fn() -> c_int>(b"cudaDeviceSynchronize\0")
+                .map_err(|e| e.to_string())?;
             Ok(Cudart {
                 memcpy_2d,
                 memset,
                 synchronize,
                 error_string,
+                set_device,
+                get_device,
+                device_synchronize,
                 _library: library,
             })
         }
     }
 
-    #[cfg(unix)]
+    #[cfg(target_os = "linux")]
     fn already_loaded() -> Option<libloading::Library> {
         use libloading::os::unix::{Library, RTLD_LAZY};
-        const RTLD_NOLOAD: c_int = 4;
+        const RTLD_NOLOAD: c_int = 4; // glibc and musl
         CUDART_NAMES.iter().find_map(|name| {
             // SAFETY: RTLD_NOLOAD only returns a library that is already loaded.
             unsafe { Library::open(Some(name), RTLD_LAZY | RTLD_NOLOAD) }
@@ -338,7 +355,7 @@ impl Cudart {
         })
     }
 
-    #[cfg(not(unix))]
+    #[cfg(not(target_os = "linux"))]
     fn already_loaded() -> Option<libloading::Library> {
         None
     }
@@ -416,11 +433,45 @@ impl CudaMemory {
                 return Err(e);
             }
         };
-        Ok(CudaMemory {
+        let memory = CudaMemory {
             allocator,
             info,
             cudart,
             device,
+        };
+        // Fails here (and the model keeps its caches in host memory) rather than in every
+        // session when this runtime cannot drive the device.
+        memory.on_device(|| Ok(()))?;
+        Ok(memory)
+    }
+
+    /// Runs `f` with this GPU as the calling thread's current CUDA device (rill's CUDA
+    /// calls act on the current device), restoring the caller's afterwards.
+    fn on_device<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let mut previous = 0;
+        // SAFETY: valid out-pointer; plain calls into the CUDA runtime.
+        let code = unsafe { (self.cudart.get_device)(&mut previous) };
+        self.cudart.result("cudaGetDevice", code)?;
+        if previous != self.device {
+            // SAFETY: as above.
+            let code = unsafe { (self.cudart.set_device)(self.device) };
+            self.cudart.result("cudaSetDevice", code)?;
+        }
+        let out = f();
+        if previous != self.device {
+            // SAFETY: restores the caller's device, which was valid.
+            unsafe { (self.cudart.set_device)(previous) };
+        }
+        out
+    }
+
+    /// Waits for everything queued on the device, ONNX Runtime's streams included (after a
+    /// failed run, before rill touches buffers its kernels may still write).
+    pub(crate) fn synchronize_device(&self) -> Result<()> {
+        self.on_device(|| {
+            // SAFETY: no arguments.
+            let code = unsafe { (self.cudart.device_synchronize)() };
+            self.cudart.result("cudaDeviceSynchronize", code)
         })
     }
 
@@ -449,9 +500,11 @@ impl CudaMemory {
     }
 
     fn zero(&self, ptr: *mut u8, bytes: usize) -> Result<()> {
-        // SAFETY: a live device allocation of `bytes`.
-        let code = unsafe { (self.cudart.memset)(ptr.cast(), 0, bytes) };
-        self.cudart.result("cudaMemset", code)?;
+        self.on_device(|| {
+            // SAFETY: a live device allocation of `bytes`.
+            let code = unsafe { (self.cudart.memset)(ptr.cast(), 0, bytes) };
+            self.cudart.result("cudaMemset", code)
+        })?;
         self.synchronize()
     }
 
@@ -470,29 +523,33 @@ impl CudaMemory {
         } else {
             (dst_pitch, src_pitch)
         };
-        // SAFETY: the caller checked both regions.
-        let code = unsafe {
-            (self.cudart.memcpy_2d)(
-                dst.cast(),
-                dst_pitch,
-                src.cast(),
-                src_pitch,
-                width,
-                height,
-                CUDA_MEMCPY_DEFAULT,
-            )
-        };
-        self.cudart.result("cudaMemcpy2D", code)
+        self.on_device(|| {
+            // SAFETY: the caller checked both regions.
+            let code = unsafe {
+                (self.cudart.memcpy_2d)(
+                    dst.cast(),
+                    dst_pitch,
+                    src.cast(),
+                    src_pitch,
+                    width,
+                    height,
+                    CUDA_MEMCPY_DEFAULT,
+                )
+            };
+            self.cudart.result("cudaMemcpy2D", code)
+        })
     }
 
     /// Waits for rill's copies: they run on the legacy default stream (stream 0), which
     /// the next `Run` must not overtake on ONNX Runtime's own stream. (ONNX Runtime's
-    /// writes are complete before rill copies: the session synchronizes bound outputs
-    /// after each run.)
+    /// writes are complete before rill copies: a successful run synchronizes its streams
+    /// before returning; after a failed one the session synchronizes the device.)
     fn synchronize(&self) -> Result<()> {
-        // SAFETY: the null stream is always valid.
-        let code = unsafe { (self.cudart.synchronize)(std::ptr::null_mut()) };
-        self.cudart.result("cudaStreamSynchronize", code)
+        self.on_device(|| {
+            // SAFETY: the null stream is always valid.
+            let code = unsafe { (self.cudart.synchronize)(std::ptr::null_mut()) };
+            self.cudart.result("cudaStreamSynchronize", code)
+        })
     }
 }
 

@@ -158,10 +158,15 @@ impl Model {
         })
     }
 
-    /// Where sessions of this model keep their KV caches: on the GPU the graph runs on,
-    /// else in host memory.
-    pub fn cache_memory(&self) -> CacheMemory {
+    /// Where sessions of this model allocate their KV caches.
+    pub(crate) fn cache_memory(&self) -> CacheMemory {
         self.cache_memory.clone()
+    }
+
+    /// Whether sessions keep their KV caches on the GPU the graph runs on (else in host
+    /// memory; [`Model::provider_note`] says why when CUDA runs the graph).
+    pub fn cache_on_device(&self) -> bool {
+        self.cache_memory.on_device()
     }
 
     /// The execution provider the graph runs on (after any fallback).

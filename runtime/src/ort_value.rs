@@ -190,12 +190,6 @@ impl Binding {
         })
     }
 
-    /// Waits until the outputs bound on a device are written (after `run`).
-    pub fn synchronize_outputs(&mut self) -> Result<()> {
-        // SAFETY: live binding.
-        check(unsafe { (api().SynchronizeBoundOutputs)(self.ptr.as_ptr()) })
-    }
-
     /// Drops every bound input and output.
     pub fn clear(&mut self) {
         // SAFETY: live binding.

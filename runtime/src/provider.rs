@@ -70,8 +70,10 @@ pub(crate) fn register_cuda(
                 "{library} has no CUDA execution provider: it is a CPU build of ONNX Runtime. Install the onnxruntime-gpu wheel of the pinned version (`make cuda-env`) and point ORT_DYLIB_PATH (or rill_set_onnxruntime_path) at its libonnxruntime.so"
             ));
         }
+        // TF32 off: f32 graphs then give the CPU's logits to ~1e-5 instead of ~1e-3.
         let ep = ort::ep::CUDA::default()
             .with_device_id(device)
+            .with_tf32(false)
             .build()
             .error_on_failure();
         builder.with_execution_providers([ep]).map_err(|e| {

@@ -599,9 +599,12 @@ impl Session {
             }
         }
         let start = Instant::now();
-        let mut run = b.run(self.model.ort_session());
-        if run.is_ok() && self.cache.memory().on_device() {
-            run = b.synchronize_outputs();
+        let run = b.run(self.model.ort_session());
+        if run.is_err() {
+            // Kernels of a failed run may still be writing the cache on the device.
+            if let crate::cache_memory::CacheMemory::Cuda(c) = self.cache.memory() {
+                let _ = c.synchronize_device();
+            }
         }
         self.ort_time += start.elapsed();
         b.clear();

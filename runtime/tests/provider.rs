@@ -155,12 +155,12 @@ fn the_cache_stays_on_the_gpu_and_beam_rollback_and_state_match_the_cpu() {
     }
     let gpu = open(Provider::Cuda { device: 0 }).unwrap();
     assert!(
-        gpu.cache_memory().on_device(),
+        gpu.cache_on_device(),
         "KV cache not on the GPU: {:?}",
         gpu.provider_note()
     );
     let cpu = open(Provider::Cpu).unwrap();
-    assert!(!cpu.cache_memory().on_device());
+    assert!(!cpu.cache_on_device());
     let (gpu_beams, gpu_continued, gpu_state) = cache_workout(&gpu);
     let (cpu_beams, cpu_continued, _) = cache_workout(&cpu);
     assert_eq!(gpu_beams, cpu_beams);
