@@ -287,6 +287,20 @@ struct Cudart {
     _library: libloading::Library,
 }
 
+/// The function `name` (NUL-terminated) of `library`.
+///
+/// # Safety
+/// `T` must be the symbol's C type.
+unsafe fn symbol<T: Copy>(
+    library: &libloading::Library,
+    name: &[u8],
+) -> std::result::Result<T, String> {
+    // SAFETY: forwarded to the caller.
+    unsafe { library.get::<T>(name) }
+        .map(|f| *f)
+        .map_err(|e| e.to_string())
+}
+
 /// CUDA runtime sonames, newest first.
 const CUDART_NAMES: [&str; 3] = ["libcudart.so.13", "libcudart.so.12", "libcudart.so"];
 
@@ -309,27 +323,15 @@ impl Cudart {
             })?;
         // SAFETY: symbol types follow the CUDA runtime API's C declarations.
         unsafe {
-            let memcpy_2d = *library
-                .get::<CudaMemcpy2d>(b"cudaMemcpy2D\0")
-                .map_err(|e| e.to_string())?;
-            let memset = *library
-                .get::<CudaMemset>(b"cudaMemset\0")
-                .map_err(|e| e.to_string())?;
-            let synchronize = *library
-                .get::<CudaStreamSynchronize>(b"cudaStreamSynchronize\0")
-                .map_err(|e| e.to_string())?;
-            let error_string = *library
-                .get::<CudaErrorString>(b"cudaGetErrorString\0")
-                .map_err(|e| e.to_string())?;
-            let set_device = *library
-                .get::<CudaSetDevice>(b"cudaSetDevice\0")
-                .map_err(|e| e.to_string())?;
-            let get_device = *library
-                .get::<CudaGetDevice>(b"cudaGetDevice\0")
-                .map_err(|e| e.to_string())?;
-            let device_synchronize = *library
-                .get::<unsafe extern "C" fn() -> c_int>(b"cudaDeviceSynchronize\0")
-                .map_err(|e| e.to_string())?;
+            let memcpy_2d = symbol::<CudaMemcpy2d>(&library, b"cudaMemcpy2D\0")?;
+            let memset = symbol::<CudaMemset>(&library, b"cudaMemset\0")?;
+            let synchronize =
+                symbol::<CudaStreamSynchronize>(&library, b"cudaStreamSynchronize\0")?;
+            let error_string = symbol::<CudaErrorString>(&library, b"cudaGetErrorString\0")?;
+            let set_device = symbol::<CudaSetDevice>(&library, b"cudaSetDevice\0")?;
+            let get_device = symbol::<CudaGetDevice>(&library, b"cudaGetDevice\0")?;
+            let device_synchronize =
+                symbol::<unsafe extern "C" fn() -> c_int>(&library, b"cudaDeviceSynchronize\0")?;
             Ok(Cudart {
                 memcpy_2d,
                 memset,

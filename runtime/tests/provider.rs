@@ -38,6 +38,14 @@ fn greedy(model: &Arc<Model>) -> (Vec<u32>, Vec<f32>) {
     )
 }
 
+/// The largest absolute difference between two logit vectors.
+fn max_difference(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max)
+}
+
 #[test]
 fn the_cpu_is_the_default() {
     let model = open(Provider::default()).unwrap();
@@ -106,11 +114,7 @@ fn cuda_gives_the_cpus_greedy_tokens_and_logits() {
     let (gpu_tokens, gpu_logits) = greedy(&open(Provider::Cuda { device: 0 }).unwrap());
     let (cpu_tokens, cpu_logits) = greedy(&open(Provider::Cpu).unwrap());
     assert_eq!(gpu_tokens, cpu_tokens);
-    let worst = gpu_logits
-        .iter()
-        .zip(&cpu_logits)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
+    let worst = max_difference(&gpu_logits, &cpu_logits);
     assert!(worst < 1e-3, "logits differ by {worst}");
 }
 
@@ -172,10 +176,6 @@ fn the_cache_stays_on_the_gpu_and_beam_rollback_and_state_match_the_cpu() {
         s.forward(&[262, 1780]).unwrap().to_vec()
     };
     let (on_cpu, on_gpu) = (next_logits(&cpu), next_logits(&gpu));
-    let worst = on_cpu
-        .iter()
-        .zip(&on_gpu)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
+    let worst = max_difference(&on_cpu, &on_gpu);
     assert!(worst < 1e-3, "logits after restoring differ by {worst}");
 }
