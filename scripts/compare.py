@@ -170,6 +170,24 @@ def onnx_input_types(path):
     return types
 
 
+def onnx_metadata(path):
+    """{key: value} of a model.onnx's metadata_props, read without the onnx package:
+    ModelProto.metadata_props(14) -> key(1), value(2)."""
+    props = {}
+    for f, _, entry in _proto_fields(pathlib.Path(path).read_bytes()):
+        if f == 14:
+            kv = {k: v.decode() for k, _, v in _proto_fields(entry)}
+            props[kv.get(1, "")] = kv.get(2, "")
+    return props
+
+
+def shares_kv_buffer(folder):
+    """Whether the folder's graph reads and writes its cache in one shared buffer of the
+    context's length (`rill-train export --attention gqa`; onnxruntime-genai's
+    past_present_share_buffer)."""
+    return onnx_metadata(pathlib.Path(folder) / "model.onnx").get("past_present_share_buffer") == "true"
+
+
 def kv_dtype_bytes(folder):
     """Bytes per KV element, from the graph's past_key_values inputs (float16 = 10: 2)."""
     types = onnx_input_types(pathlib.Path(folder) / "model.onnx")
@@ -280,6 +298,8 @@ class OrtLoop:
         pass
 
     def generate(self, session, ids, n):
+        if shares_kv_buffer(self.folder):
+            return self.generate_shared(session, ids, n)
         np, cfg = self.np, self.cfg
         names = [o.name for o in session.get_outputs()]
         inputs = {i.name: i for i in session.get_inputs()}
@@ -303,6 +323,42 @@ class OrtLoop:
                 feeds[k] = out[j]
             out = session.run(names, feeds)
             token = int(out[logits_at][0, -1].argmax())
+            tokens.append(token)
+        t2 = time.perf_counter()
+        return tokens, t1 - t0, t2 - t1
+
+
+    def generate_shared(self, session, ids, n):
+        """The loop on a shared-buffer graph, as its documentation asks: one zeroed cache
+        buffer per tensor, of the run's full length, bound (IOBinding) as both past and
+        present; the attention mask's length says how much of it is valid."""
+        np, ort, cfg = self.np, self.ort, self.cfg
+        device = "cuda" if self.args.provider == "cuda" else "cpu"
+        inputs = {i.name: i for i in session.get_inputs()}
+        past = [k for k in inputs if k.startswith("past_key_values.")]
+        dtype = np.float16 if "float16" in inputs[past[0]].type else np.float32
+        shape = (1, cfg["num_key_value_heads"], len(ids) + n, cfg["head_dim"])
+        cache = {k: ort.OrtValue.ortvalue_from_numpy(np.zeros(shape, dtype), device, self.args.device) for k in past}
+        binding = session.io_binding()
+        binding.bind_output("logits", "cpu")  # first: get_outputs()[0]
+        for k, v in cache.items():
+            binding.bind_ortvalue_input(k, v)
+            binding.bind_ortvalue_output(k.replace("past_key_values.", "present."), v)
+
+        def step(tokens, start):
+            end = start + len(tokens)
+            binding.bind_cpu_input("input_ids", np.asarray([tokens], np.int64))
+            binding.bind_cpu_input("attention_mask", np.ones((1, end), np.int64))
+            binding.bind_cpu_input("position_ids", np.arange(start, end, dtype=np.int64)[None])
+            session.run_with_iobinding(binding)
+            return int(binding.get_outputs()[0].numpy()[0, -1].argmax())
+
+        t0 = time.perf_counter()
+        token = step(list(ids), 0)
+        tokens = [token]
+        t1 = time.perf_counter()
+        for pos in range(len(ids), len(ids) + n - 1):
+            token = step([token], pos)
             tokens.append(token)
         t2 = time.perf_counter()
         return tokens, t1 - t0, t2 - t1
@@ -354,7 +410,7 @@ def genai_config(cfg, folder, threads, provider="cpu", device=0):
         "search": {
             "diversity_penalty": 0.0, "do_sample": False, "early_stopping": True, "length_penalty": 1.0,
             "max_length": ctx, "min_length": 0, "no_repeat_ngram_size": 0, "num_beams": 1,
-            "num_return_sequences": 1, "past_present_share_buffer": False, "repetition_penalty": 1.0,
+            "num_return_sequences": 1, "past_present_share_buffer": shares_kv_buffer(folder), "repetition_penalty": 1.0,
             "temperature": 1.0, "top_k": 1, "top_p": 1.0,
         },
     }

@@ -122,6 +122,28 @@ impl Model {
             },
         };
         let graph = crate::graph::inspect(&session, &config, &graph_path)?;
+        // A graph the CUDA provider would run half on the CPU: an error when CUDA was
+        // required, the CPU when it was only preferred.
+        let unsuitable = match provider {
+            crate::Provider::Cpu => None,
+            _ => crate::provider::cuda_cannot_run(&graph),
+        };
+        let (session, graph, provider, provider_note) = match unsuitable {
+            None => (session, graph, provider, provider_note),
+            Some(message) if !matches!(options.provider, crate::Provider::CudaOrCpu { .. }) => {
+                return Err(RillError::Provider {
+                    provider: provider.describe(),
+                    message,
+                });
+            }
+            Some(message) => {
+                drop(session);
+                let session = open_with(None)?;
+                let graph = crate::graph::inspect(&session, &config, &graph_path)?;
+                let note = format!("CUDA not used, running on the CPU: {message}");
+                (session, graph, crate::Provider::Cpu, Some(note))
+            }
+        };
         let (cache_memory, provider_note) = match provider {
             crate::Provider::Cpu => (CacheMemory::Host, provider_note),
             crate::Provider::Cuda { device } | crate::Provider::CudaOrCpu { device } => {

@@ -54,6 +54,18 @@ impl Provider {
 /// Whether this build of rill can drive the CUDA provider (the `cuda` cargo feature).
 pub const CUDA_BUILD: bool = cfg!(feature = "cuda");
 
+/// Why ONNX Runtime's CUDA provider cannot run `graph` on the GPU, if it cannot: its
+/// `GroupQueryAttention` kernel (the fused-attention export, `rill-train export
+/// --attention gqa`) exists only for f16 and bf16, so an f32 fused-attention graph would
+/// run its attention on the CPU and copy the whole KV cache between GPU and host at every
+/// layer of every step.
+pub(crate) fn cuda_cannot_run(graph: &crate::graph::GraphInfo) -> Option<String> {
+    use crate::kv_cache::{CacheDtype, Layout};
+    (graph.cache_layout == Layout::Shared && graph.cache_dtype == CacheDtype::F32).then(|| {
+        "this is an f32 fused-attention graph (GroupQueryAttention), and ONNX Runtime's CUDA provider runs GroupQueryAttention only in f16 or bf16: every step would copy the KV cache between the GPU and the host. On the GPU use an f16 export (`rill-train export --attention gqa --dtype f16`) or the plain one (`--attention hf`)".to_string()
+    })
+}
+
 /// Registers CUDA on GPU `device` with `builder`, or says what is missing.
 pub(crate) fn register_cuda(
     builder: ort::session::builder::SessionBuilder,
@@ -104,5 +116,30 @@ mod tests {
         );
         let e = Provider::parse("rocm", 0).unwrap_err().to_string();
         assert!(e.contains("use cpu, cuda or auto"), "{e}");
+    }
+
+    #[test]
+    fn cuda_refuses_only_f32_fused_attention() {
+        use crate::graph::GraphInfo;
+        use crate::kv_cache::{CacheDtype, Layout};
+        let graph = |cache_dtype, cache_layout| GraphInfo {
+            layers: 4,
+            kv_heads: 2,
+            head_dim: 64,
+            cache_dtype,
+            logits_f16: false,
+            has_position_ids: true,
+            vocab: 4096,
+            cache_layout,
+        };
+        let why = cuda_cannot_run(&graph(CacheDtype::F32, Layout::Shared)).unwrap();
+        assert!(why.contains("--attention gqa --dtype f16"), "{why}");
+        for (dtype, layout) in [
+            (CacheDtype::F16, Layout::Shared),
+            (CacheDtype::F32, Layout::DoubleBuffered),
+            (CacheDtype::F16, Layout::DoubleBuffered),
+        ] {
+            assert_eq!(cuda_cannot_run(&graph(dtype, layout)), None);
+        }
     }
 }
