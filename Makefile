@@ -326,6 +326,9 @@ bench-models: bench-model-q4
 		--out $(BENCH_MODEL)-gqa --attention gqa --force
 	test -f build/rill-tiny-gqa/model.onnx || $(TRAIN) export --from $(MODEL) \
 		--out build/rill-tiny-gqa --attention gqa --force
+	test -f build/rill-tiny-ctx2048/config.json || python3 scripts/context_view.py $(MODEL) 2048 build/rill-tiny-ctx2048
+	test -f build/rill-tiny-gqa-ctx2048/model.onnx || $(TRAIN) export --from build/rill-tiny-ctx2048 \
+		--out build/rill-tiny-gqa-ctx2048 --attention gqa --force
 
 # The 100M folder's int4 copy (`rill-train quantize`: 4-bit blocks of 32 with zero points, run by
 # ONNX Runtime's MatMulNBits), made only if missing.
@@ -336,10 +339,13 @@ bench-model-q4:
 	test -f $(BENCH_MODEL)-q4/model.onnx || $(TRAIN) quantize --bits 4 --block-size 32 \
 		$(BENCH_MODEL) $(BENCH_MODEL)-q4 --force
 
-# The default model, the 100M folder in f32 and f16, and a long context (1,500-token prompt,
-# 64 new tokens) on the 100M folder; tables also in $(COMPARE_OUT)/compare.md and *.json.
-# rill's side of the long-context row runs its fused-attention export of the same weights
-# (RILL_LONG_MODEL, default $(BENCH_MODEL)-gqa); the peers keep the plain graph.
+# The default model (plain graph; rill on its fused-attention export; every engine on that
+# export), the 100M folder in f32 and f16, and a long context (1,500-token prompt, 64 new
+# tokens) on the default model and the 100M folder; tables also in $(COMPARE_OUT)/compare.md
+# and *.json. rill's side of the long-context rows runs its fused-attention export of the
+# same weights (RILL_LONG_MODEL, default $(BENCH_MODEL)-gqa, and build/rill-tiny-gqa-ctx2048);
+# the peers keep the plain graph. The default model's long row runs on a view allowing 2,048
+# positions (scripts/context_view.py: same weights, positions past 1,024 untrained).
 RILL_LONG_MODEL ?= $(BENCH_MODEL)-gqa
 compare: compare-env bench-models
 	test -x $(RILL) || $(MAKE) build
@@ -347,12 +353,18 @@ compare: compare-env bench-models
 	$(COMPARE) --model $(MODEL) --json $(COMPARE_OUT)/rill-tiny.json --markdown-out $(COMPARE_OUT)/rill-tiny.md
 	$(COMPARE) --model $(MODEL) --rill-model build/rill-tiny-gqa --json $(COMPARE_OUT)/rill-tiny-gqa.json \
 		--markdown-out $(COMPARE_OUT)/rill-tiny-gqa.md
+	$(COMPARE) --model build/rill-tiny-gqa --json $(COMPARE_OUT)/rill-tiny-gqa-all.json \
+		--markdown-out $(COMPARE_OUT)/rill-tiny-gqa-all.md
+	$(COMPARE) --model build/rill-tiny-ctx2048 --rill-model build/rill-tiny-gqa-ctx2048 \
+		--prompt-tokens 1500 --new-tokens 64 --json $(COMPARE_OUT)/rill-tiny-long.json \
+		--markdown-out $(COMPARE_OUT)/rill-tiny-long.md
 	$(COMPARE) --model $(BENCH_MODEL) --json $(COMPARE_OUT)/bench100m.json --markdown-out $(COMPARE_OUT)/bench100m.md
 	$(COMPARE) --model $(BENCH_MODEL)-f16 --json $(COMPARE_OUT)/bench100m-f16.json --markdown-out $(COMPARE_OUT)/bench100m-f16.md
 	$(COMPARE) --model $(BENCH_MODEL) --prompt-tokens 1500 --new-tokens 64 $(if $(RILL_LONG_MODEL),--rill-model $(RILL_LONG_MODEL)) \
 		--json $(COMPARE_OUT)/bench100m-long.json --markdown-out $(COMPARE_OUT)/bench100m-long.md
 	$(COMPARE_QUANT_ROW)
-	cat $(COMPARE_OUT)/rill-tiny.md $(COMPARE_OUT)/rill-tiny-gqa.md $(COMPARE_OUT)/bench100m.md $(COMPARE_OUT)/bench100m-f16.md \
+	cat $(COMPARE_OUT)/rill-tiny.md $(COMPARE_OUT)/rill-tiny-gqa.md $(COMPARE_OUT)/rill-tiny-gqa-all.md \
+		$(COMPARE_OUT)/rill-tiny-long.md $(COMPARE_OUT)/bench100m.md $(COMPARE_OUT)/bench100m-f16.md \
 		$(COMPARE_OUT)/bench100m-long.md $(COMPARE_OUT)/bench100m-q4.md > $(COMPARE_OUT)/compare.md
 
 # The int4 row alone (and the int4 folder if missing): rill on $(BENCH_MODEL)-q4, and as

@@ -52,6 +52,8 @@ import sys
 import tempfile
 import time
 
+from context_view import write_view
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build" / "compare"
 ENGINES = ["rill", "genai", "ort", "llama"]
@@ -254,17 +256,12 @@ def context_view(folder, needed):
     have = cfg.get("max_position_embeddings", 0)
     if needed <= have:
         return folder, None
+    if shares_kv_buffer(folder):
+        sys.exit(f"{folder} allows {have} positions, this run needs {needed}, and its fused-attention graph holds "
+                 f"rotary tables of {have} rows: export it from a longer view (scripts/context_view.py, then "
+                 "rill-train export --attention gqa)")
     ctx = 1 << (needed - 1).bit_length()
-    view = BUILD / "views" / f"{folder.name}-ctx{ctx}"
-    if view.exists():
-        shutil.rmtree(view)
-    view.mkdir(parents=True)
-    for item in folder.iterdir():
-        if item.name != "config.json":
-            (view / item.name).symlink_to(item)
-    raw = json.loads((folder / "config.json").read_text())
-    raw["max_position_embeddings"] = ctx
-    (view / "config.json").write_text(json.dumps(raw, indent=2))
+    view = write_view(folder, ctx, BUILD / "views" / f"{folder.name}-ctx{ctx}")
     return view, (f"{folder.name}'s max_position_embeddings is {have} < {needed}: every engine ran on "
                   f"{view.relative_to(ROOT) if view.is_relative_to(ROOT) else view} (same graph and weights, "
                   f"config.json with max_position_embeddings {ctx})")
@@ -340,7 +337,7 @@ class OrtLoop:
         shape = (1, cfg["num_key_value_heads"], len(ids) + n, cfg["head_dim"])
         cache = {k: ort.OrtValue.ortvalue_from_numpy(np.zeros(shape, dtype), device, self.args.device) for k in past}
         binding = session.io_binding()
-        binding.bind_output("logits", "cpu")  # first: get_outputs()[0]
+        binding.bind_output("logits", "cpu")  # first: get_outputs()[0]; rebound (fresh shape) each step
         for k, v in cache.items():
             binding.bind_ortvalue_input(k, v)
             binding.bind_ortvalue_output(k.replace("past_key_values.", "present."), v)
@@ -350,6 +347,7 @@ class OrtLoop:
             binding.bind_cpu_input("input_ids", np.asarray([tokens], np.int64))
             binding.bind_cpu_input("attention_mask", np.ones((1, end), np.int64))
             binding.bind_cpu_input("position_ids", np.arange(start, end, dtype=np.int64)[None])
+            binding.bind_output("logits", "cpu")
             session.run_with_iobinding(binding)
             return int(binding.get_outputs()[0].numpy()[0, -1].argmax())
 

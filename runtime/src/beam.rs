@@ -237,6 +237,13 @@ pub fn run_strategy_timed(
             )));
         }
         let parents: Vec<usize> = choices.iter().map(|c| c.parent as usize).collect();
+        // Row i's cache already holds its parent's up to where their tokens part (the
+        // prompt, broadcast to every row, at least): only the rest is copied.
+        let keep: Vec<usize> = parents
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| common_prefix(&seqs[i], &seqs[p]))
+            .collect();
         seqs = choices
             .iter()
             .map(|c| {
@@ -245,7 +252,7 @@ pub fn run_strategy_timed(
                 s
             })
             .collect();
-        session.reorder_rows(&parents)?;
+        session.reorder_rows_keeping(&parents, &keep)?;
         let last: Vec<[u32; 1]> = choices.iter().map(|c| [c.token]).collect();
         let next: Vec<&[u32]> = last.iter().map(|r| r.as_slice()).collect();
         session.forward_rows(&next)?;
@@ -263,4 +270,9 @@ pub fn run_strategy_timed(
         decode_steps,
         ort_run: session.ort_time(),
     })
+}
+
+/// How many leading tokens `a` and `b` share.
+fn common_prefix(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }

@@ -286,12 +286,22 @@ impl KvCache {
     /// overwritten and still needed go through a scratch buffer first (the unused side of
     /// a double-buffered tensor). Identity parents copy nothing.
     pub fn reorder(&mut self, parents: &[usize]) -> Result<()> {
+        self.reorder_keeping(parents, &vec![0; parents.len()])
+    }
+
+    /// As [`KvCache::reorder`], copying row `parents[i]` into row `i` only from position
+    /// `keep[i]` on: the caller knows that row `i`'s first `keep[i]` positions already
+    /// hold what its parent's do (beam search: the two hypotheses share those tokens, the
+    /// prompt at least, whose cache was broadcast to every row). Values past the length
+    /// copy nothing.
+    pub fn reorder_keeping(&mut self, parents: &[usize], keep: &[usize]) -> Result<()> {
         let s = self.shape;
-        if parents.len() != s.batch {
+        if parents.len() != s.batch || keep.len() != s.batch {
             return Err(RillError::InvalidArgument(format!(
-                "reorder needs {} parent indices, got {}",
+                "reorder needs {} parent indices and kept lengths, got {} and {}",
                 s.batch,
-                parents.len()
+                parents.len(),
+                keep.len()
             )));
         }
         if let Some(p) = parents.iter().find(|&&p| p >= s.batch) {
@@ -300,17 +310,23 @@ impl KvCache {
                 s.batch
             )));
         }
-        if parents.iter().enumerate().all(|(i, &p)| i == p) {
+        let keep: Vec<usize> = keep.iter().map(|&k| k.min(self.len)).collect();
+        if parents
+            .iter()
+            .enumerate()
+            .all(|(i, &p)| i == p || keep[i] == self.len)
+        {
             return Ok(());
         }
-        // A row is `kv_heads` segments of `used` bytes, `stride` bytes apart: each head's
-        // valid rows, in place (shared layout, capacity rows per head) or packed
+        // A row is `kv_heads` segments of `len` positions, `stride` bytes apart: each
+        // head's valid positions, in place (shared layout, capacity rows per head) or packed
         // (double-buffered layout, the current side).
         let row = self.row_bytes();
         let rows = RowLayout {
             heads: s.kv_heads,
             stride: self.stride() * row,
-            used: self.len * row,
+            position: row,
+            len: self.len,
         };
         if self.layout == Layout::Shared && self.scratch.is_none() {
             self.scratch = Some(self.memory.alloc(Self::tensor_bytes(s, self.dtype))?);
@@ -318,14 +334,14 @@ impl KvCache {
         match (self.layout, &self.scratch) {
             (Layout::Shared, Some(scratch)) => {
                 for data in &self.sides[0] {
-                    rows.reorder(&self.memory, data, scratch, parents)?;
+                    rows.reorder(&self.memory, data, scratch, parents, &keep)?;
                 }
             }
             _ => {
                 // The side not in use is free until the next step writes it: the scratch.
                 let (live, other) = self.live_and_other();
                 for (data, scratch) in live.iter().zip(other) {
-                    rows.reorder(&self.memory, data, scratch, parents)?;
+                    rows.reorder(&self.memory, data, scratch, parents, &keep)?;
                 }
             }
         }
@@ -406,41 +422,66 @@ impl KvCache {
     }
 }
 
-/// Where a batch row's bytes are inside one cache tensor: `heads` segments of `used`
-/// bytes, `stride` bytes apart, row `i` starting at `i * heads * stride`.
+/// Where a batch row's bytes are inside one cache tensor: `heads` segments of `len`
+/// positions of `position` bytes each, `stride` bytes apart, row `i` starting at
+/// `i * heads * stride`.
 struct RowLayout {
     heads: usize,
     stride: usize,
-    used: usize,
+    position: usize,
+    len: usize,
 }
 
 impl RowLayout {
-    /// Row `row`'s segments, as one strided region.
-    fn at(&self, row: usize) -> Strided {
-        Strided::new(row * self.heads * self.stride, self.stride)
+    /// Row `row`'s segments from position `from` on, as one strided region.
+    fn at(&self, row: usize, from: usize) -> Strided {
+        Strided::new(
+            row * self.heads * self.stride + from * self.position,
+            self.stride,
+        )
     }
 
-    /// Makes row `i` of `data` a copy of row `parents[i]`, copying only the rows that
-    /// change, and saving into `scratch` (same size as `data`) only the rows that are both
-    /// overwritten and still needed as a source.
+    /// Makes row `i` of `data` a copy of row `parents[i]` from position `keep[i]` on,
+    /// copying only the rows that change, and saving into `scratch` (same size as `data`)
+    /// only the rows that are both overwritten and still needed as a source, from the
+    /// first position a child reads.
     fn reorder(
         &self,
         memory: &CacheMemory,
         data: &Buffer,
         scratch: &Buffer,
         parents: &[usize],
+        keep: &[usize],
     ) -> Result<()> {
-        let changed = |i: usize| parents[i] != i;
-        let saved: Vec<bool> = (0..parents.len())
-            .map(|r| changed(r) && parents.iter().enumerate().any(|(i, &p)| p == r && i != r))
+        let changed = |i: usize| parents[i] != i && keep[i] < self.len;
+        // Row r is saved from the first position any other row copies out of it.
+        let saved: Vec<Option<usize>> = (0..parents.len())
+            .map(|r| {
+                let first = (0..parents.len())
+                    .filter(|&i| i != r && parents[i] == r && changed(i))
+                    .map(|i| keep[i])
+                    .min();
+                first.filter(|_| changed(r))
+            })
             .collect();
-        for r in (0..parents.len()).filter(|&r| saved[r]) {
-            memory.copy(scratch, self.at(r), data, self.at(r), self.used, self.heads)?;
+        let width = |from: usize| (self.len - from) * self.position;
+        for (r, from) in saved.iter().enumerate() {
+            if let Some(from) = *from {
+                let at = self.at(r, from);
+                memory.copy(scratch, at, data, at, width(from), self.heads)?;
+            }
         }
         for i in (0..parents.len()).filter(|&i| changed(i)) {
-            let p = parents[i];
-            let from = if saved[p] { scratch } else { data };
-            memory.copy(data, self.at(i), from, self.at(p), self.used, self.heads)?;
+            let (p, from) = (parents[i], keep[i]);
+            let source = if saved[p].is_some() { scratch } else { data };
+            memory.copy(
+                data,
+                self.at(i, from),
+                source,
+                self.at(p, from),
+                width(from),
+                self.heads,
+            )?;
         }
         Ok(())
     }
@@ -602,6 +643,50 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn reorder_keeping_copies_only_past_the_kept_positions() {
+        // Row i keeps its own first keep[i] positions and takes its parent's after them;
+        // every parent pattern, kept lengths from none to past the end, both layouts.
+        let patterns: [&[usize]; 5] = [
+            &[1, 0, 2, 3],
+            &[1, 2, 3, 0],
+            &[0, 0, 1, 2],
+            &[3, 3, 3, 3],
+            &[0, 2, 2, 1],
+        ];
+        let keeps: [&[usize]; 4] = [&[0, 0, 0, 0], &[2, 5, 1, 3], &[4, 0, 9, 2], &[5, 5, 5, 5]];
+        let len = 5;
+        for layout in [Layout::DoubleBuffered, Layout::Shared] {
+            for parents in patterns {
+                for keep in keeps {
+                    let mut c = KvCache::with_layout(shape(4), CacheDtype::F32, layout);
+                    append(&mut c, 0, len);
+                    c.reorder_keeping(parents, keep).unwrap();
+                    for l in 0..2 {
+                        for (k, kind) in [Kind::Key, Kind::Value].into_iter().enumerate() {
+                            let mut want = Vec::new();
+                            for (b, &p) in parents.iter().enumerate() {
+                                for h in 0..2 {
+                                    for t in 0..len {
+                                        let from = if t < keep[b] { b } else { p };
+                                        want.extend((0..3).map(|d| value(l, k, from, h, t, d)));
+                                    }
+                                }
+                            }
+                            assert_eq!(
+                                floats(&c.read(l, kind).unwrap()),
+                                want,
+                                "{layout:?} parents {parents:?} keep {keep:?}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        let mut c = KvCache::new(shape(2), CacheDtype::F32);
+        assert!(c.reorder_keeping(&[1, 0], &[0]).is_err());
     }
 
     #[test]

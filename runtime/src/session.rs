@@ -515,6 +515,13 @@ impl Session {
         self.cache.reorder(parents)
     }
 
+    /// As [`Session::reorder_rows`], copying row `parents[i]` into row `i` only from
+    /// position `keep[i]` on, where the caller knows the two rows' caches already agree
+    /// before it (the same tokens at the same positions of the same prompt).
+    pub fn reorder_rows_keeping(&mut self, parents: &[usize], keep: &[usize]) -> Result<()> {
+        self.cache.reorder_keeping(parents, keep)
+    }
+
     /// One forward pass over at most `prefill_chunk` tokens.
     fn step(&mut self, parts: &[&[u32]]) -> Result<()> {
         let n = parts[0].len();
