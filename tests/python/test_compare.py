@@ -6,7 +6,11 @@ named by RILL_COMPARE_PY; skipped when neither has onnxruntime-genai.
 
 The quantized row too (`make compare-quant`'s options on the default model): rill on an
 int4 copy from `rill-train quantize`, rill again on the float folder (`rill-base`), llama.cpp
-on its own Q4_0 quantization of that folder; the sizes of both folders and of the GGUF."""
+on its own Q4_0 quantization of that folder; the sizes of both folders and of the GGUF.
+
+And every engine on the fused-attention export (`rill-train export --attention gqa`):
+onnxruntime-genai with `past_present_share_buffer`, the Python loop binding one shared buffer
+as past and present, both giving rill's greedy tokens."""
 import json
 import os
 import subprocess
@@ -49,6 +53,13 @@ def quant_run(default_model, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("compare-quant")
     rill_train("quantize", "--bits", 4, "--block-size", 32, default_model, tmp / "q4")
     return run_compare(default_model, tmp, "--rill-model", tmp / "q4", "--llama-quant", "q4_0", "--no-bandwidth")
+
+
+@pytest.fixture(scope="module")
+def fused_run(default_model, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("compare-gqa")
+    rill_train("export", "--from", default_model, "--out", tmp / "gqa", "--attention", "gqa")
+    return run_compare(tmp / "gqa", tmp, "--engines", "rill,genai,ort", "--no-bandwidth")[0]
 
 
 def test_every_engine_that_ran_reports_positive_figures(report):
@@ -107,3 +118,16 @@ def test_quantized_row_runs_rill_on_both_folders_and_reports_sizes(quant_run):
     if base.get("check_tokens"):
         for name in ["ort", "genai"]:
             assert engines[name]["check_tokens"] == base["check_tokens"], (name, report["agreement"][name])
+
+
+def test_every_engine_drives_the_shared_buffer_of_the_fused_export(fused_run):
+    engines, agreement = fused_run["engines"], fused_run["agreement"]
+    for name in ["rill", "ort", "genai"]:
+        assert engines[name]["status"] == "ok", engines[name]
+        assert engines[name]["decode_tokens_per_s"][1] > 0
+    assert len(engines["ort"]["tokens"]) == NEW_TOKENS
+    assert engines["genai"]["tokens"] == engines["ort"]["tokens"]
+    rill = agreement["rill"]["check_tokens"]
+    assert rill, agreement["rill"]
+    for name in ["ort", "genai"]:
+        assert engines[name]["check_tokens"] == rill, (name, agreement[name])
