@@ -380,8 +380,9 @@ compare-quant: compare-env bench-model-q4
 	$(COMPARE_QUANT_ROW)
 
 # On the GPU (issue 11; needs an NVIDIA GPU): rill built with --features cuda, onnxruntime-genai-cuda
-# and the ORT loop on CUDAExecutionProvider in .venv-cuda, the 100M folder (f32 and f16), decode and
-# prefill side by side; llama.cpp is left out (its wheel here is a CPU build).
+# and the ORT loop on CUDAExecutionProvider in .venv-cuda, the 100M folder (f32, f16, and the f16
+# fused-attention export: CUDA's GroupQueryAttention has no f32 kernel), decode and prefill side by
+# side; llama.cpp is left out (its wheel here is a CPU build).
 GENAI_CUDA_OK := $(CUDA_VENV)/.ok-genai-cuda-$(GENAI_VERSION)
 $(GENAI_CUDA_OK): $(CUDA_VENV)/.ok-$(ORT_VERSION)
 	$(CUDA_VENV)/bin/pip install --quiet --disable-pip-version-check onnxruntime-genai-cuda==$(GENAI_VERSION) \
@@ -396,7 +397,11 @@ compare-cuda: $(GENAI_CUDA_OK) bench-models
 	$(COMPARE_CUDA) --model $(BENCH_MODEL) --json $(COMPARE_OUT)/cuda-bench100m.json --markdown-out $(COMPARE_OUT)/cuda-bench100m.md
 	$(COMPARE_CUDA) --model $(BENCH_MODEL)-f16 --json $(COMPARE_OUT)/cuda-bench100m-f16.json \
 		--markdown-out $(COMPARE_OUT)/cuda-bench100m-f16.md
-	cat $(COMPARE_OUT)/cuda-bench100m.md $(COMPARE_OUT)/cuda-bench100m-f16.md
+	test -f $(BENCH_MODEL)-gqa-f16/model.onnx || $(TRAIN) export --from $(BENCH_MODEL) \
+		--out $(BENCH_MODEL)-gqa-f16 --attention gqa --dtype f16 --force
+	$(COMPARE_CUDA) --model $(BENCH_MODEL)-gqa-f16 --json $(COMPARE_OUT)/cuda-bench100m-gqa-f16.json \
+		--markdown-out $(COMPARE_OUT)/cuda-bench100m-gqa-f16.md
+	cat $(COMPARE_OUT)/cuda-bench100m.md $(COMPARE_OUT)/cuda-bench100m-f16.md $(COMPARE_OUT)/cuda-bench100m-gqa-f16.md
 
 # The default model only, small sizes (what tests/python/test_compare.py runs).
 compare-quick: compare-env

@@ -151,12 +151,75 @@ pub unsafe fn cpu_value_over(
     Ok(unsafe { ort::value::DynValue::from_ptr(ptr, Some(&ort::memory::Allocator::default())) })
 }
 
-/// An `OrtIoBinding` for one rill session.
+/// An `OrtIoBinding` for one rill session. Each graph input or output is a numbered slot
+/// that stays bound from run to run: binding a slot again with the same memory and shape
+/// costs nothing, so a decode step rebinds only what moved (the attention mask, which
+/// grows; the cache sides of a double-buffered graph, which swap).
 pub struct Binding {
     ptr: NonNull<ortsys::OrtIoBinding>,
+    slots: Vec<Option<(Placement, RawValue)>>,
 }
 // SAFETY: a binding is used by one thread at a time (it lives inside a rill Session).
 unsafe impl Send for Binding {}
+
+/// A tensor over memory rill owns, as a binding slot describes it.
+#[derive(Debug, Clone, Copy)]
+pub struct Tensor {
+    /// The memory's kind (`None`: the CPU).
+    pub info: Option<*const ortsys::OrtMemoryInfo>,
+    /// First byte.
+    pub data: *mut c_void,
+    /// Bytes covered.
+    pub len: usize,
+    /// Dimensions (the first `rank`).
+    pub shape: [usize; 4],
+    /// Number of dimensions.
+    pub rank: usize,
+    /// Element type.
+    pub element: ortsys::ONNXTensorElementDataType,
+}
+
+impl Tensor {
+    /// `len` bytes at `data` in the memory `info` describes (`None`: the CPU), shaped
+    /// `shape` (rank 4 at most).
+    pub fn new(
+        info: Option<*const ortsys::OrtMemoryInfo>,
+        data: *mut c_void,
+        len: usize,
+        shape: &[usize],
+        element: ortsys::ONNXTensorElementDataType,
+    ) -> Tensor {
+        assert!(shape.len() <= 4, "tensor rank {} above 4", shape.len());
+        let mut dims = [0; 4];
+        dims[..shape.len()].copy_from_slice(shape);
+        Tensor {
+            info,
+            data,
+            len,
+            shape: dims,
+            rank: shape.len(),
+            element,
+        }
+    }
+}
+
+/// Where a bound tensor lies and how it is shaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Placement {
+    data: usize,
+    len: usize,
+    rank: usize,
+    shape: [usize; 4],
+}
+
+/// Which side of the graph a slot binds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// A graph input.
+    Input,
+    /// A graph output, written into the bound memory.
+    Output,
+}
 
 impl Binding {
     /// A new binding on `session`.
@@ -165,20 +228,62 @@ impl Binding {
         // SAFETY: a live session; valid out-pointer.
         check(unsafe { (api().CreateIoBinding)(session.ptr() as *mut _, &mut out) })?;
         NonNull::new(out)
-            .map(|ptr| Binding { ptr })
+            .map(|ptr| Binding {
+                ptr,
+                slots: Vec::new(),
+            })
             .ok_or_else(|| RillError::Ort("CreateIoBinding returned NULL".into()))
     }
 
-    /// Binds `value` to the graph input `name`.
-    pub fn input(&mut self, name: &CString, value: &RawValue) -> Result<()> {
-        // SAFETY: live binding and value; ONNX Runtime keeps its own reference.
-        check(unsafe { (api().BindInput)(self.ptr.as_ptr(), name.as_ptr(), value.ptr()) })
-    }
-
-    /// Binds `value` as the buffer of the graph output `name`.
-    pub fn output(&mut self, name: &CString, value: &RawValue) -> Result<()> {
-        // SAFETY: as above.
-        check(unsafe { (api().BindOutput)(self.ptr.as_ptr(), name.as_ptr(), value.ptr()) })
+    /// Binds slot `slot` (the graph input or output `name`) to `tensor`, unless it is
+    /// bound there with that shape already.
+    ///
+    /// # Safety
+    /// The tensor's memory must stay valid, and unaliased by Rust references during every
+    /// run, until the slot is bound elsewhere, [`Binding::reset`] is called or the binding
+    /// is dropped.
+    pub unsafe fn bind(
+        &mut self,
+        slot: usize,
+        direction: Direction,
+        name: &CString,
+        tensor: Tensor,
+    ) -> Result<()> {
+        let Tensor {
+            info,
+            data,
+            len,
+            shape,
+            element,
+            ..
+        } = tensor;
+        let shape = &shape[..tensor.rank];
+        let place = Placement {
+            data: data as usize,
+            len,
+            rank: tensor.rank,
+            shape: tensor.shape,
+        };
+        if self.slots.len() <= slot {
+            self.slots.resize_with(slot + 1, || None);
+        }
+        if matches!(&self.slots[slot], Some((p, _)) if *p == place) {
+            return Ok(());
+        }
+        // SAFETY: forwarded to the caller.
+        let value = unsafe { RawValue::over_in(info, data, len, shape, element)? };
+        let bind = match direction {
+            Direction::Input => api().BindInput,
+            Direction::Output => api().BindOutput,
+        };
+        // SAFETY: live binding and value; ONNX Runtime keeps its own reference, and binding
+        // a name again replaces its value.
+        if let Err(e) = check(unsafe { bind(self.ptr.as_ptr(), name.as_ptr(), value.ptr()) }) {
+            self.reset();
+            return Err(e);
+        }
+        self.slots[slot] = Some((place, value));
+        Ok(())
     }
 
     /// Runs `session` with the bound inputs, writing into the bound outputs.
@@ -190,13 +295,14 @@ impl Binding {
         })
     }
 
-    /// Drops every bound input and output.
-    pub fn clear(&mut self) {
+    /// Drops every bound input and output (the next run binds every slot again).
+    pub fn reset(&mut self) {
         // SAFETY: live binding.
         unsafe {
             (api().ClearBoundInputs)(self.ptr.as_ptr());
             (api().ClearBoundOutputs)(self.ptr.as_ptr());
         }
+        self.slots.clear();
     }
 }
 

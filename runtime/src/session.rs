@@ -14,7 +14,7 @@ use crate::config::GenerationConfig;
 use crate::error::{Result, RillError};
 use crate::kv_cache::{CacheShape, Kind, KvCache};
 use crate::model::Model;
-use crate::ort_value::{cstring, element_type, Binding, RawValue};
+use crate::ort_value::{cstring, element_type, Binding, Direction, Tensor};
 use crate::stop::{CancelToken, Matched, StopStrings};
 use crate::stream::TextStream;
 
@@ -536,73 +536,49 @@ impl Session {
             self.positions.extend((past..past + n).map(|p| p as i64));
         }
         let i64_type = ort::sys::ONNXTensorElementDataType::ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64;
-        let cache_f16 = g.cache_dtype == crate::kv_cache::CacheDtype::F16;
+        let cache_type = element_type(g.cache_dtype == crate::kv_cache::CacheDtype::F16);
         let cache_info = self.cache.memory().memory_info();
-        let mut values = Vec::with_capacity(4 * g.layers + 4);
-        // SAFETY (all `RawValue::over` below): each value describes a live buffer owned by
-        // this session, of exactly the given byte length, alive until after the run.
+        let logits_bytes = bsz * n * g.vocab * if g.logits_f16 { 2 } else { 4 };
+        let b = &mut self.binding;
+        let names = &self.names;
+        // SAFETY (every `bind` below): each slot describes a buffer owned by this session
+        // (ids, mask, positions, logits, the cache), of exactly the given byte length, that
+        // lives as long as the session and is only read or written by ONNX Runtime during
+        // a run; a buffer that moves or changes shape is bound again before the next run.
         unsafe {
-            values.push(RawValue::over(
-                self.ids.as_mut_ptr().cast(),
-                bsz * n * 8,
-                &[bsz, n],
-                i64_type,
-            )?);
-            values.push(RawValue::over(
-                self.mask.as_mut_ptr().cast(),
-                bsz * (past + n) * 8,
-                &[bsz, past + n],
-                i64_type,
-            )?);
-            values.push(RawValue::over(
-                self.positions.as_mut_ptr().cast(),
-                bsz * n * 8,
-                &[bsz, n],
-                i64_type,
-            )?);
-            let logits_bytes = bsz * n * g.vocab * if g.logits_f16 { 2 } else { 4 };
-            values.push(RawValue::over(
-                self.logits.as_mut_ptr().cast(),
-                logits_bytes,
-                &[bsz, n, g.vocab],
-                element_type(g.logits_f16),
-            )?);
+            use Direction::{Input, Output};
+            let host = |data: *mut i64, shape: &[usize]| {
+                let len = shape.iter().product::<usize>() * 8;
+                Tensor::new(None, data.cast(), len, shape, i64_type)
+            };
+            let ids = host(self.ids.as_mut_ptr(), &[bsz, n]);
+            b.bind(0, Input, &names.input_ids, ids)?;
+            let mask = host(self.mask.as_mut_ptr(), &[bsz, past + n]);
+            b.bind(1, Input, &names.attention_mask, mask)?;
+            if g.has_position_ids {
+                let positions = host(self.positions.as_mut_ptr(), &[bsz, n]);
+                b.bind(2, Input, &names.position_ids, positions)?;
+            }
+            let logits_type = element_type(g.logits_f16);
+            let logits = self.logits.as_mut_ptr().cast();
+            let logits = Tensor::new(None, logits, logits_bytes, &[bsz, n, g.vocab], logits_type);
+            b.bind(3, Output, &names.logits, logits)?;
             for layer in 0..g.layers {
                 for kind in [Kind::Key, Kind::Value] {
-                    let p = self.cache.past(layer, kind);
-                    values.push(RawValue::over_in(
-                        cache_info,
-                        p.ptr.cast(),
-                        p.bytes,
-                        &p.shape,
-                        element_type(cache_f16),
-                    )?);
-                    let q = self.cache.present(layer, kind, n);
-                    values.push(RawValue::over_in(
-                        cache_info,
-                        q.ptr.cast(),
-                        q.bytes,
-                        &q.shape,
-                        element_type(cache_f16),
-                    )?);
+                    let slot = 4 + layer * 4 + kind as usize * 2;
+                    let cache = |v: crate::kv_cache::TensorView| {
+                        Tensor::new(cache_info, v.ptr.cast(), v.bytes, &v.shape, cache_type)
+                    };
+                    let past_view = cache(self.cache.past(layer, kind));
+                    b.bind(slot, Input, &names.past[layer][kind as usize], past_view)?;
+                    let present_view = cache(self.cache.present(layer, kind, n));
+                    b.bind(
+                        slot + 1,
+                        Output,
+                        &names.present[layer][kind as usize],
+                        present_view,
+                    )?;
                 }
-            }
-        }
-        let b = &mut self.binding;
-        b.clear();
-        b.input(&self.names.input_ids, &values[0])?;
-        b.input(&self.names.attention_mask, &values[1])?;
-        if g.has_position_ids {
-            b.input(&self.names.position_ids, &values[2])?;
-        }
-        b.output(&self.names.logits, &values[3])?;
-        for layer in 0..g.layers {
-            for k in 0..2 {
-                b.input(&self.names.past[layer][k], &values[4 + layer * 4 + k * 2])?;
-                b.output(
-                    &self.names.present[layer][k],
-                    &values[5 + layer * 4 + k * 2],
-                )?;
             }
         }
         let start = Instant::now();
@@ -612,10 +588,9 @@ impl Session {
             if let crate::cache_memory::CacheMemory::Cuda(c) = self.cache.memory() {
                 let _ = c.synchronize_device();
             }
+            b.reset();
         }
         self.ort_time += start.elapsed();
-        b.clear();
-        drop(values);
         run?;
         self.cache.commit(n);
         self.tokens.extend_from_slice(parts[0]);
