@@ -1072,6 +1072,8 @@ def render(report, markdown):
     a = report["args"]
     title = (f"{report['model']}: {a['prompt_tokens']}-token prompt, {a['new_tokens']} new tokens, "
              f"{a['threads']} threads, {a['reps']} reps (medians)")
+    if a.get("passes", 1) > 1:
+        title += f", median of {a['passes']} passes"
     if a.get("provider", "cpu") != "cpu":
         title += f", provider {a['provider']}:{a.get('device', 0)} (llama.cpp on the CPU)"
     if markdown:
@@ -1232,6 +1234,33 @@ def agreement(report, args, folder, rill_folder, check_ids):
     return out
 
 
+def run_quietly(args, name, folder, rill_folder, check_ids):
+    """One engine's figures, measured again (at most --retry-busy times) while other work
+    used the CPU, keeping the quietest run."""
+    r = None
+    for attempt in range(1, args.retry_busy + 2):
+        got = run_engine(args, name, folder, rill_folder, check_ids)
+        if r is None or (got.get("status") == "ok" and got["other_load_cores"] < r.get("other_load_cores", 1e9)):
+            r = got
+        r["attempts"] = attempt
+        if got.get("status") != "ok" or got["other_load_cores"] <= args.busy_threshold or attempt > args.retry_busy:
+            break
+        log(f"[compare]   other work used {got['other_load_cores']:.2f} cores meanwhile: measuring again")
+    return r
+
+
+def median_pass(runs):
+    """Of one engine's passes, the one with the median decode rate (the upper one of an
+    even count), carrying every pass's decode rate; the last run if none succeeded."""
+    ok = [r for r in runs if r.get("status") == "ok"]
+    if not ok:
+        return runs[-1]
+    r = sorted(ok, key=lambda x: x["decode_tokens_per_s"][1])[len(ok) // 2]
+    if len(runs) > 1:
+        r["passes_decode_tokens_per_s"] = [x["decode_tokens_per_s"][1] for x in ok]
+    return r
+
+
 def parent(args):
     args.model = str(pathlib.Path(args.model))
     src = pathlib.Path(args.model).resolve()
@@ -1252,7 +1281,7 @@ def parent(args):
               "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
               "machine": {"nproc": os.cpu_count(), "cpu": cpu_model(), "l3_bytes": l3_bytes(),
                           "python": platform.python_version()},
-              "args": {k: getattr(args, k) for k in ("threads", "prompt_tokens", "new_tokens", "reps",
+              "args": {k: getattr(args, k) for k in ("threads", "prompt_tokens", "new_tokens", "reps", "passes",
                                                       "check_tokens", "check_prompt", "provider", "device")},
               "engine_order": expand_engines(args), "engines": {}, "notes": [], "busy_threshold": args.busy_threshold}
     report["args"]["llama_quant"] = args.llama_quants
@@ -1265,23 +1294,26 @@ def parent(args):
         report["notes"].append(f"rill ran on {args.rill_model}; the peers on {args.model}")
     if check_ids is None:
         report["notes"].append(check_note)
-    for name in report["engine_order"]:
-        log(f"[compare] {args.model}: {engine_title(name)} ...")
-        r = None
-        for attempt in range(1, args.retry_busy + 2):
-            got = run_engine(args, name, folder, rill_folder, check_ids)
-            if r is None or (got.get("status") == "ok" and got["other_load_cores"] < r.get("other_load_cores", 1e9)):
-                r = got
-            r["attempts"] = attempt
-            if got.get("status") != "ok" or got["other_load_cores"] <= args.busy_threshold or attempt > args.retry_busy:
-                break
-            log(f"[compare]   other work used {got['other_load_cores']:.2f} cores meanwhile: measuring again")
-        report["engines"][name] = r
-        if r.get("status") == "ok":
-            log(f"[compare]   decode {r['decode_tokens_per_s'][1]:.1f} tok/s, prefill {r['prefill_tokens_per_s'][1]:.0f} tok/s, "
-                f"open {r['open_ms'][1]:.0f} ms ({r['wall_s']:.0f} s, other load {r['other_load_cores']:.2f} cores)")
-        else:
-            log(f"[compare]   {r.get('status')}: {r.get('reason')}")
+    order = report["engine_order"]
+    runs = {name: [] for name in order}
+    for n in range(args.passes):
+        for name in order if n % 2 == 0 else order[::-1]:
+            which = f" (pass {n + 1} of {args.passes})" if args.passes > 1 else ""
+            log(f"[compare] {args.model}: {engine_title(name)}{which} ...")
+            r = run_quietly(args, name, folder, rill_folder, check_ids)
+            runs[name].append(r)
+            if r.get("status") == "ok":
+                log(f"[compare]   decode {r['decode_tokens_per_s'][1]:.1f} tok/s, prefill {r['prefill_tokens_per_s'][1]:.0f} tok/s, "
+                    f"open {r['open_ms'][1]:.0f} ms ({r['wall_s']:.0f} s, other load {r['other_load_cores']:.2f} cores)")
+            else:
+                log(f"[compare]   {r.get('status')}: {r.get('reason')}")
+    for name in order:
+        report["engines"][name] = median_pass(runs[name])
+    if args.passes > 1:
+        per = "; ".join(f"{engine_title(name)} " + " / ".join(fmt(x, 1) for x in r["passes_decode_tokens_per_s"])
+                        for name, r in report["engines"].items() if r.get("passes_decode_tokens_per_s"))
+        report["notes"].append(f"each engine ran {args.passes} times, the order reversed every other pass; each row "
+                               f"is the engine's pass with the median decode rate (decode tokens/s per pass: {per})")
     report["agreement"] = agreement(report, args, folder, rill_folder, check_ids)
     report["sizes"] = weight_sizes(report, folder, rill_folder)
     if args.bandwidth_gbs or not args.no_bandwidth:
@@ -1390,6 +1422,9 @@ def main():
     ap.add_argument("--busy-threshold", type=float, default=0.25, help="other load (cores) above which a row is marked busy")
     ap.add_argument("--retry-busy", type=int, default=1, help="runs again an engine measured while busy, this many "
                     "times at most, keeping the quietest run")
+    ap.add_argument("--passes", type=int, default=1, help="run every engine this many times, in alternating "
+                    "order, and keep each engine's pass with the median decode rate (rows of a fast model move "
+                    "between processes more than within one)")
     ap.add_argument("--provider", choices=["cpu", "cuda"], default="cpu",
                     help="execution provider of rill, onnxruntime-genai and the ORT loop (cuda: rill built with "
                          "--features cuda, onnxruntime-gpu and onnxruntime-genai-cuda; llama.cpp stays on the CPU)")
@@ -1406,6 +1441,8 @@ def main():
     args.check_tokens = args.check_tokens or min(args.new_tokens, 32)
     if args.threads < 1:
         args.threads = os.cpu_count()
+    if args.passes < 1:
+        ap.error("--passes must be at least 1")
     if args.engine == "rill-abi":
         rill_abi_ids(args)
         return 0

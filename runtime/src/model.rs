@@ -70,6 +70,15 @@ pub struct Model {
     provider_note: Option<String>,
 }
 
+/// Parses `path` and counts its vocabulary, added tokens included (once: the tokenizers
+/// crate counts by copying the vocabulary).
+fn load_tokenizer(path: &Path) -> Result<(Tokenizer, usize)> {
+    let tokenizer = Tokenizer::from_file(path)
+        .map_err(|e| RillError::Tokenizer(format!("cannot load {}: {e}", path.display())))?;
+    let vocab = tokenizer.get_vocab_size(true);
+    Ok((tokenizer, vocab))
+}
+
 fn require(path: PathBuf) -> Result<PathBuf> {
     if path.exists() {
         Ok(path)
@@ -91,9 +100,46 @@ impl Model {
         }
         let config = ModelConfig::load(&require(dir.join("config.json"))?)?;
         let tok_path = require(dir.join("tokenizer.json"))?;
-        let tokenizer = Tokenizer::from_file(&tok_path).map_err(|e| {
-            RillError::Tokenizer(format!("cannot load {}: {e}", tok_path.display()))
-        })?;
+        // The tokenizer parses on a thread of its own while ONNX Runtime builds the session
+        // (inline if no thread can be started). A broken tokenizer.json is still the error
+        // reported first.
+        std::thread::scope(|scope| {
+            let mut parsing = Some(
+                std::thread::Builder::new()
+                    .name("rill-tokenizer".into())
+                    .spawn_scoped(scope, || load_tokenizer(&tok_path))
+                    .ok(),
+            );
+            let mut tokenizer = || {
+                parsing.take().map(|thread| match thread {
+                    Some(thread) => thread.join().unwrap_or_else(|_| {
+                        Err(RillError::Tokenizer(format!(
+                            "parsing {} panicked",
+                            tok_path.display()
+                        )))
+                    }),
+                    None => load_tokenizer(&tok_path),
+                })
+            };
+            match Self::open_parts(start, dir, config, options, &mut tokenizer) {
+                Ok(model) => Ok(model),
+                Err(e) => match tokenizer() {
+                    Some(Err(broken)) => Err(broken),
+                    _ => Err(e),
+                },
+            }
+        })
+    }
+
+    /// [`Model::open`] after config.json: everything but the tokenizer, which
+    /// `tokenizer` hands over (once) when the rest is ready.
+    fn open_parts(
+        start: Instant,
+        dir: PathBuf,
+        config: ModelConfig,
+        options: &ModelOptions,
+        tokenizer: &mut dyn FnMut() -> Option<Result<(Tokenizer, usize)>>,
+    ) -> Result<Model> {
         let generation = GenerationConfig::load_optional(&dir.join("generation_config.json"))?
             .unwrap_or_default();
         let chat = crate::chat::ChatTemplate::load(&dir.join("tokenizer_config.json"))?;
@@ -163,13 +209,18 @@ impl Model {
                 w.release_resident();
             }
         }
+        let (tokenizer, tokenizer_vocab) = tokenizer().unwrap_or_else(|| {
+            Err(RillError::Tokenizer(
+                "the tokenizer was handed over twice".into(),
+            ))
+        })?;
         Ok(Model {
             cache_memory,
             session,
             weights,
             config,
             graph,
-            tokenizer_vocab: tokenizer.get_vocab_size(true),
+            tokenizer_vocab,
             tokenizer,
             generation,
             chat,

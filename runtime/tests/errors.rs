@@ -154,6 +154,25 @@ fn missing_tokenizer() {
 }
 
 #[test]
+fn broken_tokenizer_is_reported_before_a_broken_graph() {
+    // The tokenizer parses on its own thread while the session is built: whichever fails
+    // last, a broken tokenizer.json is the error named, as when the two ran in turn.
+    let (_t, dir) = common::copy_default_model();
+    std::fs::write(dir.join("tokenizer.json"), "{\"model\": ").unwrap();
+    let (e, m) = message(open(&dir));
+    assert!(
+        matches!(e, RillError::Tokenizer(_)) && m.contains("tokenizer.json"),
+        "{m}"
+    );
+    std::fs::write(dir.join("model.onnx"), b"not a graph").unwrap();
+    let (e, m) = message(open(&dir));
+    assert!(
+        matches!(e, RillError::Tokenizer(_)) && m.contains("tokenizer.json"),
+        "{m}"
+    );
+}
+
+#[test]
 fn corrupt_config() {
     let (_t, dir) = common::copy_default_model();
     std::fs::write(dir.join("config.json"), "{\"vocab_size\": 4096, ").unwrap();
