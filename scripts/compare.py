@@ -1026,7 +1026,7 @@ def build_rows(report):
     return rows
 
 
-KNOWN_RILL_KEYS = {"open_ms", "prefill_tokens_per_s", "decode_tokens_per_s", "ort_run_share"}
+KNOWN_RILL_KEYS = {"open_ms", "prefill_tokens_per_s", "decode_tokens_per_s", "ort_run_share", "passes_decode_tokens_per_s"}
 HEADER = ["engine", "prefill tok/s", "decode tok/s", "open ms", "RSS open MiB", "RSS gen MiB",
           "rill× decode", "rill× prefill", "rill× open", "other load", "greedy tokens vs rill"]
 
