@@ -108,15 +108,25 @@ def test_weights_are_external_data_into_safetensors(folder_and_prompts):
 
 def test_no_op_reshapes_or_casts_a_weight(folder_and_prompts):
     """Weights are consumed in their stored layout: only Gather (embedding), Gemm with
-    transB=1 (projections and the tied head) and Mul (norm scales) read them."""
+    transB=1 (projections and the tied head) and Mul (norm scales) read them. The one
+    exception, in the fused-attention export: a layer's q, k and v weights concatenated
+    along the output axis (a constant ONNX Runtime folds at load) for one Gemm with
+    transB=1 whose packed result GroupQueryAttention reads."""
     folder, _ = folder_and_prompts
     model = onnx.load(str(folder / "model.onnx"), load_external_data=False)
     weights = {i.name for i in model.graph.initializer}
+    transposed = lambda node: any(a.name == "transB" and a.i == 1 for a in node.attribute)  # noqa: E731
     for node in model.graph.node:
         for pos, name in enumerate(node.input):
             if name not in weights:
                 continue
             if node.op_type == "Gemm":
-                assert pos == 1 and any(a.name == "transB" and a.i == 1 for a in node.attribute), node.name
+                assert pos == 1 and transposed(node), node.name
+            elif node.op_type == "Concat":
+                assert [n.split(".")[-2] for n in node.input] == ["q_proj", "k_proj", "v_proj"], node.input
+                assert all(a.i == 0 for a in node.attribute if a.name == "axis"), node.name
+                users = [n for n in model.graph.node if node.output[0] in n.input]
+                assert [(u.op_type, list(u.input).index(node.output[0])) for u in users] == [("Gemm", 1)], users
+                assert transposed(users[0]), users[0].name
             else:
                 assert (node.op_type, pos) in {("Gather", 0), ("Mul", 1)}, (node.op_type, name)

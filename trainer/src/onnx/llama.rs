@@ -130,6 +130,14 @@ pub fn build(cfg: &LlamaConfig, weights: &FolderWeights, attention: Attention) -
     c.g.finish("rill_llama", OPSET, doc)
 }
 
+/// The query, key and value projections `GroupQueryAttention` reads.
+enum Qkv<'a> {
+    /// Three tensors `[batch * seq, width]`.
+    Separate([&'a str; 3]),
+    /// One tensor `[batch * seq, (heads + 2 * kv_heads) * head_dim]`: q, k, v side by side.
+    Packed(&'a str),
+}
+
 /// What each layer's attention reads besides its own weights.
 enum AttentionInputs {
     /// cos/sin tables `[batch, 1, seq, head_dim]` and the boolean mask.
@@ -361,6 +369,17 @@ impl Ctx<'_> {
         is_quantized_weight(&name, shape, q).then(|| (q.clone(), shape[0], shape[1]))
     }
 
+    /// `x · [W₁; W₂; …]ᵀ` for float weights `stem.weight` `[out_i, in]`: one `Gemm` over
+    /// their concatenation along the output axis, a constant subgraph ONNX Runtime folds
+    /// into one matrix when it loads the graph.
+    fn fused_linear(&mut self, x: &str, stems: &[String]) -> String {
+        let weights: Vec<String> = stems.iter().map(|s| format!("{s}.weight")).collect();
+        let refs: Vec<&str> = weights.iter().map(String::as_str).collect();
+        let weight = self.g.op("Concat", &refs, vec![attr_int("axis", 0)]);
+        self.g
+            .op("Gemm", &[x, &weight], vec![attr_int("transB", 1)])
+    }
+
     /// `x · Wᵀ` for the weight `stem.weight` `[out, in]`: a `Gemm` with `transB = 1` over
     /// the stored matrix, or `MatMulNBits` over its quantized blocks.
     fn linear(&mut self, x: &str, stem: &str) -> String {
@@ -478,19 +497,38 @@ impl Ctx<'_> {
     fn layer(&mut self, i: usize, x: &str, ids_shape: &str, att: &AttentionInputs) -> String {
         let p = format!("model.layers.{i}");
         let hn = self.rms_norm(x, &format!("{p}.input_layernorm.weight"));
-        let q = self.linear(&hn, &format!("{p}.self_attn.q_proj"));
-        let k = self.linear(&hn, &format!("{p}.self_attn.k_proj"));
-        let v = self.linear(&hn, &format!("{p}.self_attn.v_proj"));
+        let stems = ["q_proj", "k_proj", "v_proj"].map(|m| format!("{p}.self_attn.{m}"));
         let ctx = match att {
-            AttentionInputs::Hf { cos, sin, mask } => {
-                self.hf_attention(i, [&q, &k, &v], ids_shape, cos, sin, mask)
-            }
             AttentionInputs::Gqa {
                 seqlens,
                 total,
                 cos,
                 sin,
-            } => self.gqa_attention(i, [&q, &k, &v], ids_shape, [seqlens, total, cos, sin]),
+            } if stems.iter().all(|s| self.quantized(s).is_none()) => {
+                // One product for q, k and v (their weights concatenated, a constant ONNX
+                // Runtime folds at load), fed packed to GroupQueryAttention.
+                let qkv = self.fused_linear(&hn, &stems);
+                self.gqa_attention(i, Qkv::Packed(&qkv), ids_shape, [seqlens, total, cos, sin])
+            }
+            _ => {
+                let [q, k, v] = stems.map(|s| self.linear(&hn, &s));
+                match att {
+                    AttentionInputs::Hf { cos, sin, mask } => {
+                        self.hf_attention(i, [&q, &k, &v], ids_shape, cos, sin, mask)
+                    }
+                    AttentionInputs::Gqa {
+                        seqlens,
+                        total,
+                        cos,
+                        sin,
+                    } => self.gqa_attention(
+                        i,
+                        Qkv::Separate([&q, &k, &v]),
+                        ids_shape,
+                        [seqlens, total, cos, sin],
+                    ),
+                }
+            }
         };
         let attn = self.linear(&ctx, &format!("{p}.self_attn.o_proj"));
         let x = self.g.op("Add", &[x, &attn], vec![]);
@@ -583,7 +621,7 @@ impl Ctx<'_> {
     fn gqa_attention(
         &mut self,
         i: usize,
-        [q, k, v]: [&str; 3],
+        qkv: Qkv,
         ids_shape: &str,
         [seqlens, total, cos, sin]: [&str; 4],
     ) -> String {
@@ -598,7 +636,11 @@ impl Ctx<'_> {
             let shape = g.op("Concat", &[ids_shape, &tail], vec![attr_int("axis", 0)]);
             g.op("Reshape", &[x, &shape], vec![])
         };
-        let (q, k, v) = (bsh(g, q, nh * d), bsh(g, k, kv * d), bsh(g, v, kv * d));
+        // Packed: key and value stay empty, GroupQueryAttention splits the query input.
+        let (q, k, v) = match qkv {
+            Qkv::Separate([q, k, v]) => (bsh(g, q, nh * d), bsh(g, k, kv * d), bsh(g, v, kv * d)),
+            Qkv::Packed(qkv) => (bsh(g, qkv, (nh + 2 * kv) * d), String::new(), String::new()),
+        };
         let out = format!("/gqa_{i}");
         g.op_domain_into(
             "com.microsoft",
