@@ -148,8 +148,9 @@ typedef struct rill_model_options {
   // 1: ONNX Runtime loads the weights itself (external data) instead of rill mapping
   // `model.safetensors` and handing it over without a copy (0, the default).
   uint8_t ort_loads_weights;
-  // 0 stops ONNX Runtime from pre-packing weight matrices (no second copy in memory,
-  // slower matrix products); 1, the default, allows it.
+  // 0 stops ONNX Runtime from pre-packing weight matrices (no second copy in memory
+  // but a fused-attention export's q, k and v joined at load; slower matrix products);
+  // 1, the default, allows it.
   uint8_t prepack;
   // Where the graph runs: 0 the CPU (default); 1 CUDA, failing with `RILL_ERR_PROVIDER`
   // (the message says what is missing) when it cannot be used; 2 CUDA when usable, else

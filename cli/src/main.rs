@@ -84,7 +84,7 @@ pub(crate) struct OpenArgs {
     /// Let ONNX Runtime load the weights itself instead of rill mapping them.
     #[arg(long)]
     ort_loads_weights: bool,
-    /// Stop ONNX Runtime from pre-packing weights (no second copy; slower products).
+    /// Stop ONNX Runtime from pre-packing weights (no second copy, but a fused-attention export's joined q, k, v; slower products).
     #[arg(long)]
     no_prepack: bool,
     /// Where the graph runs: cpu, cuda (an error naming what is missing when CUDA cannot

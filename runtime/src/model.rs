@@ -33,7 +33,9 @@ pub struct ModelOptions {
     pub weights: WeightSource,
     /// Let ONNX Runtime pre-pack weight matrices into its own layout (faster matrix
     /// products; its copy replaces the mapped pages in resident memory, which rill
-    /// releases after opening). Off keeps the mapped weights the only copy.
+    /// releases after opening). Off keeps the mapped weights the only copy, but for the
+    /// q, k and v matrices of a fused-attention export (`rill-train export --attention
+    /// gqa`), which ONNX Runtime joins into one matrix of its own when it loads the graph.
     pub prepack: bool,
     /// Where the graph runs: the CPU (default), CUDA, or CUDA when usable else the CPU.
     pub provider: crate::Provider,

@@ -158,6 +158,10 @@ pub unsafe fn cpu_value_over(
 pub struct Binding {
     ptr: NonNull<ortsys::OrtIoBinding>,
     slots: Vec<Option<(Placement, RawValue)>>,
+    /// Whether ONNX Runtime copies host inputs to another device when they are bound
+    /// (a GPU provider): such inputs are bound again before every run, since the run
+    /// reads the copy taken at binding time, not the host memory.
+    copies_host_inputs: bool,
 }
 // SAFETY: a binding is used by one thread at a time (it lives inside a rill Session).
 unsafe impl Send for Binding {}
@@ -222,8 +226,9 @@ pub enum Direction {
 }
 
 impl Binding {
-    /// A new binding on `session`.
-    pub fn new(session: &ort::session::Session) -> Result<Self> {
+    /// A new binding on `session`; `copies_host_inputs` when the graph runs on a device
+    /// other than the CPU (see [`Binding::bind`]).
+    pub fn new(session: &ort::session::Session, copies_host_inputs: bool) -> Result<Self> {
         let mut out = ptr::null_mut();
         // SAFETY: a live session; valid out-pointer.
         check(unsafe { (api().CreateIoBinding)(session.ptr() as *mut _, &mut out) })?;
@@ -231,12 +236,14 @@ impl Binding {
             .map(|ptr| Binding {
                 ptr,
                 slots: Vec::new(),
+                copies_host_inputs,
             })
             .ok_or_else(|| RillError::Ort("CreateIoBinding returned NULL".into()))
     }
 
     /// Binds slot `slot` (the graph input or output `name`) to `tensor`, unless it is
-    /// bound there with that shape already.
+    /// bound there with that shape already (always, for a host input that ONNX Runtime
+    /// copies to the device when it is bound: its contents may have changed).
     ///
     /// # Safety
     /// The tensor's memory must stay valid, and unaliased by Rust references during every
@@ -267,7 +274,8 @@ impl Binding {
         if self.slots.len() <= slot {
             self.slots.resize_with(slot + 1, || None);
         }
-        if matches!(&self.slots[slot], Some((p, _)) if *p == place) {
+        let copied = direction == Direction::Input && info.is_none() && self.copies_host_inputs;
+        if !copied && matches!(&self.slots[slot], Some((p, _)) if *p == place) {
             return Ok(());
         }
         // SAFETY: forwarded to the caller.

@@ -198,7 +198,10 @@ impl Session {
             capacity: context,
         };
         let cache = KvCache::in_memory(shape, g.cache_dtype, g.cache_layout, model.cache_memory())?;
-        let binding = Binding::new(model.ort_session())?;
+        let binding = Binding::new(
+            model.ort_session(),
+            model.provider() != crate::Provider::Cpu,
+        )?;
         let names = Names {
             past: (0..g.layers)
                 .map(|i| {
