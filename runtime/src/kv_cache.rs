@@ -610,22 +610,24 @@ mod tests {
         assert!(c.reorder(&[0, 1, 3]).is_err());
     }
 
+    /// Parent rows of a 4-row batch: identity, swaps, cycles, shifts, duplicates.
+    const PARENT_PATTERNS: [&[usize]; 7] = [
+        &[0, 1, 2, 3],
+        &[1, 0, 2, 3],
+        &[1, 2, 3, 0],
+        &[0, 0, 1, 2],
+        &[3, 3, 3, 3],
+        &[2, 3, 0, 1],
+        &[0, 2, 2, 1],
+    ];
+
     #[test]
     fn every_parent_pattern_reorders_like_a_fresh_gather() {
         // Swaps, cycles, shifts, duplicates and identity, applied twice in a row (the second
         // time over already reordered rows), in both layouts.
-        let patterns: [&[usize]; 7] = [
-            &[0, 1, 2, 3],
-            &[1, 0, 2, 3],
-            &[1, 2, 3, 0],
-            &[0, 0, 1, 2],
-            &[3, 3, 3, 3],
-            &[2, 3, 0, 1],
-            &[0, 2, 2, 1],
-        ];
         for layout in [Layout::DoubleBuffered, Layout::Shared] {
-            for first in patterns {
-                for second in patterns {
+            for first in PARENT_PATTERNS {
+                for second in PARENT_PATTERNS {
                     let mut c = KvCache::with_layout(shape(4), CacheDtype::F32, layout);
                     append(&mut c, 0, 5);
                     c.reorder(first).unwrap();
@@ -649,17 +651,10 @@ mod tests {
     fn reorder_keeping_copies_only_past_the_kept_positions() {
         // Row i keeps its own first keep[i] positions and takes its parent's after them;
         // every parent pattern, kept lengths from none to past the end, both layouts.
-        let patterns: [&[usize]; 5] = [
-            &[1, 0, 2, 3],
-            &[1, 2, 3, 0],
-            &[0, 0, 1, 2],
-            &[3, 3, 3, 3],
-            &[0, 2, 2, 1],
-        ];
         let keeps: [&[usize]; 4] = [&[0, 0, 0, 0], &[2, 5, 1, 3], &[4, 0, 9, 2], &[5, 5, 5, 5]];
         let len = 5;
         for layout in [Layout::DoubleBuffered, Layout::Shared] {
-            for parents in patterns {
+            for parents in PARENT_PATTERNS {
                 for keep in keeps {
                     let mut c = KvCache::with_layout(shape(4), CacheDtype::F32, layout);
                     append(&mut c, 0, len);

@@ -157,7 +157,7 @@ pub unsafe fn cpu_value_over(
 /// grows; the cache sides of a double-buffered graph, which swap).
 pub struct Binding {
     ptr: NonNull<ortsys::OrtIoBinding>,
-    slots: Vec<Option<(Placement, RawValue)>>,
+    slots: Vec<Option<(Tensor, RawValue)>>,
     /// Whether ONNX Runtime copies host inputs to another device when they are bound
     /// (a GPU provider): such inputs are bound again before every run, since the run
     /// reads the copy taken at binding time, not the host memory.
@@ -167,7 +167,7 @@ pub struct Binding {
 unsafe impl Send for Binding {}
 
 /// A tensor over memory rill owns, as a binding slot describes it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tensor {
     /// The memory's kind (`None`: the CPU).
     pub info: Option<*const ortsys::OrtMemoryInfo>,
@@ -205,15 +205,6 @@ impl Tensor {
             element,
         }
     }
-}
-
-/// Where a bound tensor lies and how it is shaped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Placement {
-    data: usize,
-    len: usize,
-    rank: usize,
-    shape: [usize; 4],
 }
 
 /// Which side of the graph a slot binds.
@@ -256,30 +247,19 @@ impl Binding {
         name: &CString,
         tensor: Tensor,
     ) -> Result<()> {
-        let Tensor {
-            info,
-            data,
-            len,
-            shape,
-            element,
-            ..
-        } = tensor;
-        let shape = &shape[..tensor.rank];
-        let place = Placement {
-            data: data as usize,
-            len,
-            rank: tensor.rank,
-            shape: tensor.shape,
-        };
         if self.slots.len() <= slot {
             self.slots.resize_with(slot + 1, || None);
         }
-        let copied = direction == Direction::Input && info.is_none() && self.copies_host_inputs;
-        if !copied && matches!(&self.slots[slot], Some((p, _)) if *p == place) {
+        let copied =
+            direction == Direction::Input && tensor.info.is_none() && self.copies_host_inputs;
+        if !copied && matches!(&self.slots[slot], Some((bound, _)) if *bound == tensor) {
             return Ok(());
         }
+        let shape = &tensor.shape[..tensor.rank];
         // SAFETY: forwarded to the caller.
-        let value = unsafe { RawValue::over_in(info, data, len, shape, element)? };
+        let value = unsafe {
+            RawValue::over_in(tensor.info, tensor.data, tensor.len, shape, tensor.element)?
+        };
         let bind = match direction {
             Direction::Input => api().BindInput,
             Direction::Output => api().BindOutput,
@@ -290,7 +270,7 @@ impl Binding {
             self.reset();
             return Err(e);
         }
-        self.slots[slot] = Some((place, value));
+        self.slots[slot] = Some((tensor, value));
         Ok(())
     }
 
