@@ -12,6 +12,7 @@ pub mod error;
 pub mod ffi;
 pub mod graph;
 pub mod kv_cache;
+mod logits_pool;
 pub mod model;
 pub mod ort_env;
 mod ort_value;

@@ -70,6 +70,7 @@ pub struct Model {
     open_time: Duration,
     provider: crate::Provider,
     provider_note: Option<String>,
+    logits_pool: crate::logits_pool::LogitsPool,
 }
 
 /// Parses `path` and counts its vocabulary, added tokens included (once: the tokenizers
@@ -230,7 +231,13 @@ impl Model {
             open_time: start.elapsed(),
             provider,
             provider_note,
+            logits_pool: Default::default(),
         })
+    }
+
+    /// Logits buffers the sessions of this model borrow while they evaluate a prompt chunk.
+    pub(crate) fn logits_pool(&self) -> &crate::logits_pool::LogitsPool {
+        &self.logits_pool
     }
 
     /// Where sessions of this model allocate their KV caches.

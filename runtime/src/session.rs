@@ -149,7 +149,12 @@ pub struct Session {
     ids: Vec<i64>,
     mask: Vec<i64>,
     positions: Vec<i64>,
-    logits: Vec<u32>, // f32 or f16 bits, chunk * vocab elements (u32 storage for alignment)
+    /// The logits of a decode step: f32 or f16 bits, batch * vocab elements (u32 storage
+    /// keeps either aligned).
+    logits: Vec<u32>,
+    /// Borrowed from the model's pool while a chunk of more positions than `logits`
+    /// holds is evaluated and read.
+    chunk_logits: Option<Vec<u32>>,
     last: Vec<f32>,
     ort_time: Duration,
     beams: Vec<crate::beam::Hypothesis>,
@@ -234,7 +239,8 @@ impl Session {
             ids: Vec::with_capacity(batch * chunk),
             mask: vec![1; batch * context],
             positions: Vec::with_capacity(batch * chunk),
-            logits: vec![0; batch * chunk * g.vocab],
+            logits: vec![0; batch * g.vocab],
+            chunk_logits: None,
             last: vec![0.0; batch * g.vocab],
             options: SessionOptions {
                 context_len: context,
@@ -370,6 +376,7 @@ impl Session {
             self.logits_row(b * n + n - 1, dst);
         }
         self.last = last;
+        self.release_chunk_logits();
         self.check_finite()?;
         Ok(&self.last)
     }
@@ -401,6 +408,7 @@ impl Session {
             }
         }
         self.last = last;
+        self.release_chunk_logits();
         self.check_finite()?;
         Ok(out)
     }
@@ -440,21 +448,38 @@ impl Session {
     fn logits_row(&self, index: usize, dst: &mut [f32]) {
         let vocab = dst.len();
         let row = index * vocab;
+        let logits = self.chunk_logits.as_deref().unwrap_or(&self.logits);
         if self.model.graph().logits_f16 {
-            // SAFETY: the buffer holds batch * chunk * vocab u16 values in its bytes.
+            // SAFETY: the buffer's bytes hold twice as many u16 values as it has u32s.
             let halves = unsafe {
-                std::slice::from_raw_parts(
-                    self.logits.as_ptr() as *const u16,
-                    self.logits.len() * 2,
-                )
+                std::slice::from_raw_parts(logits.as_ptr() as *const u16, logits.len() * 2)
             };
             for (d, bits) in dst.iter_mut().zip(&halves[row..row + vocab]) {
                 *d = half::f16::from_bits(*bits).to_f32();
             }
         } else {
-            for (d, bits) in dst.iter_mut().zip(&self.logits[row..row + vocab]) {
+            for (d, bits) in dst.iter_mut().zip(&logits[row..row + vocab]) {
                 *d = f32::from_bits(*bits);
             }
+        }
+    }
+
+    /// A buffer for `len` elements of logits: the session's own when it is long enough
+    /// (a decode step), else one borrowed from the model's pool (a prompt chunk).
+    fn logits_buffer(&mut self, len: usize) -> *mut u32 {
+        self.release_chunk_logits();
+        if len <= self.logits.len() {
+            self.logits.as_mut_ptr()
+        } else {
+            let borrowed = self.model.logits_pool().take(len);
+            self.chunk_logits.insert(borrowed).as_mut_ptr()
+        }
+    }
+
+    /// Gives a borrowed chunk buffer back to the model's pool.
+    fn release_chunk_logits(&mut self) {
+        if let Some(borrowed) = self.chunk_logits.take() {
+            self.model.logits_pool().give(borrowed);
         }
     }
 
@@ -542,6 +567,7 @@ impl Session {
         let cache_type = element_type(g.cache_dtype == crate::kv_cache::CacheDtype::F16);
         let cache_info = self.cache.memory().memory_info();
         let logits_bytes = bsz * n * g.vocab * if g.logits_f16 { 2 } else { 4 };
+        let logits = self.logits_buffer(bsz * n * g.vocab);
         let b = &mut self.binding;
         let names = &self.names;
         // SAFETY (every `bind` below): each slot describes a buffer owned by this session
@@ -563,8 +589,13 @@ impl Session {
                 b.bind(2, Input, &names.position_ids, positions)?;
             }
             let logits_type = element_type(g.logits_f16);
-            let logits = self.logits.as_mut_ptr().cast();
-            let logits = Tensor::new(None, logits, logits_bytes, &[bsz, n, g.vocab], logits_type);
+            let logits = Tensor::new(
+                None,
+                logits.cast(),
+                logits_bytes,
+                &[bsz, n, g.vocab],
+                logits_type,
+            );
             b.bind(3, Output, &names.logits, logits)?;
             for layer in 0..g.layers {
                 for kind in [Kind::Key, Kind::Value] {
@@ -955,4 +986,58 @@ pub fn argmax(logits: &[f32]) -> u32 {
         }
     }
     best as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn default_model() -> Arc<Model> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/rill-tiny");
+        Arc::new(Model::open(dir, &crate::ModelOptions::default()).expect("default model opens"))
+    }
+
+    fn session(model: &Arc<Model>, prefill_chunk: usize) -> Session {
+        let options = SessionOptions {
+            context_len: 64,
+            prefill_chunk,
+            ..Default::default()
+        };
+        Session::new(model.clone(), options).unwrap()
+    }
+
+    #[test]
+    fn sessions_hold_one_position_of_logits_and_borrow_chunks_from_the_model() {
+        let model = default_model();
+        let vocab = model.graph().vocab;
+        let ids: Vec<u32> = (0..20).map(|i| 3 + i * 7).collect();
+        // One token at a time: every step fits the session's own buffer.
+        let mut one = session(&model, 1);
+        let expected = one.forward(&ids).unwrap().to_vec();
+        assert_eq!(
+            model.logits_pool().free_buffers(),
+            0,
+            "no chunk was borrowed"
+        );
+        let expected_lp = session(&model, 1).token_logprobs(&ids).unwrap();
+
+        let (mut a, mut b) = (session(&model, 8), session(&model, 8));
+        for s in [&mut a, &mut b] {
+            let got = s.forward(&ids).unwrap();
+            let diff = got.iter().zip(&expected).map(|(x, y)| (x - y).abs());
+            assert!(diff.fold(0.0, f32::max) < 1e-4, "chunked logits differ");
+            assert_eq!(s.logits.len(), vocab, "the session keeps one position");
+            assert!(s.chunk_logits.is_none(), "the chunk buffer went back");
+        }
+        assert_eq!(model.logits_pool().free_buffers(), 1, "b reused a's chunk");
+        let lp = session(&model, 8).token_logprobs(&ids).unwrap();
+        assert_eq!(lp.len(), expected_lp.len());
+        for (x, y) in lp.iter().zip(&expected_lp) {
+            assert!((x - y).abs() < 1e-4, "{x} vs {y}");
+        }
+        // A decode step after the prompt uses the session's own buffer again.
+        let next = a.forward(&[5]).unwrap().to_vec();
+        let again = one.forward(&[5]).unwrap();
+        assert!(next.iter().zip(again).all(|(x, y)| (x - y).abs() < 1e-4));
+    }
 }
