@@ -128,6 +128,18 @@ impl Standard {
             Standard::MinP(p, m) => processors::min_p(logits, p, m),
             Standard::TypicalP(p, m) => processors::typical_p(logits, p, m),
             Standard::RepetitionPenalty(p) => {
+                let penalize = |x: &mut f32| *x = if *x < 0.0 { *x * p } else { *x / p };
+                // Candidates still in id order (as the whole vocabulary comes to the
+                // chain's first sampler): the context's tokens are found by index.
+                if tokens.iter().all(|&t| ids.get(t as usize) == Some(&t)) {
+                    let mut seen = tokens.to_vec();
+                    seen.sort_unstable();
+                    seen.dedup();
+                    for t in seen {
+                        penalize(&mut logits[t as usize]);
+                    }
+                    return None;
+                }
                 let mut seen = vec![false; vocab];
                 for &t in tokens {
                     if let Some(s) = seen.get_mut(t as usize) {
@@ -136,7 +148,7 @@ impl Standard {
                 }
                 for (id, x) in ids.iter().zip(logits.iter_mut()) {
                     if seen.get(*id as usize).copied().unwrap_or(false) {
-                        *x = if *x < 0.0 { *x * p } else { *x / p };
+                        penalize(x);
                     }
                 }
             }
@@ -373,3 +385,32 @@ plugin_entry!(
     rill_samplers_entry,
     &TABLE
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repetition_penalty_on_candidates_matches_the_full_vocabulary_processor() {
+        let vocab = 1000;
+        let logits: Vec<f32> = (0..vocab).map(|i| (i as f32 * 0.7).sin() * 3.0).collect();
+        let context: Vec<u32> = vec![5, 17, 5, 999, 0, 412, 17];
+        let mut expected = logits.clone();
+        processors::repetition_penalty(&mut expected, &context, 1.3);
+        let penalty = Standard::RepetitionPenalty(1.3);
+        // The whole vocabulary in id order (the index path) ...
+        let ids: Vec<u32> = (0..vocab as u32).collect();
+        let mut got = logits.clone();
+        assert_eq!(
+            penalty.apply(&ids, &mut got, &context, 3, vocab, || 0.5),
+            None
+        );
+        assert_eq!(got, expected);
+        // ... and a shuffled, shortened list (the pass over every candidate).
+        let ids: Vec<u32> = (0..vocab as u32).rev().step_by(3).collect();
+        let mut got: Vec<f32> = ids.iter().map(|&i| logits[i as usize]).collect();
+        penalty.apply(&ids, &mut got, &context, 3, vocab, || 0.5);
+        let want: Vec<f32> = ids.iter().map(|&i| expected[i as usize]).collect();
+        assert_eq!(got, want);
+    }
+}

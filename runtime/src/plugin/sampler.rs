@@ -60,16 +60,65 @@ impl Candidates {
         if self.selected >= 0 || self.removed == 0 || self.removed == self.size {
             return;
         }
+        const BLOCK: usize = 16;
         let mut w = 0;
-        for r in 0..self.size {
-            if self.logits[r] != f32::NEG_INFINITY {
-                self.ids[w] = self.ids[r];
-                self.logits[w] = self.logits[r];
-                w += 1;
+        for start in (0..self.size).step_by(BLOCK) {
+            let end = (start + BLOCK).min(self.size);
+            // After top-k almost every block is all -inf: one vectorised test skips it.
+            let removed = self.logits[start..end]
+                .iter()
+                .fold(true, |all, &l| all & (l == f32::NEG_INFINITY));
+            if removed {
+                continue;
+            }
+            for r in start..end {
+                if self.logits[r] != f32::NEG_INFINITY {
+                    self.ids[w] = self.ids[r];
+                    self.logits[w] = self.logits[r];
+                    w += 1;
+                }
             }
         }
         self.size = w;
         self.removed = 0;
+    }
+}
+
+/// What the host checks in the candidates a sampler hands back, in one pass.
+#[derive(Debug, PartialEq)]
+struct CandidateCheck {
+    /// The largest id.
+    max_id: u32,
+    /// Whether a logit is NaN or +inf.
+    bad: bool,
+    /// How many logits are -inf.
+    removed: usize,
+}
+
+impl CandidateCheck {
+    /// One branch-free pass over 32-bit lanes (the compiler vectorises it; it runs after
+    /// every sampler over up to the whole vocabulary). The culprit of a failure is looked
+    /// for afterwards.
+    fn of(ids: &[u32], logits: &[f32]) -> Self {
+        const NEG_INF: u32 = 0xff80_0000;
+        const POS_INF: u32 = 0x7f80_0000;
+        let (mut max_id, mut bad, mut removed) = (0u32, 0u32, 0usize);
+        for (ids, logits) in ids.chunks(1 << 16).zip(logits.chunks(1 << 16)) {
+            let mut chunk_removed = 0u32;
+            for (&id, &l) in ids.iter().zip(logits) {
+                let bits = l.to_bits();
+                max_id = max_id.max(id);
+                // NaN: exponent all ones, mantissa not zero (either sign); or +inf.
+                bad |= u32::from((bits & 0x7fff_ffff) > POS_INF) | u32::from(bits == POS_INF);
+                chunk_removed += u32::from(bits == NEG_INF);
+            }
+            removed += chunk_removed as usize;
+        }
+        CandidateCheck {
+            max_id,
+            bad: bad != 0,
+            removed,
+        }
     }
 }
 
@@ -185,14 +234,12 @@ impl PluginSampler {
                 raw.selected, raw.size
             )));
         }
-        // One branch-free (vectorisable) pass; find the culprit only on failure.
         let (ids, logits) = (&c.ids[..raw.size], &c.logits[..raw.size]);
-        let (mut max_id, mut bad, mut removed) = (0u32, false, 0usize);
-        for (&id, &l) in ids.iter().zip(logits) {
-            max_id = max_id.max(id);
-            bad |= l.is_nan() | (l == f32::INFINITY);
-            removed += usize::from(l == f32::NEG_INFINITY);
-        }
+        let CandidateCheck {
+            max_id,
+            bad,
+            removed,
+        } = CandidateCheck::of(ids, logits);
         if max_id as usize >= vocab && !ids.is_empty() {
             let bad = ids
                 .iter()
@@ -232,5 +279,46 @@ impl Drop for PluginSampler {
             // SAFETY: a state from create, destroyed once.
             unsafe { destroy(self.state) }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CandidateCheck;
+
+    #[test]
+    fn the_check_finds_nan_positive_infinity_and_counts_removed() {
+        let ids: Vec<u32> = (0..200_000).collect();
+        let mut logits: Vec<f32> = ids.iter().map(|&i| (i as f32 * 0.37).sin()).collect();
+        let clean = CandidateCheck::of(&ids, &logits);
+        assert_eq!(
+            clean,
+            CandidateCheck {
+                max_id: 199_999,
+                bad: false,
+                removed: 0
+            }
+        );
+        for i in [3, 70_000, 199_999] {
+            logits[i] = f32::NEG_INFINITY;
+        }
+        assert_eq!(CandidateCheck::of(&ids, &logits).removed, 3);
+        assert!(!CandidateCheck::of(&ids, &logits).bad, "-inf is a removal");
+        for bad in [
+            f32::NAN,
+            -f32::NAN,
+            f32::INFINITY,
+            f32::from_bits(0x7f80_0001),
+        ] {
+            let mut l = logits.clone();
+            l[131_072] = bad;
+            assert!(CandidateCheck::of(&ids, &l).bad, "{bad} is refused");
+        }
+        let mut l = logits.clone();
+        l[5] = f32::MAX;
+        assert!(
+            !CandidateCheck::of(&ids, &l).bad,
+            "the largest finite value is fine"
+        );
     }
 }
