@@ -36,11 +36,57 @@ pub struct Params {
 
 const NEG: f32 = -1.0e9;
 
-fn log_softmax(row: &[f32]) -> Vec<f32> {
+use rill_samplers::processors::order_key;
+
+/// `row`'s log-softmax into `out` (as long as `row`).
+fn log_softmax_into(row: &[f32], out: &mut [f32]) {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f32 = row.iter().map(|x| (x - max).exp()).sum();
+    for (o, &x) in out.iter_mut().zip(row) {
+        *o = exp_nonpositive(x - max);
+    }
+    // Eight running sums, so the additions vectorise too.
+    let mut lanes = [0f32; 8];
+    let mut chunks = out.chunks_exact(8);
+    for chunk in &mut chunks {
+        for (lane, &e) in lanes.iter_mut().zip(chunk) {
+            *lane += e;
+        }
+    }
+    let sum = lanes.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>();
     let lse = max + sum.ln();
-    row.iter().map(|x| x - lse).collect()
+    for (o, &x) in out.iter_mut().zip(row) {
+        *o = x - lse;
+    }
+}
+
+/// `e^x` for `x <= 0` (a logit minus the row's maximum), within 2 ulp of `f32::exp`, in
+/// operations the compiler vectorises (`f32::exp` is a library call per value): `2^n`
+/// times a polynomial in the remainder `x - n ln 2` (Cephes' `expf` coefficients).
+/// Values below -87 (probabilities under 1e-38) give 0.
+fn exp_nonpositive(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
+    let underflow = x < -87.0;
+    let x = x.max(-87.0);
+    let shifted = x * LOG2E + ROUND;
+    let n = shifted - ROUND;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let poly = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2)
+        * r
+        + 1.666_666_5e-1)
+        * r
+        + 0.5;
+    let e_r = poly * r * r + r + 1.0;
+    // 2^n from n's bits: the integer sits in the low mantissa bits of `shifted`.
+    let n_int = (shifted.to_bits() as i32).wrapping_sub(0x4B40_0000);
+    let two_n = f32::from_bits(((n_int + 127) as u32) << 23);
+    if underflow {
+        0.0
+    } else {
+        e_r * two_n
+    }
 }
 
 /// Indices of the `k` largest values, largest first (ties: lower index first).
@@ -54,14 +100,25 @@ fn top_indices(values: &[f32], k: usize) -> Vec<usize> {
         // Few out of many (a beam step: 2k of k × vocab): one pass keeping the best k
         // sorted; almost every value is rejected by one comparison with the k-th best.
         // The same order as the general path, so the same indices.
+        // Blocks whose largest value does not beat the k-th best are skipped after one
+        // vectorised maximum (a tie loses too: it has the higher index).
         let mut best: Vec<usize> = Vec::with_capacity(k + 1);
-        for i in 0..values.len() {
-            if best.len() == k && cmp(&i, &best[k - 1]).is_ge() {
-                continue;
+        for start in (0..values.len()).step_by(16) {
+            let block = &values[start..(start + 16).min(values.len())];
+            if best.len() == k {
+                let block_max = block.iter().fold(i32::MIN, |m, &v| m.max(order_key(v)));
+                if block_max <= order_key(values[best[k - 1]]) {
+                    continue;
+                }
             }
-            let at = best.partition_point(|j| cmp(j, &i).is_lt());
-            best.insert(at, i);
-            best.truncate(k);
+            for i in start..start + block.len() {
+                if best.len() == k && cmp(&i, &best[k - 1]).is_ge() {
+                    continue;
+                }
+                let at = best.partition_point(|j| cmp(j, &i).is_lt());
+                best.insert(at, i);
+                best.truncate(k);
+            }
         }
         return best;
     }
@@ -74,22 +131,41 @@ fn top_indices(values: &[f32], k: usize) -> Vec<usize> {
     idx
 }
 
-/// Log-probabilities of one row after the processors (repetition penalty, no-repeat
-/// n-grams) that transformers applies in beam search.
-fn processed(logits: &[f32], seq: &[u32], p: &Params, diversity: &[u32]) -> Vec<f32> {
-    let mut lp = log_softmax(logits);
-    for &t in diversity {
-        if let Some(x) = lp.get_mut(t as usize) {
-            *x -= p.diversity_penalty;
+/// Writes into `acc` (rows × vocab) each row's log-probabilities after the processors
+/// that transformers applies in beam search (diversity, repetition penalty, no-repeat
+/// n-grams), plus the row's running score.
+fn accumulate(
+    acc: &mut Vec<f32>,
+    logits: &[f32],
+    rows: &[Vec<u32>],
+    scores: &[f32],
+    p: &Params,
+    diversity: &[u32],
+) {
+    let vocab = logits.len() / rows.len();
+    acc.resize(logits.len(), 0.0);
+    for (((out, row), seq), &score) in acc
+        .chunks_exact_mut(vocab)
+        .zip(logits.chunks_exact(vocab))
+        .zip(rows)
+        .zip(scores)
+    {
+        log_softmax_into(row, out);
+        for &t in diversity {
+            if let Some(x) = out.get_mut(t as usize) {
+                *x -= p.diversity_penalty;
+            }
+        }
+        if p.repetition_penalty != 1.0 {
+            rill_samplers::repetition_penalty(out, seq, p.repetition_penalty);
+        }
+        if p.no_repeat_ngram_size > 0 {
+            rill_samplers::no_repeat_ngram(out, seq, p.no_repeat_ngram_size);
+        }
+        for x in out.iter_mut() {
+            *x += score;
         }
     }
-    if p.repetition_penalty != 1.0 {
-        rill_samplers::repetition_penalty(&mut lp, seq, p.repetition_penalty);
-    }
-    if p.no_repeat_ngram_size > 0 {
-        rill_samplers::no_repeat_ngram(&mut lp, seq, p.no_repeat_ngram_size);
-    }
-    lp
 }
 
 /// One step's input.
@@ -102,6 +178,7 @@ pub struct Step<'a> {
 }
 
 /// A running search.
+#[derive(Clone)]
 pub enum Search {
     Beam(Beam),
     Group(Group),
@@ -125,6 +202,7 @@ impl Search {
         Ok(if g == 1 {
             Search::Beam(Beam {
                 p,
+                acc: Vec::new(),
                 running: Vec::new(),
                 scores: Vec::new(),
                 finished: Vec::new(),
@@ -133,6 +211,7 @@ impl Search {
         } else {
             Search::Group(Group {
                 p,
+                acc: Vec::new(),
                 finished: Vec::new(),
                 done: Vec::new(),
                 scores: Vec::new(),
@@ -168,8 +247,11 @@ impl Search {
 }
 
 /// Beam search state.
+#[derive(Clone)]
 pub struct Beam {
     p: Params,
+    /// Accumulated scores of every row's continuations (reused from step to step).
+    acc: Vec<f32>,
     running: Vec<Vec<u32>>,
     scores: Vec<f32>,
     finished: Vec<(Vec<u32>, f32, bool)>,
@@ -187,12 +269,10 @@ impl Beam {
         }
         let keep = 2usize.max(1 + p.eos.len()) * k;
         let cur_len = self.running[0].len();
-        let mut acc = Vec::with_capacity(k * vocab);
-        for (b, seq) in self.running.iter().enumerate() {
-            let lp = processed(&s.logits[b * vocab..(b + 1) * vocab], seq, p, &[]);
-            acc.extend(lp.iter().map(|x| x + self.scores[b]));
-        }
-        let top = top_indices(&acc, keep);
+        let acc = &mut self.acc;
+        let logits = &s.logits[..k * vocab];
+        accumulate(acc, logits, &self.running, &self.scores, p, &[]);
+        let top = top_indices(acc, keep);
         let cands: Vec<(usize, u32, f32)> = top
             .iter()
             .map(|&i| (i / vocab, (i % vocab) as u32, acc[i]))
@@ -272,6 +352,7 @@ impl Beam {
 }
 
 /// transformers' `BeamHypotheses`: the best `capacity` finished hypotheses of a group.
+#[derive(Clone)]
 struct Finished {
     capacity: usize,
     beams: Vec<(f32, Vec<u32>)>,
@@ -321,8 +402,11 @@ impl Finished {
 }
 
 /// Diverse beam search state.
+#[derive(Clone)]
 pub struct Group {
     p: Params,
+    /// Accumulated scores of one group's continuations (reused from step to step).
+    acc: Vec<f32>,
     finished: Vec<Finished>,
     done: Vec<bool>,
     scores: Vec<f32>,
@@ -355,17 +439,12 @@ impl Group {
         let cur_len = self.seqs[0].len() + 1;
         for group in 0..g {
             let start = group * size;
-            let mut acc = Vec::with_capacity(size * vocab);
-            for r in start..start + size {
-                let lp = processed(
-                    &s.logits[r * vocab..(r + 1) * vocab],
-                    &self.seqs[r],
-                    p,
-                    &current[..start],
-                );
-                acc.extend(lp.iter().map(|x| x + self.scores[r]));
-            }
-            let top = top_indices(&acc, keep);
+            let rows = start..start + size;
+            let logits = &s.logits[rows.start * vocab..rows.end * vocab];
+            let (seqs, scores) = (&self.seqs[rows.clone()], &self.scores[rows]);
+            let acc = &mut self.acc;
+            accumulate(acc, logits, seqs, scores, p, &current[..start]);
+            let top = top_indices(acc, keep);
             let (mut next_scores, mut next_tokens, mut next_idx) =
                 (vec![0f32; size], vec![p.pad; size], vec![0usize; size]);
             if !self.done[group] {
@@ -468,7 +547,46 @@ impl Group {
 
 #[cfg(test)]
 mod tests {
-    use super::top_indices;
+    use super::{exp_nonpositive, log_softmax_into, top_indices};
+
+    #[test]
+    fn the_vectorised_exponential_is_within_2_ulp_of_the_library_one() {
+        let ulp = |a: f32, b: f32| (a.to_bits() as i64 - b.to_bits() as i64).abs();
+        let mut worst = 0;
+        for i in 0..=2_000_000 {
+            let x = -87.0 * i as f32 / 2_000_000.0;
+            let (got, want) = (exp_nonpositive(x), x.exp());
+            worst = worst.max(ulp(got, want));
+            assert!(ulp(got, want) <= 2, "exp({x}): {got} vs {want}");
+        }
+        assert!(worst >= 1, "a different function, not a call to exp");
+        assert_eq!(exp_nonpositive(0.0), 1.0);
+        assert_eq!(exp_nonpositive(-87.5), 0.0);
+        assert_eq!(exp_nonpositive(f32::NEG_INFINITY), 0.0);
+    }
+
+    #[test]
+    fn log_softmax_matches_the_f64_definition() {
+        let row: Vec<f32> = (0..4099)
+            .map(|i| ((i * 37) as f32 * 0.01).sin() * 9.0)
+            .collect();
+        let mut out = vec![0f32; row.len()];
+        log_softmax_into(&row, &mut out);
+        let max = row.iter().fold(f64::MIN, |m, &x| m.max(x as f64));
+        let lse = max
+            + row
+                .iter()
+                .map(|&x| (x as f64 - max).exp())
+                .sum::<f64>()
+                .ln();
+        for (&o, &x) in out.iter().zip(&row) {
+            assert!(
+                (o as f64 - (x as f64 - lse)).abs() < 2e-6,
+                "{o} vs {}",
+                x as f64 - lse
+            );
+        }
+    }
 
     /// The general path: sort every index by the same order.
     fn by_sorting(values: &[f32], k: usize) -> Vec<usize> {

@@ -87,7 +87,7 @@ fn kth_largest(values: &[f32], k: usize) -> f32 {
 }
 
 /// An integer that orders as `f32::total_cmp` orders the floats.
-fn order_key(v: f32) -> i32 {
+pub fn order_key(v: f32) -> i32 {
     let bits = v.to_bits() as i32;
     bits ^ (((bits >> 31) as u32) >> 1) as i32
 }
