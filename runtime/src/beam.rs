@@ -195,9 +195,10 @@ pub fn run_strategy_timed(
     let rows = strategy.rows();
     let prompt_len = prompt.len();
     let max_length = prompt_len + max_new_tokens;
+    // The prompt is evaluated in the default chunks: one chunk of the whole prompt would
+    // borrow logits for every position of it (prompt × vocabulary) just to read the last.
     let options = SessionOptions {
         context_len: max_length,
-        prefill_chunk: prompt_len,
         batch: rows,
         ..Default::default()
     };
