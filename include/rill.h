@@ -67,6 +67,9 @@ typedef enum rill_status {
   // `cuda` feature, a CPU-only ONNX Runtime library, no usable GPU; the message says
   // which.
   RILL_ERR_PROVIDER = 109,
+  // Memory for the session (its KV cache) cannot be allocated: ask for a smaller
+  // context. Nothing was created.
+  RILL_ERR_OUT_OF_MEMORY = 110,
   // The prompt does not fit the session's context.
   RILL_ERR_PROMPT_TOO_LONG = 200,
   // The prompt has no tokens.

@@ -116,7 +116,10 @@ impl CacheMemory {
         let bytes = bytes.max(8);
         match self {
             CacheMemory::Host => {
-                let mut words = vec![0u64; bytes.div_ceil(8)];
+                let mut words = zeroed_words(bytes.div_ceil(8)).ok_or(RillError::OutOfMemory {
+                    what: "the KV cache in host memory",
+                    bytes,
+                })?;
                 let ptr = NonNull::new(words.as_mut_ptr() as *mut u8).expect("Vec is non-null");
                 Ok(Buffer {
                     ptr,
@@ -565,9 +568,41 @@ impl Drop for CudaMemory {
     }
 }
 
+/// `words` zeroed words, or None when the allocator refuses (a failed `vec!` would abort
+/// the host process). Zeroed by the allocator, so pages are committed only when written.
+fn zeroed_words(words: usize) -> Option<Vec<u64>> {
+    let layout = std::alloc::Layout::array::<u64>(words).ok()?;
+    if layout.size() == 0 {
+        return Some(Vec::new());
+    }
+    // SAFETY: a layout of non-zero size.
+    let ptr = unsafe { std::alloc::alloc_zeroed(layout) } as *mut u64;
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: allocated by the global allocator with the layout of `words` u64s, which is
+    // the layout a Vec<u64> of that capacity frees with; zero bytes are valid u64s.
+    Some(unsafe { Vec::from_raw_parts(ptr, words, words) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_allocation_the_system_refuses_is_an_error() {
+        for bytes in [usize::MAX / 2, usize::MAX - 7, 1 << 62] {
+            match CacheMemory::Host.alloc(bytes) {
+                Err(e @ RillError::OutOfMemory { .. }) => {
+                    assert!(e.to_string().contains("context_len"), "{e}")
+                }
+                Err(other) => panic!("{other}"),
+                Ok(_) => panic!("{bytes} bytes allocated"),
+            }
+        }
+        let small = CacheMemory::Host.alloc(24).unwrap();
+        assert_eq!(small.bytes, 24);
+    }
 
     #[test]
     fn strided_copies_move_blocks_between_pitches() {

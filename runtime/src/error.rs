@@ -90,6 +90,14 @@ pub enum RillError {
     #[error("saved session state: {0}")]
     State(String),
     /// The execution provider asked for cannot be used.
+    #[error("cannot allocate {bytes} bytes for {what}: open the session with a smaller context_len (or fewer beams)")]
+    OutOfMemory {
+        /// What the memory was for.
+        what: &'static str,
+        /// How much was asked for (`usize::MAX` when the size itself overflows).
+        bytes: usize,
+    },
+
     #[error("execution provider {provider}: {message}")]
     Provider { provider: String, message: String },
 }

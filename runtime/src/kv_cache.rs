@@ -125,7 +125,7 @@ impl KvCache {
         layout: Layout,
         memory: CacheMemory,
     ) -> Result<Self> {
-        let bytes = Self::tensor_bytes(shape, dtype);
+        let bytes = Self::tensor_bytes(shape, dtype)?;
         let side = || {
             (0..shape.layers * 2)
                 .map(|_| memory.alloc(bytes))
@@ -147,8 +147,15 @@ impl KvCache {
         })
     }
 
-    fn tensor_bytes(shape: CacheShape, dtype: CacheDtype) -> usize {
-        shape.batch * shape.kv_heads * shape.capacity * shape.head_dim * dtype.size()
+    /// Bytes of one tensor; an error when the product overflows.
+    fn tensor_bytes(shape: CacheShape, dtype: CacheDtype) -> Result<usize> {
+        [shape.kv_heads, shape.capacity, shape.head_dim, dtype.size()]
+            .iter()
+            .try_fold(shape.batch, |acc, &x| acc.checked_mul(x))
+            .ok_or(crate::RillError::OutOfMemory {
+                what: "the KV cache",
+                bytes: usize::MAX,
+            })
     }
 
     /// The layout.
@@ -329,7 +336,7 @@ impl KvCache {
             len: self.len,
         };
         if self.layout == Layout::Shared && self.scratch.is_none() {
-            self.scratch = Some(self.memory.alloc(Self::tensor_bytes(s, self.dtype))?);
+            self.scratch = Some(self.memory.alloc(Self::tensor_bytes(s, self.dtype)?)?);
         }
         match (self.layout, &self.scratch) {
             (Layout::Shared, Some(scratch)) => {
@@ -498,6 +505,23 @@ mod tests {
             kv_heads: 2,
             head_dim: 3,
             capacity: 8,
+        }
+    }
+
+    #[test]
+    fn a_cache_too_large_to_hold_or_to_count_is_an_error() {
+        for capacity in [usize::MAX / 4, 1 << 58] {
+            let huge = CacheShape {
+                capacity,
+                ..shape(4)
+            };
+            for layout in [Layout::DoubleBuffered, Layout::Shared] {
+                let e = KvCache::in_memory(huge, CacheDtype::F16, layout, CacheMemory::Host);
+                assert!(
+                    matches!(e, Err(crate::RillError::OutOfMemory { .. })),
+                    "capacity {capacity}"
+                );
+            }
         }
     }
 

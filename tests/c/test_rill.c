@@ -412,6 +412,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     CHECK(strcmp(rill_status_str(RILL_ERR_WEIGHTS), "RILL_ERR_WEIGHTS") == 0, "status names");
+    CHECK(strcmp(rill_status_str(RILL_ERR_OUT_OF_MEMORY), "RILL_ERR_OUT_OF_MEMORY") == 0, "status names");
     char version[32];
     snprintf(version, sizeof version, "%d.%d.%d", RILL_VERSION_MAJOR, RILL_VERSION_MINOR, RILL_VERSION_PATCH);
     CHECK(strcmp(rill_version(), version) == 0, "rill_version() %s matches the header %s", rill_version(), version);

@@ -49,6 +49,7 @@ const (
 	ErrORT              Status = C.RILL_ERR_ORT
 	ErrGenerationConfig Status = C.RILL_ERR_GENERATION_CONFIG
 	ErrProvider         Status = C.RILL_ERR_PROVIDER
+	ErrOutOfMemory      Status = C.RILL_ERR_OUT_OF_MEMORY
 	ErrPromptTooLong    Status = C.RILL_ERR_PROMPT_TOO_LONG
 	ErrEmptyPrompt      Status = C.RILL_ERR_EMPTY_PROMPT
 	ErrTokenOutOfRange  Status = C.RILL_ERR_TOKEN_OUT_OF_RANGE

@@ -43,6 +43,9 @@ pub enum rill_status {
     /// `cuda` feature, a CPU-only ONNX Runtime library, no usable GPU; the message says
     /// which.
     RILL_ERR_PROVIDER = 109,
+    /// Memory for the session (its KV cache) cannot be allocated: ask for a smaller
+    /// context. Nothing was created.
+    RILL_ERR_OUT_OF_MEMORY = 110,
     /// The prompt does not fit the session's context.
     RILL_ERR_PROMPT_TOO_LONG = 200,
     /// The prompt has no tokens.
@@ -86,6 +89,7 @@ pub(crate) fn status_of(e: &RillError) -> rill_status {
         RillError::ChatTemplate(_) => RILL_ERR_CHAT_TEMPLATE,
         RillError::State(_) => RILL_ERR_STATE,
         RillError::Provider { .. } => RILL_ERR_PROVIDER,
+        RillError::OutOfMemory { .. } => RILL_ERR_OUT_OF_MEMORY,
         RillError::PluginLoad(_) => RILL_ERR_PLUGIN_LOAD,
         RillError::Plugin(_) => RILL_ERR_PLUGIN,
         RillError::UnknownSampler(_) => RILL_ERR_UNKNOWN_SAMPLER,
@@ -134,6 +138,7 @@ pub extern "C" fn rill_status_str(status: rill_status) -> *const c_char {
         RILL_ERR_ORT => b"RILL_ERR_ORT\0",
         RILL_ERR_GENERATION_CONFIG => b"RILL_ERR_GENERATION_CONFIG\0",
         RILL_ERR_PROVIDER => b"RILL_ERR_PROVIDER\0",
+        RILL_ERR_OUT_OF_MEMORY => b"RILL_ERR_OUT_OF_MEMORY\0",
         RILL_ERR_PROMPT_TOO_LONG => b"RILL_ERR_PROMPT_TOO_LONG\0",
         RILL_ERR_EMPTY_PROMPT => b"RILL_ERR_EMPTY_PROMPT\0",
         RILL_ERR_TOKEN_OUT_OF_RANGE => b"RILL_ERR_TOKEN_OUT_OF_RANGE\0",
