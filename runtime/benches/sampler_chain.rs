@@ -1,5 +1,6 @@
 //! The standard sampler chain (repetition penalty 1.1, top-k 50, top-p 0.9, temperature
-//! 0.8, seeded draw), through the plugin ABI, over a 32k and a 128k vocabulary.
+//! 0.8, seeded draw) and a min-p chain (the same without top-k and top-p, min-p 0.05),
+//! through the plugin ABI, over a 32k and a 128k vocabulary.
 //! `cargo bench -p rill --bench sampler_chain`; compare with one decode step of the
 //! default model (`rill bench`).
 
@@ -8,7 +9,7 @@ use rill::sampling::SamplerChain;
 use rill::GenerationConfig;
 
 fn chain(c: &mut Criterion) {
-    let cfg = GenerationConfig {
+    let standard = GenerationConfig {
         do_sample: Some(true),
         repetition_penalty: Some(1.1),
         top_k: Some(50),
@@ -17,18 +18,27 @@ fn chain(c: &mut Criterion) {
         seed: Some(1),
         ..Default::default()
     };
-    let mut group = c.benchmark_group("standard_chain");
-    for vocab in [32_000usize, 128_000] {
-        let logits: Vec<f32> = (0..vocab)
-            .map(|i| ((i as f32 * 0.618).sin() * 7.0) + (i % 97) as f32 * 0.01)
-            .collect();
-        let context: Vec<u32> = (0..256).map(|i| (i * 7919 % vocab) as u32).collect();
-        let mut sampler = SamplerChain::new(&cfg).unwrap();
-        group.bench_with_input(BenchmarkId::from_parameter(vocab), &vocab, |b, _| {
-            b.iter(|| sampler.pick(&logits, &context, 16).unwrap())
-        });
+    // llama.cpp users' favourite: no top-k, min-p over the whole vocabulary.
+    let min_p = GenerationConfig {
+        top_k: Some(0),
+        top_p: None,
+        min_p: Some(0.05),
+        ..standard.clone()
+    };
+    for (name, cfg) in [("standard_chain", standard), ("min_p_chain", min_p)] {
+        let mut group = c.benchmark_group(name);
+        for vocab in [32_000usize, 128_000] {
+            let logits: Vec<f32> = (0..vocab)
+                .map(|i| ((i as f32 * 0.618).sin() * 7.0) + (i % 97) as f32 * 0.01)
+                .collect();
+            let context: Vec<u32> = (0..256).map(|i| (i * 7919 % vocab) as u32).collect();
+            let mut sampler = SamplerChain::new(&cfg).unwrap();
+            group.bench_with_input(BenchmarkId::from_parameter(vocab), &vocab, |b, _| {
+                b.iter(|| sampler.pick(&logits, &context, 16).unwrap())
+            });
+        }
+        group.finish();
     }
-    group.finish();
 }
 
 criterion_group!(benches, chain);

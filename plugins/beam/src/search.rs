@@ -36,7 +36,7 @@ pub struct Params {
 
 const NEG: f32 = -1.0e9;
 
-use rill_samplers::processors::order_key;
+use rill_samplers::processors::{exp_nonpositive, order_key};
 
 /// `row`'s log-softmax into `out` (as long as `row`).
 fn log_softmax_into(row: &[f32], out: &mut [f32]) {
@@ -56,36 +56,6 @@ fn log_softmax_into(row: &[f32], out: &mut [f32]) {
     let lse = max + sum.ln();
     for (o, &x) in out.iter_mut().zip(row) {
         *o = x - lse;
-    }
-}
-
-/// `e^x` for `x <= 0` (a logit minus the row's maximum), within 2 ulp of `f32::exp`, in
-/// operations the compiler vectorises (`f32::exp` is a library call per value): `2^n`
-/// times a polynomial in the remainder `x - n ln 2` (Cephes' `expf` coefficients).
-/// Values below -87 (probabilities under 1e-38) give 0.
-fn exp_nonpositive(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
-    let underflow = x < -87.0;
-    let x = x.max(-87.0);
-    let shifted = x * LOG2E + ROUND;
-    let n = shifted - ROUND;
-    let r = x - n * LN2_HI - n * LN2_LO;
-    let poly = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2)
-        * r
-        + 1.666_666_5e-1)
-        * r
-        + 0.5;
-    let e_r = poly * r * r + r + 1.0;
-    // 2^n from n's bits: the integer sits in the low mantissa bits of `shifted`.
-    let n_int = (shifted.to_bits() as i32).wrapping_sub(0x4B40_0000);
-    let two_n = f32::from_bits(((n_int + 127) as u32) << 23);
-    if underflow {
-        0.0
-    } else {
-        e_r * two_n
     }
 }
 
@@ -547,23 +517,7 @@ impl Group {
 
 #[cfg(test)]
 mod tests {
-    use super::{exp_nonpositive, log_softmax_into, top_indices};
-
-    #[test]
-    fn the_vectorised_exponential_is_within_2_ulp_of_the_library_one() {
-        let ulp = |a: f32, b: f32| (a.to_bits() as i64 - b.to_bits() as i64).abs();
-        let mut worst = 0;
-        for i in 0..=2_000_000 {
-            let x = -87.0 * i as f32 / 2_000_000.0;
-            let (got, want) = (exp_nonpositive(x), x.exp());
-            worst = worst.max(ulp(got, want));
-            assert!(ulp(got, want) <= 2, "exp({x}): {got} vs {want}");
-        }
-        assert!(worst >= 1, "a different function, not a call to exp");
-        assert_eq!(exp_nonpositive(0.0), 1.0);
-        assert_eq!(exp_nonpositive(-87.5), 0.0);
-        assert_eq!(exp_nonpositive(f32::NEG_INFINITY), 0.0);
-    }
+    use super::{log_softmax_into, top_indices};
 
     #[test]
     fn log_softmax_matches_the_f64_definition() {

@@ -7,10 +7,40 @@ pub fn temperature(logits: &mut [f32], t: f32) {
     }
 }
 
+/// `e^x` for `x <= 0` (a logit minus the row's maximum), within 2 ulp of `f32::exp`, in
+/// operations the compiler vectorises (`f32::exp` is a library call per value): `2^n`
+/// times a polynomial in the remainder `x - n ln 2` (Cephes' `expf` coefficients).
+/// Values below -87 (probabilities under 1e-38) give 0.
+pub fn exp_nonpositive(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
+    let underflow = x < -87.0;
+    let x = x.max(-87.0);
+    let shifted = x * LOG2E + ROUND;
+    let n = shifted - ROUND;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let poly = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2)
+        * r
+        + 1.666_666_5e-1)
+        * r
+        + 0.5;
+    let e_r = poly * r * r + r + 1.0;
+    // 2^n from n's bits: the integer sits in the low mantissa bits of `shifted`.
+    let n_int = (shifted.to_bits() as i32).wrapping_sub(0x4B40_0000);
+    let two_n = f32::from_bits(((n_int + 127) as u32) << 23);
+    if underflow {
+        0.0
+    } else {
+        e_r * two_n
+    }
+}
+
 /// Softmax in f32 (max-subtracted), as `torch.softmax` on CPU.
 fn softmax(values: &[f32]) -> Vec<f32> {
     let max = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let exps: Vec<f32> = values.iter().map(|v| (v - max).exp()).collect();
+    let exps: Vec<f32> = values.iter().map(|v| exp_nonpositive(v - max)).collect();
     let sum: f32 = exps.iter().sum();
     exps.into_iter().map(|e| e / sum).collect()
 }
@@ -23,6 +53,33 @@ fn argsort(values: &[f32], desc: bool) -> Vec<usize> {
     } else {
         idx.sort_by(|&a, &b| values[a].total_cmp(&values[b]).then(a.cmp(&b)));
     }
+    idx
+}
+
+/// Indices of the `n` largest values, as a descending stable sort would list them (ties
+/// by lower index), found by selection: O(len), not a sort of the whole vocabulary.
+fn most_likely(values: &[f32], n: usize) -> Vec<usize> {
+    let by_rank = |a: &usize, b: &usize| values[*b].total_cmp(&values[*a]).then(a.cmp(b));
+    if n == 1 && !values.is_empty() {
+        let first_max =
+            (0..values.len()).fold(
+                0,
+                |best, i| {
+                    if by_rank(&i, &best).is_lt() {
+                        i
+                    } else {
+                        best
+                    }
+                },
+            );
+        return vec![first_max];
+    }
+    let mut idx: Vec<usize> = (0..values.len()).collect();
+    if n < idx.len() {
+        idx.select_nth_unstable_by(n, by_rank);
+        idx.truncate(n);
+    }
+    idx.sort_unstable_by(by_rank);
     idx
 }
 
@@ -115,11 +172,19 @@ pub fn min_p(logits: &mut [f32], min_p: f32, min_keep: usize) {
     let probs = softmax(logits);
     let top = probs.iter().copied().fold(0f32, f32::max);
     let threshold = min_p * top;
-    let keep: Vec<usize> = argsort(logits, true).into_iter().take(min_keep).collect();
-    for (i, (x, prob)) in logits.iter_mut().zip(&probs).enumerate() {
-        if *prob < threshold && !keep.contains(&i) {
-            *x = f32::NEG_INFINITY;
-        }
+    let keep: Vec<(usize, f32)> = most_likely(logits, min_keep)
+        .into_iter()
+        .map(|i| (i, logits[i]))
+        .collect();
+    for (x, prob) in logits.iter_mut().zip(&probs) {
+        *x = if *prob < threshold {
+            f32::NEG_INFINITY
+        } else {
+            *x
+        };
+    }
+    for (i, x) in keep {
+        logits[i] = x;
     }
 }
 
@@ -248,6 +313,31 @@ pub fn presence_frequency(logits: &mut [f32], generated: &[u32], presence: f32, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_vectorised_exponential_is_within_2_ulp_of_the_library_one() {
+        let ulp = |a: f32, b: f32| (a.to_bits() as i64 - b.to_bits() as i64).abs();
+        let mut worst = 0;
+        for i in 0..=2_000_000 {
+            let x = -87.0 * i as f32 / 2_000_000.0;
+            let (got, want) = (exp_nonpositive(x), x.exp());
+            worst = worst.max(ulp(got, want));
+            assert!(ulp(got, want) <= 2, "exp({x}): {got} vs {want}");
+        }
+        assert!(worst >= 1, "a different function, not a call to exp");
+        assert_eq!(exp_nonpositive(0.0), 1.0);
+        assert_eq!(exp_nonpositive(-87.5), 0.0);
+        assert_eq!(exp_nonpositive(f32::NEG_INFINITY), 0.0);
+    }
+
+    #[test]
+    fn most_likely_lists_what_a_stable_descending_sort_lists_first() {
+        let values: Vec<f32> = (0..3000).map(|i| ((i * 7919) % 13) as f32 - 6.0).collect();
+        for n in [0, 1, 2, 5, 14, 2999, 3000, 4000] {
+            let sorted: Vec<usize> = argsort(&values, true).into_iter().take(n).collect();
+            assert_eq!(most_likely(&values, n), sorted, "n {n}");
+        }
+    }
 
     #[test]
     fn kth_largest_agrees_with_a_full_sort() {
