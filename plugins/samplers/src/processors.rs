@@ -41,8 +41,21 @@ pub fn exp_nonpositive(x: f32) -> f32 {
 fn softmax(values: &[f32]) -> Vec<f32> {
     let max = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let exps: Vec<f32> = values.iter().map(|v| exp_nonpositive(v - max)).collect();
-    let sum: f32 = exps.iter().sum();
+    let sum = sum_exact(&exps) as f32;
     exps.into_iter().map(|e| e / sum).collect()
+}
+
+/// The sum of `values` in f64 over eight lanes (vectorised): a sequential f32 sum over
+/// a large vocabulary drifts by 1e-5, enough to move top-p's cut.
+fn sum_exact(values: &[f32]) -> f64 {
+    let mut lanes = [0f64; 8];
+    let mut chunks = values.chunks_exact(8);
+    for chunk in &mut chunks {
+        for (lane, &v) in lanes.iter_mut().zip(chunk) {
+            *lane += v as f64;
+        }
+    }
+    lanes.iter().sum::<f64>() + chunks.remainder().iter().map(|&v| v as f64).sum::<f64>()
 }
 
 /// Indices of `values` sorted ascending (descending when `desc`), ties by index.
@@ -153,17 +166,54 @@ pub fn order_key(v: f32) -> i32 {
 /// reaches `p` (tokens whose ascending cumulative probability is at most `1 - p` go),
 /// at least `min_keep` of them.
 pub fn top_p(logits: &mut [f32], p: f32, min_keep: usize) {
-    let order = argsort(logits, false);
-    let sorted: Vec<f32> = order.iter().map(|&i| logits[i]).collect();
-    let probs = softmax(&sorted);
+    // A token goes when its ascending cumulative probability is at most 1 - p. Only the
+    // most likely tokens can stay, so only they are sorted: in growing prefixes until the
+    // mass outside the prefix is safely below 1 - p (all of it goes). The cumulative sum
+    // then starts from that mass and climbs the prefix in ascending order, as
+    // transformers sums (in f64 here: over a large vocabulary an f32 sum drifts by 1e-5).
+    // Ranks as an ascending stable sort gives them (ties: the lower index ranks lower).
+    const MARGIN: f64 = 1e-5; // far above the rounding of the outside mass
+    let cut = 1.0 - p as f64;
     let n = logits.len();
-    let mut cumulative = 0f32;
-    for (rank, (&i, prob)) in order.iter().zip(probs).enumerate() {
-        cumulative += prob;
-        if cumulative <= 1.0 - p && rank < n.saturating_sub(min_keep) {
-            logits[i] = f32::NEG_INFINITY;
+    let probs = softmax(logits);
+    let by_rank = |a: &usize, b: &usize| logits[*b].total_cmp(&logits[*a]).then(b.cmp(a));
+    let mut prefix = 64.max(min_keep).min(n);
+    let (ranked, outside) = loop {
+        let mut idx: Vec<usize> = (0..n).collect();
+        let mut inside = vec![true; n];
+        if prefix < n {
+            idx.select_nth_unstable_by(prefix, by_rank);
+            for &i in &idx[prefix..] {
+                inside[i] = false;
+            }
+            idx.truncate(prefix);
         }
+        let outside = outside_mass(&probs, &inside);
+        if outside <= cut - MARGIN || prefix == n {
+            idx.sort_unstable_by(by_rank);
+            break (idx, inside);
+        }
+        prefix = (prefix * 4).min(n);
+    };
+    let mut cumulative = outside_mass(&probs, &outside);
+    let mut keep = vec![false; n];
+    for (rank, &i) in ranked.iter().enumerate().rev() {
+        cumulative += probs[i] as f64;
+        keep[i] = cumulative > cut || rank < min_keep;
     }
+    for (x, keep) in logits.iter_mut().zip(keep) {
+        *x = if keep { *x } else { f32::NEG_INFINITY };
+    }
+}
+
+/// The probability of the tokens not `inside`, summed in f64.
+fn outside_mass(probs: &[f32], inside: &[bool]) -> f64 {
+    let outside: Vec<f32> = probs
+        .iter()
+        .zip(inside)
+        .map(|(&q, &inside)| if inside { 0.0 } else { q })
+        .collect();
+    sum_exact(&outside)
 }
 
 /// `MinPLogitsWarper`: removes tokens whose probability is below `min_p` times the top
@@ -328,6 +378,68 @@ mod tests {
         assert_eq!(exp_nonpositive(0.0), 1.0);
         assert_eq!(exp_nonpositive(-87.5), 0.0);
         assert_eq!(exp_nonpositive(f32::NEG_INFINITY), 0.0);
+    }
+
+    /// transformers' definition step by step in f64: ascending stable sort, softmax,
+    /// cumulative sum; each token's cumulative probability.
+    fn ascending_cumulative(logits: &[f32]) -> Vec<f64> {
+        let order = argsort(logits, false);
+        let max = logits.iter().fold(f64::MIN, |m, &x| m.max(x as f64));
+        let total: f64 = logits.iter().map(|&x| (x as f64 - max).exp()).sum();
+        let mut cumulative = vec![0f64; logits.len()];
+        let mut sum = 0f64;
+        for &i in &order {
+            sum += (logits[i] as f64 - max).exp() / total;
+            cumulative[i] = sum;
+        }
+        cumulative
+    }
+
+    #[test]
+    fn top_p_by_prefixes_agrees_with_the_definition_away_from_rounding() {
+        let mut state = 99u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 40) as f32 / (1u64 << 24) as f32
+        };
+        for (len, spread) in [
+            (10, 1.0),
+            (300, 0.5),
+            (5000, 8.0),
+            (5000, 0.05),
+            (40_000, 3.0),
+        ] {
+            // Peaked and flat rows, with ties (values rounded to a grid).
+            let row: Vec<f32> = (0..len)
+                .map(|_| (next() * spread * 16.0).round() / 16.0)
+                .collect();
+            let cumulative = ascending_cumulative(&row);
+            let mut rank_desc: Vec<usize> = argsort(&row, false);
+            rank_desc.reverse();
+            for p in [0.1f32, 0.5, 0.9, 0.95, 0.999] {
+                for min_keep in [1, 3] {
+                    let mut got = row.clone();
+                    top_p(&mut got, p, min_keep);
+                    for (rank, &i) in rank_desc.iter().enumerate() {
+                        let kept = cumulative[i] > 1.0 - p as f64 || rank < min_keep;
+                        if got[i].is_finite() != kept {
+                            let off = (cumulative[i] - (1.0 - p as f64)).abs();
+                            assert!(
+                                off < 1e-5,
+                                "len {len} p {p}: token {i} (rank {rank}) kept {} but its cumulative {} is {off} from the cut",
+                                got[i].is_finite(),
+                                cumulative[i]
+                            );
+                        }
+                        if got[i].is_finite() {
+                            assert_eq!(got[i], row[i], "kept logits are unchanged");
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]
