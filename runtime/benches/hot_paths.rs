@@ -1,5 +1,6 @@
 //! Hot pieces around a decode step: KV-cache append, reorder (beam search) and truncate,
-//! one step of the beam search strategy, and UTF-8-safe streaming of generated text.
+//! one step of the beam search strategy, greedy decoding's argmax, and UTF-8-safe streaming
+//! of generated text.
 //! `cargo bench -p rill --bench hot_paths`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -127,5 +128,13 @@ fn beam_step(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, kv, beam_step, streaming);
+/// Greedy decoding's pick over a 128k vocabulary.
+fn greedy_pick(c: &mut Criterion) {
+    let logits: Vec<f32> = (0..128_000)
+        .map(|i| ((i * 31) as f32 * 0.618).sin() * 6.0)
+        .collect();
+    c.bench_function("argmax_128k", |b| b.iter(|| rill::session::argmax(&logits)));
+}
+
+criterion_group!(benches, kv, beam_step, greedy_pick, streaming);
 criterion_main!(benches);
