@@ -163,6 +163,11 @@ impl MappedWeights {
                 Dtype::U8 => expected_u8,
                 _ => false,
             };
+            if !ok && info.dtype == Dtype::BF16 {
+                return Err(bad(format!(
+                    "tensor `{name}` is BF16, which ONNX Runtime's CPU provider cannot multiply: convert the folder with `rill-train export --from DIR --out NEW --dtype f16` (or f32)"
+                )));
+            }
             if !ok {
                 return Err(bad(format!(
                     "tensor `{name}` is {:?}; rill takes F32 and F16 weights, and U8 for the packed tensors of a quantized folder",

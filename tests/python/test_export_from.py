@@ -111,3 +111,65 @@ def test_bad_folders_give_clear_errors(random_model, tmp_path, damage, message):
     assert proc.returncode != 0
     assert message in proc.stderr, proc.stderr
     assert not (folder / "model.onnx").exists()
+
+
+def to_bf16_bits(values):
+    """float32 -> bfloat16 bit patterns, rounding to nearest even (as torch converts)."""
+    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
+    return rounded.astype(np.uint16)
+
+
+def write_bf16_safetensors(path, tensors):
+    """A safetensors file of BF16 tensors (numpy has no bf16 dtype: written by hand)."""
+    header, chunks, offset = {"__metadata__": {"format": "pt"}}, [], 0
+    for name in sorted(tensors):
+        raw = to_bf16_bits(tensors[name]).tobytes()
+        header[name] = {"dtype": "BF16", "shape": list(tensors[name].shape),
+                        "data_offsets": [offset, offset + len(raw)]}
+        chunks.append(raw)
+        offset += len(raw)
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    path.write_bytes(len(text).to_bytes(8, "little") + text + b"".join(chunks))
+
+
+def test_bf16_checkpoint_converts_exactly_with_out(untied_model, tmp_path):
+    """Most Hugging Face checkpoints are bf16: `--out` converts them (exactly: bf16 is the
+    top half of an f32); in place, and in rill itself, they get an error naming the fix."""
+    folder = copy_folder(untied_model, tmp_path / "bf16")
+    f32 = load_file(untied_model / "model.safetensors")
+    write_bf16_safetensors(folder / "model.safetensors", f32)
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["torch_dtype"] = "bfloat16"
+    (folder / "config.json").write_text(json.dumps(cfg))
+
+    proc = rill_train("export", "--from", folder, check=False)
+    assert proc.returncode != 0
+    assert "bf16" in proc.stderr and "--out" in proc.stderr, proc.stderr
+    assert not (folder / "model.onnx").exists()
+
+    out = tmp_path / "f32"
+    rill_train("export", "--from", folder, "--out", out, "--dtype", "f32")
+    converted = load_file(out / "model.safetensors")
+    assert set(converted) == set(f32)
+    for name, values in f32.items():
+        expected = (to_bf16_bits(values).astype(np.uint32) << 16).view(np.float32)
+        assert converted[name].dtype == np.float32
+        assert np.array_equal(converted[name], expected), name
+    assert json.loads((out / "config.json").read_text())["torch_dtype"] == "float32"
+    ref = candle_logits(out, [PROMPT])[0]
+    assert np.abs(Decoder(out).stepwise(PROMPT) - ref).max() < 1e-4
+
+
+
+def test_rill_refuses_bf16_weights_naming_the_conversion(default_model, tmp_path):
+    """A bf16 folder with a graph is an error naming `rill-train export`, not misread bytes."""
+    import subprocess
+    from test_runtime_folders import RILL
+    folder = copy_folder(default_model, tmp_path / "bf16", with_onnx=True)
+    write_bf16_safetensors(folder / "model.safetensors", load_file(default_model / "model.safetensors"))
+    run = subprocess.run([RILL, "generate", "--model", str(folder), "--prompt", "Hi"],
+                         capture_output=True, text=True)
+    assert run.returncode != 0
+    assert "BF16" in run.stderr and "rill-train export" in run.stderr, run.stderr

@@ -38,6 +38,10 @@ impl WeightDtype {
 pub enum StoredDtype {
     /// A float weight of this dtype.
     Float(WeightDtype),
+    /// bfloat16, as most Hugging Face checkpoints are published: read and converted to
+    /// f32 (`rill-train export --out`), never run as is (ONNX Runtime's CPU provider
+    /// has no bf16 matrix products).
+    Bf16,
     /// Unsigned bytes (packed quantized values, zero points).
     U8,
 }
@@ -124,6 +128,7 @@ pub fn save_raw(tensors: &[RawTensor], path: &Path) -> Result<()> {
             let dtype = match t.dtype {
                 StoredDtype::Float(WeightDtype::F32) => Dtype::F32,
                 StoredDtype::Float(WeightDtype::F16) => Dtype::F16,
+                StoredDtype::Bf16 => Dtype::BF16,
                 StoredDtype::U8 => Dtype::U8,
             };
             Ok((
@@ -194,12 +199,13 @@ impl FolderWeights {
                 let dtype = match info.dtype {
                     Dtype::F32 => StoredDtype::Float(WeightDtype::F32),
                     Dtype::F16 => StoredDtype::Float(WeightDtype::F16),
+                    Dtype::BF16 => StoredDtype::Bf16,
                     Dtype::U8 if cfg.quantization_config.is_some() => StoredDtype::U8,
                     other => {
                         return Err(bad(
                             &path,
                             format!(
-                            "tensor `{name}` is {other:?}; only F32 and F16 weights are supported (and U8 in folders whose config.json has a quantization_config)"
+                            "tensor `{name}` is {other:?}; only F32, F16 and BF16 weights are supported (and U8 in folders whose config.json has a quantization_config)"
                         ),
                         ))
                     }
@@ -245,7 +251,7 @@ impl FolderWeights {
             }
             match (kind, loc.dtype) {
                 (StoredKind::U8, StoredDtype::U8) => {}
-                (StoredKind::Float, StoredDtype::Float(d)) => {
+                (StoredKind::Float, d @ (StoredDtype::Float(_) | StoredDtype::Bf16)) => {
                     if *float.get_or_insert(d) != d {
                         return Err(bad(&self.dir, format!("tensor `{name}` is {d:?} but others are {:?}; mixed dtypes are not supported", float.unwrap())));
                     }
@@ -261,15 +267,24 @@ impl FolderWeights {
         Ok(())
     }
 
-    /// The element type shared by all float weights.
+    /// The element type shared by all float weights (f32 for bf16 ones, which are
+    /// converted when loaded).
     pub fn dtype(&self) -> WeightDtype {
         self.locations
             .values()
             .find_map(|l| match l.dtype {
                 StoredDtype::Float(d) => Some(d),
+                StoredDtype::Bf16 => Some(WeightDtype::F32),
                 StoredDtype::U8 => None,
             })
             .unwrap_or(WeightDtype::F32)
+    }
+
+    /// Whether the float weights are bf16 (a graph cannot read them in place).
+    pub fn is_bf16(&self) -> bool {
+        self.locations
+            .values()
+            .any(|l| l.dtype == StoredDtype::Bf16)
     }
 
     /// How the weights are quantized, if they are.

@@ -176,6 +176,7 @@ impl GraphBuilder {
             dims: loc.shape.iter().map(|&d| d as i64).collect(),
             data_type: match loc.dtype {
                 StoredDtype::Float(d) => elem_type(d),
+                StoredDtype::Bf16 => data_type::BFLOAT16,
                 StoredDtype::U8 => data_type::UINT8,
             },
             name: name.into(),

@@ -27,6 +27,13 @@ pub fn export_folder_with(dir: &Path, attention: Attention) -> Result<usize> {
     let cfg = LlamaConfig::load(&dir.join("config.json"))?;
     check_attention(&cfg, attention)?;
     let weights = FolderWeights::open(dir, &cfg)?;
+    if weights.is_bf16() {
+        return Err(crate::error::TrainerError::InvalidOption(format!(
+            "the weights in `{}` are bf16, which ONNX Runtime's CPU provider cannot multiply: convert them into a new folder with `rill-train export --from {} --out DIR --dtype f16` (or `--dtype f32`)",
+            dir.display(),
+            dir.display()
+        )));
+    }
     let model = llama::build(&cfg, &weights, attention);
     let bytes = model.encode_to_vec();
     let path = dir.join("model.onnx");
