@@ -117,7 +117,7 @@ impl CacheMemory {
         match self {
             CacheMemory::Host => {
                 let mut words = zeroed_words(bytes.div_ceil(8)).ok_or(RillError::OutOfMemory {
-                    what: "the KV cache in host memory",
+                    what: "the KV cache in host memory".into(),
                     bytes,
                 })?;
                 let ptr = NonNull::new(words.as_mut_ptr() as *mut u8).expect("Vec is non-null");
@@ -489,11 +489,9 @@ impl CudaMemory {
         let mut out = std::ptr::null_mut();
         // SAFETY: a live allocator.
         check(unsafe { (api().AllocatorAlloc)(self.allocator.as_ptr(), bytes, &mut out) })
-            .map_err(|e| {
-                RillError::Ort(format!(
-                    "cannot allocate {bytes} bytes of KV cache on GPU {}: {e}",
-                    self.device
-                ))
+            .map_err(|e| RillError::OutOfMemory {
+                what: format!("the KV cache on GPU {} ({e})", self.device),
+                bytes,
             })?;
         NonNull::new(out as *mut u8).ok_or_else(|| RillError::Ort("AllocatorAlloc: NULL".into()))
     }

@@ -89,15 +89,17 @@ pub enum RillError {
     /// A saved session state is corrupt, of another version, or made with another model.
     #[error("saved session state: {0}")]
     State(String),
-    /// The execution provider asked for cannot be used.
+    /// Memory for a session (its KV cache) was refused by the allocator, or its size
+    /// overflows.
     #[error("cannot allocate {bytes} bytes for {what}: open the session with a smaller context_len (or fewer beams)")]
     OutOfMemory {
-        /// What the memory was for.
-        what: &'static str,
+        /// What the memory was for (and the allocator's own message, if any).
+        what: String,
         /// How much was asked for (`usize::MAX` when the size itself overflows).
         bytes: usize,
     },
 
+    /// The execution provider asked for cannot be used.
     #[error("execution provider {provider}: {message}")]
     Provider { provider: String, message: String },
 }

@@ -153,7 +153,7 @@ impl KvCache {
             .iter()
             .try_fold(shape.batch, |acc, &x| acc.checked_mul(x))
             .ok_or(crate::RillError::OutOfMemory {
-                what: "the KV cache",
+                what: "the KV cache".into(),
                 bytes: usize::MAX,
             })
     }

@@ -165,7 +165,7 @@ impl MappedWeights {
             };
             if !ok && info.dtype == Dtype::BF16 {
                 return Err(bad(format!(
-                    "tensor `{name}` is BF16, which ONNX Runtime's CPU provider cannot multiply: convert the folder with `rill-train export --from DIR --out NEW --dtype f16` (or f32)"
+                    "tensor `{name}` is BF16, which ONNX Runtime's CPU provider cannot multiply: convert the folder with `rill-train export --from DIR --out NEW --dtype f32` (exact; `--dtype f16` halves the size and rounds)"
                 )));
             }
             if !ok {

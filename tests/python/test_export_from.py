@@ -173,3 +173,14 @@ def test_rill_refuses_bf16_weights_naming_the_conversion(default_model, tmp_path
                          capture_output=True, text=True)
     assert run.returncode != 0
     assert "BF16" in run.stderr and "rill-train export" in run.stderr, run.stderr
+
+
+def test_a_weight_beyond_f16_range_is_refused_not_made_infinite(untied_model, tmp_path):
+    folder = copy_folder(untied_model, tmp_path / "bf16")
+    tensors = load_file(untied_model / "model.safetensors")
+    tensors["model.norm.weight"][3] = 1.0e5
+    write_bf16_safetensors(folder / "model.safetensors", tensors)
+    proc = rill_train("export", "--from", folder, "--out", tmp_path / "f16", "--dtype", "f16", check=False)
+    assert proc.returncode != 0
+    assert "model.norm.weight" in proc.stderr and "65504" in proc.stderr, proc.stderr
+    rill_train("export", "--from", folder, "--out", tmp_path / "f32", "--dtype", "f32")

@@ -74,6 +74,14 @@ pub fn save(tensors: &[(String, Tensor)], dtype: WeightDtype, path: &Path) -> Re
     let mut raw = Vec::with_capacity(tensors.len());
     for (name, t) in tensors {
         let values = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        if dtype == WeightDtype::F16 {
+            if let Some(v) = values.iter().find(|v| v.is_finite() && v.abs() > 65504.0) {
+                return Err(bad(
+                    path,
+                    format!("tensor `{name}` holds {v}, beyond f16's range (65504): keep f32 (`--dtype f32`)"),
+                ));
+            }
+        }
         raw.push(RawTensor::float(name, t.dims().to_vec(), &values, dtype));
     }
     save_raw(&raw, path)

@@ -10,7 +10,9 @@ pub fn temperature(logits: &mut [f32], t: f32) {
 /// `e^x` for `x <= 0` (a logit minus the row's maximum), within 2 ulp of `f32::exp`, in
 /// operations the compiler vectorises (`f32::exp` is a library call per value): `2^n`
 /// times a polynomial in the remainder `x - n ln 2` (Cephes' `expf` coefficients).
-/// Values below -87 (probabilities under 1e-38) give 0.
+/// Values below -87 (probabilities under 1e-38) give 0. For NaN-free `x <= 0` only (a
+/// NaN gives ~1e-38, and `x > 88` overflows into garbage): callers pass a value minus its
+/// row's maximum.
 pub fn exp_nonpositive(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;

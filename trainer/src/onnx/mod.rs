@@ -29,7 +29,7 @@ pub fn export_folder_with(dir: &Path, attention: Attention) -> Result<usize> {
     let weights = FolderWeights::open(dir, &cfg)?;
     if weights.is_bf16() {
         return Err(crate::error::TrainerError::InvalidOption(format!(
-            "the weights in `{}` are bf16, which ONNX Runtime's CPU provider cannot multiply: convert them into a new folder with `rill-train export --from {} --out DIR --dtype f16` (or `--dtype f32`)",
+            "the weights in `{}` are bf16, which ONNX Runtime's CPU provider cannot multiply: convert them into a new folder with `rill-train export --from {} --out DIR --dtype f32` (exact; `--dtype f16` halves the size and rounds)",
             dir.display(),
             dir.display()
         )));
