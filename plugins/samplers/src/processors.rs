@@ -178,28 +178,35 @@ pub fn top_p(logits: &mut [f32], p: f32, min_keep: usize) {
     let cut = 1.0 - p as f64;
     let n = logits.len();
     let probs = softmax(logits);
-    let by_rank = |a: &usize, b: &usize| logits[*b].total_cmp(&logits[*a]).then(b.cmp(a));
+    // One integer per token ordering as the ranks (larger: more likely; ties: the larger
+    // index), so selecting and sorting compare plain u64s, not floats through indices.
+    let keys: Vec<u64> = logits
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| ((order_key(v) as u32 ^ 0x8000_0000) as u64) << 32 | i as u64)
+        .collect();
     let mut prefix = 64.max(min_keep).min(n);
     let (ranked, outside) = loop {
-        let mut idx: Vec<usize> = (0..n).collect();
+        let mut top = keys.clone();
         let mut inside = vec![true; n];
         if prefix < n {
-            idx.select_nth_unstable_by(prefix, by_rank);
-            for &i in &idx[prefix..] {
-                inside[i] = false;
+            top.select_nth_unstable_by(prefix, |a, b| b.cmp(a));
+            for &k in &top[prefix..] {
+                inside[k as u32 as usize] = false;
             }
-            idx.truncate(prefix);
+            top.truncate(prefix);
         }
         let outside = outside_mass(&probs, &inside);
         if outside <= cut - MARGIN || prefix == n {
-            idx.sort_unstable_by(by_rank);
-            break (idx, inside);
+            top.sort_unstable_by(|a, b| b.cmp(a));
+            break (top, inside);
         }
         prefix = (prefix * 4).min(n);
     };
     let mut cumulative = outside_mass(&probs, &outside);
     let mut keep = vec![false; n];
-    for (rank, &i) in ranked.iter().enumerate().rev() {
+    for (rank, &key) in ranked.iter().enumerate().rev() {
+        let i = key as u32 as usize;
         cumulative += probs[i] as f64;
         keep[i] = cumulative > cut || rank < min_keep;
     }
