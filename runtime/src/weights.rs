@@ -81,6 +81,10 @@ fn float_shape(cfg: &ModelConfig, name: &str) -> Option<Vec<usize>> {
         "self_attn.q_proj.weight" => vec![nh * d, h],
         "self_attn.k_proj.weight" | "self_attn.v_proj.weight" => vec![kv * d, h],
         "self_attn.o_proj.weight" => vec![h, nh * d],
+        // Llama's attention_bias, Qwen2's q, k, v biases.
+        "self_attn.q_proj.bias" => vec![nh * d],
+        "self_attn.k_proj.bias" | "self_attn.v_proj.bias" => vec![kv * d],
+        "self_attn.o_proj.bias" => vec![h],
         _ => return None,
     })
 }

@@ -94,3 +94,23 @@ def default_model():
     if not (DEFAULT_MODEL / "model.onnx").exists():
         pytest.fail(f"{DEFAULT_MODEL} is missing: run `make model`")
     return DEFAULT_MODEL
+
+
+def biased_folder(out, *flags, preset="test", attention="hf"):
+    """A random model with projection biases (`rill-train init` flags), the biases scaled
+    up so that they move the logits clearly, re-exported."""
+    from safetensors.numpy import load_file, save_file
+    rill_train("init", "--out", out, "--preset", preset, "--vocab-size", 300, "--seed", 11, *flags)
+    tensors = load_file(out / "model.safetensors")
+    for name in tensors:
+        if name.endswith(".bias"):
+            tensors[name] = tensors[name] * 25
+    save_file(tensors, out / "model.safetensors", metadata={"format": "pt"})
+    rill_train("export", "--from", out, "--attention", attention)
+    return out
+
+
+@pytest.fixture(scope="session")
+def biased_model(tmp_path_factory):
+    """Llama with `attention_bias` and `mlp_bias`: biases on all seven projections."""
+    return biased_folder(tmp_path_factory.mktemp("models") / "biased", "--attention-bias", "--mlp-bias")

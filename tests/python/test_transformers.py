@@ -17,7 +17,8 @@ TEXTS = ["In the beginning God created", "The function returns a list of", "And 
 
 
 def hf_logits(folder, ids):
-    model = transformers.LlamaForCausalLM.from_pretrained(str(folder), torch_dtype=torch.float32)
+    # AutoModel: a qwen2 folder loads as Qwen2ForCausalLM, the others as LlamaForCausalLM.
+    model = transformers.AutoModelForCausalLM.from_pretrained(str(folder), torch_dtype=torch.float32)
     model.eval()
     with torch.no_grad():
         return model(torch.tensor([ids])).logits[0].double().numpy()
@@ -41,3 +42,17 @@ def test_untied_random_model_matches_transformers(untied_model):
     ids = [0, 5, 9, 250, 251, 17, 3]
     ref = candle_logits(untied_model, [ids])[0]
     assert np.abs(hf_logits(untied_model, ids) - ref).max() < 1e-4
+
+
+def test_biased_llama_matches_transformers(biased_model):
+    ids = [0, 5, 9, 250, 251, 17, 3]
+    ref = candle_logits(biased_model, [ids])[0]
+    assert np.abs(hf_logits(biased_model, ids) - ref).max() < 1e-4
+
+
+def test_qwen2_folder_matches_transformers_qwen2(tmp_path):
+    from conftest import biased_folder
+    folder = biased_folder(tmp_path / "qwen2", "--model-type", "qwen2", preset="tiny")
+    ids = [0, 5, 9, 250, 251, 17, 3]
+    ref = candle_logits(folder, [ids])[0]
+    assert np.abs(hf_logits(folder, ids) - ref).max() < 1e-4

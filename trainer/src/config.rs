@@ -88,12 +88,15 @@ pub struct LlamaConfig {
     /// Activation of the MLP; only `silu` is supported.
     #[serde(default = "silu")]
     pub hidden_act: String,
-    /// Biases on the attention projections (unsupported when true).
+    /// Biases on the attention projections q, k, v and o (Llama's `attention_bias`).
     #[serde(default)]
     pub attention_bias: bool,
-    /// Biases on the MLP projections (unsupported when true).
+    /// Biases on the MLP projections.
     #[serde(default)]
     pub mlp_bias: bool,
+    /// Qwen2's sliding-window attention (unsupported when true).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub use_sliding_window: bool,
     /// Rotary scaling (unsupported when set).
     #[serde(default)]
     pub rope_scaling: Option<serde_json::Value>,
@@ -163,6 +166,7 @@ impl LlamaConfig {
             hidden_act: silu(),
             attention_bias: false,
             mlp_bias: false,
+            use_sliding_window: false,
             rope_scaling: None,
             torch_dtype: Some("float32".into()),
             initializer_range: 0.02,
@@ -254,8 +258,8 @@ impl LlamaConfig {
                 self.hidden_act
             ));
         }
-        if self.attention_bias || self.mlp_bias {
-            return Err("attention_bias / mlp_bias are not supported".into());
+        if self.use_sliding_window {
+            return Err("use_sliding_window (sliding-window attention) is not supported".into());
         }
         if self.rope_scaling.as_ref().is_some_and(|v| !v.is_null()) {
             return Err("rope_scaling is not supported yet; only plain rotary positions".into());
@@ -264,6 +268,20 @@ impl LlamaConfig {
             q.validate()?;
         }
         Ok(())
+    }
+
+    /// Whether the projection `leaf` of a layer (e.g. `self_attn.q_proj`) has a bias:
+    /// Llama's `attention_bias` (q, k, v, o) and `mlp_bias`; Qwen2 (`model_type`
+    /// `qwen2`, otherwise a Llama) always has biases on q, k and v.
+    pub fn has_bias(&self, leaf: &str) -> bool {
+        match leaf {
+            "self_attn.q_proj" | "self_attn.k_proj" | "self_attn.v_proj" => {
+                self.attention_bias || self.model_type == "qwen2"
+            }
+            "self_attn.o_proj" => self.attention_bias,
+            "mlp.gate_proj" | "mlp.up_proj" | "mlp.down_proj" => self.mlp_bias,
+            _ => false,
+        }
     }
 
     /// Number of parameters (the tied head counted once).

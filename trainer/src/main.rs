@@ -212,6 +212,15 @@ struct InitArgs {
     /// Give the model its own LM head instead of tying it to the embedding.
     #[arg(long)]
     untied: bool,
+    /// Biases on the attention projections (Llama's `attention_bias`: q, k, v and o).
+    #[arg(long)]
+    attention_bias: bool,
+    /// Biases on the MLP projections (`mlp_bias`).
+    #[arg(long)]
+    mlp_bias: bool,
+    /// `model_type` to write: `qwen2` gives q, k and v biases, as Qwen2 checkpoints have.
+    #[arg(long, default_value = "llama")]
+    model_type: String,
     /// Weight dtype.
     #[arg(long, value_enum, default_value_t = WeightDtype::F32)]
     dtype: WeightDtype,
@@ -408,6 +417,12 @@ fn run_init(a: InitArgs) -> anyhow::Result<()> {
     };
     let mut cfg = LlamaConfig::preset(a.preset, vocab);
     cfg.tie_word_embeddings = !a.untied;
+    cfg.attention_bias = a.attention_bias;
+    cfg.mlp_bias = a.mlp_bias;
+    if a.model_type == "qwen2" {
+        cfg.architectures = vec!["Qwen2ForCausalLM".into()];
+    }
+    cfg.model_type = a.model_type;
     let vars = model::init_vars(&cfg, a.seed, &candle_core::Device::Cpu)?;
     let tensors: Vec<_> = vars
         .iter()

@@ -53,17 +53,25 @@ pub fn weight_shapes(cfg: &LlamaConfig) -> Vec<(String, Vec<usize>)> {
     )];
     for i in 0..cfg.num_hidden_layers {
         let p = format!("model.layers.{i}");
-        out.extend([
-            (format!("{p}.input_layernorm.weight"), vec![h]),
-            (format!("{p}.self_attn.q_proj.weight"), vec![nh * d, h]),
-            (format!("{p}.self_attn.k_proj.weight"), vec![kv * d, h]),
-            (format!("{p}.self_attn.v_proj.weight"), vec![kv * d, h]),
-            (format!("{p}.self_attn.o_proj.weight"), vec![h, nh * d]),
-            (format!("{p}.post_attention_layernorm.weight"), vec![h]),
-            (format!("{p}.mlp.gate_proj.weight"), vec![ff, h]),
-            (format!("{p}.mlp.up_proj.weight"), vec![ff, h]),
-            (format!("{p}.mlp.down_proj.weight"), vec![h, ff]),
-        ]);
+        out.push((format!("{p}.input_layernorm.weight"), vec![h]));
+        let projections = [
+            ("self_attn.q_proj", [nh * d, h]),
+            ("self_attn.k_proj", [kv * d, h]),
+            ("self_attn.v_proj", [kv * d, h]),
+            ("self_attn.o_proj", [h, nh * d]),
+            ("mlp.gate_proj", [ff, h]),
+            ("mlp.up_proj", [ff, h]),
+            ("mlp.down_proj", [h, ff]),
+        ];
+        for (leaf, [rows, cols]) in projections {
+            if leaf == "mlp.gate_proj" {
+                out.push((format!("{p}.post_attention_layernorm.weight"), vec![h]));
+            }
+            out.push((format!("{p}.{leaf}.weight"), vec![rows, cols]));
+            if cfg.has_bias(leaf) {
+                out.push((format!("{p}.{leaf}.bias"), vec![rows]));
+            }
+        }
     }
     out.push(("model.norm.weight".into(), vec![h]));
     if !cfg.tie_word_embeddings {
@@ -115,16 +123,36 @@ impl Llama {
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
         for i in 0..cfg.num_hidden_layers {
             let p = format!("model.layers.{i}");
+            let mut linear = |leaf: &str| -> Result<Linear> {
+                let weight = w(format!("{p}.{leaf}.weight"))?;
+                let bias = if cfg.has_bias(leaf) {
+                    Some(w(format!("{p}.{leaf}.bias"))?)
+                } else {
+                    None
+                };
+                Ok(Linear::new(weight, bias))
+            };
+            let (q, k, v, o) = (
+                linear("self_attn.q_proj")?,
+                linear("self_attn.k_proj")?,
+                linear("self_attn.v_proj")?,
+                linear("self_attn.o_proj")?,
+            );
+            let (gate, up, down) = (
+                linear("mlp.gate_proj")?,
+                linear("mlp.up_proj")?,
+                linear("mlp.down_proj")?,
+            );
             layers.push(Layer {
                 input_norm: w(format!("{p}.input_layernorm.weight"))?,
-                q: Linear::new(w(format!("{p}.self_attn.q_proj.weight"))?, None),
-                k: Linear::new(w(format!("{p}.self_attn.k_proj.weight"))?, None),
-                v: Linear::new(w(format!("{p}.self_attn.v_proj.weight"))?, None),
-                o: Linear::new(w(format!("{p}.self_attn.o_proj.weight"))?, None),
+                q,
+                k,
+                v,
+                o,
                 post_norm: w(format!("{p}.post_attention_layernorm.weight"))?,
-                gate: Linear::new(w(format!("{p}.mlp.gate_proj.weight"))?, None),
-                up: Linear::new(w(format!("{p}.mlp.up_proj.weight"))?, None),
-                down: Linear::new(w(format!("{p}.mlp.down_proj.weight"))?, None),
+                gate,
+                up,
+                down,
             });
         }
         let embed = w("model.embed_tokens.weight".into())?;

@@ -373,21 +373,35 @@ impl Ctx<'_> {
     /// their concatenation along the output axis, a constant subgraph ONNX Runtime folds
     /// into one matrix when it loads the graph.
     fn fused_linear(&mut self, x: &str, stems: &[String]) -> String {
-        let weights: Vec<String> = stems.iter().map(|s| format!("{s}.weight")).collect();
-        let refs: Vec<&str> = weights.iter().map(String::as_str).collect();
-        let weight = self.g.op("Concat", &refs, vec![attr_int("axis", 0)]);
-        self.g
-            .op("Gemm", &[x, &weight], vec![attr_int("transB", 1)])
+        let concat = |g: &mut GraphBuilder, suffix: &str| {
+            let names: Vec<String> = stems.iter().map(|s| format!("{s}.{suffix}")).collect();
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            g.op("Concat", &refs, vec![attr_int("axis", 0)])
+        };
+        let weight = concat(&mut self.g, "weight");
+        let mut inputs = vec![x.to_string(), weight];
+        if stems.iter().all(|s| self.has_bias(s)) {
+            inputs.push(concat(&mut self.g, "bias"));
+        }
+        let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        self.g.op("Gemm", &refs, vec![attr_int("transB", 1)])
+    }
+
+    /// Whether the projection `stem` (`model.layers.N.LEAF`) has a bias.
+    fn has_bias(&self, stem: &str) -> bool {
+        let leaf = stem.splitn(4, '.').nth(3).unwrap_or_default();
+        stem.starts_with("model.layers.") && self.cfg.has_bias(leaf)
     }
 
     /// `x · Wᵀ` for the weight `stem.weight` `[out, in]`: a `Gemm` with `transB = 1` over
     /// the stored matrix, or `MatMulNBits` over its quantized blocks.
     fn linear(&mut self, x: &str, stem: &str) -> String {
+        let bias = self.has_bias(stem).then(|| format!("{stem}.bias"));
         let Some((q, n, k)) = self.quantized(stem) else {
             let weight = format!("{stem}.weight");
-            return self
-                .g
-                .op("Gemm", &[x, &weight], vec![attr_int("transB", 1)]);
+            let mut inputs = vec![x, weight.as_str()];
+            inputs.extend(bias.as_deref());
+            return self.g.op("Gemm", &inputs, vec![attr_int("transB", 1)]);
         };
         let (qweight, scales, qzeros) = (
             format!("{stem}.qweight"),
@@ -412,7 +426,10 @@ impl Ctx<'_> {
             ],
             &[&out],
         );
-        out
+        match bias {
+            Some(bias) => self.g.op("Add", &[&out, &bias], vec![]),
+            None => out,
+        }
     }
 
     /// Rows `input_ids` of the embedding `stem.weight` `[vocab, width]` as
