@@ -56,3 +56,10 @@ def test_qwen2_folder_matches_transformers_qwen2(tmp_path):
     ids = [0, 5, 9, 250, 251, 17, 3]
     ref = candle_logits(folder, [ids])[0]
     assert np.abs(hf_logits(folder, ids) - ref).max() < 1e-4
+
+
+def test_llama3_rope_scaling_matches_transformers(tmp_path):
+    from test_rope_scaling import LLAMA3, PROMPT, scaled_folder
+    folder = scaled_folder(tmp_path / "scaled", LLAMA3, "hf")
+    ref = candle_logits(folder, [PROMPT])[0]
+    assert np.abs(hf_logits(folder, PROMPT) - ref).max() < 1e-4

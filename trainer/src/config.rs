@@ -261,13 +261,53 @@ impl LlamaConfig {
         if self.use_sliding_window {
             return Err("use_sliding_window (sliding-window attention) is not supported".into());
         }
-        if self.rope_scaling.as_ref().is_some_and(|v| !v.is_null()) {
-            return Err("rope_scaling is not supported yet; only plain rotary positions".into());
-        }
+        self.rotary_scaling()?;
         if let Some(q) = &self.quantization_config {
             q.validate()?;
         }
         Ok(())
+    }
+
+    /// The rotary scaling `rope_scaling` asks for: transformers' `linear` and `llama3`
+    /// (Llama 3.1 and 3.2) rope types; others (`dynamic`, `yarn`, `longrope`) are refused.
+    pub fn rotary_scaling(&self) -> std::result::Result<RotaryScaling, String> {
+        let Some(v) = self.rope_scaling.as_ref().filter(|v| !v.is_null()) else {
+            return Ok(RotaryScaling::None);
+        };
+        let kind = v
+            .get("rope_type")
+            .or_else(|| v.get("type"))
+            .and_then(|t| t.as_str())
+            .unwrap_or_default();
+        let number = |key: &str| -> std::result::Result<f64, String> {
+            v.get(key)
+                .and_then(serde_json::Value::as_f64)
+                .filter(|x| x.is_finite() && *x > 0.0)
+                .ok_or_else(|| {
+                    format!("rope_scaling of type `{kind}` needs a positive number `{key}`")
+                })
+        };
+        match kind {
+            "default" => Ok(RotaryScaling::None),
+            "linear" => Ok(RotaryScaling::Linear {
+                factor: number("factor")?,
+            }),
+            "llama3" => {
+                let (low, high) = (number("low_freq_factor")?, number("high_freq_factor")?);
+                if high <= low {
+                    return Err(format!("rope_scaling: high_freq_factor ({high}) must exceed low_freq_factor ({low})"));
+                }
+                Ok(RotaryScaling::Llama3 {
+                    factor: number("factor")?,
+                    low_freq_factor: low,
+                    high_freq_factor: high,
+                    original_max_position_embeddings: number("original_max_position_embeddings")?,
+                })
+            }
+            other => Err(format!(
+                "rope_scaling of type `{other}` is not supported (`linear` and `llama3` are)"
+            )),
+        }
     }
 
     /// Whether the projection `leaf` of a layer (e.g. `self_attn.q_proj`) has a bias:
@@ -297,4 +337,29 @@ impl LlamaConfig {
         };
         self.vocab_size * h + self.num_hidden_layers * per_layer + h + head
     }
+}
+
+/// Rotary position scaling (transformers' `rope_scaling`), applied to the inverse
+/// frequencies.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RotaryScaling {
+    /// Plain rotary positions.
+    None,
+    /// Positions divided by `factor` (every frequency divided by it).
+    Linear {
+        /// The divisor.
+        factor: f64,
+    },
+    /// Llama 3.1's scaling: low frequencies divided by `factor`, high ones kept, a smooth
+    /// blend between.
+    Llama3 {
+        /// Divisor of the low frequencies.
+        factor: f64,
+        /// Wavelengths above `original / low_freq_factor` are low frequencies.
+        low_freq_factor: f64,
+        /// Wavelengths below `original / high_freq_factor` are high frequencies.
+        high_freq_factor: f64,
+        /// The context the model was first trained for.
+        original_max_position_embeddings: f64,
+    },
 }

@@ -14,7 +14,7 @@ use candle_nn::Linear;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::config::LlamaConfig;
+use crate::config::{LlamaConfig, RotaryScaling};
 use crate::error::Result;
 
 /// The weights of one decoder layer.
@@ -246,11 +246,34 @@ pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
     Ok(normed.broadcast_mul(weight)?)
 }
 
-/// Rotary inverse frequencies `1 / theta^(2i/d)` for i in 0..d/2, as HF computes them.
+/// Rotary inverse frequencies `1 / theta^(2i/d)` for i in 0..d/2, scaled as the config's
+/// `rope_scaling` says, as transformers computes them (`modeling_rope_utils`). The config
+/// was validated when it was loaded.
 pub fn inv_freq(cfg: &LlamaConfig) -> Vec<f32> {
     let d = cfg.head_dim();
-    (0..d / 2)
-        .map(|i| (1.0 / cfg.rope_theta.powf((2 * i) as f64 / d as f64)) as f32)
+    let plain = (0..d / 2).map(|i| 1.0 / cfg.rope_theta.powf((2 * i) as f64 / d as f64));
+    let scaling = cfg.rotary_scaling().unwrap_or(RotaryScaling::None);
+    plain
+        .map(|f| match scaling {
+            RotaryScaling::None => f,
+            RotaryScaling::Linear { factor } => f / factor,
+            RotaryScaling::Llama3 {
+                factor,
+                low_freq_factor: low,
+                high_freq_factor: high,
+                original_max_position_embeddings: original,
+            } => {
+                let wavelen = 2.0 * std::f64::consts::PI / f;
+                if wavelen < original / high {
+                    f
+                } else if wavelen > original / low {
+                    f / factor
+                } else {
+                    let smooth = (original / wavelen - low) / (high - low);
+                    (1.0 - smooth) * f / factor + smooth * f
+                }
+            }
+        } as f32)
         .collect()
 }
 

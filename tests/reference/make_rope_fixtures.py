@@ -1,0 +1,48 @@
+#!/usr/bin/env python3
+"""Writes rope_scaling.json: Hugging Face transformers' own inverse rotary frequencies
+(`modeling_rope_utils.ROPE_INIT_FUNCTIONS`) for each `rope_scaling` rill-train supports,
+with the config that asks for them. CI only reads the JSON (trainer/tests/rope_scaling.rs).
+
+    python3 -m venv /tmp/hf && /tmp/hf/bin/pip install 'transformers==4.53.*' torch
+    /tmp/hf/bin/python tests/reference/make_rope_fixtures.py tests/reference/fixtures
+"""
+import json
+import pathlib
+import sys
+
+import transformers
+from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+BASE = dict(vocab_size=300, hidden_size=256, intermediate_size=512, num_hidden_layers=2,
+            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024)
+
+CASES = {
+    "plain": dict(head_dim=64, rope_theta=10000.0, rope_scaling=None),
+    "linear": dict(head_dim=64, rope_theta=10000.0, rope_scaling={"rope_type": "linear", "factor": 4.0}),
+    # Llama 3.2 1B's numbers.
+    "llama3_3.2": dict(head_dim=64, rope_theta=500000.0, rope_scaling={
+        "rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 8192}),
+    # A short original context: low, medium and high frequencies all present.
+    "llama3_small": dict(head_dim=64, rope_theta=10000.0, rope_scaling={
+        "rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 64}),
+}
+
+
+def main(out_dir):
+    cases = []
+    for name, extra in CASES.items():
+        config = {**BASE, **extra, "model_type": "llama", "architectures": ["LlamaForCausalLM"]}
+        hf = transformers.LlamaConfig(**config)
+        kind = (extra["rope_scaling"] or {}).get("rope_type", "default")
+        inv_freq, attention_factor = ROPE_INIT_FUNCTIONS[kind](hf, "cpu")
+        cases.append({"name": name, "config": config, "inv_freq": [float(x) for x in inv_freq.float()],
+                      "attention_factor": float(attention_factor)})
+    path = pathlib.Path(out_dir) / "rope_scaling.json"
+    path.write_text(json.dumps({"transformers": transformers.__version__, "cases": cases}, indent=1) + "\n")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

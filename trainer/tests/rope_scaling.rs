@@ -1,0 +1,56 @@
+//! Rotary scaling (`rope_scaling`: `linear`, Llama 3.1's `llama3`) gives the inverse
+//! frequencies transformers computes (tests/reference/fixtures/rope_scaling.json, written
+//! by tests/reference/make_rope_fixtures.py with transformers itself).
+
+use rill_trainer::config::LlamaConfig;
+use rill_trainer::model::inv_freq;
+
+#[test]
+fn inverse_frequencies_match_transformers() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/reference/fixtures/rope_scaling.json"
+    );
+    let fixture: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let cases = fixture["cases"].as_array().unwrap();
+    assert!(cases.len() >= 4);
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        let cfg: LlamaConfig = serde_json::from_value(case["config"].clone()).unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(case["attention_factor"].as_f64(), Some(1.0), "{name}");
+        let want: Vec<f64> = case["inv_freq"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        let got = inv_freq(&cfg);
+        assert_eq!(got.len(), want.len(), "{name}");
+        for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
+            let rel = (g as f64 - w).abs() / w.abs();
+            assert!(rel < 2e-6, "{name}: inv_freq[{i}] {g} vs transformers {w}");
+        }
+    }
+}
+
+#[test]
+fn unsupported_rope_scaling_is_a_clear_error() {
+    let base = r#"{"vocab_size": 300, "hidden_size": 64, "intermediate_size": 128,
+        "num_hidden_layers": 1, "num_attention_heads": 2, "max_position_embeddings": 128"#;
+    for (scaling, needle) in [
+        (r#"{"rope_type": "yarn", "factor": 4.0}"#, "`yarn` is not supported"),
+        (r#"{"type": "dynamic", "factor": 2.0}"#, "`dynamic` is not supported"),
+        (r#"{"rope_type": "linear"}"#, "needs a positive number `factor`"),
+        (
+            r#"{"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 4.0, "high_freq_factor": 1.0, "original_max_position_embeddings": 64}"#,
+            "must exceed",
+        ),
+    ] {
+        let text = format!(r#"{base}, "rope_scaling": {scaling}}}"#);
+        let cfg: LlamaConfig = serde_json::from_str(&text).unwrap();
+        let e = cfg.validate().unwrap_err();
+        assert!(e.contains(needle), "{scaling}: {e}");
+    }
+}
