@@ -63,3 +63,27 @@ def test_llama3_rope_scaling_matches_transformers(tmp_path):
     folder = scaled_folder(tmp_path / "scaled", LLAMA3, "hf")
     ref = candle_logits(folder, [PROMPT])[0]
     assert np.abs(hf_logits(folder, PROMPT) - ref).max() < 1e-4
+
+
+def test_a_bf16_qwen2_checkpoint_written_by_transformers_imports(tmp_path):
+    """The whole path a user takes: a Qwen2 checkpoint as transformers saves it (bf16
+    safetensors, its own config.json), converted by `rill-train export --out`, gives
+    transformers' logits for the same weights."""
+    from conftest import Decoder, rill_train
+    cfg = transformers.Qwen2Config(vocab_size=300, hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+                                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                                   tie_word_embeddings=True, rope_theta=1e6)
+    torch.manual_seed(0)
+    model = transformers.Qwen2ForCausalLM(cfg)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith(".bias"):
+                p.normal_(0.0, 0.5)
+    model = model.to(torch.bfloat16)
+    model.save_pretrained(str(tmp_path / "hf"))
+    rill_train("export", "--from", tmp_path / "hf", "--out", tmp_path / "f32", "--dtype", "f32")
+    ids = [0, 5, 9, 250, 251, 17, 3]
+    with torch.no_grad():
+        ref = model.float()(torch.tensor([ids])).logits[0].double().numpy()
+    got = Decoder(tmp_path / "f32").whole(ids)
+    assert np.abs(got - ref).max() < 1e-4, np.abs(got - ref).max()
