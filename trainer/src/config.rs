@@ -97,6 +97,9 @@ pub struct LlamaConfig {
     /// Qwen2's sliding-window attention (unsupported when true).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub use_sliding_window: bool,
+    /// Mistral's attention window (unsupported when shorter than the context).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sliding_window: Option<u64>,
     /// Rotary scaling (unsupported when set).
     #[serde(default)]
     pub rope_scaling: Option<serde_json::Value>,
@@ -167,6 +170,7 @@ impl LlamaConfig {
             attention_bias: false,
             mlp_bias: false,
             use_sliding_window: false,
+            sliding_window: None,
             rope_scaling: None,
             torch_dtype: Some("float32".into()),
             initializer_range: 0.02,
@@ -257,6 +261,25 @@ impl LlamaConfig {
                 "hidden_act `{}` is not supported (only silu)",
                 self.hidden_act
             ));
+        }
+        match self.model_type.as_str() {
+            "llama" | "qwen2" => {}
+            "mistral" => {
+                if let Some(w) = self
+                    .sliding_window
+                    .filter(|&w| w < self.max_position_embeddings as u64)
+                {
+                    return Err(format!(
+                        "sliding_window {w} is shorter than max_position_embeddings ({}): sliding-window attention is not supported",
+                        self.max_position_embeddings
+                    ));
+                }
+            }
+            other => {
+                return Err(format!(
+                    "model_type `{other}` is not an architecture rill-train reads (llama, mistral, qwen2)"
+                ))
+            }
         }
         if self.use_sliding_window {
             return Err("use_sliding_window (sliding-window attention) is not supported".into());

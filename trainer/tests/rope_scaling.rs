@@ -40,9 +40,18 @@ fn unsupported_rope_scaling_is_a_clear_error() {
     let base = r#"{"vocab_size": 300, "hidden_size": 64, "intermediate_size": 128,
         "num_hidden_layers": 1, "num_attention_heads": 2, "max_position_embeddings": 128"#;
     for (scaling, needle) in [
-        (r#"{"rope_type": "yarn", "factor": 4.0}"#, "`yarn` is not supported"),
-        (r#"{"type": "dynamic", "factor": 2.0}"#, "`dynamic` is not supported"),
-        (r#"{"rope_type": "linear"}"#, "needs a positive number `factor`"),
+        (
+            r#"{"rope_type": "yarn", "factor": 4.0}"#,
+            "`yarn` is not supported",
+        ),
+        (
+            r#"{"type": "dynamic", "factor": 2.0}"#,
+            "`dynamic` is not supported",
+        ),
+        (
+            r#"{"rope_type": "linear"}"#,
+            "needs a positive number `factor`",
+        ),
         (
             r#"{"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 4.0, "high_freq_factor": 1.0, "original_max_position_embeddings": 64}"#,
             "must exceed",
