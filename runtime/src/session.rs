@@ -153,8 +153,8 @@ pub struct Session {
     ids: Vec<i64>,
     mask: Vec<i64>,
     positions: Vec<i64>,
-    /// The logits of a decode step: f32 or f16 bits, batch * vocab elements (u32 storage
-    /// keeps either aligned).
+    /// The logits of a decode step: `batch * vocab` f32 or f16 values in u32 words (u32
+    /// storage keeps either aligned).
     logits: Vec<u32>,
     /// Borrowed from the model's pool while a chunk of more positions than `logits`
     /// holds is evaluated and read.
@@ -243,7 +243,7 @@ impl Session {
             ids: Vec::with_capacity(batch * chunk),
             mask: vec![1; batch * context],
             positions: Vec::with_capacity(batch * chunk),
-            logits: vec![0; batch * g.vocab],
+            logits: vec![0; (batch * g.vocab * logit_bytes(&g)).div_ceil(4)],
             chunk_logits: None,
             last: vec![0.0; batch * g.vocab],
             options: SessionOptions {
@@ -468,7 +468,7 @@ impl Session {
         }
     }
 
-    /// A buffer for `len` elements of logits: the session's own when it is long enough
+    /// A buffer of `len` u32 words for logits: the session's own when it is long enough
     /// (a decode step), else one borrowed from the model's pool (a prompt chunk).
     fn logits_buffer(&mut self, len: usize) -> *mut u32 {
         self.release_chunk_logits();
@@ -570,8 +570,8 @@ impl Session {
         let i64_type = ort::sys::ONNXTensorElementDataType::ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64;
         let cache_type = element_type(g.cache_dtype == crate::kv_cache::CacheDtype::F16);
         let cache_info = self.cache.memory().memory_info();
-        let logits_bytes = bsz * n * g.vocab * if g.logits_f16 { 2 } else { 4 };
-        let logits = self.logits_buffer(bsz * n * g.vocab);
+        let logits_bytes = bsz * n * g.vocab * logit_bytes(&g);
+        let logits = self.logits_buffer(logits_bytes.div_ceil(4));
         let b = &mut self.binding;
         let names = &self.names;
         // SAFETY (every `bind` below): each slot describes a buffer owned by this session
@@ -970,6 +970,15 @@ fn shift(at: usize, pinned: usize, dropped: usize) -> usize {
         at - dropped
     } else {
         pinned
+    }
+}
+
+/// Bytes of one logit of the graph's output (f16 or f32).
+fn logit_bytes(g: &crate::graph::GraphInfo) -> usize {
+    if g.logits_f16 {
+        2
+    } else {
+        4
     }
 }
 

@@ -53,3 +53,30 @@ def test_ort_loading_the_weights_itself_generates_the_same_tokens(default_model,
     assert generate(default_model, "--ort-loads-weights") == reference
     assert generate(default_model, "--no-prepack") == reference
 
+
+
+def test_a_graph_with_f16_logits_generates_as_its_f32_logits_twin(default_model, tmp_path):
+    """Graphs exported in f16 often return f16 logits (optimum's do): rill reads them as
+    f16 from its buffers, over a prompt longer than one prefill chunk and then decoding."""
+    from conftest import rill_train
+    f16 = tmp_path / "f16"
+    rill_train("export", "--from", default_model, "--out", f16, "--dtype", "f16")
+    twin = tmp_path / "f16-logits"
+    shutil.copytree(f16, twin)
+    model = onnx.load(str(twin / "model.onnx"), load_external_data=False)
+    cast = next(n for n in model.graph.node if list(n.output) == ["logits"])
+    assert cast.op_type == "Cast"
+    model.graph.node.remove(cast)
+    for n in model.graph.node:  # the Cast's input becomes the output `logits`
+        n.output[:] = ["logits" if o == cast.input[0] else o for o in n.output]
+    model.graph.output[0].type.tensor_type.elem_type = onnx.TensorProto.FLOAT16
+    onnx.save(model, str(twin / "model.onnx"))
+    long_prompt = " ".join(["In the beginning God created the heaven and the earth."] * 30) + " And God said"
+    for prompt in [PROMPT, long_prompt]:
+        runs = [subprocess.run([RILL, "generate", "--model", str(folder), "--prompt", prompt,
+                                "--max-new-tokens", "16", "--greedy"], capture_output=True, text=True)
+                for folder in (f16, twin)]
+        assert runs[0].returncode == 0 and runs[1].returncode == 0, runs[1].stderr
+        assert runs[0].stdout == runs[1].stdout and runs[0].stdout.strip()
+    inspect = subprocess.run([RILL, "inspect", str(twin)], capture_output=True, text=True)
+    assert "logits: Float16" in inspect.stdout, inspect.stdout
