@@ -36,7 +36,7 @@ pub struct Params {
 
 const NEG: f32 = -1.0e9;
 
-use rill_samplers::processors::{exp_nonpositive, order_key};
+use rill_samplers::processors::{exp_nonpositive, top_indices};
 
 /// `row`'s log-softmax into `out` (as long as `row`).
 fn log_softmax_into(row: &[f32], out: &mut [f32]) {
@@ -57,48 +57,6 @@ fn log_softmax_into(row: &[f32], out: &mut [f32]) {
     for (o, &x) in out.iter_mut().zip(row) {
         *o = x - lse;
     }
-}
-
-/// Indices of the `k` largest values, largest first (ties: lower index first).
-fn top_indices(values: &[f32], k: usize) -> Vec<usize> {
-    let cmp = |a: &usize, b: &usize| values[*b].total_cmp(&values[*a]).then(a.cmp(b));
-    let k = k.min(values.len());
-    if k == 0 {
-        return Vec::new();
-    }
-    if k <= 64 && values.len() > 8 * k {
-        // Few out of many (a beam step: 2k of k × vocab): one pass keeping the best k
-        // sorted; almost every value is rejected by one comparison with the k-th best.
-        // The same order as the general path, so the same indices.
-        // Blocks whose largest value does not beat the k-th best are skipped after one
-        // vectorised maximum (a tie loses too: it has the higher index).
-        let mut best: Vec<usize> = Vec::with_capacity(k + 1);
-        for start in (0..values.len()).step_by(16) {
-            let block = &values[start..(start + 16).min(values.len())];
-            if best.len() == k {
-                let block_max = block.iter().fold(i32::MIN, |m, &v| m.max(order_key(v)));
-                if block_max <= order_key(values[best[k - 1]]) {
-                    continue;
-                }
-            }
-            for i in start..start + block.len() {
-                if best.len() == k && cmp(&i, &best[k - 1]).is_ge() {
-                    continue;
-                }
-                let at = best.partition_point(|j| cmp(j, &i).is_lt());
-                best.insert(at, i);
-                best.truncate(k);
-            }
-        }
-        return best;
-    }
-    let mut idx: Vec<usize> = (0..values.len()).collect();
-    if k < idx.len() {
-        idx.select_nth_unstable_by(k, cmp);
-        idx.truncate(k);
-    }
-    idx.sort_by(cmp);
-    idx
 }
 
 /// Writes into `acc` (rows × vocab) each row's log-probabilities after the processors
@@ -517,7 +475,7 @@ impl Group {
 
 #[cfg(test)]
 mod tests {
-    use super::{log_softmax_into, top_indices};
+    use super::log_softmax_into;
 
     #[test]
     fn log_softmax_matches_the_f64_definition() {
@@ -539,43 +497,6 @@ mod tests {
                 "{o} vs {}",
                 x as f64 - lse
             );
-        }
-    }
-
-    /// The general path: sort every index by the same order.
-    fn by_sorting(values: &[f32], k: usize) -> Vec<usize> {
-        let mut idx: Vec<usize> = (0..values.len()).collect();
-        idx.sort_by(|a, b| values[*b].total_cmp(&values[*a]).then(a.cmp(b)));
-        idx.truncate(k);
-        idx
-    }
-
-    #[test]
-    fn the_one_pass_selection_picks_what_sorting_picks() {
-        let mut x = 12345u64;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
-        for round in 0..200 {
-            let n = 50 + (next() % 3000) as usize;
-            // Few distinct values (many ties), -inf and NaN included.
-            let values: Vec<f32> = (0..n)
-                .map(|_| match next() % 50 {
-                    0 => f32::NEG_INFINITY,
-                    1 => f32::NAN,
-                    v => (v % 7) as f32 - 3.0 + if round % 2 == 0 { 0.0 } else { v as f32 * 1e-3 },
-                })
-                .collect();
-            for k in [0, 1, 2, 6, 8, 16, 64, 65] {
-                assert_eq!(
-                    top_indices(&values, k),
-                    by_sorting(&values, k),
-                    "n {n} k {k}"
-                );
-            }
         }
     }
 }

@@ -71,30 +71,46 @@ fn argsort(values: &[f32], desc: bool) -> Vec<usize> {
     idx
 }
 
-/// Indices of the `n` largest values, as a descending stable sort would list them (ties
-/// by lower index), found by selection: O(len), not a sort of the whole vocabulary.
-fn most_likely(values: &[f32], n: usize) -> Vec<usize> {
-    let by_rank = |a: &usize, b: &usize| values[*b].total_cmp(&values[*a]).then(a.cmp(b));
-    if n == 1 && !values.is_empty() {
-        let first_max =
-            (0..values.len()).fold(
-                0,
-                |best, i| {
-                    if by_rank(&i, &best).is_lt() {
-                        i
-                    } else {
-                        best
-                    }
-                },
-            );
-        return vec![first_max];
+/// Indices of the `k` largest values, largest first (ties: lower index first, as a
+/// descending stable sort lists them), found by selection, not a sort of all of them.
+pub fn top_indices(values: &[f32], k: usize) -> Vec<usize> {
+    let cmp = |a: &usize, b: &usize| values[*b].total_cmp(&values[*a]).then(a.cmp(b));
+    let k = k.min(values.len());
+    if k == 0 {
+        return Vec::new();
+    }
+    if k <= 64 && values.len() > 8 * k {
+        // Few out of many (a beam step: 2k of k × vocab; min-p's kept few): one pass keeping the best k
+        // sorted; almost every value is rejected by one comparison with the k-th best.
+        // The same order as the general path, so the same indices.
+        // Blocks whose largest value does not beat the k-th best are skipped after one
+        // vectorised maximum (a tie loses too: it has the higher index).
+        let mut best: Vec<usize> = Vec::with_capacity(k + 1);
+        for start in (0..values.len()).step_by(16) {
+            let block = &values[start..(start + 16).min(values.len())];
+            if best.len() == k {
+                let block_max = block.iter().fold(i32::MIN, |m, &v| m.max(order_key(v)));
+                if block_max <= order_key(values[best[k - 1]]) {
+                    continue;
+                }
+            }
+            for i in start..start + block.len() {
+                if best.len() == k && cmp(&i, &best[k - 1]).is_ge() {
+                    continue;
+                }
+                let at = best.partition_point(|j| cmp(j, &i).is_lt());
+                best.insert(at, i);
+                best.truncate(k);
+            }
+        }
+        return best;
     }
     let mut idx: Vec<usize> = (0..values.len()).collect();
-    if n < idx.len() {
-        idx.select_nth_unstable_by(n, by_rank);
-        idx.truncate(n);
+    if k < idx.len() {
+        idx.select_nth_unstable_by(k, cmp);
+        idx.truncate(k);
     }
-    idx.sort_unstable_by(by_rank);
+    idx.sort_by(cmp);
     idx
 }
 
@@ -186,7 +202,7 @@ pub fn top_p(logits: &mut [f32], p: f32, min_keep: usize) {
         .map(|(i, &v)| ((order_key(v) as u32 ^ 0x8000_0000) as u64) << 32 | i as u64)
         .collect();
     let mut prefix = 64.max(min_keep).min(n);
-    let (ranked, outside) = loop {
+    let (ranked, mut cumulative) = loop {
         let mut top = keys.clone();
         let mut inside = vec![true; n];
         if prefix < n {
@@ -199,11 +215,10 @@ pub fn top_p(logits: &mut [f32], p: f32, min_keep: usize) {
         let outside = outside_mass(&probs, &inside);
         if outside <= cut - MARGIN || prefix == n {
             top.sort_unstable_by(|a, b| b.cmp(a));
-            break (top, inside);
+            break (top, outside);
         }
         prefix = (prefix * 4).min(n);
     };
-    let mut cumulative = outside_mass(&probs, &outside);
     let mut keep = vec![false; n];
     for (rank, &key) in ranked.iter().enumerate().rev() {
         let i = key as u32 as usize;
@@ -231,7 +246,7 @@ pub fn min_p(logits: &mut [f32], min_p: f32, min_keep: usize) {
     let probs = softmax(logits);
     let top = probs.iter().copied().fold(0f32, f32::max);
     let threshold = min_p * top;
-    let keep: Vec<(usize, f32)> = most_likely(logits, min_keep)
+    let keep: Vec<(usize, f32)> = top_indices(logits, min_keep)
         .into_iter()
         .map(|i| (i, logits[i]))
         .collect();
@@ -373,6 +388,16 @@ pub fn presence_frequency(logits: &mut [f32], generated: &[u32], presence: f32, 
 mod tests {
     use super::*;
 
+    /// A seeded linear congruential generator: the next 64-bit state each call.
+    fn lcg(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            state
+        }
+    }
+
     #[test]
     fn the_vectorised_exponential_is_within_2_ulp_of_the_library_one() {
         let ulp = |a: f32, b: f32| (a.to_bits() as i64 - b.to_bits() as i64).abs();
@@ -406,13 +431,8 @@ mod tests {
 
     #[test]
     fn top_p_by_prefixes_agrees_with_the_definition_away_from_rounding() {
-        let mut state = 99u64;
-        let mut next = || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 40) as f32 / (1u64 << 24) as f32
-        };
+        let mut bits = lcg(99);
+        let mut next = || (bits() >> 40) as f32 / (1u64 << 24) as f32;
         for (len, spread) in [
             (10, 1.0),
             (300, 0.5),
@@ -452,23 +472,18 @@ mod tests {
     }
 
     #[test]
-    fn most_likely_lists_what_a_stable_descending_sort_lists_first() {
+    fn top_indices_lists_what_a_stable_descending_sort_lists_first() {
         let values: Vec<f32> = (0..3000).map(|i| ((i * 7919) % 13) as f32 - 6.0).collect();
         for n in [0, 1, 2, 5, 14, 2999, 3000, 4000] {
             let sorted: Vec<usize> = argsort(&values, true).into_iter().take(n).collect();
-            assert_eq!(most_likely(&values, n), sorted, "n {n}");
+            assert_eq!(top_indices(&values, n), sorted, "n {n}");
         }
     }
 
     #[test]
     fn kth_largest_agrees_with_a_full_sort() {
-        let mut state = 12345u64;
-        let mut next = || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 33) as u32
-        };
+        let mut bits = lcg(12345);
+        let mut next = || (bits() >> 33) as u32;
         for len in [1usize, 15, 16, 17, 100, 4096, 5000] {
             // Few distinct values (ties), both zeros, negatives, -inf.
             let values: Vec<f32> = (0..len)
@@ -485,6 +500,43 @@ mod tests {
                 let k = k.min(len);
                 let got = kth_largest(&values, k);
                 assert_eq!(got.to_bits(), sorted[k - 1].to_bits(), "len {len} k {k}");
+            }
+        }
+    }
+
+    /// The general path: sort every index by the same order.
+    fn by_sorting(values: &[f32], k: usize) -> Vec<usize> {
+        let mut idx: Vec<usize> = (0..values.len()).collect();
+        idx.sort_by(|a, b| values[*b].total_cmp(&values[*a]).then(a.cmp(b)));
+        idx.truncate(k);
+        idx
+    }
+
+    #[test]
+    fn the_one_pass_selection_picks_what_sorting_picks() {
+        let mut x = 12345u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..200 {
+            let n = 50 + (next() % 3000) as usize;
+            // Few distinct values (many ties), -inf and NaN included.
+            let values: Vec<f32> = (0..n)
+                .map(|_| match next() % 50 {
+                    0 => f32::NEG_INFINITY,
+                    1 => f32::NAN,
+                    v => (v % 7) as f32 - 3.0 + if round % 2 == 0 { 0.0 } else { v as f32 * 1e-3 },
+                })
+                .collect();
+            for k in [0, 1, 2, 6, 8, 16, 64, 65] {
+                assert_eq!(
+                    top_indices(&values, k),
+                    by_sorting(&values, k),
+                    "n {n} k {k}"
+                );
             }
         }
     }
