@@ -4,10 +4,15 @@
 //! positions over a 32,000-token vocabulary is 16 MiB of f32. A session keeps only the
 //! buffer a decode step needs (one position per row) and borrows a chunk-sized one from
 //! its model's pool while it evaluates a chunk, so idle sessions cost their KV cache and
-//! not a prompt chunk's logits each. The pool keeps what it lent for the next chunk: at
-//! most as many buffers as sessions evaluated chunks at once.
+//! not a prompt chunk's logits each. The pool keeps one free buffer, the largest returned,
+//! for the next chunk: sessions that evaluate chunks at the same time each borrow one,
+//! and all but one are freed when they come back, so a burst of concurrent prompts does
+//! not hold its memory for the model's life.
 
 use std::sync::Mutex;
+
+/// Free buffers the pool keeps between chunks.
+const MAX_FREE_BUFFERS: usize = 1;
 
 /// Buffers of `u32` (f32 or f16 bits; u32 storage keeps either aligned).
 #[derive(Debug, Default)]
@@ -29,12 +34,20 @@ impl LogitsPool {
         buffer
     }
 
-    /// Returns a buffer for the next borrower.
+    /// Returns a buffer for the next borrower; the pool keeps the larger of it and the
+    /// one it holds, and frees the other.
     pub(crate) fn give(&self, buffer: Vec<u32>) {
-        self.free
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(buffer);
+        let dropped = {
+            let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+            free.push(buffer);
+            if free.len() > MAX_FREE_BUFFERS {
+                let smallest = (0..free.len()).min_by_key(|&i| free[i].len());
+                smallest.map(|i| free.swap_remove(i))
+            } else {
+                None
+            }
+        };
+        drop(dropped); // freed outside the lock
     }
 
     /// Elements held by free buffers.
@@ -69,11 +82,13 @@ mod tests {
         assert_ne!(c.as_ptr(), b.as_ptr());
         pool.give(b);
         pool.give(c);
-        assert!(pool.free_len() >= 110);
-        // A longer request grows the largest free buffer rather than adding a third.
+        assert_eq!(pool.free_buffers(), 1, "the second buffer back is freed");
+        assert!(pool.free_len() >= 100, "the larger one is kept");
+        // A longer request grows the free buffer rather than adding another.
         let d = pool.take(1000);
         assert!(d.len() >= 1000);
         pool.give(d);
-        assert_eq!(pool.free_buffers(), 2);
+        assert_eq!(pool.free_buffers(), 1);
+        assert!(pool.free_len() >= 1000);
     }
 }

@@ -43,8 +43,8 @@ pub struct SessionOptions {
     pub context_len: usize,
     /// Prompt tokens per forward pass during prefill. ONNX Runtime returns logits for
     /// every position of a chunk: while it evaluates one, a session borrows a buffer of
-    /// `batch × prefill_chunk × vocab` logits from its model (the buffers are kept for
-    /// the model's next chunks, as many as sessions evaluated chunks at once); a decode
+    /// `batch × prefill_chunk × vocab` logits from its model (the model keeps one such
+    /// buffer, the largest, between prompts; others are freed when returned); a decode
     /// step uses the session's own `batch × vocab`.
     pub prefill_chunk: usize,
     /// Rows evaluated together (beam hypotheses); 1 for a plain conversation.

@@ -51,7 +51,8 @@ pub struct rill_session_options {
     pub context_len: u32,
     /// Prompt tokens evaluated per forward pass (default 128). Each chunk needs
     /// `prefill_chunk × vocab` logits while it runs, in buffers the sessions of a model
-    /// share and the model keeps; a decode step uses the session's own single row.
+    /// borrow (the model keeps the largest one between prompts); a decode step uses the
+    /// session's own single row.
     pub prefill_chunk: u32,
     /// When the context fills: 0 (the default) is an error for a prompt that does not
     /// fit and stops generation with `RILL_STOP_CONTEXT_FULL`; 1 slides a window that
