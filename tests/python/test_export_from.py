@@ -183,4 +183,12 @@ def test_a_weight_beyond_f16_range_is_refused_not_made_infinite(untied_model, tm
     proc = rill_train("export", "--from", folder, "--out", tmp_path / "f16", "--dtype", "f16", check=False)
     assert proc.returncode != 0
     assert "model.norm.weight" in proc.stderr and "65504" in proc.stderr, proc.stderr
+    assert not (tmp_path / "f16").exists(), "the folder the failed export created is removed"
     rill_train("export", "--from", folder, "--out", tmp_path / "f32", "--dtype", "f32")
+    # Over an existing folder (--force) a failed conversion leaves its weights as they were.
+    before = (tmp_path / "f32" / "model.safetensors").read_bytes()
+    proc = rill_train("export", "--from", folder, "--out", tmp_path / "f32", "--dtype", "f16",
+                      "--force", check=False)
+    assert proc.returncode != 0 and "65504" in proc.stderr, proc.stderr
+    assert (tmp_path / "f32" / "model.safetensors").read_bytes() == before
+    assert not [p for p in (tmp_path / "f32").iterdir() if "partial" in p.name]

@@ -36,6 +36,20 @@ pub fn write_weights(
     crate::weights::save(tensors, dtype, &dir.join("model.safetensors"))
 }
 
+/// Writes `model.safetensors` holding `weights` (another folder's) converted to `dtype`,
+/// one tensor at a time, then `config.json`.
+pub fn write_converted(
+    dir: &Path,
+    cfg: &LlamaConfig,
+    weights: &FolderWeights,
+    dtype: WeightDtype,
+) -> Result<()> {
+    crate::weights::save_converted(weights, dtype, &dir.join("model.safetensors"))?;
+    let mut cfg = cfg.clone();
+    cfg.torch_dtype = Some(dtype.torch_name().into());
+    cfg.save(&dir.join("config.json"))
+}
+
 /// Writes `generation_config.json` with sampling defaults, unless one exists.
 pub fn write_generation_config(dir: &Path, cfg: &LlamaConfig) -> Result<()> {
     let path = dir.join("generation_config.json");
@@ -117,10 +131,10 @@ pub fn write_quantized(
     }
     let weights = FolderWeights::open(from, &cfg)?;
     let dtype = weights.dtype();
-    let tensors = weights.load_f32()?;
-    let mut raw = Vec::with_capacity(tensors.len() * 3);
-    for (name, shape) in crate::model::weight_shapes(&cfg) {
-        let values = tensors[&name].flatten_all()?.to_vec1::<f32>()?;
+    let shapes = crate::model::weight_shapes(&cfg);
+    let mut raw = Vec::with_capacity(shapes.len() * 3);
+    for (name, shape) in shapes {
+        let values = weights.tensor_f32(&name)?;
         if !is_quantized_weight(&name, &shape, q) {
             raw.push(RawTensor::float(&name, shape, &values, dtype));
             continue;

@@ -9,7 +9,7 @@ use rill_trainer::config::{LlamaConfig, Preset};
 use rill_trainer::corpus::{token_stream, Corpus, WindowSampler};
 use rill_trainer::schedule::{LengthCurriculum, LrSchedule, SamplingDecay, ScheduledSampling};
 use rill_trainer::train::{TrainOptions, TrainOutputs, Trainee};
-use rill_trainer::weights::WeightDtype;
+use rill_trainer::weights::{FolderWeights, WeightDtype};
 use rill_trainer::{folder, model, sample, tokenizer, train};
 
 #[derive(Parser)]
@@ -386,11 +386,23 @@ fn run_export(a: ExportArgs) -> anyhow::Result<()> {
     let dir = match &a.out {
         None => a.from.clone(),
         Some(out) => {
-            let (cfg, weights, _) = folder::open_model(&a.from)?;
-            let mut tensors: Vec<_> = weights.load_f32()?.into_iter().collect();
-            tensors.sort_by(|x, y| x.0.cmp(&y.0));
+            let cfg = LlamaConfig::load(&a.from.join("config.json"))?;
+            let weights = FolderWeights::open(&a.from, &cfg)?;
+            if let Some(q) = weights.quantization() {
+                anyhow::bail!(
+                    "`{}` is already quantized ({}); export the float folder it came from",
+                    a.from.display(),
+                    q.describe()
+                );
+            }
+            let created = !out.exists();
             folder::create_dir(out, a.force)?;
-            folder::write_weights(out, &cfg, &tensors, a.dtype)?;
+            if let Err(e) = folder::write_converted(out, &cfg, &weights, a.dtype) {
+                if created {
+                    let _ = std::fs::remove_dir_all(out);
+                }
+                return Err(e.into());
+            }
             folder::copy_side_files(&a.from, out)?;
             out.clone()
         }

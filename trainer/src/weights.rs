@@ -6,8 +6,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor};
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use candle_core::{DType, Tensor};
+use memmap2::Mmap;
+use safetensors::tensor::{Dtype, SafeTensors, TensorView, View};
 
 use crate::config::LlamaConfig;
 use crate::error::{io_err, Result, TrainerError};
@@ -61,10 +62,14 @@ pub struct TensorLocation {
     pub shape: Vec<usize>,
 }
 
-/// The weights of a folder: where each lives, and (loaded on demand) their values.
+/// The weights of a folder: where each lives, and (loaded on demand, one tensor at a
+/// time) their values. The files are memory-mapped, not read: opening a folder of many
+/// gigabytes costs its headers.
 pub struct FolderWeights {
     /// HF tensor name -> location.
     pub locations: BTreeMap<String, TensorLocation>,
+    /// File name -> its mapping.
+    maps: BTreeMap<String, Mmap>,
     dir: PathBuf,
     quantization: Option<crate::quantize::QuantizationConfig>,
 }
@@ -74,14 +79,7 @@ pub fn save(tensors: &[(String, Tensor)], dtype: WeightDtype, path: &Path) -> Re
     let mut raw = Vec::with_capacity(tensors.len());
     for (name, t) in tensors {
         let values = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-        if dtype == WeightDtype::F16 {
-            if let Some(v) = values.iter().find(|v| v.is_finite() && v.abs() > 65504.0) {
-                return Err(bad(
-                    path,
-                    format!("tensor `{name}` holds {v}, beyond f16's range (65504): keep f32 (`--dtype f32`)"),
-                ));
-            }
-        }
+        check_range(name, &values, dtype, path)?;
         raw.push(RawTensor::float(name, t.dims().to_vec(), &values, dtype));
     }
     save_raw(&raw, path)
@@ -146,9 +144,8 @@ pub fn save_raw(tensors: &[RawTensor], path: &Path) -> Result<()> {
         })
         .collect::<std::result::Result<Vec<_>, safetensors::SafeTensorError>>()
         .map_err(|e| bad(path, format!("cannot serialize: {e}")))?;
-    let mut info = HashMap::new();
-    info.insert("format".to_string(), "pt".to_string());
-    safetensors::serialize_to_file(views, Some(info), path).map_err(|e| bad(path, e.to_string()))
+    safetensors::serialize_to_file(views, Some(pt_metadata()), path)
+        .map_err(|e| bad(path, e.to_string()))
 }
 
 fn bad(path: &Path, message: impl Into<String>) -> TrainerError {
@@ -190,15 +187,10 @@ impl FolderWeights {
     /// needs is present once, f32 or f16, with the right shape and inside its file.
     pub fn open(dir: &Path, cfg: &LlamaConfig) -> Result<Self> {
         let mut locations = BTreeMap::new();
+        let mut maps = BTreeMap::new();
         for file in weight_files(dir)? {
             let path = dir.join(&file);
-            let data = std::fs::read(&path).map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => TrainerError::MissingFile(path.clone()),
-                _ => TrainerError::Io {
-                    path: path.clone(),
-                    source: e,
-                },
-            })?;
+            let data = map_file(&path)?;
             SafeTensors::deserialize(&data)
                 .map_err(|e| bad(&path, format!("corrupt or truncated safetensors file: {e}")))?;
             let (header_len, meta) = SafeTensors::read_metadata(&data)
@@ -229,9 +221,11 @@ impl FolderWeights {
                     return Err(bad(&path, format!("tensor `{name}` appears in two files")));
                 }
             }
+            maps.insert(file, data);
         }
         let weights = FolderWeights {
             locations,
+            maps,
             dir: dir.to_path_buf(),
             quantization: cfg.quantization_config.clone(),
         };
@@ -303,6 +297,20 @@ impl FolderWeights {
     /// Loads every tensor as f32 on the CPU.
     /// A quantized folder has no f32 weights to load: that is an error naming the folder.
     pub fn load_f32(&self) -> Result<HashMap<String, Tensor>> {
+        let mut out = HashMap::new();
+        for (name, loc) in &self.locations {
+            let values = self.tensor_f32(name)?;
+            out.insert(
+                name.clone(),
+                Tensor::from_vec(values, loc.shape.as_slice(), &candle_core::Device::Cpu)?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// One float tensor's values as f32 (f16 and bf16 converted exactly), read from the
+    /// mapped file. A quantized folder, or a name it does not hold, is an error.
+    pub fn tensor_f32(&self, name: &str) -> Result<Vec<f32>> {
         if let Some(q) = &self.quantization {
             return Err(bad(
                 &self.dir,
@@ -312,18 +320,142 @@ impl FolderWeights {
                 ),
             ));
         }
-        let mut out = HashMap::new();
-        let mut files: Vec<&str> = self.locations.values().map(|l| l.file.as_str()).collect();
-        files.sort();
-        files.dedup();
-        for file in files {
-            let path = self.dir.join(file);
-            let tensors = candle_core::safetensors::load(&path, &Device::Cpu)
-                .map_err(|e| bad(&path, format!("cannot load tensors: {e}")))?;
-            for (name, t) in tensors {
-                out.insert(name, t.to_dtype(DType::F32)?);
+        let loc = self
+            .locations
+            .get(name)
+            .ok_or_else(|| bad(&self.dir, format!("tensor `{name}` is missing")))?;
+        let start = loc.offset as usize;
+        let bytes = &self.maps[&loc.file][start..start + loc.length as usize];
+        Ok(match loc.dtype {
+            StoredDtype::Float(WeightDtype::F32) => bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            StoredDtype::Float(WeightDtype::F16) => bytes
+                .chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            StoredDtype::Bf16 => bytes
+                .chunks_exact(2)
+                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            StoredDtype::U8 => {
+                return Err(bad(
+                    &self.dir,
+                    format!("tensor `{name}` holds packed integers, not float weights"),
+                ))
+            }
+        })
+    }
+}
+
+/// Maps `path` read-only.
+fn map_file(path: &Path) -> Result<Mmap> {
+    let io = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::NotFound => TrainerError::MissingFile(path.to_path_buf()),
+        _ => TrainerError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        },
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    // SAFETY: the mapping is read-only and private to this process; like every reader of
+    // memory-mapped weights we rely on the file not being truncated while it is open
+    // (rill's own writers replace files by renaming a new one over them).
+    unsafe { Mmap::map(&file) }.map_err(io)
+}
+
+/// Writes every float tensor of `weights` to `path` as safetensors in `dtype`, one
+/// tensor in memory at a time (a checkpoint of many gigabytes converts in the memory of
+/// its largest tensor). The file appears only when complete; on an error (a value beyond
+/// f16's range, say) nothing is left at `path`.
+pub fn save_converted(weights: &FolderWeights, dtype: WeightDtype, path: &Path) -> Result<()> {
+    let failure = std::cell::RefCell::new(None);
+    let views: Vec<_> = weights
+        .locations
+        .iter()
+        .map(|(name, loc)| {
+            let view = ConvertedTensor {
+                weights,
+                name,
+                shape: &loc.shape,
+                dtype,
+                failure: &failure,
+            };
+            (name.clone(), view)
+        })
+        .collect();
+    let partial = path.with_extension("safetensors.partial");
+    let written = safetensors::serialize_to_file(views, Some(pt_metadata()), &partial)
+        .map_err(|e| bad(path, e.to_string()));
+    match failure.into_inner().map_or(written, Err) {
+        Ok(()) => std::fs::rename(&partial, path).map_err(io_err(path)),
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            Err(e)
+        }
+    }
+}
+
+/// A tensor of a folder, read and converted when the writer asks for its bytes.
+struct ConvertedTensor<'a> {
+    weights: &'a FolderWeights,
+    name: &'a str,
+    shape: &'a [usize],
+    dtype: WeightDtype,
+    /// The first error met; the writer then gets zeros and the file is discarded.
+    failure: &'a std::cell::RefCell<Option<TrainerError>>,
+}
+
+impl View for ConvertedTensor<'_> {
+    fn dtype(&self) -> Dtype {
+        match self.dtype {
+            WeightDtype::F32 => Dtype::F32,
+            WeightDtype::F16 => Dtype::F16,
+        }
+    }
+
+    fn shape(&self) -> &[usize] {
+        self.shape
+    }
+
+    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
+        let converted = self.weights.tensor_f32(self.name).and_then(|values| {
+            check_range(self.name, &values, self.dtype, &self.weights.dir)?;
+            Ok(RawTensor::float(self.name, self.shape.to_vec(), &values, self.dtype).data)
+        });
+        match converted {
+            Ok(bytes) => bytes.into(),
+            Err(e) => {
+                self.failure.borrow_mut().get_or_insert(e);
+                vec![0; self.data_len()].into()
             }
         }
-        Ok(out)
     }
+
+    fn data_len(&self) -> usize {
+        let width = match self.dtype {
+            WeightDtype::F32 => 4,
+            WeightDtype::F16 => 2,
+        };
+        self.shape.iter().product::<usize>() * width
+    }
+}
+
+/// Refuses values f16 cannot hold when writing `dtype` f16.
+fn check_range(name: &str, values: &[f32], dtype: WeightDtype, path: &Path) -> Result<()> {
+    if dtype == WeightDtype::F16 {
+        if let Some(v) = values.iter().find(|v| v.is_finite() && v.abs() > 65504.0) {
+            return Err(bad(
+                path,
+                format!("tensor `{name}` holds {v}, beyond f16's range (65504): keep f32 (`--dtype f32`)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The metadata Hugging Face writes (`format: pt`).
+fn pt_metadata() -> HashMap<String, String> {
+    HashMap::from([("format".to_string(), "pt".to_string())])
 }
