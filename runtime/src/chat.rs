@@ -1,12 +1,24 @@
 //! Chat templates: the model folder's `tokenizer_config.json` `chat_template` (Jinja, as
 //! transformers' `apply_chat_template` renders it) turns a list of messages into the
 //! prompt text the model was trained on.
+//!
+//! The environment is the one transformers renders in: blocks trimmed (`trim_blocks`,
+//! `lstrip_blocks`), loop controls, Python string methods, transformers' `tojson`,
+//! `raise_exception` and `strftime_now` (in UTC), `True`/`False`/`None` written as
+//! Python writes them, and the folder's special tokens, `tools` and `documents` (none) in
+//! the context. runtime/tests/chat_templates.rs checks the text against transformers'
+//! own renderer byte for byte.
 
+mod python_compat;
+
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{io_err, Result, RillError};
+
+pub use python_compat::strftime_utc;
 
 /// One message of a conversation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -15,6 +27,10 @@ pub struct ChatMessage {
     pub role: String,
     /// The text.
     pub content: String,
+    /// Any other keys of the message (`name`, `tool_calls`, ...), passed to the template
+    /// as they are.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ChatMessage {
@@ -23,6 +39,7 @@ impl ChatMessage {
         ChatMessage {
             role: role.to_string(),
             content: content.to_string(),
+            extra: Default::default(),
         }
     }
 }
@@ -30,8 +47,8 @@ impl ChatMessage {
 /// A compiled chat template with the special-token strings it may refer to.
 pub struct ChatTemplate {
     env: minijinja::Environment<'static>,
-    bos_token: String,
-    eos_token: String,
+    /// `bos_token`, `eos_token` and the folder's other `*_token` entries, by name.
+    tokens: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for ChatTemplate {
@@ -80,18 +97,35 @@ impl ChatTemplate {
                 .to_string(),
             Some(other) => return Err(bad(format!("chat_template must be a string, got {other}"))),
         };
-        Self::new(
+        let mut template = Self::new(
             &source,
             &token_text(json.get("bos_token")),
             &token_text(json.get("eos_token")),
         )
-        .map(Some)
-        .map_err(|e| bad(e.to_string()))
+        .map_err(|e| bad(e.to_string()))?;
+        // transformers passes every special token of the tokenizer (`unk_token`,
+        // `pad_token`, ...), not only the two every template uses.
+        if let Some(config) = json.as_object() {
+            for (key, value) in config {
+                if key.ends_with("_token") && !template.tokens.contains_key(key) {
+                    if let v @ (serde_json::Value::String(_) | serde_json::Value::Object(_)) = value
+                    {
+                        template.tokens.insert(key.clone(), token_text(Some(v)));
+                    }
+                }
+            }
+        }
+        Ok(Some(template))
     }
 
     /// Compiles a template (Jinja source as in `tokenizer_config.json`).
     pub fn new(source: &str, bos_token: &str, eos_token: &str) -> Result<ChatTemplate> {
         let mut env = minijinja::Environment::new();
+        env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
+        env.set_formatter(python_compat::python_formatter);
+        env.add_filter("tojson", python_compat::tojson);
+        env.add_function("strftime_now", python_compat::strftime_now);
         // transformers' templates call Python string methods (`.strip()`, `.startswith()`).
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function(
@@ -105,11 +139,11 @@ impl ChatTemplate {
         );
         env.add_template_owned(NAME, source.to_string())
             .map_err(|e| RillError::ChatTemplate(format!("the template does not compile: {e}")))?;
-        Ok(ChatTemplate {
-            env,
-            bos_token: bos_token.to_string(),
-            eos_token: eos_token.to_string(),
-        })
+        let tokens = BTreeMap::from([
+            ("bos_token".to_string(), bos_token.to_string()),
+            ("eos_token".to_string(), eos_token.to_string()),
+        ]);
+        Ok(ChatTemplate { env, tokens })
     }
 
     /// Renders `messages`; with `add_generation_prompt` the text ends where the
@@ -119,13 +153,17 @@ impl ChatTemplate {
             .env
             .get_template(NAME)
             .map_err(|e| RillError::ChatTemplate(e.to_string()))?;
+        let mut context: BTreeMap<&str, minijinja::Value> = self
+            .tokens
+            .iter()
+            .map(|(k, v)| (k.as_str(), minijinja::Value::from(v.as_str())))
+            .collect();
+        context.insert("messages", minijinja::Value::from_serialize(messages));
+        context.insert("add_generation_prompt", add_generation_prompt.into());
+        context.insert("tools", minijinja::Value::from(()));
+        context.insert("documents", minijinja::Value::from(()));
         template
-            .render(minijinja::context! {
-                messages => messages,
-                add_generation_prompt => add_generation_prompt,
-                bos_token => self.bos_token,
-                eos_token => self.eos_token,
-            })
+            .render(context)
             .map_err(|e| RillError::ChatTemplate(format!("rendering failed: {e}")))
     }
 }

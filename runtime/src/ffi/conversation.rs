@@ -95,7 +95,8 @@ pub extern "C" fn rill_session_append(
 }
 
 /// Renders `messages_json` (a JSON array of `{"role": ..., "content": ...}`, the whole
-/// conversation) with the model's chat template, ending where the assistant's reply
+/// conversation; other keys of a message reach the template) with the model's chat
+/// template as transformers' `apply_chat_template` renders it, ending where the assistant's reply
 /// begins, and generates the reply as `rill_session_generate` does: the cached prefix
 /// (earlier turns) is reused. `RILL_ERR_CHAT_TEMPLATE` when the model folder has no
 /// template or it fails to render; `RILL_ERR_INVALID_ARGUMENT` for malformed JSON.

@@ -1,0 +1,78 @@
+//! Chat templates rendered as transformers renders them (`apply_chat_template`):
+//! tests/reference/fixtures/chat_templates.json holds templates in the styles of the
+//! model families users load, conversations, and transformers' own output for each
+//! (tests/reference/make_chat_fixtures.py regenerates it). rill's text must equal it byte
+//! for byte: a prompt that differs by a newline is a different prompt to the model.
+
+use rill::chat::{ChatMessage, ChatTemplate};
+use serde_json::Value;
+
+fn fixture() -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/reference/fixtures/chat_templates.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn templates_render_as_transformers_renders_them() {
+    let f = fixture();
+    let (bos, eos) = (
+        f["bos_token"].as_str().unwrap(),
+        f["eos_token"].as_str().unwrap(),
+    );
+    let mut failures = Vec::new();
+    let cases = f["cases"].as_array().unwrap();
+    for case in cases {
+        let name = case["template"].as_str().unwrap();
+        let template = ChatTemplate::new(f["templates"][name].as_str().unwrap(), bos, eos).unwrap();
+        let conversation = case["messages"].as_str().unwrap();
+        let messages: Vec<ChatMessage> =
+            serde_json::from_value(f["conversations"][conversation].clone()).unwrap();
+        let add = case["add_generation_prompt"].as_bool().unwrap();
+        let got = template.render(&messages, add);
+        let label = format!("{name} on {conversation} (add_generation_prompt {add})");
+        match (&case["expected"], got) {
+            (Value::String(expected), Ok(text)) if *expected == text => {}
+            (Value::String(expected), Ok(text)) => failures.push(format!(
+                "{label}:\n--- transformers\n{expected:?}\n--- rill\n{text:?}"
+            )),
+            (Value::String(_), Err(e)) => failures.push(format!("{label}: rill failed: {e}")),
+            (_, Ok(text)) => failures.push(format!(
+                "{label}: transformers raised {}, rill rendered {text:?}",
+                case["error"]
+            )),
+            (_, Err(e)) => {
+                let wanted = case["error"].as_str().unwrap();
+                if !e.to_string().contains(wanted) {
+                    failures.push(format!("{label}: error {e} does not carry {wanted:?}"));
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} renders differ:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n\n")
+    );
+}
+
+#[test]
+fn strftime_now_formats_as_python_does() {
+    let f = fixture();
+    for case in f["strftime"].as_array().unwrap() {
+        let (t, format) = (
+            case["timestamp"].as_i64().unwrap(),
+            case["format"].as_str().unwrap(),
+        );
+        let got = rill::chat::strftime_utc(t, format).unwrap();
+        assert_eq!(got, case["expected"].as_str().unwrap(), "{format} at {t}");
+    }
+    assert!(
+        rill::chat::strftime_utc(0, "%Q").is_err(),
+        "an unknown directive is an error"
+    );
+}

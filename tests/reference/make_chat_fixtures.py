@@ -1,0 +1,210 @@
+"""Regenerates tests/reference/fixtures/chat_templates.json: chat templates rendered by
+Hugging Face transformers' own renderer (`transformers.utils.chat_template_utils.
+render_jinja_template`, the code behind `tokenizer.apply_chat_template`), which
+runtime/tests/chat_templates.rs checks rill's rendering against, byte for byte.
+
+The templates are written for this test in the styles of the model families users load
+(ChatML, Llama 3 headers, Mistral's [INST], Gemma's turns, Zephyr), using what real
+templates use: whitespace control, trim_blocks/lstrip_blocks-sensitive layout,
+`namespace`, loop variables and loop controls, Python string methods, `tojson`,
+`raise_exception`, `is defined` guards, special tokens.
+
+    python tests/reference/make_chat_fixtures.py   # needs transformers and jinja2
+
+The fixture records the transformers and jinja2 versions that produced it.
+"""
+import json
+import pathlib
+from datetime import datetime, timezone
+
+import jinja2
+import transformers
+from transformers.utils.chat_template_utils import render_jinja_template
+
+CHATML = """{%- if messages[0]['role'] == 'system' %}
+    {%- set system = messages[0]['content'] %}
+    {%- set rest = messages[1:] %}
+{%- else %}
+    {%- set system = 'You are a helpful assistant.' %}
+    {%- set rest = messages %}
+{%- endif %}
+<|im_start|>system
+{{ system }}
+{%- if tools %}
+
+Tools:
+{%- for tool in tools %}
+{{ tool | tojson }}
+{%- endfor %}
+{%- endif %}<|im_end|>
+{% for message in rest %}
+<|im_start|>{{ message.role }}
+{{ message.content }}<|im_end|>
+{% endfor %}
+{% if add_generation_prompt %}
+<|im_start|>assistant
+{% endif %}"""
+
+LLAMA3 = """{{- bos_token }}
+{%- if not date_string is defined %}
+    {%- set date_string = "01 Jan 2025" %}
+{%- endif %}
+{%- if messages[0]['role'] == 'system' %}
+    {%- set system_message = messages[0]['content'] | trim %}
+    {%- set messages = messages[1:] %}
+{%- else %}
+    {%- set system_message = "" %}
+{%- endif %}
+{{- "<|start_header_id|>system<|end_header_id|>\\n\\n" }}
+{{- "Today Date: " + date_string + "\\n\\n" }}
+{{- system_message }}
+{{- "<|eot_id|>" }}
+{%- for message in messages %}
+    {{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + message['content'] | trim + '<|eot_id|>' }}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}
+{%- endif %}
+"""
+
+MISTRAL = """{%- if messages[0]['role'] == 'system' %}
+    {%- set system_message = messages[0]['content'] %}
+    {%- set loop_messages = messages[1:] %}
+{%- else %}
+    {%- set loop_messages = messages %}
+{%- endif %}
+{{- bos_token }}
+{%- for message in loop_messages %}
+    {%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}
+        {{- raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}
+    {%- endif %}
+    {%- if message['role'] == 'user' %}
+        {%- if loop.first and system_message is defined %}
+            {{- ' [INST] ' + system_message + '\\n\\n' + message['content'] + ' [/INST]' }}
+        {%- else %}
+            {{- ' [INST] ' + message['content'] + ' [/INST]' }}
+        {%- endif %}
+    {%- elif message['role'] == 'assistant' %}
+        {{- ' ' + message['content'] + eos_token}}
+    {%- else %}
+        {{- raise_exception('Only user and assistant roles are supported, with the exception of an initial optional system message!') }}
+    {%- endif %}
+{%- endfor %}
+"""
+
+GEMMA = """{{ bos_token }}
+{% set ns = namespace(prefix='') %}
+{% if messages[0]['role'] == 'system' %}
+  {% set ns.prefix = messages[0]['content'] + '\\n\\n' %}
+{% endif %}
+{% for message in messages %}
+  {% if message['role'] == 'system' %}{% continue %}{% endif %}
+  {% set role = 'model' if message['role'] == 'assistant' else message['role'] %}
+<start_of_turn>{{ role }}
+{% if loop.index0 == 1 or (loop.first and message['role'] == 'user') %}{{ ns.prefix }}{% endif %}
+{{ message['content'] | trim }}<end_of_turn>
+{% endfor %}
+{% if add_generation_prompt %}
+<start_of_turn>model
+{% endif %}"""
+
+ZEPHYR = """{% for message in messages %}
+    {% if message['role'] == 'user' %}
+        {{ '<|user|>\\n' + message['content'] + eos_token }}
+    {% elif message['role'] == 'system' %}
+        {{ '<|system|>\\n' + message['content'] + eos_token }}
+    {% elif message['role'] == 'assistant' %}
+        {{ '<|assistant|>\\n'  + message['content'] + eos_token }}
+    {% endif %}
+    {% if loop.last and add_generation_prompt %}
+        {{ '<|assistant|>' }}
+    {% endif %}
+{% endfor %}"""
+
+FEATURES = """{%- set users = messages | selectattr('role', 'equalto', 'user') | list %}
+{{- 'turns=' ~ (messages | length) ~ ' users=' ~ (users | length) ~ '\\n' }}
+{%- for message in messages %}
+    {%- if message.content.startswith('STOP') %}{% break %}{% endif %}
+    {%- if message.content.strip() == '' %}{% continue %}{% endif %}
+    {{- loop.index ~ '/' ~ loop.length ~ ' ' ~ message.role.upper() ~ ': ' }}
+    {{- message.content.split('\\n') | join(' | ') }}
+    {{- ' ' ~ (message.content | tojson) }}
+    {%- if message.name is defined %} from {{ message.name }}{% endif %}
+    {%- if message.content.endswith('?') %} (question){% endif %}
+    {{- '\\n' }}
+{%- endfor %}
+{%- set meta = {'bos': bos_token, 'eos': eos_token, 'n': messages | length, 'ok': true, 'none': none} %}
+{{- meta | tojson }}
+{{- '\\n' ~ (meta | tojson(indent=2)) }}
+{{- '\\n' ~ (meta | tojson(sort_keys=true, separators=[',', ':'])) }}
+{{- '\\n' ~ ({'text': messages[-1].content, 'list': [1, 2.5, 1e-05, [], {}]} | tojson(ensure_ascii=true, indent=1)) }}
+{%- for key, value in meta.items() %}
+{{ key }}={{ value }}
+{%- endfor %}
+{%- if tools is none and documents is none %}
+no tools
+{% endif %}
+{%- if add_generation_prompt %}ASSISTANT:{% endif %}"""
+
+TEMPLATES = {"chatml": CHATML, "llama3": LLAMA3, "mistral": MISTRAL, "gemma": GEMMA,
+             "zephyr": ZEPHYR, "features": FEATURES}
+
+CONVERSATIONS = {
+    "user": [{"role": "user", "content": "Hello!"}],
+    "system_user": [{"role": "system", "content": "  Be brief.  "},
+                    {"role": "user", "content": "What is a river?"}],
+    "multi_turn": [{"role": "system", "content": "You answer in French."},
+                   {"role": "user", "content": "Hi"},
+                   {"role": "assistant", "content": "Bonjour !"},
+                   {"role": "user", "content": "Line one\nline two, \"quoted\" — ünïcode ✓?"}],
+    "no_system_turns": [{"role": "user", "content": "  padded  "},
+                        {"role": "assistant", "content": "ok"},
+                        {"role": "user", "content": "STOP here"},
+                        {"role": "assistant", "content": "never shown by features"}],
+    "bad_alternation": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}],
+    "named": [{"role": "user", "content": "Hi", "name": "ann"},
+              {"role": "assistant", "content": "Hello ann", "name": "bot"}],
+    "blank": [{"role": "user", "content": "   "}, {"role": "user", "content": "<tag> & 'x'"}],
+}
+
+TOKENS = {"bos_token": "<s>", "eos_token": "</s>"}
+
+
+def main():
+    cases = []
+    for name, source in TEMPLATES.items():
+        for conv_name, messages in CONVERSATIONS.items():
+            for add_generation_prompt in (False, True):
+                case = {"template": name, "messages": conv_name,
+                        "add_generation_prompt": add_generation_prompt}
+                try:
+                    rendered, _ = render_jinja_template(
+                        [messages], chat_template=source,
+                        add_generation_prompt=add_generation_prompt, **TOKENS)
+                    case["expected"] = rendered[0]
+                except jinja2.exceptions.TemplateError as e:
+                    case["error"] = str(e)
+                cases.append(case)
+    moments = [0, 951782400, 1732406400, 1790000000, 4102444799]
+    formats = ["%d %b %Y", "%Y-%m-%d %H:%M:%S", "%A %d %B %y", "%a %b %e %j %%"]
+    strftime = [{"timestamp": t, "format": f,
+                 "expected": datetime.fromtimestamp(t, timezone.utc).strftime(f)}
+                for t in moments for f in formats]
+    out = {
+        "generator": "tests/reference/make_chat_fixtures.py",
+        "transformers": transformers.__version__,
+        "jinja2": jinja2.__version__,
+        "bos_token": TOKENS["bos_token"],
+        "eos_token": TOKENS["eos_token"],
+        "templates": TEMPLATES,
+        "conversations": CONVERSATIONS,
+        "cases": cases,
+        "strftime": strftime,
+    }
+    path = pathlib.Path(__file__).parent / "fixtures" / "chat_templates.json"
+    path.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n")
+    print(f"wrote {path}: {len(cases)} renders, {sum('error' in c for c in cases)} errors")
+
+
+if __name__ == "__main__":
+    main()
