@@ -32,6 +32,9 @@
 // so that products of two sizes cannot overflow.
 #define MAX_DIMENSION (1 << 24)
 
+// New tokens at most when neither `max_new_tokens` nor `max_length` is given.
+#define DEFAULT_MAX_NEW_TOKENS 256
+
 // The result of every fallible rill function. 0 is success; values are grouped in bands
 // (1–99 arguments and internal errors, 100s loading, 200s generation) and never reused.
 typedef enum rill_status {
@@ -383,11 +386,13 @@ enum rill_status rill_session_new(const struct rill_model *model,
 void rill_session_free(struct rill_session *session);
 
 // Sets generation settings from a JSON object with Hugging Face `generation_config.json`
-// keys (`max_new_tokens`, `eos_token_id`, `do_sample`, `temperature`, `top_k`, `top_p`,
-// `min_p`, `typical_p`, `repetition_penalty`, `no_repeat_ngram_size`, `seed`), with
-// transformers' meanings; they override the model folder's `generation_config.json`.
-// On error the previous settings stay. Returns `RILL_ERR_GENERATION_CONFIG` for malformed
-// JSON or invalid values.
+// keys (`max_new_tokens`, `max_length`, `min_new_tokens`, `eos_token_id`, `do_sample`,
+// `temperature`, `top_k`, `top_p`, `min_p`, `typical_p`, `epsilon_cutoff`, `eta_cutoff`,
+// `repetition_penalty`, `no_repeat_ngram_size`, `suppress_tokens`, `seed`, beam search's
+// keys; README lists all), with transformers' meanings; they override the model folder's
+// `generation_config.json`. On error the previous settings stay. Returns
+// `RILL_ERR_GENERATION_CONFIG` for malformed JSON, invalid values, or a setting of
+// transformers' that rill does not implement (named in the message).
 enum rill_status rill_session_set_generation_config(struct rill_session *session, const char *json);
 
 // Generates a continuation of `prompt` (UTF-8, the whole conversation so far; the

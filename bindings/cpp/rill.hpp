@@ -244,6 +244,8 @@ inline void set_onnxruntime_path(std::string_view path) {
 /// rill's defaults apply. Anything else: Session::set_config(json).
 struct GenerationConfig {
     std::optional<std::uint32_t> max_new_tokens;
+    /// No end-of-sequence before this many new tokens.
+    std::optional<std::uint32_t> min_new_tokens;
     std::optional<bool> do_sample;
     std::optional<float> temperature;
     std::optional<std::uint32_t> top_k;
@@ -281,6 +283,7 @@ struct GenerationConfig {
             }
         };
         number("max_new_tokens", max_new_tokens);
+        number("min_new_tokens", min_new_tokens);
         if (do_sample) {
             key("do_sample");
             out += *do_sample ? "true" : "false";

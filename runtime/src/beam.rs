@@ -67,6 +67,46 @@ impl BeamConfig {
         if cfg.do_sample == Some(true) {
             return Err(RillError::GenerationConfig("beam sampling (num_beams > 1 with do_sample) is not supported yet; set do_sample to false".into()));
         }
+        let nonempty = |v: &Option<Vec<u32>>| v.as_ref().is_some_and(|v| !v.is_empty());
+        let not_applied: Vec<&str> = [
+            (
+                "sequence_bias",
+                cfg.sequence_bias.as_ref().is_some_and(|v| !v.is_empty()),
+            ),
+            (
+                "bad_words_ids",
+                cfg.bad_words_ids.as_ref().is_some_and(|v| !v.is_empty()),
+            ),
+            (
+                "presence_penalty",
+                cfg.presence_penalty.is_some_and(|x| x != 0.0),
+            ),
+            (
+                "frequency_penalty",
+                cfg.frequency_penalty.is_some_and(|x| x != 0.0),
+            ),
+            ("min_new_tokens", cfg.min_new_tokens.is_some_and(|n| n > 0)),
+            ("min_length", cfg.min_length.is_some_and(|n| n > 0)),
+            ("suppress_tokens", nonempty(&cfg.suppress_tokens)),
+            (
+                "begin_suppress_tokens",
+                nonempty(&cfg.begin_suppress_tokens),
+            ),
+            (
+                "samplers",
+                cfg.samplers.as_ref().is_some_and(|v| !v.is_empty()),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect();
+        if !not_applied.is_empty() {
+            return Err(RillError::GenerationConfig(format!(
+                "beam search applies repetition_penalty and no_repeat_ngram_size but not {} yet; unset {} or generate without beams",
+                not_applied.join(", "),
+                if not_applied.len() > 1 { "them" } else { "it" }
+            )));
+        }
         let n = cfg.num_return_sequences.unwrap_or(1);
         if n == 0 || n > k {
             return Err(RillError::GenerationConfig(format!(
@@ -78,7 +118,9 @@ impl BeamConfig {
             length_penalty: cfg.length_penalty.unwrap_or(1.0),
             early_stopping,
             num_return_sequences: n,
-            max_new_tokens: cfg.max_new_tokens.unwrap_or(256),
+            max_new_tokens: cfg
+                .max_new_tokens
+                .unwrap_or(crate::config::DEFAULT_MAX_NEW_TOKENS),
             eos,
             repetition_penalty: cfg.repetition_penalty.unwrap_or(1.0),
             no_repeat_ngram_size: cfg.no_repeat_ngram_size.unwrap_or(0),

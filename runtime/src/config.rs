@@ -210,8 +210,12 @@ impl ModelConfig {
     }
 }
 
+/// New tokens at most when neither `max_new_tokens` nor `max_length` is given.
+pub const DEFAULT_MAX_NEW_TOKENS: usize = 256;
+
 /// Generation settings. Keys and meanings are Hugging Face `generation_config.json`'s
-/// (unknown keys are ignored); absent values take transformers' defaults where used.
+/// (unknown keys are ignored, but see [`GenerationConfig::from_json`]); absent values take
+/// transformers' defaults where used.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 pub struct GenerationConfig {
     /// Maximum number of new tokens (default 256).
@@ -278,6 +282,31 @@ pub struct GenerationConfig {
     /// Token sequences that must not be generated.
     #[serde(default)]
     pub bad_words_ids: Option<Vec<Vec<u32>>>,
+    /// Most tokens in all (prompt and new) when `max_new_tokens` is not given: the
+    /// generation stops there, as in transformers.
+    #[serde(default)]
+    pub max_length: Option<usize>,
+    /// End-of-sequence cannot be generated before this many new tokens.
+    #[serde(default)]
+    pub min_new_tokens: Option<usize>,
+    /// End-of-sequence cannot be generated before the prompt and the new tokens number
+    /// this many.
+    #[serde(default)]
+    pub min_length: Option<usize>,
+    /// Token ids never generated.
+    #[serde(default)]
+    pub suppress_tokens: Option<Vec<u32>>,
+    /// Token ids not generated as the first new token.
+    #[serde(default)]
+    pub begin_suppress_tokens: Option<Vec<u32>>,
+    /// Epsilon sampling (with `do_sample`): tokens less likely than this go; in (0, 1),
+    /// 0 disables.
+    #[serde(default)]
+    pub epsilon_cutoff: Option<f32>,
+    /// Eta sampling (with `do_sample`): tokens less likely than `min(eta, sqrt(eta) ·
+    /// exp(-entropy))` go; in (0, 1), 0 disables.
+    #[serde(default)]
+    pub eta_cutoff: Option<f32>,
     /// rill's extension (OpenAI's meaning): penalty on generated tokens already present.
     #[serde(default)]
     pub presence_penalty: Option<f32>,
@@ -307,9 +336,58 @@ pub struct SamplerSpec {
     pub plugin: Option<String>,
 }
 
+/// transformers' generation settings that change what is generated and that rill does not
+/// implement, each with the value that leaves generation unchanged (besides `null` and
+/// `false`). Settings given through the API that set one are refused by name rather than
+/// ignored; a folder's `generation_config.json` may hold them (they are ignored there).
+const NOT_IMPLEMENTED: [(&str, Option<f64>); 15] = [
+    ("forced_bos_token_id", None),
+    ("forced_eos_token_id", None),
+    ("exponential_decay_length_penalty", None),
+    ("renormalize_logits", None),
+    ("guidance_scale", Some(1.0)),
+    ("constraints", None),
+    ("force_words_ids", None),
+    ("encoder_repetition_penalty", Some(1.0)),
+    ("encoder_no_repeat_ngram_size", Some(0.0)),
+    ("penalty_alpha", Some(0.0)),
+    ("dola_layers", None),
+    ("prompt_lookup_num_tokens", None),
+    ("token_healing", None),
+    ("watermarking_config", None),
+    ("max_time", None),
+];
+
 impl GenerationConfig {
-    /// Parses a JSON object of generation settings.
+    /// Parses a JSON object of generation settings given by a caller: a setting of
+    /// transformers' that rill does not implement (`forced_eos_token_id`, `guidance_scale`,
+    /// ...), set to anything but its neutral value, is an error naming it.
     pub fn from_json(text: &str) -> Result<Self> {
+        let config = Self::parse(text)?;
+        let value: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+        let set: Vec<&str> = NOT_IMPLEMENTED
+            .iter()
+            .filter(|(key, neutral)| match value.get(key) {
+                None | Some(serde_json::Value::Null) | Some(serde_json::Value::Bool(false)) => {
+                    false
+                }
+                Some(v) => v.as_f64().is_none() || v.as_f64() != *neutral,
+            })
+            .map(|(key, _)| *key)
+            .collect();
+        if !set.is_empty() {
+            return Err(RillError::GenerationConfig(format!(
+                "rill does not implement {} (transformers' generation setting{}); remove {}",
+                set.join(", "),
+                if set.len() > 1 { "s" } else { "" },
+                if set.len() > 1 { "them" } else { "it" },
+            )));
+        }
+        Ok(config)
+    }
+
+    /// Parses a JSON object of generation settings, ignoring keys rill does not know.
+    fn parse(text: &str) -> Result<Self> {
         let de = &mut serde_json::Deserializer::from_str(text);
         serde_path_to_error::deserialize(de).map_err(|e| {
             let at = e.path().to_string();
@@ -328,9 +406,19 @@ impl GenerationConfig {
             return Ok(None);
         }
         let text = std::fs::read_to_string(path).map_err(io_err(path))?;
-        Self::from_json(&text)
+        Self::parse(&text)
             .map(Some)
             .map_err(|e| RillError::GenerationConfig(format!("{}: {e}", path.display())))
+    }
+
+    /// New tokens at most after a prompt of `prompt_len`: `max_new_tokens`, else what
+    /// `max_length` leaves (none when the prompt reaches it), else 256.
+    pub fn max_new_tokens_after(&self, prompt_len: usize) -> usize {
+        match (self.max_new_tokens, self.max_length) {
+            (Some(n), _) => n,
+            (None, Some(total)) => total.saturating_sub(prompt_len),
+            (None, None) => DEFAULT_MAX_NEW_TOKENS,
+        }
     }
 
     /// Settings of `other` override those of `self` where given.
@@ -373,6 +461,19 @@ impl GenerationConfig {
                 .bad_words_ids
                 .clone()
                 .or_else(|| self.bad_words_ids.clone()),
+            max_length: other.max_length.or(self.max_length),
+            min_new_tokens: other.min_new_tokens.or(self.min_new_tokens),
+            min_length: other.min_length.or(self.min_length),
+            suppress_tokens: other
+                .suppress_tokens
+                .clone()
+                .or_else(|| self.suppress_tokens.clone()),
+            begin_suppress_tokens: other
+                .begin_suppress_tokens
+                .clone()
+                .or_else(|| self.begin_suppress_tokens.clone()),
+            epsilon_cutoff: other.epsilon_cutoff.or(self.epsilon_cutoff),
+            eta_cutoff: other.eta_cutoff.or(self.eta_cutoff),
             presence_penalty: other.presence_penalty.or(self.presence_penalty),
             frequency_penalty: other.frequency_penalty.or(self.frequency_penalty),
             search_strategy: other
@@ -392,6 +493,48 @@ mod tests {
             r#"{{"vocab_size": 16, "hidden_size": 8, "num_hidden_layers": 1,
             "num_attention_heads": {heads}, "num_key_value_heads": 1, "head_dim": {heads}}}"#
         )
+    }
+
+    #[test]
+    fn settings_rill_does_not_implement_are_refused_by_name_when_given() {
+        use super::GenerationConfig;
+        let e = GenerationConfig::from_json(r#"{"forced_eos_token_id": 2, "guidance_scale": 3}"#)
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("forced_eos_token_id, guidance_scale"),
+            "{e}"
+        );
+        // Neutral values, and keys that change nothing, pass.
+        let ok = r#"{"forced_eos_token_id": null, "renormalize_logits": false,
+            "guidance_scale": 1.0, "transformers_version": "4.53.3", "max_length": 40}"#;
+        assert_eq!(
+            GenerationConfig::from_json(ok).unwrap().max_length,
+            Some(40)
+        );
+        // A folder's file is read leniently.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("generation_config.json");
+        std::fs::write(&path, r#"{"forced_eos_token_id": 2, "top_k": 5}"#).unwrap();
+        let folder = GenerationConfig::load_optional(&path).unwrap().unwrap();
+        assert_eq!(folder.top_k, Some(5));
+    }
+
+    #[test]
+    fn max_length_bounds_new_tokens_when_max_new_tokens_is_absent() {
+        use super::GenerationConfig;
+        let by_length = GenerationConfig {
+            max_length: Some(20),
+            ..Default::default()
+        };
+        assert_eq!(by_length.max_new_tokens_after(15), 5);
+        assert_eq!(by_length.max_new_tokens_after(25), 0);
+        let both = GenerationConfig {
+            max_new_tokens: Some(8),
+            ..by_length
+        };
+        assert_eq!(both.max_new_tokens_after(15), 8);
+        assert_eq!(GenerationConfig::default().max_new_tokens_after(15), 256);
     }
 
     #[test]

@@ -51,6 +51,14 @@ impl SamplerChain {
                 return Err(invalid(format!("min_p must be in [0, 1], got {m}")));
             }
         }
+        for (name, v) in [
+            ("epsilon_cutoff", cfg.epsilon_cutoff),
+            ("eta_cutoff", cfg.eta_cutoff),
+        ] {
+            if let Some(x) = v.filter(|x| !(x.is_finite() && (0.0..1.0).contains(x))) {
+                return Err(invalid(format!("{name} must be in [0, 1), got {x}")));
+            }
+        }
         let penalty = cfg.repetition_penalty.unwrap_or(1.0);
         if !(penalty.is_finite() && penalty > 0.0) {
             return Err(invalid(format!(
@@ -88,6 +96,29 @@ impl SamplerChain {
                 json!({ "bad_words_ids": words, "eos_token_id": eos }),
             );
         }
+        let eos = cfg
+            .eos_token_id
+            .as_ref()
+            .map(|e| e.to_vec())
+            .unwrap_or_default();
+        if let Some(n) = cfg.min_length.filter(|&n| n > 0) {
+            add(
+                "min_length",
+                json!({ "min_length": n, "eos_token_id": eos }),
+            );
+        }
+        if let Some(n) = cfg.min_new_tokens.filter(|&n| n > 0) {
+            add(
+                "min_new_tokens",
+                json!({ "min_new_tokens": n, "eos_token_id": eos }),
+            );
+        }
+        if let Some(t) = cfg.suppress_tokens.as_ref().filter(|t| !t.is_empty()) {
+            add("suppress_tokens", json!({ "tokens": t }));
+        }
+        if let Some(t) = cfg.begin_suppress_tokens.as_ref().filter(|t| !t.is_empty()) {
+            add("begin_suppress_tokens", json!({ "tokens": t }));
+        }
         let (presence, frequency) = (
             cfg.presence_penalty.unwrap_or(0.0),
             cfg.frequency_penalty.unwrap_or(0.0),
@@ -113,6 +144,12 @@ impl SamplerChain {
             }
             if let Some(p) = cfg.typical_p.filter(|&p| p < 1.0) {
                 add("typical_p", json!({ "typical_p": p }));
+            }
+            if let Some(e) = cfg.epsilon_cutoff.filter(|&e| e > 0.0) {
+                add("epsilon_cutoff", json!({ "epsilon": e }));
+            }
+            if let Some(e) = cfg.eta_cutoff.filter(|&e| e > 0.0) {
+                add("eta_cutoff", json!({ "epsilon": e }));
             }
         }
         for custom in cfg.samplers.iter().flatten() {

@@ -701,6 +701,11 @@ impl Session {
         let eos = self.model.eos_ids(&settings);
         let mut settings = settings;
         settings.pad_token_id = settings.pad_token_id.or(self.model.config().pad_token_id);
+        if settings.eos_token_id.is_none() && !eos.is_empty() {
+            // config.json's end-of-sequence ids, for the samplers that need them
+            // (min_new_tokens, bad_words_ids), as transformers fills them in.
+            settings.eos_token_id = Some(crate::config::OneOrMany::Many(eos.clone()));
+        }
         if settings.search_strategy.is_some() || settings.num_beams.unwrap_or(1) > 1 {
             self.fits(prompt.len() + 1)?;
             return self.run_search(prompt, &settings, &eos, on_piece);
@@ -712,7 +717,7 @@ impl Session {
             .map(|s| s.to_vec())
             .unwrap_or_default();
         let mut stops = StopStrings::new(&stop_list);
-        let max_new = settings.max_new_tokens.unwrap_or(256);
+        let max_new = settings.max_new_tokens_after(prompt.len());
         let context = self.options.context_len;
         let (prompt, mut prompt_len) = self.fit_prompt(prompt)?;
         self.beams.clear();
@@ -871,11 +876,12 @@ impl Session {
                 .clone()
                 .unwrap_or_else(|| serde_json::json!({}))
                 .to_string();
-            let max_new = settings.max_new_tokens.unwrap_or(256);
+            let max_new = settings.max_new_tokens_after(prompt.len());
             crate::beam::run_strategy_timed(&model, prompt, &spec.name, &params, max_new)?
         } else {
-            let cfg = crate::beam::BeamConfig::from_generation(settings, eos.to_vec())?
+            let mut cfg = crate::beam::BeamConfig::from_generation(settings, eos.to_vec())?
                 .ok_or_else(|| RillError::InvalidArgument("num_beams must exceed 1".into()))?;
+            cfg.max_new_tokens = settings.max_new_tokens_after(prompt.len());
             crate::beam::run_strategy_timed(
                 &model,
                 prompt,

@@ -108,6 +108,8 @@ void test_generate(const rill::Model &model) {
     EXPECT_ERROR(RILL_ERR_GENERATION_CONFIG, session.set_config(R"({"max_new_tokens": -3})"));
     std::string msg = EXPECT_ERROR(RILL_ERR_GENERATION_CONFIG, session.set_config(R"({"temperature": 0})"));
     CHECK(contains(msg, "temperature"), "message names the key: " + msg);
+    msg = EXPECT_ERROR(RILL_ERR_GENERATION_CONFIG, session.set_config(R"({"forced_eos_token_id": 1})"));
+    CHECK(contains(msg, "forced_eos_token_id"), "an unimplemented setting is named: " + msg);
     rill::GenerationConfig zero;
     zero.temperature = 0.0f;
     EXPECT_ERROR(RILL_ERR_GENERATION_CONFIG, session.set_config(zero));

@@ -24,9 +24,12 @@ import sys
 import numpy as np
 import torch
 import transformers
-from transformers import (AutoTokenizer, LlamaForCausalLM, MinPLogitsWarper,
+from transformers import (AutoTokenizer, EpsilonLogitsWarper, EtaLogitsWarper,
+                          LlamaForCausalLM, MinLengthLogitsProcessor,
+                          MinNewTokensLengthLogitsProcessor, MinPLogitsWarper,
                           NoBadWordsLogitsProcessor, NoRepeatNGramLogitsProcessor,
                           RepetitionPenaltyLogitsProcessor, SequenceBiasLogitsProcessor,
+                          SuppressTokensAtBeginLogitsProcessor, SuppressTokensLogitsProcessor,
                           TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper,
                           TypicalLogitsWarper)
 
@@ -63,6 +66,26 @@ def processors(vocab):
          NoBadWordsLogitsProcessor([[5], [int(input_ids[0, -1]), 17], [int(input_ids[1, -2]), int(input_ids[1, -1]), 42]], eos_token_id=1)),
         ("sequence_bias", {"sequence_bias": [[[7], 5.0], [[11], -3.0]]},
          SequenceBiasLogitsProcessor(sequence_bias=[[[7], 5.0], [[11], -3.0]])),
+        # The length-dependent ones, each on both sides of its condition (the rows have 12
+        # tokens; end-of-sequence is id 1).
+        ("min_length", {"min_length": 13}, MinLengthLogitsProcessor(13, eos_token_id=1)),
+        ("min_length", {"min_length": 12}, MinLengthLogitsProcessor(12, eos_token_id=1)),
+        ("min_new_tokens", {"min_new_tokens": 5, "prompt_length": 8},
+         MinNewTokensLengthLogitsProcessor(8, 5, eos_token_id=1)),
+        ("min_new_tokens", {"min_new_tokens": 4, "prompt_length": 8},
+         MinNewTokensLengthLogitsProcessor(8, 4, eos_token_id=1)),
+        ("suppress_tokens", {"suppress_tokens": [3, 9, 200]},
+         SuppressTokensLogitsProcessor([3, 9, 200])),
+        ("begin_suppress_tokens", {"begin_suppress_tokens": [1, 5], "begin_index": 12},
+         SuppressTokensAtBeginLogitsProcessor([1, 5], begin_index=12)),
+        ("begin_suppress_tokens", {"begin_suppress_tokens": [1, 5], "begin_index": 11},
+         SuppressTokensAtBeginLogitsProcessor([1, 5], begin_index=11)),
+        ("epsilon_cutoff", {"epsilon_cutoff": 3e-3}, EpsilonLogitsWarper(3e-3)),
+        ("epsilon_cutoff", {"epsilon_cutoff": 0.2, "min_tokens_to_keep": 3},
+         EpsilonLogitsWarper(0.2, min_tokens_to_keep=3)),
+        ("eta_cutoff", {"eta_cutoff": 2e-3}, EtaLogitsWarper(2e-3)),
+        ("eta_cutoff", {"eta_cutoff": 0.5, "min_tokens_to_keep": 2},
+         EtaLogitsWarper(0.5, min_tokens_to_keep=2)),
     ]
     for name, params, proc in settings:
         out = proc(input_ids.clone(), scores.clone())

@@ -64,6 +64,7 @@ type Result struct {
 // folder's values or rill's defaults apply. Anything else: Session.SetConfigJSON.
 type GenerationConfig struct {
 	MaxNewTokens       *int      `json:"max_new_tokens,omitempty"`
+	MinNewTokens       *int      `json:"min_new_tokens,omitempty"` // no end-of-sequence before this many
 	DoSample           *bool     `json:"do_sample,omitempty"`
 	Temperature        *float32  `json:"temperature,omitempty"`
 	TopK               *int      `json:"top_k,omitempty"`

@@ -10,6 +10,7 @@ pub mod plugin;
 pub mod processors;
 
 pub use processors::{
-    bad_words, min_p, no_repeat_ngram, presence_frequency, repetition_penalty, sequence_bias,
+    bad_words, begin_suppress_tokens, epsilon_cutoff, eta_cutoff, min_length, min_p,
+    no_repeat_ngram, presence_frequency, repetition_penalty, sequence_bias, suppress_tokens,
     temperature, top_k, top_p, typical_p,
 };

@@ -8,8 +8,13 @@
 //! `typical_p {"typical_p", "min_tokens_to_keep"}`, `repetition_penalty {"penalty"}`,
 //! `no_repeat_ngram {"size"}`, `sequence_bias {"sequence_bias": [[[ids], bias], ...]}`,
 //! `bad_words {"bad_words_ids": [[ids], ...], "eos_token_id": [ids]}`,
-//! `penalties {"presence_penalty", "frequency_penalty"}` (over generated tokens), `greedy {}` (picks the argmax), `dist {}` (draws from
-//! the softmax with the session's generator).
+//! `penalties {"presence_penalty", "frequency_penalty"}` (over generated tokens),
+//! `suppress_tokens {"tokens": [ids]}`, `begin_suppress_tokens {"tokens": [ids]}` (the
+//! first new token only), `min_length {"min_length", "eos_token_id": [ids]}` (all tokens),
+//! `min_new_tokens {"min_new_tokens", "eos_token_id": [ids]}`,
+//! `epsilon_cutoff {"epsilon", "min_tokens_to_keep"}`, `eta_cutoff {"epsilon",
+//! "min_tokens_to_keep"}`, `greedy {}` (picks the argmax), `dist {}` (draws from the
+//! softmax with the session's generator).
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 
@@ -31,6 +36,15 @@ enum Standard {
     SequenceBias(Vec<(Vec<u32>, f32)>),
     BadWords(Vec<Vec<u32>>, Vec<u32>),
     Penalties(f32, f32),
+    /// Sorted, deduplicated ids.
+    Suppress(Vec<u32>),
+    BeginSuppress(Vec<u32>),
+    /// Minimum length counting all tokens, end-of-sequence ids.
+    MinLength(usize, Vec<u32>),
+    /// Minimum count of new tokens, end-of-sequence ids.
+    MinNewTokens(usize, Vec<u32>),
+    EpsilonCutoff(f32, usize),
+    EtaCutoff(f32, usize),
     Greedy,
     Dist,
 }
@@ -39,6 +53,24 @@ fn number(v: &Value, key: &str) -> Result<f64, String> {
     v.get(key)
         .and_then(Value::as_f64)
         .ok_or_else(|| format!("missing number `{key}` in {v}"))
+}
+
+fn ids(v: &Value, key: &str) -> Result<Vec<u32>, String> {
+    let mut ids: Vec<u32> =
+        serde_json::from_value(v.get(key).cloned().unwrap_or(Value::Array(vec![])))
+            .map_err(|e| format!("`{key}` must be a list of token ids: {e}"))?;
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
+}
+
+fn cutoff(v: &Value) -> Result<f32, String> {
+    let e = number(v, "epsilon")?;
+    if e > 0.0 && e < 1.0 {
+        Ok(e as f32)
+    } else {
+        Err(format!("epsilon must be in (0, 1), got {e}"))
+    }
 }
 
 fn keep(v: &Value) -> usize {
@@ -105,6 +137,17 @@ impl Standard {
                     .and_then(Value::as_f64)
                     .unwrap_or(0.0) as f32,
             ),
+            "suppress_tokens" => Standard::Suppress(ids(&v, "tokens")?),
+            "begin_suppress_tokens" => Standard::BeginSuppress(ids(&v, "tokens")?),
+            "min_length" => {
+                Standard::MinLength(number(&v, "min_length")? as usize, ids(&v, "eos_token_id")?)
+            }
+            "min_new_tokens" => Standard::MinNewTokens(
+                number(&v, "min_new_tokens")? as usize,
+                ids(&v, "eos_token_id")?,
+            ),
+            "epsilon_cutoff" => Standard::EpsilonCutoff(cutoff(&v)?, keep(&v)),
+            "eta_cutoff" => Standard::EtaCutoff(cutoff(&v)?, keep(&v)),
             "greedy" => Standard::Greedy,
             "dist" => Standard::Dist,
             other => return Err(format!("no standard sampler `{other}`")),
@@ -172,6 +215,24 @@ impl Standard {
                     processors::presence_frequency(full, generated, presence, frequency)
                 })
             }
+            Standard::Suppress(ref suppressed) => suppress_ids(ids, logits, suppressed),
+            Standard::BeginSuppress(ref suppressed) => {
+                if tokens.len() == n_prompt {
+                    suppress_ids(ids, logits, suppressed);
+                }
+            }
+            Standard::MinLength(minimum, ref eos) => {
+                if tokens.len() < minimum {
+                    suppress_ids(ids, logits, eos);
+                }
+            }
+            Standard::MinNewTokens(minimum, ref eos) => {
+                if tokens.len().saturating_sub(n_prompt) < minimum {
+                    suppress_ids(ids, logits, eos);
+                }
+            }
+            Standard::EpsilonCutoff(e, m) => processors::epsilon_cutoff(logits, e, m),
+            Standard::EtaCutoff(e, m) => processors::eta_cutoff(logits, e, m),
             Standard::Greedy => {
                 return logits
                     .iter()
@@ -200,6 +261,28 @@ impl Standard {
             }
         }
         None
+    }
+}
+
+/// Sets the logits of the candidates whose id is in `suppressed` (sorted) to `-inf`: by
+/// index while the candidates hold those ids in id order (the whole vocabulary reaches
+/// the chain's first sampler so), else by a pass over the candidates.
+fn suppress_ids(ids: &[u32], logits: &mut [f32], suppressed: &[u32]) {
+    if suppressed
+        .iter()
+        .all(|&t| ids.get(t as usize).is_none_or(|&id| id == t))
+    {
+        for &t in suppressed {
+            if let Some(x) = logits.get_mut(t as usize) {
+                *x = f32::NEG_INFINITY;
+            }
+        }
+        return;
+    }
+    for (id, x) in ids.iter().zip(logits.iter_mut()) {
+        if suppressed.binary_search(id).is_ok() {
+            *x = f32::NEG_INFINITY;
+        }
     }
 }
 
@@ -264,6 +347,16 @@ standard_sampler!(NO_REPEAT_NGRAM, create_no_repeat_ngram, "no_repeat_ngram");
 standard_sampler!(SEQUENCE_BIAS, create_sequence_bias, "sequence_bias");
 standard_sampler!(BAD_WORDS, create_bad_words, "bad_words");
 standard_sampler!(PENALTIES, create_penalties, "penalties");
+standard_sampler!(SUPPRESS_TOKENS, create_suppress_tokens, "suppress_tokens");
+standard_sampler!(
+    BEGIN_SUPPRESS_TOKENS,
+    create_begin_suppress_tokens,
+    "begin_suppress_tokens"
+);
+standard_sampler!(MIN_LENGTH, create_min_length, "min_length");
+standard_sampler!(MIN_NEW_TOKENS, create_min_new_tokens, "min_new_tokens");
+standard_sampler!(EPSILON_CUTOFF, create_epsilon_cutoff, "epsilon_cutoff");
+standard_sampler!(ETA_CUTOFF, create_eta_cutoff, "eta_cutoff");
 standard_sampler!(GREEDY, create_greedy, "greedy");
 standard_sampler!(DIST, create_dist, "dist");
 
@@ -351,7 +444,7 @@ unsafe extern "C" fn destroy(state: *mut c_void) {
     }
 }
 
-struct Samplers([*const rill_sampler_vtable; 12]);
+struct Samplers([*const rill_sampler_vtable; 18]);
 // SAFETY: pointers to immutable statics.
 unsafe impl Sync for Samplers {}
 
@@ -366,6 +459,12 @@ static SAMPLERS: Samplers = Samplers([
     &SEQUENCE_BIAS,
     &BAD_WORDS,
     &PENALTIES,
+    &SUPPRESS_TOKENS,
+    &BEGIN_SUPPRESS_TOKENS,
+    &MIN_LENGTH,
+    &MIN_NEW_TOKENS,
+    &EPSILON_CUTOFF,
+    &ETA_CUTOFF,
     &GREEDY,
     &DIST,
 ]);
@@ -374,7 +473,7 @@ static TABLE: rill_plugin_table = rill_plugin_table {
     abi_version: RILL_PLUGIN_ABI_VERSION,
     struct_size: std::mem::size_of::<rill_plugin_table>() as u32,
     plugin_name: c"rill-samplers".as_ptr(),
-    n_samplers: 12,
+    n_samplers: SAMPLERS.0.len(),
     samplers: &SAMPLERS.0 as *const _ as *const *const rill_sampler_vtable,
     n_strategies: 0,
     strategies: std::ptr::null(),
@@ -412,5 +511,53 @@ mod tests {
         penalty.apply(&ids, &mut got, &context, 3, vocab, || 0.5);
         let want: Vec<f32> = ids.iter().map(|&i| expected[i as usize]).collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn suppression_on_candidates_matches_the_full_vocabulary_processors() {
+        let vocab = 300;
+        let logits: Vec<f32> = (0..vocab).map(|i| (i as f32 * 0.3).cos()).collect();
+        let parse = |kind: &str, params: &str| Standard::parse(kind, params).unwrap();
+        let suppress = parse("suppress_tokens", r#"{"tokens": [250, 7, 7, 9999, 0]}"#);
+        let mut expected = logits.clone();
+        processors::suppress_tokens(&mut expected, &[250, 7, 9999, 0]);
+        let in_order: Vec<u32> = (0..vocab as u32).collect();
+        let shuffled: Vec<u32> = (0..vocab as u32).rev().step_by(2).collect();
+        for ids in [&in_order, &shuffled] {
+            let mut got: Vec<f32> = ids.iter().map(|&i| logits[i as usize]).collect();
+            suppress.apply(ids, &mut got, &[1, 2], 2, vocab, || 0.5);
+            let want: Vec<f32> = ids.iter().map(|&i| expected[i as usize]).collect();
+            assert_eq!(got, want);
+        }
+        // Length conditions: 3 tokens so far, 2 of them the prompt (1 new).
+        let eos_at = |kind: &str, params: &str, n_prompt: usize| {
+            let mut got = logits.clone();
+            parse(kind, params).apply(&in_order, &mut got, &[4, 5, 6], n_prompt, vocab, || 0.5);
+            got[1] == f32::NEG_INFINITY
+        };
+        assert!(eos_at(
+            "min_new_tokens",
+            r#"{"min_new_tokens": 2, "eos_token_id": [1]}"#,
+            2
+        ));
+        assert!(!eos_at(
+            "min_new_tokens",
+            r#"{"min_new_tokens": 1, "eos_token_id": [1]}"#,
+            2
+        ));
+        assert!(eos_at(
+            "min_length",
+            r#"{"min_length": 4, "eos_token_id": [1]}"#,
+            2
+        ));
+        assert!(!eos_at(
+            "min_length",
+            r#"{"min_length": 3, "eos_token_id": [1]}"#,
+            2
+        ));
+        assert!(eos_at("begin_suppress_tokens", r#"{"tokens": [1]}"#, 3));
+        assert!(!eos_at("begin_suppress_tokens", r#"{"tokens": [1]}"#, 2));
+        assert!(Standard::parse("epsilon_cutoff", r#"{"epsilon": 1.0}"#).is_err());
+        assert!(Standard::parse("suppress_tokens", r#"{"tokens": [-1]}"#).is_err());
     }
 }

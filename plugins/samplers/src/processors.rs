@@ -364,6 +364,79 @@ pub fn bad_words(logits: &mut [f32], context: &[u32], bad_words: &[Vec<u32>], eo
     sequence_bias(logits, context, &biases);
 }
 
+/// `SuppressTokensLogitsProcessor`: the tokens of `suppressed` can never be generated.
+/// Ids outside the vocabulary are ignored, as transformers' mask ignores them.
+pub fn suppress_tokens(logits: &mut [f32], suppressed: &[u32]) {
+    for &t in suppressed {
+        if let Some(x) = logits.get_mut(t as usize) {
+            *x = f32::NEG_INFINITY;
+        }
+    }
+}
+
+/// `SuppressTokensAtBeginLogitsProcessor`: `suppressed` cannot be generated at the
+/// position `begin_index` (the prompt's length: the first new token); `length` is the
+/// number of tokens so far.
+pub fn begin_suppress_tokens(
+    logits: &mut [f32],
+    length: usize,
+    begin_index: usize,
+    suppressed: &[u32],
+) {
+    if length == begin_index {
+        suppress_tokens(logits, suppressed);
+    }
+}
+
+/// `MinLengthLogitsProcessor` and `MinNewTokensLengthLogitsProcessor`: the end-of-sequence
+/// tokens `eos` cannot be generated while `length` (all tokens, or the new ones) is below
+/// `minimum`.
+pub fn min_length(logits: &mut [f32], length: usize, minimum: usize, eos: &[u32]) {
+    if length < minimum {
+        suppress_tokens(logits, eos);
+    }
+}
+
+/// `EpsilonLogitsWarper` (epsilon sampling, Hewitt et al. 2022): removes the tokens whose
+/// probability is below `epsilon`, keeping the `min_keep` most likely.
+pub fn epsilon_cutoff(logits: &mut [f32], epsilon: f32, min_keep: usize) {
+    let probs = softmax(logits);
+    cut_below(logits, &probs, epsilon, min_keep);
+}
+
+/// `EtaLogitsWarper` (eta sampling, Hewitt et al. 2022): removes the tokens whose
+/// probability is below `min(epsilon, sqrt(epsilon) · exp(-entropy))`, keeping the
+/// `min_keep` most likely.
+pub fn eta_cutoff(logits: &mut [f32], epsilon: f32, min_keep: usize) {
+    let probs = softmax(logits);
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let log_sum = logits.iter().map(|v| (v - max).exp()).sum::<f32>().ln();
+    // The entropy of the distribution (a removed token's `-inf` contributes nothing).
+    let entropy: f32 = -logits
+        .iter()
+        .zip(&probs)
+        .filter(|(v, _)| v.is_finite())
+        .map(|(v, p)| (v - max - log_sum) * p)
+        .sum::<f32>();
+    let eta = epsilon.min(epsilon.sqrt() * (-entropy).exp());
+    cut_below(logits, &probs, eta, min_keep);
+}
+
+/// Removes the tokens whose probability is below `threshold`, except any logit at least
+/// the `min_keep`-th largest (transformers' rule for its cutoff warpers).
+fn cut_below(logits: &mut [f32], probs: &[f32], threshold: f32, min_keep: usize) {
+    let k = min_keep.clamp(1, logits.len().max(1));
+    let kth = top_indices(logits, k)
+        .into_iter()
+        .map(|i| logits[i])
+        .fold(f32::INFINITY, f32::min);
+    for (x, &p) in logits.iter_mut().zip(probs) {
+        if p < threshold && *x < kth {
+            *x = f32::NEG_INFINITY;
+        }
+    }
+}
+
 /// Presence and frequency penalties (OpenAI's definition; no transformers equivalent):
 /// each token's logit loses `frequency * count + presence * (count > 0)`, counting its
 /// occurrences in `generated` (the tokens produced so far, not the prompt).

@@ -82,6 +82,35 @@ fn every_processor_matches_transformers_within_1e_5() {
                         serde_json::from_value(p["sequence_bias"].clone()).unwrap();
                     rill_samplers::sequence_bias(&mut got, context, &biases);
                 }
+                "min_length" => rill_samplers::min_length(
+                    &mut got,
+                    context.len(),
+                    param(p, "min_length") as usize,
+                    &[1],
+                ),
+                "min_new_tokens" => rill_samplers::min_length(
+                    &mut got,
+                    context.len() - param(p, "prompt_length") as usize,
+                    param(p, "min_new_tokens") as usize,
+                    &[1],
+                ),
+                "suppress_tokens" => {
+                    let tokens: Vec<u32> =
+                        serde_json::from_value(p["suppress_tokens"].clone()).unwrap();
+                    rill_samplers::suppress_tokens(&mut got, &tokens);
+                }
+                "begin_suppress_tokens" => {
+                    let tokens: Vec<u32> =
+                        serde_json::from_value(p["begin_suppress_tokens"].clone()).unwrap();
+                    let begin = param(p, "begin_index") as usize;
+                    rill_samplers::begin_suppress_tokens(&mut got, context.len(), begin, &tokens);
+                }
+                "epsilon_cutoff" => {
+                    rill_samplers::epsilon_cutoff(&mut got, param(p, "epsilon_cutoff") as f32, keep)
+                }
+                "eta_cutoff" => {
+                    rill_samplers::eta_cutoff(&mut got, param(p, "eta_cutoff") as f32, keep)
+                }
                 other => panic!("no processor for fixture case {other}"),
             }
             let want = &expected[row * vocab..(row + 1) * vocab];
@@ -97,7 +126,10 @@ fn every_processor_matches_transformers_within_1e_5() {
                     );
                 }
             }
-            if matches!(name, "top_k" | "top_p" | "min_p" | "typical_p") {
+            if matches!(
+                name,
+                "top_k" | "top_p" | "min_p" | "typical_p" | "epsilon_cutoff" | "eta_cutoff"
+            ) {
                 assert!(
                     filtered > 0 && filtered < vocab,
                     "{name} {p}: the fixture exercises filtering ({filtered})"
@@ -106,7 +138,7 @@ fn every_processor_matches_transformers_within_1e_5() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 32, "16 settings x 2 rows");
+    assert_eq!(checked, 54, "27 settings x 2 rows");
 }
 
 #[test]

@@ -1,0 +1,197 @@
+//! transformers' generation settings beyond the sampler chain's warpers: min_new_tokens,
+//! suppress_tokens, begin_suppress_tokens, max_length, epsilon_cutoff, and what beam
+//! search refuses. Each generation is checked against the model's own logits from a fresh
+//! session (the processors themselves are checked against transformers' in
+//! plugins/samplers/tests/hf_parity.rs).
+
+mod common;
+
+use std::sync::Arc;
+
+use rill::config::OneOrMany;
+use rill::{GenerationConfig, Model, Session, SessionOptions, StopReason};
+
+const PROMPT: &str = common::PROMPTS[0];
+
+fn greedy(max_new: usize) -> GenerationConfig {
+    GenerationConfig {
+        max_new_tokens: Some(max_new),
+        do_sample: Some(false),
+        repetition_penalty: Some(1.0),
+        eos_token_id: Some(OneOrMany::Many(vec![])),
+        ..Default::default()
+    }
+}
+
+fn generate(model: &Arc<Model>, config: GenerationConfig) -> rill::Generation {
+    let mut s = Session::new(model.clone(), SessionOptions::default()).unwrap();
+    s.set_generation_config(config).unwrap();
+    s.generate(PROMPT, |_| true).unwrap()
+}
+
+/// The prompt's next-token logits from a fresh session.
+fn prompt_logits(model: &Arc<Model>) -> Vec<f32> {
+    let ids = model.tokenize(PROMPT).unwrap();
+    let mut s = Session::new(model.clone(), SessionOptions::default()).unwrap();
+    s.forward(&ids).unwrap().to_vec()
+}
+
+/// The most likely id not in `excluded`.
+fn best_except(logits: &[f32], excluded: &[u32]) -> u32 {
+    (0..logits.len() as u32)
+        .filter(|t| !excluded.contains(t))
+        .max_by(|&a, &b| logits[a as usize].total_cmp(&logits[b as usize]))
+        .unwrap()
+}
+
+#[test]
+fn min_new_tokens_holds_back_the_end_of_sequence() {
+    let model = common::default_model();
+    let first = generate(&model, greedy(1)).tokens[0];
+    // With the first greedy token as end-of-sequence, generation ends at once ...
+    let eos = GenerationConfig {
+        eos_token_id: Some(OneOrMany::One(first)),
+        ..greedy(8)
+    };
+    let plain = generate(&model, eos.clone());
+    assert_eq!((plain.tokens.len(), plain.stop), (0, StopReason::Eos));
+    // ... and with min_new_tokens it goes on, its first token the best but that one.
+    let held = generate(
+        &model,
+        GenerationConfig {
+            min_new_tokens: Some(3),
+            ..eos
+        },
+    );
+    assert!(held.tokens.len() >= 3, "{:?}", held.tokens);
+    assert!(!held.tokens[..3].contains(&first));
+    assert_eq!(
+        held.tokens[0],
+        best_except(&prompt_logits(&model), &[first])
+    );
+}
+
+#[test]
+fn suppressed_tokens_never_appear_and_begin_suppression_only_moves_the_first() {
+    let model = common::default_model();
+    let reference = generate(&model, greedy(12)).tokens;
+    let logits = prompt_logits(&model);
+    let never = generate(
+        &model,
+        GenerationConfig {
+            suppress_tokens: Some(vec![reference[0]]),
+            ..greedy(12)
+        },
+    );
+    assert!(!never.tokens.contains(&reference[0]), "{:?}", never.tokens);
+    assert_eq!(never.tokens[0], best_except(&logits, &[reference[0]]));
+    let begin = generate(
+        &model,
+        GenerationConfig {
+            begin_suppress_tokens: Some(vec![reference[0]]),
+            ..greedy(12)
+        },
+    );
+    assert_eq!(begin.tokens[0], never.tokens[0]);
+    // After the first position the token is allowed again: a session continuing from the
+    // same first token generates what begin-suppression generated.
+    let mut s = Session::new(model.clone(), SessionOptions::default()).unwrap();
+    s.set_generation_config(greedy(11)).unwrap();
+    let mut ids = model.tokenize(PROMPT).unwrap();
+    ids.push(begin.tokens[0]);
+    let rest = s.generate_ids(&ids, |_| true).unwrap();
+    assert_eq!(rest.tokens, begin.tokens[1..]);
+}
+
+#[test]
+fn max_length_counts_the_prompt_when_max_new_tokens_is_absent() {
+    // A folder whose generation_config.json gives max_length and no max_new_tokens (the
+    // bundled one gives max_new_tokens, which takes precedence, as in transformers).
+    let (_tmp, dir) = common::copy_default_model();
+    let model = Arc::new(Model::open(&dir, &rill::ModelOptions::default()).unwrap());
+    let prompt_len = model.tokenize(PROMPT).unwrap().len();
+    let file = dir.join("generation_config.json");
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    json.as_object_mut().unwrap().remove("max_new_tokens");
+    json["max_length"] = (prompt_len + 5).into();
+    std::fs::write(&file, json.to_string()).unwrap();
+    let model = Arc::new(Model::open(&dir, &rill::ModelOptions::default()).unwrap());
+    let out = generate(
+        &model,
+        GenerationConfig {
+            max_new_tokens: None,
+            ..greedy(0)
+        },
+    );
+    assert_eq!((out.tokens.len(), out.stop), (5, StopReason::MaxTokens));
+    // max_new_tokens given with it wins.
+    let out = generate(&model, greedy(3));
+    assert_eq!(out.tokens.len(), 3);
+}
+
+#[test]
+fn epsilon_cutoff_draws_only_tokens_above_epsilon() {
+    let model = common::default_model();
+    let logits = prompt_logits(&model);
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = logits.iter().map(|&l| ((l - max) as f64).exp()).sum();
+    let prob = |t: u32| ((logits[t as usize] - max) as f64).exp() / sum;
+    let epsilon = 0.05f32;
+    let kept = (0..logits.len() as u32)
+        .filter(|&t| prob(t) >= epsilon as f64)
+        .count();
+    assert!(
+        kept >= 2,
+        "the prompt needs two tokens above epsilon ({kept})"
+    );
+    let mut drawn = std::collections::BTreeSet::new();
+    for seed in 0..40 {
+        let out = generate(
+            &model,
+            GenerationConfig {
+                do_sample: Some(true),
+                temperature: Some(1.0),
+                top_k: Some(0),
+                top_p: Some(1.0),
+                epsilon_cutoff: Some(epsilon),
+                seed: Some(seed),
+                ..greedy(1)
+            },
+        );
+        assert!(
+            prob(out.tokens[0]) >= epsilon as f64,
+            "drew {}",
+            out.tokens[0]
+        );
+        drawn.insert(out.tokens[0]);
+    }
+    assert!(
+        drawn.len() >= 2,
+        "sampling still draws among the kept tokens"
+    );
+}
+
+#[test]
+fn beam_search_refuses_settings_it_does_not_apply() {
+    let model = common::default_model();
+    let mut s = Session::new(model, SessionOptions::default()).unwrap();
+    let e = s
+        .set_generation_config(GenerationConfig {
+            num_beams: Some(4),
+            min_new_tokens: Some(2),
+            suppress_tokens: Some(vec![5]),
+            ..greedy(8)
+        })
+        .unwrap_err();
+    let message = e.to_string();
+    assert!(
+        message.contains("min_new_tokens, suppress_tokens"),
+        "{message}"
+    );
+    let bad = GenerationConfig {
+        epsilon_cutoff: Some(1.5),
+        ..greedy(8)
+    };
+    assert!(s.set_generation_config(bad).is_err());
+}
