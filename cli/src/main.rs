@@ -129,6 +129,9 @@ pub(crate) struct SamplingArgs {
     /// Most new tokens (default: the folder's generation_config.json, else 256).
     #[arg(long)]
     max_new_tokens: Option<usize>,
+    /// No end-of-sequence before this many new tokens.
+    #[arg(long)]
+    min_new_tokens: Option<usize>,
     /// Decode greedily (argmax) whatever the folder's generation config says.
     #[arg(long)]
     greedy: bool,
@@ -183,6 +186,11 @@ pub(crate) struct SamplingArgs {
     /// Add a sampler by name, with JSON parameters after a colon; repeatable.
     #[arg(long, value_name = "NAME[:JSON]")]
     sampler: Vec<String>,
+    /// Generation settings as a JSON object with Hugging Face generation_config.json keys
+    /// (any rill implements, e.g. '{"suppress_tokens": [5], "max_length": 200}'); the
+    /// other flags override it.
+    #[arg(long, value_name = "JSON")]
+    generation_config: Option<String>,
 }
 
 impl SamplingArgs {
@@ -197,8 +205,13 @@ impl SamplingArgs {
             || a.top_p.is_some()
             || a.min_p.is_some()
             || a.typical_p.is_some();
-        Ok(GenerationConfig {
+        let base = match &a.generation_config {
+            Some(json) => GenerationConfig::from_json(json)?,
+            None => GenerationConfig::default(),
+        };
+        Ok(base.merged(&GenerationConfig {
             max_new_tokens: a.max_new_tokens,
+            min_new_tokens: a.min_new_tokens,
             do_sample: if a.greedy || (a.num_beams.unwrap_or(1) > 1 && !sampling_flag) {
                 Some(false)
             } else if sampling_flag {
@@ -229,7 +242,7 @@ impl SamplingArgs {
             num_beam_groups: a.num_beam_groups,
             diversity_penalty: a.diversity_penalty,
             ..Default::default()
-        })
+        }))
     }
 }
 

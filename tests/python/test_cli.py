@@ -60,3 +60,18 @@ def test_plugin_and_sampler_flags_change_the_output(default_model, tmp_path):
     assert unknown.returncode == 1 and "no sampler named `nope`" in unknown.stderr
     bad_json = rill(*args, "--sampler", "top_k:{oops")
     assert bad_json.returncode == 1 and "not JSON" in bad_json.stderr
+
+
+def test_generation_config_flag_takes_any_setting_and_flags_override_it(default_model):
+    base = ["generate", "--model", default_model, "--prompt", "In the beginning", "--greedy"]
+    five = rill(*base, "--max-new-tokens", "5")
+    assert five.returncode == 0, five.stderr
+    # The JSON's max_new_tokens gives the same text; a flag given too wins over it.
+    same = rill(*base, "--generation-config", '{"max_new_tokens": 5}')
+    assert same.stdout == five.stdout, same.stderr
+    fewer = rill(*base, "--generation-config", '{"max_new_tokens": 40}', "--max-new-tokens", "5")
+    assert fewer.stdout == five.stdout, fewer.stderr
+    refused = rill(*base, "--generation-config", '{"forced_eos_token_id": 1}')
+    assert refused.returncode == 1 and "forced_eos_token_id" in refused.stderr, refused.stderr
+    bad = rill(*base, "--generation-config", '{"epsilon_cutoff": 2}')
+    assert bad.returncode == 1 and "epsilon_cutoff" in bad.stderr, bad.stderr
