@@ -74,6 +74,7 @@ fn beam_step(c: &mut Criterion) {
         num_return_sequences: 1,
         repetition_penalty: 1.0,
         no_repeat_ngram_size: 0,
+        processors: Default::default(),
         eos: vec![1],
         pad: 0,
     };

@@ -33,7 +33,13 @@ pub struct BeamConfig {
     pub no_repeat_ngram_size: usize,
     /// Diverse beam search, when `num_beam_groups` > 1.
     pub groups: Option<GroupConfig>,
+    /// The other logits processors, applied to the log-probabilities as transformers does.
+    pub processors: BeamProcessors,
 }
+
+/// transformers' logits processors that beam search applies besides the repetition
+/// penalty and the n-gram ban (the beam plugin's own definition).
+pub use rill_beam::search::Processors as BeamProcessors;
 
 /// One returned hypothesis.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,16 +73,7 @@ impl BeamConfig {
         if cfg.do_sample == Some(true) {
             return Err(RillError::GenerationConfig("beam sampling (num_beams > 1 with do_sample) is not supported yet; set do_sample to false".into()));
         }
-        let nonempty = |v: &Option<Vec<u32>>| v.as_ref().is_some_and(|v| !v.is_empty());
         let not_applied: Vec<&str> = [
-            (
-                "sequence_bias",
-                cfg.sequence_bias.as_ref().is_some_and(|v| !v.is_empty()),
-            ),
-            (
-                "bad_words_ids",
-                cfg.bad_words_ids.as_ref().is_some_and(|v| !v.is_empty()),
-            ),
             (
                 "presence_penalty",
                 cfg.presence_penalty.is_some_and(|x| x != 0.0),
@@ -84,13 +81,6 @@ impl BeamConfig {
             (
                 "frequency_penalty",
                 cfg.frequency_penalty.is_some_and(|x| x != 0.0),
-            ),
-            ("min_new_tokens", cfg.min_new_tokens.is_some_and(|n| n > 0)),
-            ("min_length", cfg.min_length.is_some_and(|n| n > 0)),
-            ("suppress_tokens", nonempty(&cfg.suppress_tokens)),
-            (
-                "begin_suppress_tokens",
-                nonempty(&cfg.begin_suppress_tokens),
             ),
             (
                 "samplers",
@@ -102,7 +92,7 @@ impl BeamConfig {
         .collect();
         if !not_applied.is_empty() {
             return Err(RillError::GenerationConfig(format!(
-                "beam search applies repetition_penalty and no_repeat_ngram_size but not {} yet; unset {} or generate without beams",
+                "beam search does not apply {} (they act on sampled tokens); unset {} or generate without beams",
                 not_applied.join(", "),
                 if not_applied.len() > 1 { "them" } else { "it" }
             )));
@@ -124,6 +114,14 @@ impl BeamConfig {
             eos,
             repetition_penalty: cfg.repetition_penalty.unwrap_or(1.0),
             no_repeat_ngram_size: cfg.no_repeat_ngram_size.unwrap_or(0),
+            processors: BeamProcessors {
+                sequence_bias: cfg.sequence_bias.clone().unwrap_or_default(),
+                bad_words_ids: cfg.bad_words_ids.clone().unwrap_or_default(),
+                min_length: cfg.min_length.unwrap_or(0),
+                min_new_tokens: cfg.min_new_tokens.unwrap_or(0),
+                suppress_tokens: cfg.suppress_tokens.clone().unwrap_or_default(),
+                begin_suppress_tokens: cfg.begin_suppress_tokens.clone().unwrap_or_default(),
+            },
             groups: match cfg.num_beam_groups.unwrap_or(1) {
                 1 => None,
                 g if g == 0 || !k.is_multiple_of(g) => {
@@ -174,6 +172,12 @@ impl BeamConfig {
             "repetition_penalty": self.repetition_penalty,
             "no_repeat_ngram_size": self.no_repeat_ngram_size,
             "eos_token_id": self.eos,
+            "sequence_bias": self.processors.sequence_bias,
+            "bad_words_ids": self.processors.bad_words_ids,
+            "min_length": self.processors.min_length,
+            "min_new_tokens": self.processors.min_new_tokens,
+            "suppress_tokens": self.processors.suppress_tokens,
+            "begin_suppress_tokens": self.processors.begin_suppress_tokens,
         })
         .to_string()
     }

@@ -1,12 +1,22 @@
 //! Beam search against transformers 4.53's own beam search on the default model
 //! (tests/reference/fixtures/beam.json): the same sequences token for token and scores
 //! within 1e-4, for several settings of length_penalty, early_stopping and
-//! num_return_sequences, and for diverse (group) beam search.
+//! num_return_sequences, for diverse (group) beam search, and with the logits processors
+//! beam search applies (sequence_bias, bad_words_ids, min_length, min_new_tokens,
+//! suppress_tokens, begin_suppress_tokens).
 
 mod common;
 
-use rill::beam::{search, BeamConfig, EarlyStopping, GroupConfig};
+use rill::beam::{search, BeamConfig, BeamProcessors, EarlyStopping, GroupConfig};
 use serde_json::Value;
+
+/// A list setting of the fixture (empty when absent).
+fn list<T: serde::de::DeserializeOwned>(settings: &Value, key: &str) -> Vec<T> {
+    settings
+        .get(key)
+        .map(|v| serde_json::from_value(v.clone()).unwrap())
+        .unwrap_or_default()
+}
 
 #[test]
 fn beam_search_matches_transformers() {
@@ -42,7 +52,9 @@ fn beam_search_matches_transformers() {
             early_stopping: early,
             num_return_sequences: s["num_return_sequences"].as_u64().unwrap() as usize,
             max_new_tokens: case["max_new_tokens"].as_u64().unwrap() as usize,
-            eos: vec![1],
+            eos: s
+                .get("eos_token_id")
+                .map_or(vec![1], |_| list(s, "eos_token_id")),
             repetition_penalty: penalty,
             no_repeat_ngram_size: 0,
             groups: s.get("num_beam_groups").map(|groups| GroupConfig {
@@ -50,6 +62,14 @@ fn beam_search_matches_transformers() {
                 diversity_penalty: s["diversity_penalty"].as_f64().unwrap() as f32,
                 pad: 2,
             }),
+            processors: BeamProcessors {
+                sequence_bias: list(s, "sequence_bias"),
+                bad_words_ids: list(s, "bad_words_ids"),
+                min_length: s["min_length"].as_u64().unwrap_or(0) as usize,
+                min_new_tokens: s["min_new_tokens"].as_u64().unwrap_or(0) as usize,
+                suppress_tokens: list(s, "suppress_tokens"),
+                begin_suppress_tokens: list(s, "begin_suppress_tokens"),
+            },
         };
         let got = search(&model, &prompt, &cfg).unwrap();
         let want_seqs = case["sequences"].as_array().unwrap();
@@ -80,8 +100,8 @@ fn beam_search_matches_transformers() {
         checked += 1;
     }
     assert_eq!(
-        checked, 10,
-        "2 prompts x (3 beam + 2 diverse beam settings)"
+        checked, 24,
+        "2 prompts x (3 beam + 2 diverse beam + 7 processor settings)"
     );
 }
 

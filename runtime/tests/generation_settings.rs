@@ -1,8 +1,8 @@
-//! transformers' generation settings beyond the sampler chain's warpers: min_new_tokens,
-//! suppress_tokens, begin_suppress_tokens, max_length, epsilon_cutoff, and what beam
-//! search refuses. Each generation is checked against the model's own logits from a fresh
-//! session (the processors themselves are checked against transformers' in
-//! plugins/samplers/tests/hf_parity.rs).
+//! transformers' generation settings beyond the sampler chain's warpers (min_new_tokens,
+//! suppress_tokens, begin_suppress_tokens, max_length, epsilon_cutoff) through sessions,
+//! beam search among them. Each generation is checked against the model's own logits
+//! from a fresh session (the processors themselves are checked against transformers' in
+//! plugins/samplers/tests/hf_parity.rs and runtime/tests/beam.rs).
 
 mod common;
 
@@ -173,22 +173,39 @@ fn epsilon_cutoff_draws_only_tokens_above_epsilon() {
 }
 
 #[test]
-fn beam_search_refuses_settings_it_does_not_apply() {
+fn beam_search_applies_the_processors_and_refuses_the_sampling_penalties() {
     let model = common::default_model();
-    let mut s = Session::new(model, SessionOptions::default()).unwrap();
-    let e = s
-        .set_generation_config(GenerationConfig {
+    let beams = |extra: GenerationConfig| {
+        let mut s = Session::new(model.clone(), SessionOptions::default()).unwrap();
+        s.set_generation_config(GenerationConfig {
             num_beams: Some(4),
-            min_new_tokens: Some(2),
-            suppress_tokens: Some(vec![5]),
-            ..greedy(8)
-        })
-        .unwrap_err();
+            ..extra
+        })?;
+        s.generate(PROMPT, |_| true)
+    };
+    let plain = beams(greedy(8)).unwrap().tokens;
+    let suppressed = beams(GenerationConfig {
+        suppress_tokens: Some(vec![plain[0]]),
+        ..greedy(8)
+    })
+    .unwrap()
+    .tokens;
+    assert!(
+        !suppressed.contains(&plain[0]),
+        "{plain:?} then {suppressed:?}"
+    );
+    let e = beams(GenerationConfig {
+        presence_penalty: Some(0.5),
+        frequency_penalty: Some(0.5),
+        ..greedy(8)
+    })
+    .unwrap_err();
     let message = e.to_string();
     assert!(
-        message.contains("min_new_tokens, suppress_tokens"),
+        message.contains("presence_penalty, frequency_penalty"),
         "{message}"
     );
+    let mut s = Session::new(model.clone(), SessionOptions::default()).unwrap();
     let bad = GenerationConfig {
         epsilon_cutoff: Some(1.5),
         ..greedy(8)

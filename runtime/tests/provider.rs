@@ -132,6 +132,7 @@ fn cache_workout(model: &Arc<Model>) -> (Vec<Vec<u32>>, Vec<u32>, Vec<u8>) {
         repetition_penalty: 1.0,
         no_repeat_ngram_size: 0,
         groups: None,
+        processors: Default::default(),
     };
     let beams = rill::beam::search(model, &prompt, &cfg)
         .unwrap()

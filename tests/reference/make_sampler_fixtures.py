@@ -14,7 +14,9 @@ Outputs:
   processors.json  inputs (input_ids, scores) and, per processor and setting, HF's output
                    scores (float32, -inf kept as the string "-inf").
   beam.json        prompts, settings (num_beams, length_penalty, early_stopping,
-                   num_return_sequences, num_beam_groups, diversity_penalty) and HF's
+                   num_return_sequences, num_beam_groups, diversity_penalty, and the
+                   processors sequence_bias, bad_words_ids, min_length, min_new_tokens,
+                   suppress_tokens, begin_suppress_tokens with eos_token_id) and HF's
                    returned sequences and sequence scores.
 """
 import json
@@ -115,7 +117,26 @@ def beams(folder):
     cases = []
     for prompt in prompts:
         ids = tok(prompt, return_tensors="pt")["input_ids"]
-        for s in settings:
+        n = ids.shape[1]
+        # The logits processors beam search applies, on tokens this prompt's plain search
+        # picks (so that each one changes the result): its first new token, a later pair,
+        # and a token it ends a hypothesis early at when made end-of-sequence.
+        with torch.no_grad():
+            plain = model.generate(ids, do_sample=False, max_new_tokens=16, pad_token_id=2,
+                                   num_beams=4, num_return_sequences=1)[0].tolist()
+        first, pair, stop = plain[n], plain[n + 2:n + 4], plain[n + 3]
+        base = {"num_beams": 4, "length_penalty": 1.0, "early_stopping": False, "num_return_sequences": 2}
+        with_processors = [
+            {**base, "suppress_tokens": [first]},
+            {**base, "begin_suppress_tokens": [first], "bad_words_ids": [pair]},
+            {**base, "sequence_bias": [[[first], -2.0], [[pair[0]], 1.5]]},
+            {**base, "eos_token_id": [stop], "min_new_tokens": 9},
+            {**base, "eos_token_id": [stop], "min_length": n + 7},
+            {**base, "eos_token_id": [stop]},
+            {"num_beams": 4, "num_beam_groups": 2, "diversity_penalty": 1.0, "length_penalty": 1.0,
+             "early_stopping": False, "num_return_sequences": 2, "suppress_tokens": [first]},
+        ]
+        for s in settings + with_processors:
             with torch.no_grad():
                 out = model.generate(ids, do_sample=False, max_new_tokens=16, output_scores=True,
                                      return_dict_in_generate=True, pad_token_id=2, **s)

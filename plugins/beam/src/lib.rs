@@ -7,14 +7,16 @@
 //! Parameters (JSON object, Hugging Face names): `num_beams` (required), `num_beam_groups`
 //! (1), `diversity_penalty` (0), `length_penalty` (1), `early_stopping` (false / true /
 //! "never"), `num_return_sequences` (1), `repetition_penalty` (1), `no_repeat_ngram_size`
-//! (0), `eos_token_id` (list, []), `pad_token_id` (0).
+//! (0), `sequence_bias` ([[[ids], bias], ...]), `bad_words_ids` ([[ids], ...]),
+//! `min_length` (0), `min_new_tokens` (0), `suppress_tokens` ([]), `begin_suppress_tokens`
+//! ([]), `eos_token_id` (list, []), `pad_token_id` (0).
 
 pub mod search;
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 
 use rill_plugin_abi::*;
-use search::{EarlyStopping, Params, Search, Step};
+use search::{EarlyStopping, Params, Processors, Search, Step};
 use serde_json::Value;
 
 fn parse(text: &str) -> Result<Params, String> {
@@ -61,7 +63,29 @@ fn parse(text: &str) -> Result<Params, String> {
             .as_u64()
             .ok_or("eos_token_id must be an id or a list of ids")? as u32],
     };
+    let list = |key: &str| -> Result<Value, String> {
+        Ok(match v.get(key) {
+            None | Some(Value::Null) => Value::Array(vec![]),
+            Some(x) => x.clone(),
+        })
+    };
+    let sequence_bias = serde_json::from_value(list("sequence_bias")?)
+        .map_err(|e| format!("`sequence_bias` must be [[[ids], bias], ...]: {e}"))?;
+    let bad_words_ids = serde_json::from_value(list("bad_words_ids")?)
+        .map_err(|e| format!("`bad_words_ids` must be [[ids], ...]: {e}"))?;
+    let ids = |key: &str| -> Result<Vec<u32>, String> {
+        serde_json::from_value(list(key)?)
+            .map_err(|e| format!("`{key}` must be a list of token ids: {e}"))
+    };
     Ok(Params {
+        processors: Processors {
+            sequence_bias,
+            bad_words_ids,
+            min_length: int("min_length", 0)?,
+            min_new_tokens: int("min_new_tokens", 0)?,
+            suppress_tokens: ids("suppress_tokens")?,
+            begin_suppress_tokens: ids("begin_suppress_tokens")?,
+        },
         num_beams: int("num_beams", 0)?,
         num_beam_groups: int("num_beam_groups", 1)?,
         diversity_penalty: float("diversity_penalty", 0.0)?,

@@ -30,8 +30,28 @@ pub struct Params {
     pub num_return_sequences: usize,
     pub repetition_penalty: f32,
     pub no_repeat_ngram_size: usize,
+    /// The other logits processors.
+    pub processors: Processors,
     pub eos: Vec<u32>,
     pub pad: u32,
+}
+
+/// transformers' logits processors that beam search applies besides the repetition
+/// penalty and the n-gram ban (Hugging Face keys and meanings; empty or 0: none).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Processors {
+    /// `sequence_bias`: `[(ids, bias)]`.
+    pub sequence_bias: Vec<(Vec<u32>, f32)>,
+    /// `bad_words_ids`.
+    pub bad_words_ids: Vec<Vec<u32>>,
+    /// `min_length` (prompt included).
+    pub min_length: usize,
+    /// `min_new_tokens`.
+    pub min_new_tokens: usize,
+    /// `suppress_tokens`.
+    pub suppress_tokens: Vec<u32>,
+    /// `begin_suppress_tokens` (the first new token only).
+    pub begin_suppress_tokens: Vec<u32>,
 }
 
 const NEG: f32 = -1.0e9;
@@ -60,8 +80,10 @@ fn log_softmax_into(row: &[f32], out: &mut [f32]) {
 }
 
 /// Writes into `acc` (rows × vocab) each row's log-probabilities after the processors
-/// that transformers applies in beam search (diversity, repetition penalty, no-repeat
-/// n-grams), plus the row's running score.
+/// that transformers applies in beam search, in its order (sequence bias, diversity,
+/// repetition penalty, no-repeat n-grams, bad words, minimum lengths, suppressed tokens),
+/// plus the row's running score. `rows` are whole sequences, the first `prompt_len`
+/// tokens the prompt.
 fn accumulate(
     acc: &mut Vec<f32>,
     logits: &[f32],
@@ -69,6 +91,7 @@ fn accumulate(
     scores: &[f32],
     p: &Params,
     diversity: &[u32],
+    prompt_len: usize,
 ) {
     let vocab = logits.len() / rows.len();
     acc.resize(logits.len(), 0.0);
@@ -79,6 +102,10 @@ fn accumulate(
         .zip(scores)
     {
         log_softmax_into(row, out);
+        let q = &p.processors;
+        if !q.sequence_bias.is_empty() {
+            rill_samplers::sequence_bias(out, seq, &q.sequence_bias);
+        }
         for &t in diversity {
             if let Some(x) = out.get_mut(t as usize) {
                 *x -= p.diversity_penalty;
@@ -90,6 +117,14 @@ fn accumulate(
         if p.no_repeat_ngram_size > 0 {
             rill_samplers::no_repeat_ngram(out, seq, p.no_repeat_ngram_size);
         }
+        if !q.bad_words_ids.is_empty() {
+            rill_samplers::bad_words(out, seq, &q.bad_words_ids, &p.eos);
+        }
+        rill_samplers::min_length(out, seq.len(), q.min_length, &p.eos);
+        let generated = seq.len().saturating_sub(prompt_len);
+        rill_samplers::min_length(out, generated, q.min_new_tokens, &p.eos);
+        rill_samplers::suppress_tokens(out, &q.suppress_tokens);
+        rill_samplers::begin_suppress_tokens(out, seq.len(), prompt_len, &q.begin_suppress_tokens);
         for x in out.iter_mut() {
             *x += score;
         }
@@ -199,7 +234,15 @@ impl Beam {
         let cur_len = self.running[0].len();
         let acc = &mut self.acc;
         let logits = &s.logits[..k * vocab];
-        accumulate(acc, logits, &self.running, &self.scores, p, &[]);
+        accumulate(
+            acc,
+            logits,
+            &self.running,
+            &self.scores,
+            p,
+            &[],
+            s.prompt_len,
+        );
         let top = top_indices(acc, keep);
         let cands: Vec<(usize, u32, f32)> = top
             .iter()
@@ -371,7 +414,15 @@ impl Group {
             let logits = &s.logits[rows.start * vocab..rows.end * vocab];
             let (seqs, scores) = (&self.seqs[rows.clone()], &self.scores[rows]);
             let acc = &mut self.acc;
-            accumulate(acc, logits, seqs, scores, p, &current[..start]);
+            accumulate(
+                acc,
+                logits,
+                seqs,
+                scores,
+                p,
+                &current[..start],
+                s.prompt_len,
+            );
             let top = top_indices(acc, keep);
             let (mut next_scores, mut next_tokens, mut next_idx) =
                 (vec![0f32; size], vec![p.pad; size], vec![0usize; size]);
