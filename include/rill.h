@@ -32,9 +32,6 @@
 // so that products of two sizes cannot overflow.
 #define MAX_DIMENSION (1 << 24)
 
-// New tokens at most when neither `max_new_tokens` nor `max_length` is given.
-#define DEFAULT_MAX_NEW_TOKENS 256
-
 // The result of every fallible rill function. 0 is success; values are grouped in bands
 // (1–99 arguments and internal errors, 100s loading, 200s generation) and never reused.
 typedef enum rill_status {

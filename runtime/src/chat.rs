@@ -25,8 +25,9 @@ pub use python_compat::strftime_utc;
 pub struct ChatMessage {
     /// `system`, `user` or `assistant` (the template decides what it accepts).
     pub role: String,
-    /// The text.
-    pub content: String,
+    /// The text; `None` (JSON `null`) for an assistant turn that only calls tools, as
+    /// OpenAI-style messages write it.
+    pub content: Option<String>,
     /// Any other keys of the message (`name`, `tool_calls`, ...), passed to the template
     /// as they are.
     #[serde(flatten)]
@@ -38,7 +39,7 @@ impl ChatMessage {
     pub fn new(role: &str, content: &str) -> Self {
         ChatMessage {
             role: role.to_string(),
-            content: content.to_string(),
+            content: Some(content.to_string()),
             extra: Default::default(),
         }
     }

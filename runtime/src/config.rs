@@ -211,7 +211,7 @@ impl ModelConfig {
 }
 
 /// New tokens at most when neither `max_new_tokens` nor `max_length` is given.
-pub const DEFAULT_MAX_NEW_TOKENS: usize = 256;
+pub(crate) const DEFAULT_MAX_NEW_TOKENS: usize = 256;
 
 /// Generation settings. Keys and meanings are Hugging Face `generation_config.json`'s
 /// (unknown keys are ignored, but see [`GenerationConfig::from_json`]); absent values take
@@ -412,12 +412,16 @@ impl GenerationConfig {
     }
 
     /// New tokens at most after a prompt of `prompt_len`: `max_new_tokens`, else what
-    /// `max_length` leaves (none when the prompt reaches it), else 256.
-    pub fn max_new_tokens_after(&self, prompt_len: usize) -> usize {
+    /// `max_length` leaves, else 256. A prompt that already reaches `max_length` is an
+    /// error, as in transformers.
+    pub fn max_new_tokens_after(&self, prompt_len: usize) -> Result<usize> {
         match (self.max_new_tokens, self.max_length) {
-            (Some(n), _) => n,
-            (None, Some(total)) => total.saturating_sub(prompt_len),
-            (None, None) => DEFAULT_MAX_NEW_TOKENS,
+            (Some(n), _) => Ok(n),
+            (None, Some(total)) if total > prompt_len => Ok(total - prompt_len),
+            (None, Some(total)) => Err(RillError::GenerationConfig(format!(
+                "the prompt ({prompt_len} tokens) already reaches max_length ({total}): raise max_length or set max_new_tokens"
+            ))),
+            (None, None) => Ok(DEFAULT_MAX_NEW_TOKENS),
         }
     }
 
@@ -527,14 +531,20 @@ mod tests {
             max_length: Some(20),
             ..Default::default()
         };
-        assert_eq!(by_length.max_new_tokens_after(15), 5);
-        assert_eq!(by_length.max_new_tokens_after(25), 0);
+        assert_eq!(by_length.max_new_tokens_after(15).unwrap(), 5);
+        let e = by_length.max_new_tokens_after(20).unwrap_err();
+        assert!(e.to_string().contains("max_length (20)"), "{e}");
         let both = GenerationConfig {
             max_new_tokens: Some(8),
             ..by_length
         };
-        assert_eq!(both.max_new_tokens_after(15), 8);
-        assert_eq!(GenerationConfig::default().max_new_tokens_after(15), 256);
+        assert_eq!(both.max_new_tokens_after(25).unwrap(), 8);
+        assert_eq!(
+            GenerationConfig::default()
+                .max_new_tokens_after(15)
+                .unwrap(),
+            256
+        );
     }
 
     #[test]

@@ -59,6 +59,14 @@ impl SamplerChain {
                 return Err(invalid(format!("{name} must be in [0, 1), got {x}")));
             }
         }
+        if cfg.max_new_tokens == Some(0) {
+            return Err(invalid("max_new_tokens must be at least 1".into()));
+        }
+        if cfg.num_beams.unwrap_or(1) <= 1 && cfg.num_return_sequences.unwrap_or(1) > 1 {
+            return Err(invalid(
+                "num_return_sequences above 1 needs beam search (num_beams > 1); without beams a generation returns one sequence".into(),
+            ));
+        }
         let penalty = cfg.repetition_penalty.unwrap_or(1.0);
         if !(penalty.is_finite() && penalty > 0.0) {
             return Err(invalid(format!(
@@ -85,22 +93,17 @@ impl SamplerChain {
         if let Some(n) = cfg.no_repeat_ngram_size.filter(|&n| n > 0) {
             add("no_repeat_ngram", json!({ "size": n }));
         }
-        if let Some(words) = cfg.bad_words_ids.as_ref().filter(|w| !w.is_empty()) {
-            let eos = cfg
-                .eos_token_id
-                .as_ref()
-                .map(|e| e.to_vec())
-                .unwrap_or_default();
-            add(
-                "bad_words",
-                json!({ "bad_words_ids": words, "eos_token_id": eos }),
-            );
-        }
         let eos = cfg
             .eos_token_id
             .as_ref()
             .map(|e| e.to_vec())
             .unwrap_or_default();
+        if let Some(words) = cfg.bad_words_ids.as_ref().filter(|w| !w.is_empty()) {
+            add(
+                "bad_words",
+                json!({ "bad_words_ids": words, "eos_token_id": eos }),
+            );
+        }
         if let Some(n) = cfg.min_length.filter(|&n| n > 0) {
             add(
                 "min_length",

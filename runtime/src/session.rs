@@ -717,7 +717,7 @@ impl Session {
             .map(|s| s.to_vec())
             .unwrap_or_default();
         let mut stops = StopStrings::new(&stop_list);
-        let max_new = settings.max_new_tokens_after(prompt.len());
+        let max_new = settings.max_new_tokens_after(prompt.len())?;
         let context = self.options.context_len;
         let (prompt, mut prompt_len) = self.fit_prompt(prompt)?;
         self.beams.clear();
@@ -876,12 +876,12 @@ impl Session {
                 .clone()
                 .unwrap_or_else(|| serde_json::json!({}))
                 .to_string();
-            let max_new = settings.max_new_tokens_after(prompt.len());
+            let max_new = settings.max_new_tokens_after(prompt.len())?;
             crate::beam::run_strategy_timed(&model, prompt, &spec.name, &params, max_new)?
         } else {
             let mut cfg = crate::beam::BeamConfig::from_generation(settings, eos.to_vec())?
                 .ok_or_else(|| RillError::InvalidArgument("num_beams must exceed 1".into()))?;
-            cfg.max_new_tokens = settings.max_new_tokens_after(prompt.len());
+            cfg.max_new_tokens = settings.max_new_tokens_after(prompt.len())?;
             crate::beam::run_strategy_timed(
                 &model,
                 prompt,

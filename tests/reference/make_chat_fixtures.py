@@ -4,7 +4,8 @@ render_jinja_template`, the code behind `tokenizer.apply_chat_template`), which
 runtime/tests/chat_templates.rs checks rill's rendering against, byte for byte.
 
 The templates are written for this test in the styles of the model families users load
-(ChatML, Llama 3 headers, Mistral's [INST], Gemma's turns, Zephyr), using what real
+(ChatML, Llama 3 headers, Mistral's [INST], Gemma's turns, Zephyr) and one with a
+tool-calling turn (content null), using what real
 templates use: whitespace control, trim_blocks/lstrip_blocks-sensitive layout,
 `namespace`, loop variables and loop controls, Python string methods, `tojson`,
 `raise_exception`, `is defined` guards, special tokens.
@@ -146,8 +147,25 @@ no tools
 {% endif %}
 {%- if add_generation_prompt %}ASSISTANT:{% endif %}"""
 
+TOOLS = """{%- for message in messages %}
+{%- if message.tool_calls is defined %}
+{%- for call in message.tool_calls %}
+<call>{{ call.function.name }} {{ call.function.arguments | tojson }}</call>
+{{ call.function.arguments | tojson(sort_keys=true, ensure_ascii=true) }}
+{%- endfor %}
+{{ message.content }}
+{%- else %}
+{{ message.role }}: {{ message.content }}
+{%- endif %}
+{%- endfor %}
+{{ {10: 'ten', 9: 'nine'} | tojson(sort_keys=true) }}
+{{ {'whole': 1.0, 'negative zero': -0.0, 'big': 1e16, 'small': 2.5e-07, 'int': 7} | tojson }}
+{{ '\u007f<&>' | tojson(ensure_ascii=true) }}
+{%- if add_generation_prompt %}
+assistant:{% endif %}"""
+
 TEMPLATES = {"chatml": CHATML, "llama3": LLAMA3, "mistral": MISTRAL, "gemma": GEMMA,
-             "zephyr": ZEPHYR, "features": FEATURES}
+             "zephyr": ZEPHYR, "features": FEATURES, "tools": TOOLS}
 
 CONVERSATIONS = {
     "user": [{"role": "user", "content": "Hello!"}],
@@ -164,6 +182,11 @@ CONVERSATIONS = {
     "bad_alternation": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}],
     "named": [{"role": "user", "content": "Hi", "name": "ann"},
               {"role": "assistant", "content": "Hello ann", "name": "bot"}],
+    "tool_call": [{"role": "user", "content": "Weather in Paris?"},
+                  {"role": "assistant", "content": None, "tool_calls": [
+                      {"type": "function", "function": {"name": "weather", "arguments": {
+                          "city": "Paris", "days": 3, "units": "celsius", "detail": 0.5,
+                          "flags": [True, None], "z": {"b": 1, "a": 2}}}}]}],
     "blank": [{"role": "user", "content": "   "}, {"role": "user", "content": "<tag> & 'x'"}],
 }
 
@@ -174,6 +197,8 @@ def main():
     cases = []
     for name, source in TEMPLATES.items():
         for conv_name, messages in CONVERSATIONS.items():
+            if conv_name == "tool_call" and name != "tools":
+                continue  # the other templates read every message's content as text
             for add_generation_prompt in (False, True):
                 case = {"template": name, "messages": conv_name,
                         "add_generation_prompt": add_generation_prompt}

@@ -37,17 +37,37 @@ pub fn write_weights(
 }
 
 /// Writes `model.safetensors` holding `weights` (another folder's) converted to `dtype`,
-/// one tensor at a time, then `config.json`.
+/// one tensor at a time, and `config.json`. Both are written beside their final names
+/// and renamed into place once both are complete: on an error neither file of `dir` has
+/// changed.
 pub fn write_converted(
     dir: &Path,
     cfg: &LlamaConfig,
     weights: &FolderWeights,
     dtype: WeightDtype,
 ) -> Result<()> {
-    crate::weights::save_converted(weights, dtype, &dir.join("model.safetensors"))?;
+    let files = [
+        (
+            dir.join("model.safetensors.partial"),
+            dir.join("model.safetensors"),
+        ),
+        (dir.join("config.json.partial"), dir.join("config.json")),
+    ];
     let mut cfg = cfg.clone();
     cfg.torch_dtype = Some(dtype.torch_name().into());
-    cfg.save(&dir.join("config.json"))
+    let written = crate::weights::save_converted(weights, dtype, &files[0].0)
+        .and_then(|()| cfg.save(&files[1].0))
+        .and_then(|()| {
+            files.iter().try_for_each(|(partial, path)| {
+                std::fs::rename(partial, path).map_err(io_err(path))
+            })
+        });
+    if written.is_err() {
+        for (partial, _) in &files {
+            let _ = std::fs::remove_file(partial);
+        }
+    }
+    written
 }
 
 /// Writes `generation_config.json` with sampling defaults, unless one exists.

@@ -397,13 +397,14 @@ fn run_export(a: ExportArgs) -> anyhow::Result<()> {
             }
             let created = !out.exists();
             folder::create_dir(out, a.force)?;
-            if let Err(e) = folder::write_converted(out, &cfg, &weights, a.dtype) {
+            let written = folder::write_converted(out, &cfg, &weights, a.dtype)
+                .and_then(|()| folder::copy_side_files(&a.from, out));
+            if let Err(e) = written {
                 if created {
                     let _ = std::fs::remove_dir_all(out);
                 }
                 return Err(e.into());
             }
-            folder::copy_side_files(&a.from, out)?;
             out.clone()
         }
     };

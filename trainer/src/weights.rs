@@ -367,8 +367,8 @@ fn map_file(path: &Path) -> Result<Mmap> {
 
 /// Writes every float tensor of `weights` to `path` as safetensors in `dtype`, one
 /// tensor in memory at a time (a checkpoint of many gigabytes converts in the memory of
-/// its largest tensor). The file appears only when complete; on an error (a value beyond
-/// f16's range, say) nothing is left at `path`.
+/// its largest tensor). On an error (a value beyond f16's range, say) nothing is left at
+/// `path`.
 pub fn save_converted(weights: &FolderWeights, dtype: WeightDtype, path: &Path) -> Result<()> {
     let failure = std::cell::RefCell::new(None);
     let views: Vec<_> = weights
@@ -385,16 +385,13 @@ pub fn save_converted(weights: &FolderWeights, dtype: WeightDtype, path: &Path) 
             (name.clone(), view)
         })
         .collect();
-    let partial = path.with_extension("safetensors.partial");
-    let written = safetensors::serialize_to_file(views, Some(pt_metadata()), &partial)
+    let written = safetensors::serialize_to_file(views, Some(pt_metadata()), path)
         .map_err(|e| bad(path, e.to_string()));
-    match failure.into_inner().map_or(written, Err) {
-        Ok(()) => std::fs::rename(&partial, path).map_err(io_err(path)),
-        Err(e) => {
-            let _ = std::fs::remove_file(&partial);
-            Err(e)
-        }
+    let result = failure.into_inner().map_or(written, Err);
+    if result.is_err() {
+        let _ = std::fs::remove_file(path);
     }
+    result
 }
 
 /// A tensor of a folder, read and converted when the writer asks for its bytes.
@@ -420,6 +417,9 @@ impl View for ConvertedTensor<'_> {
     }
 
     fn data(&self) -> std::borrow::Cow<'_, [u8]> {
+        if self.failure.borrow().is_some() {
+            return vec![0; self.data_len()].into(); // the file is discarded anyway
+        }
         let converted = self.weights.tensor_f32(self.name).and_then(|values| {
             check_range(self.name, &values, self.dtype, &self.weights.dir)?;
             Ok(RawTensor::float(self.name, self.shape.to_vec(), &values, self.dtype).data)

@@ -174,7 +174,7 @@ impl Standard {
                 let penalize = |x: &mut f32| *x = if *x < 0.0 { *x * p } else { *x / p };
                 // Candidates still in id order (as the whole vocabulary comes to the
                 // chain's first sampler): the context's tokens are found by index.
-                if tokens.iter().all(|&t| ids.get(t as usize) == Some(&t)) {
+                if at_their_index(ids, vocab, tokens) {
                     let mut seen = tokens.to_vec();
                     seen.sort_unstable();
                     seen.dedup();
@@ -215,20 +215,20 @@ impl Standard {
                     processors::presence_frequency(full, generated, presence, frequency)
                 })
             }
-            Standard::Suppress(ref suppressed) => suppress_ids(ids, logits, suppressed),
+            Standard::Suppress(ref suppressed) => suppress_ids(ids, logits, vocab, suppressed),
             Standard::BeginSuppress(ref suppressed) => {
                 if tokens.len() == n_prompt {
-                    suppress_ids(ids, logits, suppressed);
+                    suppress_ids(ids, logits, vocab, suppressed);
                 }
             }
             Standard::MinLength(minimum, ref eos) => {
                 if tokens.len() < minimum {
-                    suppress_ids(ids, logits, eos);
+                    suppress_ids(ids, logits, vocab, eos);
                 }
             }
             Standard::MinNewTokens(minimum, ref eos) => {
                 if tokens.len().saturating_sub(n_prompt) < minimum {
-                    suppress_ids(ids, logits, eos);
+                    suppress_ids(ids, logits, vocab, eos);
                 }
             }
             Standard::EpsilonCutoff(e, m) => processors::epsilon_cutoff(logits, e, m),
@@ -264,14 +264,19 @@ impl Standard {
     }
 }
 
-/// Sets the logits of the candidates whose id is in `suppressed` (sorted) to `-inf`: by
-/// index while the candidates hold those ids in id order (the whole vocabulary reaches
-/// the chain's first sampler so), else by a pass over the candidates.
-fn suppress_ids(ids: &[u32], logits: &mut [f32], suppressed: &[u32]) {
-    if suppressed
+/// Whether every id of `tokens` inside the vocabulary is the candidate at its own index,
+/// so that it can be found by index instead of by a pass over the candidates (the whole
+/// vocabulary reaches the chain's first sampler in id order; compaction then shifts ids
+/// down, and an id past the compacted list is not known to be absent).
+fn at_their_index(ids: &[u32], vocab: usize, tokens: &[u32]) -> bool {
+    tokens
         .iter()
-        .all(|&t| ids.get(t as usize).is_none_or(|&id| id == t))
-    {
+        .all(|&t| t as usize >= vocab || ids.get(t as usize) == Some(&t))
+}
+
+/// Sets the logits of the candidates whose id is in `suppressed` (sorted) to `-inf`.
+fn suppress_ids(ids: &[u32], logits: &mut [f32], vocab: usize, suppressed: &[u32]) {
+    if at_their_index(ids, vocab, suppressed) {
         for &t in suppressed {
             if let Some(x) = logits.get_mut(t as usize) {
                 *x = f32::NEG_INFINITY;
@@ -518,12 +523,17 @@ mod tests {
         let vocab = 300;
         let logits: Vec<f32> = (0..vocab).map(|i| (i as f32 * 0.3).cos()).collect();
         let parse = |kind: &str, params: &str| Standard::parse(kind, params).unwrap();
-        let suppress = parse("suppress_tokens", r#"{"tokens": [250, 7, 7, 9999, 0]}"#);
+        let suppress = parse(
+            "suppress_tokens",
+            r#"{"tokens": [299, 250, 7, 7, 9999, 0]}"#,
+        );
         let mut expected = logits.clone();
-        processors::suppress_tokens(&mut expected, &[250, 7, 9999, 0]);
+        processors::suppress_tokens(&mut expected, &[299, 250, 7, 9999, 0]);
         let in_order: Vec<u32> = (0..vocab as u32).collect();
         let shuffled: Vec<u32> = (0..vocab as u32).rev().step_by(2).collect();
-        for ids in [&in_order, &shuffled] {
+        // Compacted after a lower id was removed: ids from 251 on sit one place down.
+        let compacted: Vec<u32> = (0..vocab as u32).filter(|&i| i != 100).collect();
+        for ids in [&in_order, &shuffled, &compacted] {
             let mut got: Vec<f32> = ids.iter().map(|&i| logits[i as usize]).collect();
             suppress.apply(ids, &mut got, &[1, 2], 2, vocab, || 0.5);
             let want: Vec<f32> = ids.iter().map(|&i| expected[i as usize]).collect();

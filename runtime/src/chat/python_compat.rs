@@ -7,7 +7,9 @@ use minijinja::value::{Kwargs, ValueKind};
 use minijinja::{Error, ErrorKind, Output, State, Value};
 
 /// Writes a value into the rendered text as Jinja under Python does: booleans as `True`
-/// and `False`, none as `None`; everything else as minijinja does.
+/// and `False`, none as `None`; everything else as minijinja does. Only what `{{ ... }}`
+/// prints directly: a boolean joined into a string (`'a' ~ flag`, `flag | string`) or
+/// inside a printed list keeps minijinja's `true` / `none`.
 pub(crate) fn python_formatter(
     out: &mut Output,
     state: &State,
@@ -32,7 +34,12 @@ pub(crate) fn tojson(value: Value, kwargs: Kwargs) -> Result<String, Error> {
         Some(v) if v.is_none() => None,
         Some(v) => match (v.as_str(), i64::try_from(v.clone())) {
             (Some(s), _) => Some(s.to_string()),
-            (None, Ok(n)) => Some(" ".repeat(n.max(0) as usize)),
+            (None, Ok(n)) if n <= MAX_INDENT => Some(" ".repeat(n.max(0) as usize)),
+            (None, Ok(n)) => {
+                return Err(invalid(&format!(
+                    "tojson: indent {n} is larger than {MAX_INDENT}"
+                )))
+            }
             _ => return Err(invalid("tojson: indent must be an integer or a string")),
         },
     };
@@ -56,6 +63,10 @@ pub(crate) fn tojson(value: Value, kwargs: Kwargs) -> Result<String, Error> {
     Ok(out)
 }
 
+/// The widest `tojson` indent accepted (a template cannot make rill allocate without
+/// bound).
+const MAX_INDENT: i64 = 256;
+
 fn invalid(message: &str) -> Error {
     Error::new(ErrorKind::InvalidOperation, message.to_string())
 }
@@ -74,10 +85,8 @@ impl JsonLayout {
         match value.kind() {
             ValueKind::Undefined | ValueKind::None => out.push_str("null"),
             ValueKind::Bool => out.push_str(if value.is_true() { "true" } else { "false" }),
-            ValueKind::Number => match i64::try_from(value.clone()) {
-                Ok(n) if value.as_i64().is_some() => out.push_str(&n.to_string()),
-                _ => out.push_str(&python_float(f64::try_from(value.clone())?)),
-            },
+            ValueKind::Number if value.is_integer() => out.push_str(&value.to_string()),
+            ValueKind::Number => out.push_str(&python_float(f64::try_from(value.clone())?)),
             ValueKind::String => self.write_string(value.as_str().unwrap_or_default(), out),
             ValueKind::Seq | ValueKind::Iterable => {
                 let items: Vec<Value> = value.try_iter()?.collect();
@@ -88,14 +97,11 @@ impl JsonLayout {
             ValueKind::Map => {
                 let mut keys: Vec<Value> = value.try_iter()?.collect();
                 if self.sort_keys {
-                    keys.sort_by_key(|k| k.to_string());
+                    keys.sort(); // Python sorts the keys themselves (9 before 10)
                 }
                 self.write_container(('{', '}'), keys.len(), level, out, |i, out| {
                     let key = &keys[i];
-                    self.write_string(
-                        &key.as_str().map_or_else(|| key.to_string(), str::to_string),
-                        out,
-                    );
+                    self.write_string(&key_text(key)?, out);
                     out.push_str(&self.key);
                     self.write(&value.get_item(key)?, level + 1, out)
                 })?;
@@ -151,7 +157,7 @@ impl JsonLayout {
                 '\t' => out.push_str("\\t"),
                 '\u{8}' => out.push_str("\\b"),
                 '\u{c}' => out.push_str("\\f"),
-                c if (c as u32) < 0x20 || (self.ensure_ascii && !c.is_ascii()) => {
+                c if (c as u32) < 0x20 || (self.ensure_ascii && !(' '..='~').contains(&c)) => {
                     let mut units = [0u16; 2];
                     for unit in c.encode_utf16(&mut units) {
                         out.push_str(&format!("\\u{unit:04x}"));
@@ -162,6 +168,19 @@ impl JsonLayout {
         }
         out.push('"');
     }
+}
+
+/// A map key as `json.dumps` turns it into a string: strings as they are, numbers as
+/// their JSON text, `true` / `false` / `null`; other keys are an error, as in Python.
+fn key_text(key: &Value) -> Result<String, Error> {
+    Ok(match key.kind() {
+        ValueKind::String => key.as_str().unwrap_or_default().to_string(),
+        ValueKind::None | ValueKind::Undefined => "null".into(),
+        ValueKind::Bool => if key.is_true() { "true" } else { "false" }.into(),
+        ValueKind::Number if key.is_integer() => key.to_string(),
+        ValueKind::Number => python_float(f64::try_from(key.clone())?),
+        other => return Err(invalid(&format!("tojson: a {other} cannot be a JSON key"))),
+    })
 }
 
 /// A float as Python's `repr` writes it: the shortest digits that read back, in
