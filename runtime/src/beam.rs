@@ -86,13 +86,19 @@ impl BeamConfig {
                 "samplers",
                 cfg.samplers.as_ref().is_some_and(|v| !v.is_empty()),
             ),
+            (
+                "stop_strings",
+                cfg.stop_strings
+                    .as_ref()
+                    .is_some_and(|v| !v.to_vec().is_empty()),
+            ),
         ]
         .into_iter()
         .filter_map(|(name, set)| set.then_some(name))
         .collect();
         if !not_applied.is_empty() {
             return Err(RillError::GenerationConfig(format!(
-                "beam search does not apply {} (they act on sampled tokens); unset {} or generate without beams",
+                "beam search does not apply {} yet; unset {} or generate without beams",
                 not_applied.join(", "),
                 if not_applied.len() > 1 { "them" } else { "it" }
             )));
