@@ -195,19 +195,23 @@ enum rill_status rill_session_append(struct rill_session *session,
                                      void *user_data,
                                      size_t *n_tokens_out);
 
-// Renders `messages_json` (a JSON array of `{"role": ..., "content": ...}`, the whole
-// conversation; other keys of a message reach the template) with the model's chat
-// template as transformers' `apply_chat_template` renders it, ending where the assistant's reply
-// begins, and generates the reply as `rill_session_generate` does: the cached prefix
-// (earlier turns) is reused. `RILL_ERR_CHAT_TEMPLATE` when the model folder has no
-// template or it fails to render; `RILL_ERR_INVALID_ARGUMENT` for malformed JSON.
+// Renders `messages_json` with the model's chat template as transformers'
+// `apply_chat_template` renders it, ending where the assistant's reply begins, and
+// generates the reply as `rill_session_generate` does: the cached prefix (earlier turns)
+// is reused. `messages_json` is the whole conversation, a JSON array of `{"role": ...,
+// "content": ...}` (other keys of a message reach the template; `content` may be null),
+// or an object `{"messages": [...], "tools": [...], "documents": [...], ...}` whose
+// other keys are template variables (`enable_thinking`, `date_string`), as the keyword
+// arguments of `apply_chat_template`. `RILL_ERR_CHAT_TEMPLATE` when the model folder
+// has no template or it fails to render; `RILL_ERR_INVALID_ARGUMENT` for malformed JSON.
 enum rill_status rill_session_chat(struct rill_session *session,
                                    const char *messages_json,
                                    rill_token_callback callback,
                                    void *user_data,
                                    size_t *n_tokens_out);
 
-// Renders `messages_json` with the model's chat template into `buf` (NUL-terminated,
+// Renders `messages_json` (as for [`rill_session_chat`]: messages, or an object with
+// tools and template variables) with the model's chat template into `buf` (NUL-terminated,
 // `capacity` bytes; the size needed including the NUL in `*needed_out`,
 // `RILL_ERR_BUFFER_TOO_SMALL` when it does not fit). `add_generation_prompt` non-zero
 // ends the text where the assistant's reply begins. Thread-safe.

@@ -150,6 +150,16 @@ impl ChatTemplate {
     /// Renders `messages`; with `add_generation_prompt` the text ends where the
     /// assistant's reply begins.
     pub fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
+        self.render_request(&ChatRequest::from(messages), add_generation_prompt)
+    }
+
+    /// Renders a [`ChatRequest`]: its messages, tools, documents and other variables, as
+    /// `apply_chat_template(messages, tools=..., documents=..., **variables)` does.
+    pub fn render_request(
+        &self,
+        request: &ChatRequest,
+        add_generation_prompt: bool,
+    ) -> Result<String> {
         let template = self
             .env
             .get_template(NAME)
@@ -159,13 +169,59 @@ impl ChatTemplate {
             .iter()
             .map(|(k, v)| (k.as_str(), minijinja::Value::from(v.as_str())))
             .collect();
-        context.insert("messages", minijinja::Value::from_serialize(messages));
+        for (key, value) in &request.variables {
+            if RESERVED.contains(&key.as_str()) {
+                return Err(RillError::InvalidArgument(format!(
+                    "`{key}` is set by the call, not a template variable"
+                )));
+            }
+            context.insert(key, minijinja::Value::from_serialize(value));
+        }
+        context.insert(
+            "messages",
+            minijinja::Value::from_serialize(&request.messages),
+        );
         context.insert("add_generation_prompt", add_generation_prompt.into());
-        context.insert("tools", minijinja::Value::from(()));
-        context.insert("documents", minijinja::Value::from(()));
+        context.insert("tools", minijinja::Value::from_serialize(&request.tools));
+        context.insert(
+            "documents",
+            minijinja::Value::from_serialize(&request.documents),
+        );
         template
             .render(context)
             .map_err(|e| RillError::ChatTemplate(format!("rendering failed: {e}")))
+    }
+}
+
+/// Context names a request's variables cannot take.
+const RESERVED: [&str; 1] = ["add_generation_prompt"];
+
+/// A conversation to render, with what transformers' `apply_chat_template` passes to the
+/// template besides the messages. As JSON: `{"messages": [...], "tools": [...],
+/// "documents": [...], "enable_thinking": false, ...}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChatRequest {
+    /// The conversation.
+    pub messages: Vec<ChatMessage>,
+    /// Tool (function) schemas as transformers takes them (JSON schema objects); `None`
+    /// renders as the template's `none`.
+    #[serde(default)]
+    pub tools: Option<Vec<serde_json::Value>>,
+    /// Documents for retrieval-augmented templates (`{"title", "text"}` objects).
+    #[serde(default)]
+    pub documents: Option<Vec<serde_json::Value>>,
+    /// Any other template variable (`enable_thinking`, `date_string`, ...), as keyword
+    /// arguments of `apply_chat_template`; they may override special tokens.
+    #[serde(flatten)]
+    pub variables: serde_json::Map<String, serde_json::Value>,
+}
+
+impl From<&[ChatMessage]> for ChatRequest {
+    fn from(messages: &[ChatMessage]) -> Self {
+        ChatRequest {
+            messages: messages.to_vec(),
+            ..Default::default()
+        }
     }
 }
 

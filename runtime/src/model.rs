@@ -344,13 +344,23 @@ impl Model {
         messages: &[crate::chat::ChatMessage],
         add_generation_prompt: bool,
     ) -> Result<String> {
+        self.apply_chat_request(&messages.into(), add_generation_prompt)
+    }
+
+    /// As [`Model::apply_chat_template`], for a request with tools, documents or other
+    /// template variables.
+    pub fn apply_chat_request(
+        &self,
+        request: &crate::chat::ChatRequest,
+        add_generation_prompt: bool,
+    ) -> Result<String> {
         let template = self.chat.as_ref().ok_or_else(|| {
             RillError::ChatTemplate(format!(
                 "{} has no `chat_template` in tokenizer_config.json",
                 self.dir.display()
             ))
         })?;
-        template.render(messages, add_generation_prompt)
+        template.render_request(request, add_generation_prompt)
     }
 
     /// Whether the folder has a chat template.

@@ -674,7 +674,17 @@ impl Session {
         messages: &[crate::chat::ChatMessage],
         on_piece: impl FnMut(&str) -> bool,
     ) -> Result<Generation> {
-        let text = self.model.apply_chat_template(messages, true)?;
+        self.chat_request(&messages.into(), on_piece)
+    }
+
+    /// As [`Session::chat`], for a request with tools, documents or other template
+    /// variables.
+    pub fn chat_request(
+        &mut self,
+        request: &crate::chat::ChatRequest,
+        on_piece: impl FnMut(&str) -> bool,
+    ) -> Result<Generation> {
+        let text = self.model.apply_chat_request(request, true)?;
         let ids = self.model.encode(&text, false)?;
         self.generate_ids(&ids, on_piece)
     }

@@ -4,7 +4,7 @@
 //! (tests/reference/make_chat_fixtures.py regenerates it). rill's text must equal it byte
 //! for byte: a prompt that differs by a newline is a different prompt to the model.
 
-use rill::chat::{ChatMessage, ChatTemplate};
+use rill::chat::{ChatMessage, ChatRequest, ChatTemplate};
 use serde_json::Value;
 
 fn fixture() -> Value {
@@ -75,4 +75,42 @@ fn strftime_now_formats_as_python_does() {
         rill::chat::strftime_utc(0, "%Q").is_err(),
         "an unknown directive is an error"
     );
+}
+
+#[test]
+fn tools_documents_and_template_variables_render_as_transformers_renders_them() {
+    let f = fixture();
+    let (bos, eos) = (
+        f["bos_token"].as_str().unwrap(),
+        f["eos_token"].as_str().unwrap(),
+    );
+    let requests = f["requests"].as_array().unwrap();
+    assert!(requests.len() >= 10);
+    for case in requests {
+        let name = case["template"].as_str().unwrap();
+        let template = ChatTemplate::new(f["templates"][name].as_str().unwrap(), bos, eos).unwrap();
+        // The request as a caller writes it: messages, tools, documents, other variables.
+        let mut json = serde_json::json!({
+            "messages": f["conversations"][case["messages"].as_str().unwrap()],
+            "tools": case["tools"],
+            "documents": case["documents"],
+        });
+        for (key, value) in case["variables"].as_object().unwrap() {
+            json[key] = value.clone();
+        }
+        let request: ChatRequest = serde_json::from_value(json).unwrap();
+        let add = case["add_generation_prompt"].as_bool().unwrap();
+        let got = template.render_request(&request, add).unwrap();
+        assert_eq!(
+            got,
+            case["expected"].as_str().unwrap(),
+            "{name} with {}",
+            case["variables"]
+        );
+    }
+    // A variable cannot take a name the call sets.
+    let template = ChatTemplate::new("{{ add_generation_prompt }}", bos, eos).unwrap();
+    let request: ChatRequest =
+        serde_json::from_str(r#"{"messages": [], "add_generation_prompt": true}"#).unwrap();
+    assert!(template.render_request(&request, false).is_err());
 }

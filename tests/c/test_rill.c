@@ -341,6 +341,12 @@ static void test_conversation(const rill_model *model) {
     EXPECT_STATUS(rill_model_apply_chat_template(model, msgs, 1, rendered, sizeof rendered, &needed), RILL_OK);
     CHECK(strstr(rendered, "user: Who made the heaven?") != NULL, "rendered: %s", rendered);
     EXPECT_STATUS(rill_model_apply_chat_template(model, "{\"role\": 1}", 1, rendered, sizeof rendered, &needed), RILL_ERR_INVALID_ARGUMENT);
+    /* The object form (messages with tools and template variables) renders the same messages. */
+    char with_tools[256];
+    const char *request = "{\"messages\": [{\"role\": \"user\", \"content\": \"Who made the heaven?\"}], "
+                          "\"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\"}}], \"date_string\": \"1 May\"}";
+    EXPECT_STATUS(rill_model_apply_chat_template(model, request, 1, with_tools, sizeof with_tools, &needed), RILL_OK);
+    CHECK(strcmp(with_tools, rendered) == 0, "object form: %s", with_tools);
     EXPECT_STATUS(rill_session_chat(session, msgs, NULL, NULL, &n), RILL_OK);
 
     /* Cancel from another thread. */

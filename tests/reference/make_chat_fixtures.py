@@ -164,8 +164,19 @@ TOOLS = """{%- for message in messages %}
 {%- if add_generation_prompt %}
 assistant:{% endif %}"""
 
+RAG = """{%- if documents %}
+Documents:
+{%- for doc in documents %}
+[{{ loop.index }}] {{ doc.title }}: {{ doc.text }}
+{%- endfor %}
+{% endif %}
+{%- for message in messages %}{{ message.role }}: {{ message.content }}
+{% endfor %}
+{%- if add_generation_prompt %}assistant:{% endif %}
+{%- if enable_thinking is defined and not enable_thinking %} <think></think>{% endif %}"""
+
 TEMPLATES = {"chatml": CHATML, "llama3": LLAMA3, "mistral": MISTRAL, "gemma": GEMMA,
-             "zephyr": ZEPHYR, "features": FEATURES, "tools": TOOLS}
+             "zephyr": ZEPHYR, "features": FEATURES, "tools": TOOLS, "rag": RAG}
 
 CONVERSATIONS = {
     "user": [{"role": "user", "content": "Hello!"}],
@@ -192,6 +203,27 @@ CONVERSATIONS = {
 
 TOKENS = {"bos_token": "<s>", "eos_token": "</s>"}
 
+WEATHER = {"type": "function", "function": {
+    "name": "weather", "description": "Today's weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                   "required": ["city"]}}}
+SEARCH = {"type": "function", "function": {"name": "search", "parameters": {
+    "type": "object", "properties": {"query": {"type": "string"}, "limit": {"type": "integer"}}}}}
+DOCUMENTS = [{"title": "Rivers", "text": "A river flows to the sea."},
+             {"title": "Lakes", "text": "A lake is still \"water\"."}]
+
+# apply_chat_template's other arguments: (template, conversation, tools, documents,
+# template variables).
+REQUESTS = [
+    ("chatml", "user", [WEATHER, SEARCH], None, {}),
+    ("chatml", "system_user", [WEATHER], None, {}),
+    ("tools", "tool_call", [WEATHER], None, {}),
+    ("llama3", "system_user", None, None, {"date_string": "05 Mar 2026"}),
+    ("llama3", "user", None, None, {"bos_token": "<BOS>"}),
+    ("rag", "user", None, DOCUMENTS, {"enable_thinking": False}),
+    ("rag", "multi_turn", None, None, {"enable_thinking": True}),
+]
+
 
 def main():
     cases = []
@@ -210,6 +242,17 @@ def main():
                 except jinja2.exceptions.TemplateError as e:
                     case["error"] = str(e)
                 cases.append(case)
+    requests = []
+    for name, conv_name, tools, documents, variables in REQUESTS:
+        for add_generation_prompt in (False, True):
+            rendered, _ = render_jinja_template(
+                [CONVERSATIONS[conv_name]], tools=tools, documents=documents,
+                chat_template=TEMPLATES[name], add_generation_prompt=add_generation_prompt,
+                **{**TOKENS, **variables})
+            requests.append({"template": name, "messages": conv_name, "tools": tools,
+                             "documents": documents, "variables": variables,
+                             "add_generation_prompt": add_generation_prompt,
+                             "expected": rendered[0]})
     moments = [0, 951782400, 1732406400, 1790000000, 4102444799]
     formats = ["%d %b %Y", "%Y-%m-%d %H:%M:%S", "%A %d %B %y", "%a %b %e %j %%"]
     strftime = [{"timestamp": t, "format": f,
@@ -224,11 +267,13 @@ def main():
         "templates": TEMPLATES,
         "conversations": CONVERSATIONS,
         "cases": cases,
+        "requests": requests,
         "strftime": strftime,
     }
     path = pathlib.Path(__file__).parent / "fixtures" / "chat_templates.json"
     path.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n")
-    print(f"wrote {path}: {len(cases)} renders, {sum('error' in c for c in cases)} errors")
+    print(f"wrote {path}: {len(cases)} renders, {sum('error' in c for c in cases)} errors, "
+          f"{len(requests)} renders with tools, documents or variables")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ use std::ffi::{c_char, c_void};
 use super::model::{model_arc, rill_model};
 use super::session::{generate_with, rill_session, rill_token_callback, with_session};
 use super::{c_str, check_struct_size, ffi_call, out_ptr, rill_status, slice};
-use crate::chat::ChatMessage;
+use crate::chat::{ChatMessage, ChatRequest};
 use crate::error::RillError;
 use crate::session::StopReason;
 
@@ -70,10 +70,18 @@ fn stop_code(reason: StopReason) -> rill_stop_reason {
     }
 }
 
-fn messages(json: *const c_char) -> Result<Vec<ChatMessage>, RillError> {
-    serde_json::from_str(c_str(json, "messages_json")?).map_err(|e| {
+/// `messages_json`: an array of messages, or an object with `messages` and the other
+/// arguments of transformers' `apply_chat_template`.
+fn chat_request(json: *const c_char) -> Result<ChatRequest, RillError> {
+    let text = c_str(json, "messages_json")?;
+    let parsed = if text.trim_start().starts_with('[') {
+        serde_json::from_str::<Vec<ChatMessage>>(text).map(|m| ChatRequest::from(&m[..]))
+    } else {
+        serde_json::from_str::<ChatRequest>(text)
+    };
+    parsed.map_err(|e| {
         RillError::InvalidArgument(format!(
-            "`messages_json` must be a JSON array of {{\"role\", \"content\"}} objects: {e}"
+            "`messages_json` must be a JSON array of {{\"role\", \"content\"}} objects, or an object with `messages` (and `tools`, `documents`, other template variables): {e}"
         ))
     })
 }
@@ -94,12 +102,15 @@ pub extern "C" fn rill_session_append(
     })
 }
 
-/// Renders `messages_json` (a JSON array of `{"role": ..., "content": ...}`, the whole
-/// conversation; other keys of a message reach the template) with the model's chat
-/// template as transformers' `apply_chat_template` renders it, ending where the assistant's reply
-/// begins, and generates the reply as `rill_session_generate` does: the cached prefix
-/// (earlier turns) is reused. `RILL_ERR_CHAT_TEMPLATE` when the model folder has no
-/// template or it fails to render; `RILL_ERR_INVALID_ARGUMENT` for malformed JSON.
+/// Renders `messages_json` with the model's chat template as transformers'
+/// `apply_chat_template` renders it, ending where the assistant's reply begins, and
+/// generates the reply as `rill_session_generate` does: the cached prefix (earlier turns)
+/// is reused. `messages_json` is the whole conversation, a JSON array of `{"role": ...,
+/// "content": ...}` (other keys of a message reach the template; `content` may be null),
+/// or an object `{"messages": [...], "tools": [...], "documents": [...], ...}` whose
+/// other keys are template variables (`enable_thinking`, `date_string`), as the keyword
+/// arguments of `apply_chat_template`. `RILL_ERR_CHAT_TEMPLATE` when the model folder
+/// has no template or it fails to render; `RILL_ERR_INVALID_ARGUMENT` for malformed JSON.
 #[no_mangle]
 pub extern "C" fn rill_session_chat(
     session: *mut rill_session,
@@ -109,11 +120,12 @@ pub extern "C" fn rill_session_chat(
     n_tokens_out: *mut usize,
 ) -> rill_status {
     generate_with(session, callback, user_data, n_tokens_out, |s, cb| {
-        s.chat(&messages(messages_json)?, cb)
+        s.chat_request(&chat_request(messages_json)?, cb)
     })
 }
 
-/// Renders `messages_json` with the model's chat template into `buf` (NUL-terminated,
+/// Renders `messages_json` (as for [`rill_session_chat`]: messages, or an object with
+/// tools and template variables) with the model's chat template into `buf` (NUL-terminated,
 /// `capacity` bytes; the size needed including the NUL in `*needed_out`,
 /// `RILL_ERR_BUFFER_TOO_SMALL` when it does not fit). `add_generation_prompt` non-zero
 /// ends the text where the assistant's reply begins. Thread-safe.
@@ -130,7 +142,7 @@ pub extern "C" fn rill_model_apply_chat_template(
         out_ptr(needed_out, "needed_out")?;
         let model = model_arc(model)?;
         let text =
-            model.apply_chat_template(&messages(messages_json)?, add_generation_prompt != 0)?;
+            model.apply_chat_request(&chat_request(messages_json)?, add_generation_prompt != 0)?;
         super::write_buffer(text.as_bytes(), true, buf as *mut u8, capacity, needed_out)
     })
 }
