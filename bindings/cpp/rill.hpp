@@ -473,7 +473,9 @@ public:
     }
     std::string append(std::string_view text) { return collect(rill_session_append, text, "text"); }
 
-    /// Renders `messages_json` with the chat template and generates the reply.
+    /// Renders `messages_json` (an array of messages, or an object with `messages`,
+    /// `tools`, `documents` and template variables) with the chat template and generates
+    /// the reply.
     template <class F, class = std::enable_if_t<detail::is_piece_callback<F>::value>>
     std::size_t chat(std::string_view messages_json, F &&on_piece) {
         return run(rill_session_chat, messages_json, "messages_json", on_piece);

@@ -138,9 +138,10 @@ func (m *Model) Detokenize(ids []uint32) (string, error) {
 	})
 }
 
-// ApplyChatTemplate renders messagesJSON (a JSON array of {"role", "content"}) with the
-// model's chat template, ending where the assistant's reply begins when
-// addGenerationPrompt is true.
+// ApplyChatTemplate renders messagesJSON (a JSON array of {"role", "content"}, or an
+// object {"messages": [...], "tools": [...], "documents": [...], ...} whose other keys are
+// template variables) with the model's chat template, ending where the assistant's reply
+// begins when addGenerationPrompt is true.
 func (m *Model) ApplyChatTemplate(messagesJSON string, addGenerationPrompt bool) (string, error) {
 	if err := checkNoNUL(messagesJSON, "messagesJSON"); err != nil {
 		return "", err

@@ -184,7 +184,8 @@ func (s *Session) Append(ctx context.Context, text string, onPiece func(piece st
 }
 
 // Chat renders messagesJSON (the whole conversation, a JSON array of {"role",
-// "content"}) with the model's chat template and generates the reply, as Generate does.
+// "content"}, or an object with "messages", "tools", "documents" and template variables)
+// with the model's chat template and generates the reply, as Generate does.
 func (s *Session) Chat(ctx context.Context, messagesJSON string, onPiece func(piece string) error) (Result, error) {
 	return s.run(ctx, C.RILL_GO_CHAT, messagesJSON, "messagesJSON", onPiece)
 }
