@@ -87,6 +87,10 @@ impl BeamConfig {
                 cfg.samplers.as_ref().is_some_and(|v| !v.is_empty()),
             ),
             (
+                "prompt_lookup_num_tokens",
+                cfg.prompt_lookup_num_tokens.is_some_and(|n| n > 0),
+            ),
+            (
                 "stop_strings",
                 cfg.stop_strings
                     .as_ref()

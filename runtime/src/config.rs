@@ -307,6 +307,13 @@ pub struct GenerationConfig {
     /// exp(-entropy))` go; in (0, 1), 0 disables.
     #[serde(default)]
     pub eta_cutoff: Option<f32>,
+    /// Prompt lookup decoding (greedy only): up to this many tokens guessed from the
+    /// context and checked in one forward pass (transformers' key; 0 or absent: off).
+    #[serde(default)]
+    pub prompt_lookup_num_tokens: Option<usize>,
+    /// Prompt lookup decoding: the longest n-gram looked up (default 2).
+    #[serde(default)]
+    pub max_matching_ngram_size: Option<usize>,
     /// rill's extension (OpenAI's meaning): penalty on generated tokens already present.
     #[serde(default)]
     pub presence_penalty: Option<f32>,
@@ -340,7 +347,7 @@ pub struct SamplerSpec {
 /// implement, each with the value that leaves generation unchanged (besides `null` and
 /// `false`). Settings given through the API that set one are refused by name rather than
 /// ignored; a folder's `generation_config.json` may hold them (they are ignored there).
-const NOT_IMPLEMENTED: [(&str, Option<f64>); 15] = [
+const NOT_IMPLEMENTED: [(&str, Option<f64>); 14] = [
     ("forced_bos_token_id", None),
     ("forced_eos_token_id", None),
     ("exponential_decay_length_penalty", None),
@@ -352,7 +359,6 @@ const NOT_IMPLEMENTED: [(&str, Option<f64>); 15] = [
     ("encoder_no_repeat_ngram_size", Some(0.0)),
     ("penalty_alpha", Some(0.0)),
     ("dola_layers", None),
-    ("prompt_lookup_num_tokens", None),
     ("token_healing", None),
     ("watermarking_config", None),
     ("max_time", None),
@@ -477,6 +483,12 @@ impl GenerationConfig {
                 .clone()
                 .or_else(|| self.begin_suppress_tokens.clone()),
             epsilon_cutoff: other.epsilon_cutoff.or(self.epsilon_cutoff),
+            prompt_lookup_num_tokens: other
+                .prompt_lookup_num_tokens
+                .or(self.prompt_lookup_num_tokens),
+            max_matching_ngram_size: other
+                .max_matching_ngram_size
+                .or(self.max_matching_ngram_size),
             eta_cutoff: other.eta_cutoff.or(self.eta_cutoff),
             presence_penalty: other.presence_penalty.or(self.presence_penalty),
             frequency_penalty: other.frequency_penalty.or(self.frequency_penalty),

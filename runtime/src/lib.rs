@@ -17,6 +17,7 @@ pub mod model;
 pub mod ort_env;
 mod ort_value;
 pub mod plugin;
+mod prompt_lookup;
 pub mod provider;
 pub mod sampling;
 pub mod session;

@@ -67,6 +67,22 @@ impl SamplerChain {
                 "num_return_sequences above 1 needs beam search (num_beams > 1); without beams a generation returns one sequence".into(),
             ));
         }
+        if cfg.prompt_lookup_num_tokens.unwrap_or(0) > 0 {
+            if cfg.do_sample == Some(true) {
+                return Err(invalid(
+                    "prompt_lookup_num_tokens needs greedy decoding (do_sample false) in rill"
+                        .into(),
+                ));
+            }
+            if cfg.samplers.as_ref().is_some_and(|s| !s.is_empty()) {
+                return Err(invalid(
+                    "prompt_lookup_num_tokens does not run with custom samplers (they may keep state across tokens)".into(),
+                ));
+            }
+            if cfg.max_matching_ngram_size == Some(0) {
+                return Err(invalid("max_matching_ngram_size must be at least 1".into()));
+            }
+        }
         let penalty = cfg.repetition_penalty.unwrap_or(1.0);
         if !(penalty.is_finite() && penalty > 0.0) {
             return Err(invalid(format!(

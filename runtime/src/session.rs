@@ -385,6 +385,24 @@ impl Session {
         Ok(&self.last)
     }
 
+    /// Evaluates `tokens` after the cached ones in one pass (batch 1, at most one prompt
+    /// chunk) and returns the logits after each of them, row after row.
+    fn forward_each(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
+        let vocab = self.model.graph().vocab;
+        self.check_rows(&[tokens])?;
+        self.pending.clear();
+        self.step(&[tokens])?;
+        let mut rows = vec![0f32; tokens.len() * vocab];
+        for (j, row) in rows.chunks_exact_mut(vocab).enumerate() {
+            self.logits_row(j, row);
+        }
+        self.release_chunk_logits();
+        if rows.iter().fold(false, |nan, v| nan | v.is_nan()) {
+            return Err(self.nan_error());
+        }
+        Ok(rows)
+    }
+
     /// Evaluates `ids` after the cached tokens (batch 1) and returns, for every position
     /// but the last, the natural-log probability the model gives the token that follows
     /// it: `ids.len() - 1` values (perplexity, scoring). Afterwards the session holds
@@ -490,13 +508,18 @@ impl Session {
     /// NaN logits mean broken weights: an error naming them, not a token.
     fn check_finite(&self) -> Result<()> {
         if self.last.iter().fold(false, |nan, v| nan | v.is_nan()) {
-            return Err(RillError::Weights {
-                path: self.model.dir().join("model.safetensors"),
-                message: "the model produced NaN logits: its weights hold NaN or infinite values"
-                    .into(),
-            });
+            return Err(self.nan_error());
         }
         Ok(())
+    }
+
+    /// The error for NaN logits.
+    fn nan_error(&self) -> RillError {
+        RillError::Weights {
+            path: self.model.dir().join("model.safetensors"),
+            message: "the model produced NaN logits: its weights hold NaN or infinite values"
+                .into(),
+        }
     }
 
     /// Fills every row of this session with the state of `single`, a session of batch 1:
@@ -743,6 +766,15 @@ impl Session {
         timings.prefill = started.elapsed();
         let decode_start = Instant::now();
         let (mut out, mut text) = (Vec::new(), String::new());
+        // Prompt lookup decoding: tokens already checked by the model, each with whether
+        // the cache holds it (all but the last of a checked draft do).
+        let lookup = settings
+            .prompt_lookup_num_tokens
+            .unwrap_or(0)
+            .min(self.options.prefill_chunk.saturating_sub(1));
+        let max_ngram = settings.max_matching_ngram_size.unwrap_or(2);
+        let mut ahead: std::collections::VecDeque<(u32, bool)> = Default::default();
+        let mut next_cached = false;
         let stop = loop {
             if self.cancel.is_cancelled() {
                 break StopReason::Cancelled;
@@ -752,7 +784,9 @@ impl Session {
             }
             out.push(next);
             self.pending.clear();
-            self.pending.push(next);
+            if !next_cached {
+                self.pending.push(next);
+            }
             if let Some(piece) = stream.push(next) {
                 let (released, hit) = match stops.push(&piece) {
                     Matched::No(t) => (t, false),
@@ -770,6 +804,44 @@ impl Session {
             }
             if out.len() >= max_new {
                 break StopReason::MaxTokens;
+            }
+            if let Some((token, cached)) = ahead.pop_front() {
+                (next, next_cached) = (token, cached);
+                continue;
+            }
+            let room = context.saturating_sub(self.tokens.len() + 1);
+            let want = lookup.min(room).min(max_new - out.len());
+            let draft = if want > 0 {
+                let context: Vec<u32> = self.tokens.iter().copied().chain([next]).collect();
+                crate::prompt_lookup::draft(&context, max_ngram, want)
+            } else {
+                Vec::new()
+            };
+            if !draft.is_empty() {
+                // One pass over `next` and the draft; each drafted token stays while it is
+                // what the chain picks after the tokens before it.
+                let base = self.tokens.len();
+                let seq: Vec<u32> = [next].into_iter().chain(draft.iter().copied()).collect();
+                let rows = self.forward_each(&seq)?;
+                let pick_start = Instant::now();
+                let vocab = rows.len() / seq.len();
+                let mut accepted = 0;
+                let pick = loop {
+                    let logits = &rows[accepted * vocab..(accepted + 1) * vocab];
+                    let context = &self.tokens[..base + accepted + 1];
+                    let pick = chain.pick(logits, context, prompt_len)?;
+                    if draft.get(accepted) != Some(&pick) {
+                        break pick;
+                    }
+                    accepted += 1;
+                };
+                timings.sampling += pick_start.elapsed();
+                timings.decode_steps += 1;
+                self.truncate(base + 1 + accepted)?;
+                ahead.extend(draft[..accepted].iter().map(|&t| (t, true)));
+                ahead.push_back((pick, false));
+                (next, next_cached) = ahead.pop_front().expect("the pick is queued");
+                continue;
             }
             if self.tokens.len() + 1 > context {
                 match self.options.context_policy {
@@ -789,6 +861,14 @@ impl Session {
             timings.sampling += pick_start.elapsed();
             timings.decode_steps += 1;
         };
+        // Checked tokens the cache holds past the last one emitted go (`next` too when it
+        // ended the generation unemitted).
+        let unemitted =
+            usize::from(next_cached && matches!(stop, StopReason::Cancelled | StopReason::Eos))
+                + ahead.iter().filter(|(_, cached)| *cached).count();
+        if unemitted > 0 {
+            self.truncate(self.tokens.len() - unemitted)?;
+        }
         let mut stop = stop;
         if !matches!(stop, StopReason::Callback | StopReason::StopString) {
             let rest = stream.finish().unwrap_or_default();

@@ -218,3 +218,78 @@ fn beam_search_applies_the_processors_and_refuses_the_sampling_penalties() {
     };
     assert!(s.set_generation_config(bad).is_err());
 }
+
+#[test]
+fn prompt_lookup_decoding_generates_what_greedy_does_in_fewer_passes() {
+    let model = common::default_model();
+    let repetitive = "And God said, Let there be light: and there was light. And God saw the light, that it was good: and God divided the light from the darkness. And God said,";
+    let (mut plain_passes, mut lookup_passes) = (0, 0);
+    let mut same = |prompt: &str, config: GenerationConfig| {
+        let ids = model.tokenize(prompt).unwrap();
+        let (plain, plain_history) = generate_ids(&model, &ids, config.clone());
+        let lookup = GenerationConfig {
+            prompt_lookup_num_tokens: Some(6),
+            ..config
+        };
+        let (fast, fast_history) = generate_ids(&model, &ids, lookup);
+        assert_eq!(fast.tokens, plain.tokens, "{prompt}");
+        assert_eq!(
+            (&fast.text, fast.stop),
+            (&plain.text, plain.stop),
+            "{prompt}"
+        );
+        assert_eq!(
+            fast_history, plain_history,
+            "the session holds the same tokens"
+        );
+        plain_passes += plain.timings.decode_steps;
+        lookup_passes += fast.timings.decode_steps;
+        plain
+    };
+    for prompt in common::PROMPTS {
+        same(prompt, greedy(48));
+    }
+    // Every way of stopping, at every point of a text the drafts often get right, so that
+    // some stop inside a checked draft whose tokens the cache already holds.
+    let reference = same(repetitive, greedy(40));
+    for max_new in 1..40 {
+        same(repetitive, greedy(max_new));
+    }
+    let mut ends = reference.tokens.clone();
+    ends.sort_unstable();
+    ends.dedup();
+    for eos in ends {
+        let config = GenerationConfig {
+            eos_token_id: Some(OneOrMany::One(eos)),
+            ..greedy(40)
+        };
+        same(repetitive, config);
+    }
+    for word in reference.text.split_whitespace() {
+        let config = GenerationConfig {
+            stop_strings: Some(OneOrMany::One(word.into())),
+            ..greedy(40)
+        };
+        same(repetitive, config);
+    }
+    assert!(
+        lookup_passes * 10 < plain_passes * 8,
+        "{lookup_passes} passes against {plain_passes}"
+    );
+}
+
+/// A generation from `ids` in a new session, and the tokens the session holds after it
+/// followed by 8 more greedy tokens (which read the cache the generation left).
+fn generate_ids(
+    model: &Arc<Model>,
+    ids: &[u32],
+    config: GenerationConfig,
+) -> (rill::Generation, Vec<u32>) {
+    let mut s = Session::new(model.clone(), SessionOptions::default()).unwrap();
+    s.set_generation_config(config).unwrap();
+    let out = s.generate_ids(ids, |_| true).unwrap();
+    let mut history = s.history();
+    s.set_generation_config(greedy(8)).unwrap();
+    history.extend(s.generate_ids(&s.history(), |_| true).unwrap().tokens);
+    (out, history)
+}
