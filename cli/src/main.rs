@@ -368,11 +368,14 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
             t.prefill.as_secs_f64() * 1e3,
             per(out.prompt_tokens, t.prefill)
         );
+        // The first token comes from the prompt's pass; decode made the others, in
+        // `decode_steps` forward passes (fewer with prompt lookup decoding).
         eprintln!(
-            "decode: {} tokens in {:.1} ms ({:.1} tokens/s), stop: {:?}",
+            "decode: {} tokens in {:.1} ms ({:.1} tokens/s, {} forward passes), stop: {:?}",
             out.tokens.len(),
             t.decode.as_secs_f64() * 1e3,
-            per(t.decode_steps, t.decode),
+            per(out.tokens.len().saturating_sub(1), t.decode),
+            t.decode_steps,
             out.stop
         );
         let ort = t.ort_run.as_secs_f64();
