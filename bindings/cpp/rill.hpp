@@ -246,6 +246,9 @@ struct GenerationConfig {
     std::optional<std::uint32_t> max_new_tokens;
     /// No end-of-sequence before this many new tokens.
     std::optional<std::uint32_t> min_new_tokens;
+    /// Prompt lookup decoding (greedy): up to this many tokens guessed from the context and
+    /// checked in one forward pass; the output is greedy's, in fewer passes.
+    std::optional<std::uint32_t> prompt_lookup_num_tokens;
     std::optional<bool> do_sample;
     std::optional<float> temperature;
     std::optional<std::uint32_t> top_k;
@@ -284,6 +287,7 @@ struct GenerationConfig {
         };
         number("max_new_tokens", max_new_tokens);
         number("min_new_tokens", min_new_tokens);
+        number("prompt_lookup_num_tokens", prompt_lookup_num_tokens);
         if (do_sample) {
             key("do_sample");
             out += *do_sample ? "true" : "false";

@@ -107,3 +107,37 @@ fn rollback_reuse_and_saved_state_work_on_the_shared_cache() {
     let expected = whole.generate(common::PROMPTS[0], |_| true).unwrap().tokens;
     assert_eq!([&first.tokens[..], &more.tokens[..]].concat(), expected);
 }
+
+#[test]
+fn prompt_lookup_decoding_on_the_shared_cache_generates_what_greedy_does() {
+    let (_tmp, gqa) = gqa_model();
+    let prompt = "And God said, Let there be light: and there was light. And God saw the light, that it was good: and God said,";
+    let run = |lookup: usize, max_new: usize| {
+        let mut s = Session::new(gqa.clone(), SessionOptions::default()).unwrap();
+        s.set_generation_config(GenerationConfig {
+            prompt_lookup_num_tokens: Some(lookup),
+            ..greedy(max_new, 1)
+        })
+        .unwrap();
+        let out = s.generate(prompt, |_| true).unwrap();
+        // A continuation reads the cache the generation left, drafts cut back included.
+        s.set_generation_config(greedy(6, 1)).unwrap();
+        let more = s.generate_ids(&s.history(), |_| true).unwrap();
+        (
+            out.tokens,
+            out.timings.decode_steps,
+            s.history(),
+            more.tokens,
+        )
+    };
+    let mut saved = 0;
+    for max_new in [7, 19, 40] {
+        let (plain, plain_passes, plain_history, plain_more) = run(0, max_new);
+        let (fast, fast_passes, fast_history, fast_more) = run(6, max_new);
+        assert_eq!(fast, plain, "max_new_tokens {max_new}");
+        assert_eq!(fast_history, plain_history);
+        assert_eq!(fast_more, plain_more);
+        saved += plain_passes as i64 - fast_passes as i64;
+    }
+    assert!(saved > 0, "drafts were accepted");
+}

@@ -64,7 +64,6 @@ type Result struct {
 // folder's values or rill's defaults apply. Anything else: Session.SetConfigJSON.
 type GenerationConfig struct {
 	MaxNewTokens       *int      `json:"max_new_tokens,omitempty"`
-	MinNewTokens       *int      `json:"min_new_tokens,omitempty"` // no end-of-sequence before this many
 	DoSample           *bool     `json:"do_sample,omitempty"`
 	Temperature        *float32  `json:"temperature,omitempty"`
 	TopK               *int      `json:"top_k,omitempty"`
@@ -81,6 +80,10 @@ type GenerationConfig struct {
 	LengthPenalty      *float32  `json:"length_penalty,omitempty"`
 	EOSTokenID         *[]uint32 `json:"eos_token_id,omitempty"` // an empty list: never stop at end-of-sequence
 	StopStrings        []string  `json:"stop_strings,omitempty"`
+	MinNewTokens       *int      `json:"min_new_tokens,omitempty"` // no end-of-sequence before this many new tokens
+	// Prompt lookup decoding (greedy): up to this many tokens guessed from the context
+	// and checked in one forward pass; the output is greedy's, in fewer passes.
+	PromptLookupNumTokens *int `json:"prompt_lookup_num_tokens,omitempty"`
 }
 
 // Ptr returns a pointer to v, for GenerationConfig fields: rill.Ptr(32).
