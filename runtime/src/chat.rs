@@ -193,8 +193,9 @@ impl ChatTemplate {
     }
 }
 
-/// Context names a request's variables cannot take.
-const RESERVED: [&str; 1] = ["add_generation_prompt"];
+/// Context names a request's variables cannot take (the call or the request's own
+/// fields set them).
+const RESERVED: [&str; 4] = ["add_generation_prompt", "messages", "tools", "documents"];
 
 /// A conversation to render, with what transformers' `apply_chat_template` passes to the
 /// template besides the messages. As JSON: `{"messages": [...], "tools": [...],

@@ -79,8 +79,13 @@ impl SamplerChain {
                     "prompt_lookup_num_tokens does not run with custom samplers (they may keep state across tokens)".into(),
                 ));
             }
-            if cfg.max_matching_ngram_size == Some(0) {
-                return Err(invalid("max_matching_ngram_size must be at least 1".into()));
+            if let Some(n) = cfg
+                .max_matching_ngram_size
+                .filter(|n| !(1..=64).contains(n))
+            {
+                return Err(invalid(format!(
+                    "max_matching_ngram_size must be in 1..=64, got {n}"
+                )));
             }
         }
         let penalty = cfg.repetition_penalty.unwrap_or(1.0);

@@ -403,6 +403,47 @@ impl Session {
         Ok(rows)
     }
 
+    /// Prompt lookup decoding's check: evaluates `next` and `draft` in one pass and
+    /// returns how many drafted tokens the chain picks in turn, the token it picks after
+    /// them, and the pass's logits (row after row). The cache then holds `next` and the
+    /// confirmed tokens, and `last` the logits after them; on an error it holds `next`.
+    fn check_draft(
+        &mut self,
+        chain: &mut crate::sampling::SamplerChain,
+        next: u32,
+        draft: &[u32],
+        prompt_len: usize,
+    ) -> Result<(usize, u32, Vec<f32>)> {
+        let base = self.tokens.len();
+        let seq: Vec<u32> = [next].into_iter().chain(draft.iter().copied()).collect();
+        let checked = self.forward_each(&seq).and_then(|rows| {
+            let vocab = rows.len() / seq.len();
+            let mut accepted = 0;
+            loop {
+                let logits = &rows[accepted * vocab..(accepted + 1) * vocab];
+                let context = &self.tokens[..base + accepted + 1];
+                let pick = chain.pick(logits, context, prompt_len)?;
+                if draft.get(accepted) != Some(&pick) {
+                    return Ok((accepted, pick, rows));
+                }
+                accepted += 1;
+            }
+        });
+        let keep = match &checked {
+            Ok((accepted, _, _)) => base + 1 + accepted,
+            Err(_) => base + 1,
+        };
+        if self.tokens.len() > keep {
+            self.truncate(keep)?;
+        }
+        if let Ok((accepted, _, rows)) = &checked {
+            let vocab = self.last.len();
+            self.last
+                .copy_from_slice(&rows[accepted * vocab..(accepted + 1) * vocab]);
+        }
+        checked
+    }
+
     /// Evaluates `ids` after the cached tokens (batch 1) and returns, for every position
     /// but the last, the natural-log probability the model gives the token that follows
     /// it: `ids.len() - 1` values (perplexity, scoring). Afterwards the session holds
@@ -775,6 +816,8 @@ impl Session {
         let max_ngram = settings.max_matching_ngram_size.unwrap_or(2);
         let mut ahead: std::collections::VecDeque<(u32, bool)> = Default::default();
         let mut next_cached = false;
+        // The logits of the last checked draft (the position of its first row, rows).
+        let mut last_check: Option<(usize, Vec<f32>)> = None;
         let stop = loop {
             if self.cancel.is_cancelled() {
                 break StopReason::Cancelled;
@@ -818,28 +861,13 @@ impl Session {
                 Vec::new()
             };
             if !draft.is_empty() {
-                // One pass over `next` and the draft; each drafted token stays while it is
-                // what the chain picks after the tokens before it.
-                let base = self.tokens.len();
-                let seq: Vec<u32> = [next].into_iter().chain(draft.iter().copied()).collect();
-                let rows = self.forward_each(&seq)?;
-                let pick_start = Instant::now();
-                let vocab = rows.len() / seq.len();
-                let mut accepted = 0;
-                let pick = loop {
-                    let logits = &rows[accepted * vocab..(accepted + 1) * vocab];
-                    let context = &self.tokens[..base + accepted + 1];
-                    let pick = chain.pick(logits, context, prompt_len)?;
-                    if draft.get(accepted) != Some(&pick) {
-                        break pick;
-                    }
-                    accepted += 1;
-                };
-                timings.sampling += pick_start.elapsed();
+                // (The chain's time here is not told apart from the pass's.)
+                let (accepted, pick, rows) =
+                    self.check_draft(&mut chain, next, &draft, prompt_len)?;
                 timings.decode_steps += 1;
-                self.truncate(base + 1 + accepted)?;
                 ahead.extend(draft[..accepted].iter().map(|&t| (t, true)));
                 ahead.push_back((pick, false));
+                last_check = Some((self.tokens.len() - 1 - accepted, rows));
                 (next, next_cached) = ahead.pop_front().expect("the pick is queued");
                 continue;
             }
@@ -858,16 +886,28 @@ impl Session {
             }
             let pick_start = Instant::now();
             next = chain.pick(&self.last, &self.tokens, prompt_len)?;
+            next_cached = false;
             timings.sampling += pick_start.elapsed();
             timings.decode_steps += 1;
         };
-        // Checked tokens the cache holds past the last one emitted go (`next` too when it
-        // ended the generation unemitted).
+        // Leave the session as greedy decoding does: the checked tokens the cache holds
+        // past the last one emitted go, and the last one emitted is pending (not yet
+        // evaluated) when the generation ended after emitting it.
         let unemitted =
-            usize::from(next_cached && matches!(stop, StopReason::Cancelled | StopReason::Eos))
-                + ahead.iter().filter(|(_, cached)| *cached).count();
+            usize::from(next_cached) + ahead.iter().filter(|(_, cached)| *cached).count();
         if unemitted > 0 {
-            self.truncate(self.tokens.len() - unemitted)?;
+            let len = self.tokens.len() - unemitted;
+            self.truncate(len)?;
+            if next_cached && !matches!(stop, StopReason::Cancelled | StopReason::Eos) {
+                self.pending.push(next);
+            }
+            // `last` holds the logits after the last cached token.
+            if let Some((first, rows)) = &last_check {
+                let vocab = self.last.len();
+                let row = len - 1 - first;
+                self.last
+                    .copy_from_slice(&rows[row * vocab..(row + 1) * vocab]);
+            }
         }
         let mut stop = stop;
         if !matches!(stop, StopReason::Callback | StopReason::StopString) {

@@ -9,7 +9,7 @@ mod common;
 use std::sync::Arc;
 
 use rill::config::OneOrMany;
-use rill::{GenerationConfig, Model, Session, SessionOptions, StopReason};
+use rill::{ContextPolicy, GenerationConfig, Model, Session, SessionOptions, StopReason};
 
 const PROMPT: &str = common::PROMPTS[0];
 
@@ -224,14 +224,14 @@ fn prompt_lookup_decoding_generates_what_greedy_does_in_fewer_passes() {
     let model = common::default_model();
     let repetitive = "And God said, Let there be light: and there was light. And God saw the light, that it was good: and God divided the light from the darkness. And God said,";
     let (mut plain_passes, mut lookup_passes) = (0, 0);
-    let mut same = |prompt: &str, config: GenerationConfig| {
+    let mut same_in = |prompt: &str, config: GenerationConfig, run: &Run| {
         let ids = model.tokenize(prompt).unwrap();
-        let (plain, plain_history) = generate_ids(&model, &ids, config.clone());
+        let (plain, plain_history) = generate_ids(&model, &ids, config.clone(), run);
         let lookup = GenerationConfig {
             prompt_lookup_num_tokens: Some(6),
             ..config
         };
-        let (fast, fast_history) = generate_ids(&model, &ids, lookup);
+        let (fast, fast_history) = generate_ids(&model, &ids, lookup, run);
         assert_eq!(fast.tokens, plain.tokens, "{prompt}");
         assert_eq!(
             (&fast.text, fast.stop),
@@ -239,13 +239,19 @@ fn prompt_lookup_decoding_generates_what_greedy_does_in_fewer_passes() {
             "{prompt}"
         );
         assert_eq!(
-            fast_history, plain_history,
+            fast_history.0, plain_history.0,
             "the session holds the same tokens"
         );
+        let diff = (fast_history.1.iter().zip(&plain_history.1))
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(diff < 1e-4, "forward_cached() differs by {diff}");
         plain_passes += plain.timings.decode_steps;
         lookup_passes += fast.timings.decode_steps;
         plain
     };
+    let mut same =
+        |prompt: &str, config: GenerationConfig| same_in(prompt, config, &Run::default());
     for prompt in common::PROMPTS {
         same(prompt, greedy(48));
     }
@@ -272,24 +278,70 @@ fn prompt_lookup_decoding_generates_what_greedy_does_in_fewer_passes() {
         };
         same(repetitive, config);
     }
+    // The callback ending the generation after each piece; a context that fills (an
+    // error stop, and a sliding window).
+    for pieces in 1..24 {
+        let run = Run {
+            pieces: Some(pieces),
+            ..Run::default()
+        };
+        same_in(repetitive, greedy(40), &run);
+    }
+    let prompt_len = model.tokenize(repetitive).unwrap().len();
+    for (room, policy) in [
+        (17, ContextPolicy::Error),
+        (23, ContextPolicy::SlidingWindow { pinned: 4 }),
+    ] {
+        let run = Run {
+            options: SessionOptions {
+                context_len: prompt_len + room,
+                context_policy: policy,
+                ..SessionOptions::default()
+            },
+            pieces: None,
+        };
+        let out = same_in(repetitive, greedy(60), &run);
+        let full = matches!(policy, ContextPolicy::Error);
+        assert_eq!(out.stop == StopReason::ContextFull, full, "{:?}", out.stop);
+        assert_eq!(out.tokens.len() == 60, !full, "the window slid to go on");
+    }
     assert!(
         lookup_passes * 10 < plain_passes * 8,
         "{lookup_passes} passes against {plain_passes}"
     );
 }
 
-/// A generation from `ids` in a new session, and the tokens the session holds after it
-/// followed by 8 more greedy tokens (which read the cache the generation left).
+/// How a test generation runs: the session's options, and after how many streamed
+/// pieces the callback ends it (never when `None`).
+#[derive(Default)]
+struct Run {
+    options: SessionOptions,
+    pieces: Option<usize>,
+}
+
+/// A generation from `ids` in a new session; the tokens the session holds after it
+/// followed by 8 more greedy tokens (which read the cache the generation left); and the
+/// logits it left (`forward_cached`).
 fn generate_ids(
     model: &Arc<Model>,
     ids: &[u32],
     config: GenerationConfig,
-) -> (rill::Generation, Vec<u32>) {
-    let mut s = Session::new(model.clone(), SessionOptions::default()).unwrap();
+    run: &Run,
+) -> (rill::Generation, (Vec<u32>, Vec<f32>)) {
+    let mut s = Session::new(model.clone(), run.options.clone()).unwrap();
     s.set_generation_config(config).unwrap();
-    let out = s.generate_ids(ids, |_| true).unwrap();
+    let mut pieces = 0;
+    let out = s
+        .generate_ids(ids, |_| {
+            pieces += 1;
+            run.pieces.is_none_or(|n| pieces < n)
+        })
+        .unwrap();
     let mut history = s.history();
+    let cached = s.forward_cached().to_vec();
     s.set_generation_config(greedy(8)).unwrap();
-    history.extend(s.generate_ids(&s.history(), |_| true).unwrap().tokens);
-    (out, history)
+    let more = s.generate_ids(&history.clone(), |_| true);
+    // (A full context under the error policy cannot continue; the history still counts.)
+    history.extend(more.map(|g| g.tokens).unwrap_or_default());
+    (out, (history, cached))
 }
