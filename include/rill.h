@@ -202,7 +202,9 @@ enum rill_status rill_session_append(struct rill_session *session,
 // "content": ...}` (other keys of a message reach the template; `content` may be null),
 // or an object `{"messages": [...], "tools": [...], "documents": [...], ...}` whose
 // other keys are template variables (`enable_thinking`, `date_string`), as the keyword
-// arguments of `apply_chat_template`. `RILL_ERR_CHAT_TEMPLATE` when the model folder
+// arguments of `apply_chat_template`; `"continue_final_message": true` ends the prompt
+// inside the final message (an assistant reply begun by the caller), which the model
+// then continues. `RILL_ERR_CHAT_TEMPLATE` when the model folder
 // has no template or it fails to render; `RILL_ERR_INVALID_ARGUMENT` for malformed JSON.
 enum rill_status rill_session_chat(struct rill_session *session,
                                    const char *messages_json,
@@ -214,7 +216,8 @@ enum rill_status rill_session_chat(struct rill_session *session,
 // tools and template variables) with the model's chat template into `buf` (NUL-terminated,
 // `capacity` bytes; the size needed including the NUL in `*needed_out`,
 // `RILL_ERR_BUFFER_TOO_SMALL` when it does not fit). `add_generation_prompt` non-zero
-// ends the text where the assistant's reply begins. Thread-safe.
+// ends the text where the assistant's reply begins (it must be 0 with
+// `continue_final_message`). Thread-safe.
 enum rill_status rill_model_apply_chat_template(const struct rill_model *model,
                                                 const char *messages_json,
                                                 int32_t add_generation_prompt,

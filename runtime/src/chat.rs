@@ -187,10 +187,47 @@ impl ChatTemplate {
             "documents",
             minijinja::Value::from_serialize(&request.documents),
         );
-        template
+        if request.continue_final_message && add_generation_prompt {
+            return Err(RillError::InvalidArgument(
+                "continue_final_message and add_generation_prompt exclude each other: continue the final message, or start a new one".into(),
+            ));
+        }
+        let rendered = template
             .render(context)
-            .map_err(|e| RillError::ChatTemplate(format!("rendering failed: {e}")))
+            .map_err(|e| RillError::ChatTemplate(format!("rendering failed: {e}")))?;
+        if request.continue_final_message {
+            return continue_final_message(rendered, &request.messages);
+        }
+        Ok(rendered)
     }
+}
+
+/// Cuts `rendered` after the final message's text, as transformers does for
+/// `continue_final_message`: the model then goes on with that message (an assistant
+/// reply begun by the caller) instead of starting a new one.
+fn continue_final_message(rendered: String, messages: &[ChatMessage]) -> Result<String> {
+    let final_text = messages
+        .last()
+        .and_then(|m| m.content.as_deref())
+        .ok_or_else(|| {
+            RillError::InvalidArgument(
+                "continue_final_message needs a final message with text".into(),
+            )
+        })?;
+    let stripped = final_text.trim();
+    let at = rendered.rfind(stripped).ok_or_else(|| {
+        RillError::ChatTemplate(
+            "continue_final_message: the final message does not appear in the rendered chat (the template changes it)".into(),
+        )
+    })?;
+    let leading_trimmed = final_text.trim_start();
+    // Where the template kept the message's trailing spaces, they stay; else they go.
+    let end = if rendered.get(at..at + leading_trimmed.len()) == Some(final_text) {
+        at + leading_trimmed.len()
+    } else {
+        at + stripped.len()
+    };
+    Ok(rendered[..end].to_string())
 }
 
 /// Context names a request's variables cannot take (the call or the request's own
@@ -211,6 +248,11 @@ pub struct ChatRequest {
     /// Documents for retrieval-augmented templates (`{"title", "text"}` objects).
     #[serde(default)]
     pub documents: Option<Vec<serde_json::Value>>,
+    /// transformers' `continue_final_message`: the text ends inside the final message
+    /// (an assistant reply the caller began) so that the model continues it; excludes
+    /// `add_generation_prompt` (a chat then renders without it).
+    #[serde(default)]
+    pub continue_final_message: bool,
     /// Any other template variable (`enable_thinking`, `date_string`, ...), as keyword
     /// arguments of `apply_chat_template`; they may override special tokens.
     #[serde(flatten)]

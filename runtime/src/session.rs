@@ -748,7 +748,9 @@ impl Session {
         request: &crate::chat::ChatRequest,
         on_piece: impl FnMut(&str) -> bool,
     ) -> Result<Generation> {
-        let text = self.model.apply_chat_request(request, true)?;
+        let text = self
+            .model
+            .apply_chat_request(request, !request.continue_final_message)?;
         let ids = self.model.encode(&text, false)?;
         self.generate_ids(&ids, on_piece)
     }

@@ -113,4 +113,43 @@ fn tools_documents_and_template_variables_render_as_transformers_renders_them() 
     let request: ChatRequest =
         serde_json::from_str(r#"{"messages": [], "add_generation_prompt": true}"#).unwrap();
     assert!(template.render_request(&request, false).is_err());
+    // continue_final_message excludes a generation prompt, and needs a final text.
+    let template = ChatTemplate::new(f["templates"]["chatml"].as_str().unwrap(), bos, eos).unwrap();
+    let request: ChatRequest = serde_json::from_value(serde_json::json!({
+        "messages": f["conversations"]["prefill"], "continue_final_message": true
+    }))
+    .unwrap();
+    assert!(template.render_request(&request, true).is_err());
+    let request: ChatRequest = serde_json::from_str(
+        r#"{"messages": [{"role": "assistant", "content": null}], "continue_final_message": true}"#,
+    )
+    .unwrap();
+    assert!(template.render_request(&request, false).is_err());
+}
+
+#[test]
+fn a_chat_continues_the_final_message_it_was_given() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/rill-tiny");
+    let model = std::sync::Arc::new(rill::Model::open(dir, &Default::default()).unwrap());
+    let request: ChatRequest = serde_json::from_str(
+        r#"{"messages": [{"role": "user", "content": "Who made the heaven?"},
+                         {"role": "assistant", "content": "In the beginning"}],
+            "continue_final_message": true}"#,
+    )
+    .unwrap();
+    let text = model.apply_chat_request(&request, false).unwrap();
+    assert!(text.ends_with("assistant: In the beginning"), "{text:?}");
+    let mut s = rill::Session::new(model.clone(), Default::default()).unwrap();
+    let config = rill::GenerationConfig {
+        max_new_tokens: Some(6),
+        do_sample: Some(false),
+        ..Default::default()
+    };
+    s.set_generation_config(config).unwrap();
+    let out = s.chat_request(&request, |_| true).unwrap();
+    // The prompt is the rendered text, cut inside the assistant's message.
+    assert_eq!(
+        s.history()[..out.prompt_tokens],
+        model.encode(&text, false).unwrap()[..]
+    );
 }

@@ -198,6 +198,11 @@ CONVERSATIONS = {
                       {"type": "function", "function": {"name": "weather", "arguments": {
                           "city": "Paris", "days": 3, "units": "celsius", "detail": 0.5,
                           "flags": [True, None], "z": {"b": 1, "a": 2}}}}]}],
+    "prefill": [{"role": "user", "content": "Give me JSON"},
+                {"role": "assistant", "content": "Sure: {\"a\":"}],
+    "prefill_space": [{"role": "system", "content": "Answer briefly."},
+                      {"role": "user", "content": "Six times seven?"},
+                      {"role": "assistant", "content": "The answer is "}],
     "blank": [{"role": "user", "content": "   "}, {"role": "user", "content": "<tag> & 'x'"}],
 }
 
@@ -222,6 +227,14 @@ REQUESTS = [
     ("llama3", "user", None, None, {"bos_token": "<BOS>"}),
     ("rag", "user", None, DOCUMENTS, {"enable_thinking": False}),
     ("rag", "multi_turn", None, None, {"enable_thinking": True}),
+    # continue_final_message (an argument of apply_chat_template, not a variable): the text
+    # ends inside the final assistant message, its trailing spaces kept where the
+    # template keeps them.
+    ("chatml", "prefill", None, None, {"continue_final_message": True}),
+    ("chatml", "prefill_space", None, None, {"continue_final_message": True}),
+    ("llama3", "prefill_space", None, None, {"continue_final_message": True}),
+    ("zephyr", "prefill", None, None, {"continue_final_message": True}),
+    ("mistral", "prefill_space", None, None, {"continue_final_message": True}),
 ]
 
 
@@ -244,7 +257,8 @@ def main():
                 cases.append(case)
     requests = []
     for name, conv_name, tools, documents, variables in REQUESTS:
-        for add_generation_prompt in (False, True):
+        continues = variables.get("continue_final_message", False)
+        for add_generation_prompt in (False,) if continues else (False, True):
             rendered, _ = render_jinja_template(
                 [CONVERSATIONS[conv_name]], tools=tools, documents=documents,
                 chat_template=TEMPLATES[name], add_generation_prompt=add_generation_prompt,
