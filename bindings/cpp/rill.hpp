@@ -246,8 +246,8 @@ struct GenerationConfig {
     std::optional<std::uint32_t> max_new_tokens;
     /// No end-of-sequence before this many new tokens.
     std::optional<std::uint32_t> min_new_tokens;
-    /// Prompt lookup decoding (greedy): up to this many tokens guessed from the context and
-    /// checked in one forward pass; the output is greedy's, in fewer passes.
+    /// Prompt lookup decoding: up to this many tokens guessed from the context and checked
+    /// in one forward pass; the same output, in fewer passes.
     std::optional<std::uint32_t> prompt_lookup_num_tokens;
     std::optional<bool> do_sample;
     std::optional<float> temperature;

@@ -307,8 +307,9 @@ pub struct GenerationConfig {
     /// exp(-entropy))` go; in (0, 1), 0 disables.
     #[serde(default)]
     pub eta_cutoff: Option<f32>,
-    /// Prompt lookup decoding (greedy only): up to this many tokens guessed from the
-    /// context and checked in one forward pass (transformers' key; 0 or absent: off).
+    /// Prompt lookup decoding: up to this many tokens guessed from the context and
+    /// checked in one forward pass; the same output, greedy or sampled with the same
+    /// seed (transformers' key; 0 or absent: off).
     #[serde(default)]
     pub prompt_lookup_num_tokens: Option<usize>,
     /// Prompt lookup decoding: the longest n-gram looked up (default 2).

@@ -1,8 +1,10 @@
 //! Prompt lookup decoding (transformers' `prompt_lookup_num_tokens`; Saxena, 2023): the
 //! next tokens are guessed from the context itself, as the tokens that followed an
 //! earlier occurrence of its last few tokens, and the model checks all the guesses in one
-//! forward pass. Greedy output is unchanged; when the text repeats its input (a
-//! summary quoting its source, code being edited), several tokens come out of one pass.
+//! forward pass, each kept while it is what the sampler chain picks there. The output is
+//! unchanged, greedy or sampled (a sampled token still takes one draw of the session's
+//! generator, in order); when the text repeats its input (a summary quoting its source,
+//! code being edited), several tokens come out of one pass.
 
 /// Up to `count` tokens that followed the most recent earlier occurrence of the last `n`
 /// tokens of `context`, trying `n` from `max_ngram` down to 1; empty when none occurs.

@@ -68,12 +68,6 @@ impl SamplerChain {
             ));
         }
         if cfg.prompt_lookup_num_tokens.unwrap_or(0) > 0 {
-            if cfg.do_sample == Some(true) {
-                return Err(invalid(
-                    "prompt_lookup_num_tokens needs greedy decoding (do_sample false) in rill"
-                        .into(),
-                ));
-            }
             if cfg.samplers.as_ref().is_some_and(|s| !s.is_empty()) {
                 return Err(invalid(
                     "prompt_lookup_num_tokens does not run with custom samplers (they may keep state across tokens)".into(),

@@ -278,6 +278,17 @@ fn prompt_lookup_decoding_generates_what_greedy_does_in_fewer_passes() {
         };
         same(repetitive, config);
     }
+    // Sampling, with the folder's settings (temperature, top-k, top-p, repetition
+    // penalty): the same draws give the same tokens.
+    for seed in 0..6 {
+        let config = GenerationConfig {
+            do_sample: Some(true),
+            seed: Some(seed),
+            repetition_penalty: None,
+            ..greedy(40)
+        };
+        same(repetitive, config);
+    }
     // The callback ending the generation after each piece; a context that fills (an
     // error stop, and a sliding window).
     for pieces in 1..24 {

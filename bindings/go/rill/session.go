@@ -81,8 +81,8 @@ type GenerationConfig struct {
 	EOSTokenID         *[]uint32 `json:"eos_token_id,omitempty"` // an empty list: never stop at end-of-sequence
 	StopStrings        []string  `json:"stop_strings,omitempty"`
 	MinNewTokens       *int      `json:"min_new_tokens,omitempty"` // no end-of-sequence before this many new tokens
-	// Prompt lookup decoding (greedy): up to this many tokens guessed from the context
-	// and checked in one forward pass; the output is greedy's, in fewer passes.
+	// Prompt lookup decoding: up to this many tokens guessed from the context and
+	// checked in one forward pass; the same output, in fewer passes.
 	PromptLookupNumTokens *int `json:"prompt_lookup_num_tokens,omitempty"`
 }
 
