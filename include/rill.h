@@ -392,8 +392,9 @@ void rill_session_free(struct rill_session *session);
 // Sets generation settings from a JSON object with Hugging Face `generation_config.json`
 // keys (`max_new_tokens`, `max_length`, `min_new_tokens`, `eos_token_id`, `do_sample`,
 // `temperature`, `top_k`, `top_p`, `min_p`, `typical_p`, `epsilon_cutoff`, `eta_cutoff`,
-// `repetition_penalty`, `no_repeat_ngram_size`, `suppress_tokens`, `seed`, beam search's
-// keys; README lists all), with transformers' meanings; they override the model folder's
+// `repetition_penalty`, `no_repeat_ngram_size`, `suppress_tokens`, `seed`,
+// `prompt_lookup_num_tokens`, beam search's keys; README lists all), with transformers'
+// meanings; they override the model folder's
 // `generation_config.json`. On error the previous settings stay. Returns
 // `RILL_ERR_GENERATION_CONFIG` for malformed JSON, invalid values, or a setting of
 // transformers' that rill does not implement (named in the message).
