@@ -386,6 +386,32 @@ func TestConversation(t *testing.T) {
 	if _, err := s.Chat(ctx, msgs, nil); err != nil {
 		t.Error(err)
 	}
+	// The object form: the same messages with tools and a template variable render the
+	// same (the default model's template uses neither); continuing a begun reply ends
+	// the text inside it.
+	request := `{"messages": [{"role": "user", "content": "Who made the heaven?"}], "tools": [], "date_string": "1 May"}`
+	if same, err := model.ApplyChatTemplate(request, false); err != nil || same != rendered {
+		t.Errorf("object form %q %v, array form %q", same, err, rendered)
+	}
+	begun := `{"messages": [{"role": "user", "content": "Who?"}, {"role": "assistant", "content": "In the"}], "continue_final_message": true}`
+	if text, err := model.ApplyChatTemplate(begun, false); err != nil || !strings.HasSuffix(text, "assistant: In the") {
+		t.Errorf("continued %q %v", text, err)
+	}
+	if _, err := model.ApplyChatTemplate(begun, true); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("continue_final_message with a generation prompt: %v", err)
+	}
+}
+
+func TestPromptLookupGeneratesWhatGreedyDoes(t *testing.T) {
+	prompt := "And God said, Let there be light: and there was light. And God saw the light, that it was good: and God said,"
+	plain := mustGenerate(t, newSession(t, nil, greedy40), prompt)
+	s := newSession(t, nil, "")
+	if err := s.SetConfig(GenerationConfig{MaxNewTokens: Ptr(40), DoSample: Ptr(false), EOSTokenID: &[]uint32{}, PromptLookupNumTokens: Ptr(4)}); err != nil {
+		t.Fatal(err)
+	}
+	if fast := mustGenerate(t, s, prompt); fast.Text != plain.Text || fast.Tokens != plain.Tokens {
+		t.Errorf("prompt lookup %q, greedy %q", fast.Text, plain.Text)
+	}
 }
 
 func TestCancel(t *testing.T) {
