@@ -4,6 +4,8 @@
 //! (tests/reference/make_chat_fixtures.py regenerates it). rill's text must equal it byte
 //! for byte: a prompt that differs by a newline is a different prompt to the model.
 
+mod common;
+
 use rill::chat::{ChatMessage, ChatRequest, ChatTemplate};
 use serde_json::Value;
 
@@ -15,18 +17,21 @@ fn fixture() -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// The fixture's template `name`, with its special tokens.
+fn fixture_template(f: &Value, name: &str) -> ChatTemplate {
+    let token = |key: &str| f[key].as_str().unwrap().to_string();
+    let source = f["templates"][name].as_str().unwrap();
+    ChatTemplate::new(source, &token("bos_token"), &token("eos_token")).unwrap()
+}
+
 #[test]
 fn templates_render_as_transformers_renders_them() {
     let f = fixture();
-    let (bos, eos) = (
-        f["bos_token"].as_str().unwrap(),
-        f["eos_token"].as_str().unwrap(),
-    );
     let mut failures = Vec::new();
     let cases = f["cases"].as_array().unwrap();
     for case in cases {
         let name = case["template"].as_str().unwrap();
-        let template = ChatTemplate::new(f["templates"][name].as_str().unwrap(), bos, eos).unwrap();
+        let template = fixture_template(&f, name);
         let conversation = case["messages"].as_str().unwrap();
         let messages: Vec<ChatMessage> =
             serde_json::from_value(f["conversations"][conversation].clone()).unwrap();
@@ -80,15 +85,11 @@ fn strftime_now_formats_as_python_does() {
 #[test]
 fn tools_documents_and_template_variables_render_as_transformers_renders_them() {
     let f = fixture();
-    let (bos, eos) = (
-        f["bos_token"].as_str().unwrap(),
-        f["eos_token"].as_str().unwrap(),
-    );
     let requests = f["requests"].as_array().unwrap();
     assert!(requests.len() >= 10);
     for case in requests {
         let name = case["template"].as_str().unwrap();
-        let template = ChatTemplate::new(f["templates"][name].as_str().unwrap(), bos, eos).unwrap();
+        let template = fixture_template(&f, name);
         // The request as a caller writes it: messages, tools, documents, other variables.
         let mut json = serde_json::json!({
             "messages": f["conversations"][case["messages"].as_str().unwrap()],
@@ -109,12 +110,12 @@ fn tools_documents_and_template_variables_render_as_transformers_renders_them() 
         );
     }
     // A variable cannot take a name the call sets.
-    let template = ChatTemplate::new("{{ add_generation_prompt }}", bos, eos).unwrap();
+    let template = ChatTemplate::new("{{ add_generation_prompt }}", "", "").unwrap();
     let request: ChatRequest =
         serde_json::from_str(r#"{"messages": [], "add_generation_prompt": true}"#).unwrap();
     assert!(template.render_request(&request, false).is_err());
     // continue_final_message excludes a generation prompt, and needs a final text.
-    let template = ChatTemplate::new(f["templates"]["chatml"].as_str().unwrap(), bos, eos).unwrap();
+    let template = fixture_template(&f, "chatml");
     let request: ChatRequest = serde_json::from_value(serde_json::json!({
         "messages": f["conversations"]["prefill"], "continue_final_message": true
     }))
@@ -129,8 +130,7 @@ fn tools_documents_and_template_variables_render_as_transformers_renders_them() 
 
 #[test]
 fn a_chat_continues_the_final_message_it_was_given() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/rill-tiny");
-    let model = std::sync::Arc::new(rill::Model::open(dir, &Default::default()).unwrap());
+    let model = common::default_model();
     let request: ChatRequest = serde_json::from_str(
         r#"{"messages": [{"role": "user", "content": "Who made the heaven?"},
                          {"role": "assistant", "content": "In the beginning"}],
