@@ -96,15 +96,19 @@ def default_model():
     return DEFAULT_MODEL
 
 
-def biased_folder(out, *flags, preset="test", attention="hf"):
-    """A random model with projection biases (`rill-train init` flags), the biases scaled
-    up so that they move the logits clearly, re-exported."""
+def variant_folder(out, *flags, preset="test", attention="hf"):
+    """A random model of a Llama-family variant (`rill-train init` flags), re-exported with
+    the weights that tell the variant apart made to matter clearly: projection biases
+    scaled up, Qwen3's per-head query/key norm scales (ones at init) drawn from [0.2, 3]."""
     from safetensors.numpy import load_file, save_file
     rill_train("init", "--out", out, "--preset", preset, "--vocab-size", 300, "--seed", 11, *flags)
     tensors = load_file(out / "model.safetensors")
-    for name in tensors:
+    rng = np.random.default_rng(11)
+    for name in sorted(tensors):
         if name.endswith(".bias"):
             tensors[name] = tensors[name] * 25
+        elif name.endswith((".q_norm.weight", ".k_norm.weight")):
+            tensors[name] = rng.uniform(0.2, 3.0, tensors[name].shape).astype(tensors[name].dtype)
     save_file(tensors, out / "model.safetensors", metadata={"format": "pt"})
     rill_train("export", "--from", out, "--attention", attention)
     return out
@@ -113,4 +117,10 @@ def biased_folder(out, *flags, preset="test", attention="hf"):
 @pytest.fixture(scope="session")
 def biased_model(tmp_path_factory):
     """Llama with `attention_bias` and `mlp_bias`: biases on all seven projections."""
-    return biased_folder(tmp_path_factory.mktemp("models") / "biased", "--attention-bias", "--mlp-bias")
+    return variant_folder(tmp_path_factory.mktemp("models") / "biased", "--attention-bias", "--mlp-bias")
+
+
+@pytest.fixture(scope="session")
+def qwen3_model(tmp_path_factory):
+    """Qwen3: per-head RMSNorm of queries and keys, no biases."""
+    return variant_folder(tmp_path_factory.mktemp("models") / "qwen3", "--model-type", "qwen3")

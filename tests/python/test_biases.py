@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from conftest import Decoder, biased_folder, candle_logits, rill_train
+from conftest import Decoder, variant_folder, candle_logits, rill_train
 from test_runtime_folders import RILL
 
 PROMPT = [0, 5, 9, 250, 251, 17, 3, 3, 120]
@@ -37,7 +37,7 @@ def test_llama_attention_and_mlp_biases(biased_model, tmp_path):
 
 @pytest.mark.parametrize("attention", ["hf", "gqa"])
 def test_qwen2_qkv_biases_in_both_attention_exports(tmp_path, attention):
-    folder = biased_folder(tmp_path / "qwen2", "--model-type", "qwen2", preset="tiny", attention=attention)
+    folder = variant_folder(tmp_path / "qwen2", "--model-type", "qwen2", preset="tiny", attention=attention)
     cfg = json.loads((folder / "config.json").read_text())
     assert cfg["model_type"] == "qwen2" and cfg["architectures"] == ["Qwen2ForCausalLM"]
     names = bias_names(folder)
@@ -53,7 +53,7 @@ def test_rill_generates_the_same_text_on_both_exports_of_a_biased_model(tmp_path
     from conftest import DEFAULT_MODEL
     runs = []
     for attention in ["hf", "gqa"]:
-        folder = biased_folder(tmp_path / attention, "--model-type", "qwen2", "--attention-bias",
+        folder = variant_folder(tmp_path / attention, "--model-type", "qwen2", "--attention-bias",
                                "--tokenizer-from", DEFAULT_MODEL, preset="tiny", attention=attention)
         runs.append(subprocess.run([RILL, "generate", "--model", folder, "--prompt", "In the beginning",
                                     "--max-new-tokens", "12", "--greedy"], capture_output=True, text=True))

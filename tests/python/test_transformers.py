@@ -51,8 +51,16 @@ def test_biased_llama_matches_transformers(biased_model):
 
 
 def test_qwen2_folder_matches_transformers_qwen2(tmp_path):
-    from conftest import biased_folder
-    folder = biased_folder(tmp_path / "qwen2", "--model-type", "qwen2", preset="tiny")
+    from conftest import variant_folder
+    folder = variant_folder(tmp_path / "qwen2", "--model-type", "qwen2", preset="tiny")
+    ids = [0, 5, 9, 250, 251, 17, 3]
+    ref = candle_logits(folder, [ids])[0]
+    assert np.abs(hf_logits(folder, ids) - ref).max() < 1e-4
+
+
+def test_qwen3_folder_matches_transformers_qwen3(tmp_path):
+    from conftest import variant_folder
+    folder = variant_folder(tmp_path / "qwen3", "--model-type", "qwen3", preset="tiny")
     ids = [0, 5, 9, 250, 251, 17, 3]
     ref = candle_logits(folder, [ids])[0]
     assert np.abs(hf_logits(folder, ids) - ref).max() < 1e-4
@@ -85,5 +93,30 @@ def test_a_bf16_qwen2_checkpoint_written_by_transformers_imports(tmp_path):
     ids = [0, 5, 9, 250, 251, 17, 3]
     with torch.no_grad():
         ref = model.float()(torch.tensor([ids])).logits[0].double().numpy()
+    got = Decoder(tmp_path / "f32").whole(ids)
+    assert np.abs(got - ref).max() < 1e-4, np.abs(got - ref).max()
+
+
+@pytest.mark.parametrize("attention", ["hf", "gqa"])
+def test_a_bf16_qwen3_checkpoint_written_by_transformers_imports(tmp_path, attention):
+    """A Qwen3 checkpoint as transformers saves it (bf16, its own config.json with
+    `layer_types` and a `head_dim` that is not hidden_size / heads, query/key norm scales
+    that matter), converted by `rill-train export --out`, gives the logits transformers
+    computes from the saved checkpoint in f32."""
+    from conftest import Decoder, rill_train
+    cfg = transformers.Qwen3Config(vocab_size=300, hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+                                   num_attention_heads=4, num_key_value_heads=2, head_dim=48,
+                                   max_position_embeddings=256, tie_word_embeddings=True, rope_theta=1e6)
+    torch.manual_seed(0)
+    model = transformers.Qwen3ForCausalLM(cfg)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith(("q_norm.weight", "k_norm.weight")):
+                p.uniform_(0.2, 3.0)
+    model.to(torch.bfloat16).save_pretrained(str(tmp_path / "hf"))
+    rill_train("export", "--from", tmp_path / "hf", "--out", tmp_path / "f32", "--dtype", "f32",
+               "--attention", attention)
+    ids = [0, 5, 9, 250, 251, 17, 3]
+    ref = hf_logits(tmp_path / "hf", ids)
     got = Decoder(tmp_path / "f32").whole(ids)
     assert np.abs(got - ref).max() < 1e-4, np.abs(got - ref).max()

@@ -263,7 +263,7 @@ impl LlamaConfig {
             ));
         }
         match self.model_type.as_str() {
-            "llama" | "qwen2" => {}
+            "llama" | "qwen2" | "qwen3" => {}
             "mistral" => {
                 if let Some(w) = self
                     .sliding_window
@@ -277,7 +277,7 @@ impl LlamaConfig {
             }
             other => {
                 return Err(format!(
-                    "model_type `{other}` is not an architecture rill-train reads (llama, mistral, qwen2)"
+                    "model_type `{other}` is not an architecture rill-train reads (llama, mistral, qwen2, qwen3)"
                 ))
             }
         }
@@ -347,18 +347,20 @@ impl LlamaConfig {
         }
     }
 
-    /// Number of parameters (the tied head counted once).
+    /// Whether each layer normalises its queries and keys per head (an RMSNorm over
+    /// `head_dim` with weights `self_attn.q_norm` / `self_attn.k_norm`, before the rotary
+    /// positions), as Qwen3 (`model_type` `qwen3`) does.
+    pub fn has_qk_norm(&self) -> bool {
+        self.model_type == "qwen3"
+    }
+
+    /// Number of parameters (the tied head counted once): the sizes of
+    /// [`crate::model::weight_shapes`], biases and norms included.
     pub fn parameter_count(&self) -> usize {
-        let (h, d, kv) = (self.hidden_size, self.head_dim(), self.kv_heads());
-        let attn = h * self.num_attention_heads * d * 2 + h * kv * d * 2;
-        let mlp = 3 * h * self.intermediate_size;
-        let per_layer = attn + mlp + 2 * h;
-        let head = if self.tie_word_embeddings {
-            0
-        } else {
-            self.vocab_size * h
-        };
-        self.vocab_size * h + self.num_hidden_layers * per_layer + h + head
+        crate::model::weight_shapes(self)
+            .iter()
+            .map(|(_, shape)| shape.iter().product::<usize>())
+            .sum()
     }
 }
 

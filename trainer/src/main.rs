@@ -218,7 +218,8 @@ struct InitArgs {
     /// Biases on the MLP projections (`mlp_bias`).
     #[arg(long)]
     mlp_bias: bool,
-    /// `model_type` to write: `qwen2` gives q, k and v biases, as Qwen2 checkpoints have.
+    /// `model_type` to write: `qwen2` gives q, k and v biases, as Qwen2 checkpoints have;
+    /// `qwen3` per-head query and key norms, as Qwen3 checkpoints have.
     #[arg(long, default_value = "llama")]
     model_type: String,
     /// Weight dtype.
@@ -432,9 +433,13 @@ fn run_init(a: InitArgs) -> anyhow::Result<()> {
     cfg.tie_word_embeddings = !a.untied;
     cfg.attention_bias = a.attention_bias;
     cfg.mlp_bias = a.mlp_bias;
-    if a.model_type == "qwen2" {
-        cfg.architectures = vec!["Qwen2ForCausalLM".into()];
-    }
+    let architecture = match a.model_type.as_str() {
+        "qwen2" => "Qwen2ForCausalLM",
+        "qwen3" => "Qwen3ForCausalLM",
+        "mistral" => "MistralForCausalLM",
+        _ => "LlamaForCausalLM",
+    };
+    cfg.architectures = vec![architecture.into()];
     cfg.model_type = a.model_type;
     let vars = model::init_vars(&cfg, a.seed, &candle_core::Device::Cpu)?;
     let tensors: Vec<_> = vars

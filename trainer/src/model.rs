@@ -2,7 +2,9 @@
 //!
 //! Reference: `transformers/models/llama/modeling_llama.py` (RMSNorm computed in f32,
 //! rotary positions in the rotate-half layout, SwiGLU MLP, grouped-query attention by
-//! repeating key/value heads, optional tied LM head). Every op used here has a backward
+//! repeating key/value heads, optional tied LM head), with the variants of the Llama
+//! family it imports: projection biases (Qwen2) and per-head query/key norms (Qwen3,
+//! `modeling_qwen3.py`). Every op used here has a backward
 //! pass in candle 0.11: RMSNorm, softmax and rotary positions are written out from
 //! primitives because candle-nn's fused versions drop gradients silently.
 //!
@@ -24,6 +26,8 @@ struct Layer {
     k: Linear,
     v: Linear,
     o: Linear,
+    /// Qwen3's per-head RMSNorm scales of queries and keys (`[head_dim]`), when present.
+    qk_norm: Option<(Tensor, Tensor)>,
     post_norm: Tensor,
     gate: Linear,
     up: Linear,
@@ -65,6 +69,10 @@ pub fn weight_shapes(cfg: &LlamaConfig) -> Vec<(String, Vec<usize>)> {
         ];
         for (leaf, [rows, cols]) in projections {
             if leaf == "mlp.gate_proj" {
+                if cfg.has_qk_norm() {
+                    out.push((format!("{p}.self_attn.q_norm.weight"), vec![d]));
+                    out.push((format!("{p}.self_attn.k_norm.weight"), vec![d]));
+                }
                 out.push((format!("{p}.post_attention_layernorm.weight"), vec![h]));
             }
             out.push((format!("{p}.{leaf}.weight"), vec![rows, cols]));
@@ -143,12 +151,21 @@ impl Llama {
                 linear("mlp.up_proj")?,
                 linear("mlp.down_proj")?,
             );
+            let qk_norm = if cfg.has_qk_norm() {
+                Some((
+                    w(format!("{p}.self_attn.q_norm.weight"))?,
+                    w(format!("{p}.self_attn.k_norm.weight"))?,
+                ))
+            } else {
+                None
+            };
             layers.push(Layer {
                 input_norm: w(format!("{p}.input_layernorm.weight"))?,
                 q,
                 k,
                 v,
                 o,
+                qk_norm,
                 post_norm: w(format!("{p}.post_attention_layernorm.weight"))?,
                 gate,
                 up,
@@ -227,8 +244,15 @@ impl Llama {
         let heads = |y: Tensor, n: usize| -> Result<Tensor> {
             Ok(y.reshape((b, t, n, d))?.transpose(1, 2)?.contiguous()?)
         };
-        let q = rotate(&heads(layer.q.forward(x)?, nh)?, cos, sin)?;
-        let k = rotate(&heads(layer.k.forward(x)?, kv)?, cos, sin)?;
+        let (mut q, mut k) = (
+            heads(layer.q.forward(x)?, nh)?,
+            heads(layer.k.forward(x)?, kv)?,
+        );
+        if let Some((q_norm, k_norm)) = &layer.qk_norm {
+            q = rms_norm(&q, q_norm, self.cfg.rms_norm_eps)?;
+            k = rms_norm(&k, k_norm, self.cfg.rms_norm_eps)?;
+        }
+        let (q, k) = (rotate(&q, cos, sin)?, rotate(&k, cos, sin)?);
         let v = heads(layer.v.forward(x)?, kv)?;
         let (k, v) = (repeat_kv(k, nh / kv)?, repeat_kv(v, nh / kv)?);
         let scores = (q.matmul(&k.t()?)? * (1.0 / (d as f64).sqrt()))?;

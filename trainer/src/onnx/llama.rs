@@ -361,6 +361,18 @@ impl Ctx<'_> {
         self.g.op("Mul", &[&normed, weight], vec![])
     }
 
+    /// RMSNorm of each head of `x` `[batch * seq, heads * head_dim]` over its `head_dim`
+    /// values with the scales `weight` `[head_dim]` (Qwen3's `q_norm` / `k_norm`); the
+    /// result has `x`'s shape.
+    fn head_norm(&mut self, x: &str, weight: &str) -> String {
+        let d = self.cfg.head_dim() as i64;
+        let rows = self.g.const_i64(&[-1, d]);
+        let shape = self.g.op("Shape", &[x], vec![]);
+        let per_head = self.g.op("Reshape", &[x, &rows], vec![]);
+        let normed = self.rms_norm(&per_head, weight);
+        self.g.op("Reshape", &[&normed, &shape], vec![])
+    }
+
     /// The quantization of weight `stem.weight`, if it is stored quantized.
     fn quantized(&self, stem: &str) -> Option<(QuantizationConfig, usize, usize)> {
         let name = format!("{stem}.weight");
@@ -521,14 +533,18 @@ impl Ctx<'_> {
                 total,
                 cos,
                 sin,
-            } if stems.iter().all(|s| self.quantized(s).is_none()) => {
+            } if stems.iter().all(|s| self.quantized(s).is_none()) && !self.cfg.has_qk_norm() => {
                 // One product for q, k and v (their weights concatenated, a constant ONNX
                 // Runtime folds at load), fed packed to GroupQueryAttention.
                 let qkv = self.fused_linear(&hn, &stems);
                 self.gqa_attention(i, Qkv::Packed(&qkv), ids_shape, [seqlens, total, cos, sin])
             }
             _ => {
-                let [q, k, v] = stems.map(|s| self.linear(&hn, &s));
+                let [mut q, mut k, v] = stems.map(|s| self.linear(&hn, &s));
+                if self.cfg.has_qk_norm() {
+                    q = self.head_norm(&q, &format!("{p}.self_attn.q_norm.weight"));
+                    k = self.head_norm(&k, &format!("{p}.self_attn.k_norm.weight"));
+                }
                 match att {
                     AttentionInputs::Hf { cos, sin, mask } => {
                         self.hf_attention(i, [&q, &k, &v], ids_shape, cos, sin, mask)
