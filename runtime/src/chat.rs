@@ -4,9 +4,10 @@
 //!
 //! The environment is the one transformers renders in: blocks trimmed (`trim_blocks`,
 //! `lstrip_blocks`), loop controls, Python string methods, transformers' `tojson`,
-//! `raise_exception` and `strftime_now` (in UTC), `True`/`False`/`None` written as
-//! Python writes them, and the folder's special tokens, `tools` and `documents` (none) in
-//! the context. runtime/tests/chat_templates.rs checks the text against transformers'
+//! `raise_exception`, `strftime_now` (local time) and `{% generation %}` blocks,
+//! `True`/`False`/`None` written as Python writes them, and the folder's special tokens,
+//! `tools` and `documents` (none) in the context. Message content is text or a list of
+//! parts, passed to the template as given. runtime/tests/chat_templates.rs checks the text against transformers'
 //! own renderer byte for byte.
 
 mod python_compat;
@@ -25,13 +26,53 @@ pub use python_compat::strftime_utc;
 pub struct ChatMessage {
     /// `system`, `user` or `assistant` (the template decides what it accepts).
     pub role: String,
-    /// The text; `None` (JSON `null`) for an assistant turn that only calls tools, as
-    /// OpenAI-style messages write it.
-    pub content: Option<String>,
+    /// The text or parts; `None` (JSON `null`) for an assistant turn that only calls
+    /// tools, as OpenAI-style messages write it.
+    pub content: Option<ChatContent>,
     /// Any other keys of the message (`name`, `tool_calls`, ...), passed to the template
     /// as they are.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// What a message says: a string, or a list of parts as OpenAI-style and multimodal chat
+/// messages write it (`[{"type": "text", "text": "..."}, {"type": "image"}]`). Parts reach
+/// the template as they are, as transformers passes them: templates written for them
+/// (Gemma 3's, Llama 3.2 Vision's) render the text parts; a template that expects a
+/// string decides what a list gives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum ChatContent {
+    /// Plain text.
+    Text(String),
+    /// A list of parts (objects with a `type`, text parts with a `text`).
+    Parts(Vec<serde_json::Value>),
+}
+
+impl<'de> Deserialize<'de> for ChatContent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(text) => Ok(ChatContent::Text(text)),
+            serde_json::Value::Array(parts) => Ok(ChatContent::Parts(parts)),
+            other => Err(serde::de::Error::custom(format!(
+                "a message's `content` is a string, null or a list of parts, not {other}"
+            ))),
+        }
+    }
+}
+
+impl ChatContent {
+    /// The text a reply continues from: the string, or the last part with a string
+    /// `text` (transformers' rule for `continue_final_message`).
+    pub fn final_text(&self) -> Option<&str> {
+        match self {
+            ChatContent::Text(text) => Some(text),
+            ChatContent::Parts(parts) => parts
+                .iter()
+                .rev()
+                .find_map(|p| p.get("text").and_then(serde_json::Value::as_str)),
+        }
+    }
 }
 
 impl ChatMessage {
@@ -39,7 +80,7 @@ impl ChatMessage {
     pub fn new(role: &str, content: &str) -> Self {
         ChatMessage {
             role: role.to_string(),
-            content: Some(content.to_string()),
+            content: Some(ChatContent::Text(content.to_string())),
             extra: Default::default(),
         }
     }
@@ -138,7 +179,8 @@ impl ChatTemplate {
                 ))
             },
         );
-        env.add_template_owned(NAME, source.to_string())
+        let source = python_compat::generation_blocks_as_plain_blocks(source).into_owned();
+        env.add_template_owned(NAME, source)
             .map_err(|e| RillError::ChatTemplate(format!("the template does not compile: {e}")))?;
         let tokens = BTreeMap::from([
             ("bos_token".to_string(), bos_token.to_string()),
@@ -208,7 +250,7 @@ impl ChatTemplate {
 fn continue_final_message(rendered: String, messages: &[ChatMessage]) -> Result<String> {
     let final_text = messages
         .last()
-        .and_then(|m| m.content.as_deref())
+        .and_then(|m| m.content.as_ref()?.final_text())
         .ok_or_else(|| {
             RillError::InvalidArgument(
                 "continue_final_message needs a final message with text".into(),
@@ -303,6 +345,27 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("first must be user"), "{e}");
         assert!(ChatTemplate::new("{% for %}", "", "").is_err());
+    }
+
+    #[test]
+    fn content_is_text_parts_or_null_and_nothing_else() {
+        let parse = |json: &str| serde_json::from_str::<ChatMessage>(json);
+        let parts = parse(r#"{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}, {"type": "image"}]}"#).unwrap();
+        assert_eq!(parts.content.unwrap().final_text(), Some("b"));
+        assert_eq!(
+            parse(r#"{"role": "user", "content": null}"#)
+                .unwrap()
+                .content,
+            None
+        );
+        let e = parse(r#"{"role": "user", "content": 5}"#).unwrap_err();
+        assert!(
+            e.to_string().contains("string, null or a list of parts"),
+            "{e}"
+        );
+        // Round trip: a message serialises as it was given.
+        let text = r#"{"role":"user","content":[{"type":"text","text":"a"}],"name":"x"}"#;
+        assert_eq!(serde_json::to_string(&parse(text).unwrap()).unwrap(), text);
     }
 
     #[test]

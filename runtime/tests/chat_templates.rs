@@ -153,3 +153,49 @@ fn a_chat_continues_the_final_message_it_was_given() {
         model.encode(&text, false).unwrap()[..]
     );
 }
+
+/// `strftime_now` is local time, as transformers' `datetime.now()`: this test runs itself
+/// in child processes with POSIX `TZ` zones (no time zone database needed), each printing
+/// the rendered minute, and compares it with what `date` prints in that zone.
+#[test]
+fn strftime_now_is_local_time() {
+    const FORMAT: &str = "%Y-%m-%d %H:%M";
+    if std::env::var_os("RILL_TEST_PRINT_NOW").is_some() {
+        let source = format!("{{{{ strftime_now('{FORMAT}') }}}}");
+        let text = ChatTemplate::new(&source, "", "")
+            .unwrap()
+            .render(&[], false)
+            .unwrap();
+        println!("NOW<{text}>");
+        return;
+    }
+    let date = |tz: &str| {
+        let out = std::process::Command::new("date")
+            .arg(format!("+{FORMAT}"))
+            .env("TZ", tz)
+            .output()
+            .expect("`date` runs");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    // UTC, 5:30 ahead, 9 behind, 14 ahead (POSIX signs are inverted).
+    for tz in ["UTC0", "XST-5:30", "YST9", "ZST-14"] {
+        let before = date(tz);
+        let child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "strftime_now_is_local_time", "--nocapture"])
+            .env("RILL_TEST_PRINT_NOW", "1")
+            .env("TZ", tz)
+            .output()
+            .unwrap();
+        let after = date(tz);
+        let stdout = String::from_utf8_lossy(&child.stdout);
+        let now = stdout
+            .split("NOW<")
+            .nth(1)
+            .and_then(|s| s.split('>').next())
+            .unwrap_or_else(|| panic!("the child printed no time: {stdout}"));
+        assert!(
+            now == before || now == after,
+            "TZ={tz}: rendered {now}, `date` printed {before} / {after}"
+        );
+    }
+}

@@ -4,8 +4,9 @@ render_jinja_template`, the code behind `tokenizer.apply_chat_template`), which
 runtime/tests/chat_templates.rs checks rill's rendering against, byte for byte.
 
 The templates are written for this test in the styles of the model families users load
-(ChatML, Llama 3 headers, Mistral's [INST], Gemma's turns, Zephyr) and one with a
-tool-calling turn (content null), using what real
+(ChatML, Llama 3 headers, Mistral's [INST], Gemma's turns, Zephyr, Qwen3's thinking and
+tool turns), one with a tool-calling turn (content null) and one for content given as a
+list of parts with `{% generation %}` blocks, using what real
 templates use: whitespace control, trim_blocks/lstrip_blocks-sensitive layout,
 `namespace`, loop variables and loop controls, Python string methods, `tojson`,
 `raise_exception`, `is defined` guards, special tokens.
@@ -175,8 +176,123 @@ Documents:
 {%- if add_generation_prompt %}assistant:{% endif %}
 {%- if enable_thinking is defined and not enable_thinking %} <think></think>{% endif %}"""
 
+QWEN3 = """{%- if tools %}
+    {{- '<|im_start|>system\\n' }}
+    {%- if messages[0].role == 'system' %}
+        {{- messages[0].content + '\\n\\n' }}
+    {%- endif %}
+    {{- "# Tools\\n\\nYou may call one or more functions.\\n\\n<tools>" }}
+    {%- for tool in tools %}
+        {{- "\\n" }}
+        {{- tool | tojson }}
+    {%- endfor %}
+    {{- "\\n</tools><|im_end|>\\n" }}
+{%- else %}
+    {%- if messages[0].role == 'system' %}
+        {{- '<|im_start|>system\\n' + messages[0].content + '<|im_end|>\\n' }}
+    {%- endif %}
+{%- endif %}
+{%- set ns = namespace(multi_step_tool=true, last_query_index=messages|length - 1) %}
+{%- for message in messages[::-1] %}
+    {%- set index = (messages|length - 1) - loop.index0 %}
+    {%- if ns.multi_step_tool and message.role == "user" and message.content is string and not(message.content.startswith('<tool_response>') and message.content.endswith('</tool_response>')) %}
+        {%- set ns.multi_step_tool = false %}
+        {%- set ns.last_query_index = index %}
+    {%- endif %}
+{%- endfor %}
+{%- for message in messages %}
+    {%- if message.content is string %}
+        {%- set content = message.content %}
+    {%- else %}
+        {%- set content = '' %}
+    {%- endif %}
+    {%- if (message.role == "user") or (message.role == "system" and not loop.first) %}
+        {{- '<|im_start|>' + message.role + '\\n' + content + '<|im_end|>' + '\\n' }}
+    {%- elif message.role == "assistant" %}
+        {%- set reasoning_content = '' %}
+        {%- if message.reasoning_content is string %}
+            {%- set reasoning_content = message.reasoning_content %}
+        {%- else %}
+            {%- if '</think>' in content %}
+                {%- set reasoning_content = content.split('</think>')[0].rstrip('\\n').split('<think>')[-1].lstrip('\\n') %}
+                {%- set content = content.split('</think>')[-1].lstrip('\\n') %}
+            {%- endif %}
+        {%- endif %}
+        {%- if loop.index0 > ns.last_query_index %}
+            {%- if loop.last or (not loop.last and reasoning_content) %}
+                {{- '<|im_start|>' + message.role + '\\n<think>\\n' + reasoning_content.strip('\\n') + '\\n</think>\\n\\n' + content.lstrip('\\n') }}
+            {%- else %}
+                {{- '<|im_start|>' + message.role + '\\n' + content }}
+            {%- endif %}
+        {%- else %}
+            {{- '<|im_start|>' + message.role + '\\n' + content }}
+        {%- endif %}
+        {%- if message.tool_calls %}
+            {%- for tool_call in message.tool_calls %}
+                {%- if (loop.first and content) or (not loop.first) %}
+                    {{- '\\n' }}
+                {%- endif %}
+                {%- if tool_call.function %}
+                    {%- set tool_call = tool_call.function %}
+                {%- endif %}
+                {{- '<tool_call>\\n{"name": "' }}
+                {{- tool_call.name }}
+                {{- '", "arguments": ' }}
+                {%- if tool_call.arguments is string %}
+                    {{- tool_call.arguments }}
+                {%- else %}
+                    {{- tool_call.arguments | tojson }}
+                {%- endif %}
+                {{- '}\\n</tool_call>' }}
+            {%- endfor %}
+        {%- endif %}
+        {{- '<|im_end|>\\n' }}
+    {%- elif message.role == "tool" %}
+        {%- if loop.first or (messages[loop.index0 - 1].role != "tool") %}
+            {{- '<|im_start|>user' }}
+        {%- endif %}
+        {{- '\\n<tool_response>\\n' }}
+        {{- content }}
+        {{- '\\n</tool_response>' }}
+        {%- if loop.last or (messages[loop.index0 + 1].role != "tool") %}
+            {{- '<|im_end|>\\n' }}
+        {%- endif %}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|im_start|>assistant\\n' }}
+    {%- if enable_thinking is defined and enable_thinking is false %}
+        {{- '<think>\\n\\n</think>\\n\\n' }}
+    {%- endif %}
+{%- endif %}"""
+
+# Content as a list of parts (Gemma 3's and vision models' style) and transformers'
+# `{% generation %}` blocks around the assistant's text.
+PARTS = """{{ bos_token }}
+{%- for message in messages %}
+<turn {{ message.role }}>
+{%- if message.content is string %}
+{{ message.content | trim }}
+{%- elif message.content is iterable %}
+{%- for item in message.content %}
+{%- if item.type == 'image' %}<image>{% elif item.type == 'text' %}{{ item.text | trim }}{% endif %}
+{%- endfor %}
+{%- else %}
+{{ raise_exception("Invalid content type") }}
+{%- endif %}
+{% if message.role == 'assistant' %}
+{%- generation %}
+[{{ message.content if message.content is string else message.content | map(attribute='text') | join(' ') }}]
+{%- endgeneration %}
+{% endif %}
+</turn>
+{% endfor %}
+{%- if add_generation_prompt %}<turn assistant>
+{% endif %}"""
+
 TEMPLATES = {"chatml": CHATML, "llama3": LLAMA3, "mistral": MISTRAL, "gemma": GEMMA,
-             "zephyr": ZEPHYR, "features": FEATURES, "tools": TOOLS, "rag": RAG}
+             "zephyr": ZEPHYR, "features": FEATURES, "tools": TOOLS, "rag": RAG, "qwen3": QWEN3,
+             "parts": PARTS}
 
 CONVERSATIONS = {
     "user": [{"role": "user", "content": "Hello!"}],
@@ -204,7 +320,30 @@ CONVERSATIONS = {
                       {"role": "user", "content": "Six times seven?"},
                       {"role": "assistant", "content": "The answer is "}],
     "blank": [{"role": "user", "content": "   "}, {"role": "user", "content": "<tag> & 'x'"}],
+    "thinking": [{"role": "user", "content": "Capital of France?"},
+                 {"role": "assistant", "content": "<think>\nIt is Paris.\n</think>\n\nParis."},
+                 {"role": "user", "content": "And of Italy?"}],
+    "tool_round": [{"role": "system", "content": "You check the weather."},
+                   {"role": "user", "content": "Weather in Paris?"},
+                   {"role": "assistant", "content": "", "tool_calls": [
+                       {"type": "function", "function": {"name": "weather", "arguments": {"city": "Paris"}}},
+                       {"type": "function", "function": {"name": "weather", "arguments": "{\"city\": \"Lyon\"}"}}]},
+                   {"role": "tool", "content": "{\"temp\": 21}"},
+                   {"role": "tool", "content": "{\"temp\": 19}"},
+                   {"role": "assistant", "content": "<think>\nBoth mild.\n</think>\n\n21 and 19 degrees."}],
+    "parts": [{"role": "system", "content": [{"type": "text", "text": " Be brief. "}]},
+              {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What is this?"}]},
+              {"role": "assistant", "content": [{"type": "text", "text": "A river."}]},
+              {"role": "user", "content": "And this?"}],
+    "prefill_parts": [{"role": "user", "content": [{"type": "text", "text": "Count"}]},
+                      {"role": "assistant", "content": [{"type": "text", "text": "One,"},
+                                                        {"type": "text", "text": "two, "}]}],
 }
+
+# Conversations whose content is not always a string, and the templates written for them
+# (the others read every content as text).
+NOT_ONLY_TEXT = {"tool_call": {"tools", "qwen3"}, "tool_round": {"qwen3"},
+                 "parts": {"parts"}, "prefill_parts": {"parts"}}
 
 TOKENS = {"bos_token": "<s>", "eos_token": "</s>"}
 
@@ -235,6 +374,10 @@ REQUESTS = [
     ("llama3", "prefill_space", None, None, {"continue_final_message": True}),
     ("zephyr", "prefill", None, None, {"continue_final_message": True}),
     ("mistral", "prefill_space", None, None, {"continue_final_message": True}),
+    ("parts", "prefill_parts", None, None, {"continue_final_message": True}),
+    ("qwen3", "user", [WEATHER, SEARCH], None, {}),
+    ("qwen3", "tool_round", [WEATHER], None, {"enable_thinking": False}),
+    ("qwen3", "thinking", None, None, {"enable_thinking": False}),
 ]
 
 
@@ -242,8 +385,8 @@ def main():
     cases = []
     for name, source in TEMPLATES.items():
         for conv_name, messages in CONVERSATIONS.items():
-            if conv_name == "tool_call" and name != "tools":
-                continue  # the other templates read every message's content as text
+            if name not in NOT_ONLY_TEXT.get(conv_name, {name}):
+                continue
             for add_generation_prompt in (False, True):
                 case = {"template": name, "messages": conv_name,
                         "add_generation_prompt": add_generation_prompt}

@@ -1,7 +1,7 @@
 //! What transformers' chat-template environment has beyond Jinja's defaults, so that
 //! templates render the same text under minijinja: the `tojson` filter with Python's
-//! `json.dumps` layout, the `strftime_now` function, and Python's spelling of `True`,
-//! `False` and `None` in output.
+//! `json.dumps` layout, the `strftime_now` function (local time), its `{% generation %}`
+//! blocks, and Python's spelling of `True`, `False` and `None` in output.
 
 use minijinja::value::{Kwargs, ValueKind};
 use minijinja::{Error, ErrorKind, Output, State, Value};
@@ -212,12 +212,70 @@ fn python_float(f: f64) -> String {
     }
 }
 
-/// transformers' `strftime_now(format)`: the current time formatted; rill uses UTC.
+/// transformers' `strftime_now(format)`: the current local time (Python's
+/// `datetime.now()`, the process's time zone, `TZ` included) formatted.
 pub(crate) fn strftime_now(format: String) -> Result<String, Error> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    strftime_utc(now, &format).map_err(|e| invalid(&e))
+    strftime_utc(now + local_utc_offset(now), &format).map_err(|e| invalid(&e))
+}
+
+/// Seconds the local time zone is ahead of UTC at `unix_seconds` (daylight saving
+/// included), from the C library's `localtime_r`; 0 where it cannot tell.
+#[cfg(unix)]
+fn local_utc_offset(unix_seconds: i64) -> i64 {
+    let t = unix_seconds as libc::time_t;
+    // SAFETY: `localtime_r` only writes the `tm` it is given (zeroed, so valid) and reads
+    // `t`; it is the thread-safe variant, and it reads the time zone (`tzset`) itself.
+    unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&t, &mut tm).is_null() {
+            return 0;
+        }
+        tm.tm_gmtoff as i64
+    }
+}
+
+#[cfg(not(unix))]
+fn local_utc_offset(_unix_seconds: i64) -> i64 {
+    0
+}
+
+/// transformers' `{% generation %}` ... `{% endgeneration %}` blocks (its extension that
+/// marks assistant text for training masks; when rendering a prompt it only renders the
+/// body) rewritten as `{% if true %}` ... `{% endif %}`, which minijinja compiles and which
+/// render the same text, whitespace control (`{%-`, `-%}`) and trimmed blocks included.
+pub(crate) fn generation_blocks_as_plain_blocks(source: &str) -> std::borrow::Cow<'_, str> {
+    if !source.contains("generation") {
+        return source.into();
+    }
+    let mut out = String::with_capacity(source.len());
+    let mut rest = source;
+    while let Some(start) = rest.find("{%") {
+        out.push_str(&rest[..start]);
+        let tag = &rest[start..];
+        let Some(end) = tag.find("%}") else {
+            break;
+        };
+        let inner = &tag[2..end];
+        let (open, body) = match inner.strip_prefix(['-', '+']) {
+            Some(b) => (&inner[..1], b),
+            None => ("", inner),
+        };
+        let (body, close) = match body.strip_suffix(['-', '+']) {
+            Some(b) => (b, &body[body.len() - 1..]),
+            None => (body, ""),
+        };
+        match body.trim() {
+            "generation" => out.push_str(&format!("{{%{open} if true {close}%}}")),
+            "endgeneration" => out.push_str(&format!("{{%{open} endif {close}%}}")),
+            _ => out.push_str(&tag[..end + 2]),
+        }
+        rest = &tag[end + 2..];
+    }
+    out.push_str(rest);
+    out.into()
 }
 
 const WEEKDAYS: [&str; 7] = [
@@ -325,6 +383,37 @@ mod tests {
         }
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn generation_blocks_become_plain_blocks() {
+        let cases = [
+            (
+                "a{% generation %}b{% endgeneration %}c",
+                "a{% if true %}b{% endif %}c",
+            ),
+            (
+                "{%- generation -%}\n{{ x }}{%-endgeneration%}",
+                "{%- if true -%}\n{{ x }}{%- endif %}",
+            ),
+            (
+                "{%+ generation +%}{% endgeneration %}",
+                "{%+ if true +%}{% endif %}",
+            ),
+            (
+                "{% set generation = 1 %}{{ generation }}",
+                "{% set generation = 1 %}{{ generation }}",
+            ),
+            ("no tags", "no tags"),
+            ("{% generation", "{% generation"),
+        ];
+        for (source, expected) in cases {
+            assert_eq!(
+                generation_blocks_as_plain_blocks(source),
+                expected,
+                "{source}"
+            );
+        }
     }
 
     #[test]

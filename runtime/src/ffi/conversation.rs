@@ -106,8 +106,8 @@ pub extern "C" fn rill_session_append(
 /// `apply_chat_template` renders it, ending where the assistant's reply begins, and
 /// generates the reply as `rill_session_generate` does: the cached prefix (earlier turns)
 /// is reused. `messages_json` is the whole conversation, a JSON array of `{"role": ...,
-/// "content": ...}` (other keys of a message reach the template; `content` may be null),
-/// or an object `{"messages": [...], "tools": [...], "documents": [...], ...}` whose
+/// "content": ...}` (other keys of a message reach the template; `content` may be null
+/// or a list of parts, `[{"type": "text", "text": ...}]`), or an object `{"messages": [...], "tools": [...], "documents": [...], ...}` whose
 /// other keys are template variables (`enable_thinking`, `date_string`), as the keyword
 /// arguments of `apply_chat_template`; `"continue_final_message": true` ends the prompt
 /// inside the final message (an assistant reply begun by the caller), which the model
