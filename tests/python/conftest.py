@@ -96,19 +96,29 @@ def default_model():
     return DEFAULT_MODEL
 
 
-def variant_folder(out, *flags, preset="test", attention="hf"):
+def variant_folder(out, *flags, preset="test", attention="hf", config=None):
     """A random model of a Llama-family variant (`rill-train init` flags), re-exported with
     the weights that tell the variant apart made to matter clearly: projection biases
-    scaled up, Qwen3's per-head query/key norm scales (ones at init) drawn from [0.2, 3]."""
+    scaled up, Qwen3's per-head query/key norm scales (ones at init) drawn from [0.2, 3],
+    Gemma 3's norm scales (offsets from one, zeros at init) from [-0.5, 1]. `config`
+    entries replace those of config.json before the export."""
     from safetensors.numpy import load_file, save_file
     rill_train("init", "--out", out, "--preset", preset, "--vocab-size", 300, "--seed", 11, *flags)
+    cfg = json.loads((out / "config.json").read_text())
+    if config:
+        cfg.update(config)
+        (out / "config.json").write_text(json.dumps(cfg, indent=2))
+    gemma = cfg["model_type"] == "gemma3_text"
     tensors = load_file(out / "model.safetensors")
     rng = np.random.default_rng(11)
     for name in sorted(tensors):
+        shape, dtype = tensors[name].shape, tensors[name].dtype
         if name.endswith(".bias"):
             tensors[name] = tensors[name] * 25
+        elif gemma and name.endswith("norm.weight"):
+            tensors[name] = rng.uniform(-0.5, 1.0, shape).astype(dtype)
         elif name.endswith((".q_norm.weight", ".k_norm.weight")):
-            tensors[name] = rng.uniform(0.2, 3.0, tensors[name].shape).astype(tensors[name].dtype)
+            tensors[name] = rng.uniform(0.2, 3.0, shape).astype(dtype)
     save_file(tensors, out / "model.safetensors", metadata={"format": "pt"})
     rill_train("export", "--from", out, "--attention", attention)
     return out
@@ -124,3 +134,11 @@ def biased_model(tmp_path_factory):
 def qwen3_model(tmp_path_factory):
     """Qwen3: per-head RMSNorm of queries and keys, no biases."""
     return variant_folder(tmp_path_factory.mktemp("models") / "qwen3", "--model-type", "qwen3")
+
+
+@pytest.fixture(scope="session")
+def gemma3_model(tmp_path_factory):
+    """Gemma 3 with a 4-token window on its sliding layer and a query scalar that is not
+    head_dim."""
+    return variant_folder(tmp_path_factory.mktemp("models") / "gemma3", "--model-type", "gemma3_text",
+                          "--sliding-window", "4", config={"query_pre_attn_scalar": 5})

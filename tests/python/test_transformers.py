@@ -17,7 +17,7 @@ TEXTS = ["In the beginning God created", "The function returns a list of", "And 
 
 
 def hf_logits(folder, ids):
-    # AutoModel: a qwen2 folder loads as Qwen2ForCausalLM, the others as LlamaForCausalLM.
+    # AutoModel: each folder loads as its architecture (LlamaForCausalLM, Qwen2ForCausalLM, ...).
     model = transformers.AutoModelForCausalLM.from_pretrained(str(folder), torch_dtype=torch.float32)
     model.eval()
     with torch.no_grad():
@@ -120,3 +120,32 @@ def test_a_bf16_qwen3_checkpoint_written_by_transformers_imports(tmp_path, atten
     ref = hf_logits(tmp_path / "hf", ids)
     got = Decoder(tmp_path / "f32").whole(ids)
     assert np.abs(got - ref).max() < 1e-4, np.abs(got - ref).max()
+
+
+@pytest.mark.parametrize("attention", ["hf", "gqa"])
+def test_a_bf16_gemma3_checkpoint_written_by_transformers_imports(tmp_path, attention):
+    """A Gemma 3 text checkpoint as transformers saves it (bf16; a config.json that leaves
+    out the tied head; sliding and full layers with their own rotary bases, a 4-token
+    window shorter than the prompt, a query scalar that is not head_dim, norm scales that
+    matter), converted by `rill-train export --out`, gives the logits transformers computes
+    from the saved checkpoint in f32, over the whole prompt and token by token."""
+    from conftest import Decoder, rill_train
+    cfg = transformers.Gemma3TextConfig(
+        vocab_size=300, hidden_size=128, intermediate_size=256, num_hidden_layers=3, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=48, max_position_embeddings=256, query_pre_attn_scalar=40,
+        sliding_window=4, layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+        rope_theta=1e6, rope_local_base_freq=1e4)
+    torch.manual_seed(0)
+    model = transformers.Gemma3ForCausalLM(cfg)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight"):
+                p.uniform_(-0.5, 1.0)
+    model.to(torch.bfloat16).save_pretrained(str(tmp_path / "hf"))
+    rill_train("export", "--from", tmp_path / "hf", "--out", tmp_path / "f32", "--dtype", "f32",
+               "--attention", attention)
+    ids = [0, 5, 9, 250, 251, 17, 3, 8, 8, 100]
+    ref = hf_logits(tmp_path / "hf", ids)
+    dec = Decoder(tmp_path / "f32")
+    assert np.abs(dec.whole(ids) - ref).max() < 1e-4, np.abs(dec.whole(ids) - ref).max()
+    assert np.abs(dec.stepwise(ids) - ref).max() < 1e-4

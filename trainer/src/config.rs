@@ -103,6 +103,32 @@ pub struct LlamaConfig {
     /// Rotary scaling (unsupported when set).
     #[serde(default)]
     pub rope_scaling: Option<serde_json::Value>,
+    /// Gemma 3's name for the MLP activation (`gelu_pytorch_tanh`); the Llama family uses
+    /// `hidden_act`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidden_activation: Option<String>,
+    /// Gemma 3: attention scores scaled by `query_pre_attn_scalar^-0.5` instead of
+    /// `head_dim^-0.5`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_pre_attn_scalar: Option<f64>,
+    /// Each layer's attention: `full_attention`, or (Gemma 3) `sliding_attention`, which
+    /// sees the last `sliding_window` positions only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer_types: Option<Vec<String>>,
+    /// Gemma 3's older form of `layer_types`: every `sliding_window_pattern`-th layer is a
+    /// full one, the others slide (6 when neither is given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sliding_window_pattern: Option<usize>,
+    /// Gemma 3: the rotary base of the sliding layers (unscaled); full layers use
+    /// `rope_theta` and `rope_scaling`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rope_local_base_freq: Option<f64>,
+    /// Gemma 2's soft-capping of the final logits (unsupported when set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_logit_softcapping: Option<f64>,
+    /// Gemma 2's soft-capping of attention scores (unsupported when set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attn_logit_softcapping: Option<f64>,
     /// Weight dtype as HF records it (`float32` or `float16`).
     #[serde(default)]
     pub torch_dtype: Option<String>,
@@ -172,6 +198,13 @@ impl LlamaConfig {
             use_sliding_window: false,
             sliding_window: None,
             rope_scaling: None,
+            hidden_activation: None,
+            query_pre_attn_scalar: None,
+            layer_types: None,
+            sliding_window_pattern: None,
+            rope_local_base_freq: None,
+            final_logit_softcapping: None,
+            attn_logit_softcapping: None,
             torch_dtype: Some("float32".into()),
             initializer_range: 0.02,
             quantization_config: None,
@@ -195,11 +228,21 @@ impl LlamaConfig {
             return Err(TrainerError::MissingFile(path.to_path_buf()));
         }
         let text = std::fs::read_to_string(path).map_err(io_err(path))?;
-        let cfg: LlamaConfig =
+        let raw: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| TrainerError::BadConfig {
                 path: path.to_path_buf(),
                 message: format!("not a valid Llama config.json: {e}"),
             })?;
+        let mut cfg: LlamaConfig =
+            serde_json::from_value(raw.clone()).map_err(|e| TrainerError::BadConfig {
+                path: path.to_path_buf(),
+                message: format!("not a valid Llama config.json: {e}"),
+            })?;
+        // transformers leaves out keys at their class's default: Gemma 3 ties its head
+        // unless told otherwise (Llama, Qwen and Mistral do not).
+        if cfg.is_gemma3() && raw.get("tie_word_embeddings").is_none() {
+            cfg.tie_word_embeddings = true;
+        }
         cfg.validate().map_err(|message| TrainerError::BadConfig {
             path: path.to_path_buf(),
             message,
@@ -256,14 +299,41 @@ impl LlamaConfig {
                 self.head_dim()
             ));
         }
-        if self.hidden_act != "silu" {
+        if self.is_gemma3() {
+            self.validate_gemma3()?;
+        } else if self.hidden_act != "silu" {
             return Err(format!(
                 "hidden_act `{}` is not supported (only silu)",
                 self.hidden_act
             ));
         }
+        if let Some(types) = &self.layer_types {
+            if types.len() != self.num_hidden_layers {
+                return Err(format!(
+                    "layer_types has {} entries for {} layers",
+                    types.len(),
+                    self.num_hidden_layers
+                ));
+            }
+            match types
+                .iter()
+                .find(|t| *t != "full_attention" && *t != "sliding_attention")
+            {
+                Some(other) => {
+                    return Err(format!(
+                        "layer type `{other}` is not supported (full_attention, sliding_attention)"
+                    ))
+                }
+                None if !self.is_gemma3() && types.iter().any(|t| t == "sliding_attention") => {
+                    return Err(
+                        "sliding_attention layers are supported in gemma3_text models only".into(),
+                    )
+                }
+                None => {}
+            }
+        }
         match self.model_type.as_str() {
-            "llama" | "qwen2" | "qwen3" => {}
+            "llama" | "qwen2" | "qwen3" | "gemma3_text" => {}
             "mistral" => {
                 if let Some(w) = self
                     .sliding_window
@@ -277,7 +347,7 @@ impl LlamaConfig {
             }
             other => {
                 return Err(format!(
-                    "model_type `{other}` is not an architecture rill-train reads (llama, mistral, qwen2, qwen3)"
+                    "model_type `{other}` is not an architecture rill-train reads (llama, mistral, qwen2, qwen3, gemma3_text)"
                 ))
             }
         }
@@ -349,9 +419,99 @@ impl LlamaConfig {
 
     /// Whether each layer normalises its queries and keys per head (an RMSNorm over
     /// `head_dim` with weights `self_attn.q_norm` / `self_attn.k_norm`, before the rotary
-    /// positions), as Qwen3 (`model_type` `qwen3`) does.
+    /// positions), as Qwen3 (`model_type` `qwen3`) and Gemma 3 do.
     pub fn has_qk_norm(&self) -> bool {
-        self.model_type == "qwen3"
+        self.model_type == "qwen3" || self.is_gemma3()
+    }
+
+    /// Whether this is Gemma 3's text model (`model_type` `gemma3_text`): embeddings scaled
+    /// by `sqrt(hidden_size)`, RMSNorm scales stored as offsets from one, norms after
+    /// attention and around the MLP too, a tanh-approximated GELU MLP, query/key norms,
+    /// `query_pre_attn_scalar`, and sliding-window layers with their own rotary base.
+    pub fn is_gemma3(&self) -> bool {
+        self.model_type == "gemma3_text"
+    }
+
+    fn validate_gemma3(&self) -> std::result::Result<(), String> {
+        let activation = self
+            .hidden_activation
+            .as_deref()
+            .unwrap_or("gelu_pytorch_tanh");
+        if activation != "gelu_pytorch_tanh" {
+            return Err(format!(
+                "hidden_activation `{activation}` is not supported (only gelu_pytorch_tanh)"
+            ));
+        }
+        if let Some(name) = [
+            ("final_logit_softcapping", self.final_logit_softcapping),
+            ("attn_logit_softcapping", self.attn_logit_softcapping),
+        ]
+        .iter()
+        .find_map(|(name, v)| v.is_some().then_some(name))
+        {
+            return Err(format!("{name} (Gemma 2's soft-capping) is not supported"));
+        }
+        if self
+            .query_pre_attn_scalar
+            .is_some_and(|s| s.is_nan() || s <= 0.0)
+        {
+            return Err("query_pre_attn_scalar must be positive".into());
+        }
+        if self.sliding_window_pattern == Some(0) {
+            return Err("sliding_window_pattern must be positive".into());
+        }
+        let any_sliding = (0..self.num_hidden_layers).any(|i| self.layer_is_sliding(i));
+        match self.sliding_window {
+            Some(0) => Err("sliding_window must be positive".into()),
+            None if any_sliding => {
+                Err("sliding_attention layers need a `sliding_window` size".into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether layer `i` is a Gemma 3 sliding-window layer (`layer_types`, else every
+    /// layer but each `sliding_window_pattern`-th, as transformers derives it).
+    pub fn layer_is_sliding(&self, i: usize) -> bool {
+        if !self.is_gemma3() {
+            return false;
+        }
+        match &self.layer_types {
+            Some(types) => types.get(i).is_some_and(|t| t == "sliding_attention"),
+            None => !(i + 1).is_multiple_of(self.sliding_window_pattern.unwrap_or(6)),
+        }
+    }
+
+    /// The window of a sliding layer `i`: it attends to the last `window` positions,
+    /// its own included.
+    pub fn window_of_layer(&self, i: usize) -> Option<usize> {
+        self.layer_is_sliding(i)
+            .then(|| self.sliding_window.unwrap_or(u64::MAX) as usize)
+    }
+
+    /// The factor attention scores are scaled by.
+    pub fn attention_scale(&self) -> f64 {
+        match self.query_pre_attn_scalar.filter(|_| self.is_gemma3()) {
+            Some(s) => s.powf(-0.5),
+            None => (self.head_dim() as f64).powf(-0.5),
+        }
+    }
+
+    /// What embedding rows are multiplied by (Gemma 3: `sqrt(hidden_size)`, rounded to
+    /// f32 as transformers computes it for f32 weights).
+    pub fn embed_scale(&self) -> Option<f32> {
+        self.is_gemma3()
+            .then(|| (self.hidden_size as f64).sqrt() as f32)
+    }
+
+    /// The rotary base of Gemma 3's sliding layers (10,000 when not given).
+    pub fn local_rope_theta(&self) -> f64 {
+        self.rope_local_base_freq.unwrap_or(10_000.0)
+    }
+
+    /// Whether RMSNorm multiplies by `1 + weight` (Gemma) instead of `weight`.
+    pub fn norm_adds_one(&self) -> bool {
+        self.is_gemma3()
     }
 
     /// Number of parameters (the tied head counted once): the sizes of

@@ -219,9 +219,13 @@ struct InitArgs {
     #[arg(long)]
     mlp_bias: bool,
     /// `model_type` to write: `qwen2` gives q, k and v biases, as Qwen2 checkpoints have;
-    /// `qwen3` per-head query and key norms, as Qwen3 checkpoints have.
+    /// `qwen3` per-head query and key norms, as Qwen3 checkpoints have; `gemma3_text`
+    /// Gemma 3's layers (sliding-window layers, the last layer and every sixth full).
     #[arg(long, default_value = "llama")]
     model_type: String,
+    /// The window of a `gemma3_text` model's sliding layers.
+    #[arg(long, default_value_t = 512)]
+    sliding_window: u64,
     /// Weight dtype.
     #[arg(long, value_enum, default_value_t = WeightDtype::F32)]
     dtype: WeightDtype,
@@ -437,9 +441,26 @@ fn run_init(a: InitArgs) -> anyhow::Result<()> {
         "qwen2" => "Qwen2ForCausalLM",
         "qwen3" => "Qwen3ForCausalLM",
         "mistral" => "MistralForCausalLM",
+        "gemma3_text" => "Gemma3ForCausalLM",
         _ => "LlamaForCausalLM",
     };
     cfg.architectures = vec![architecture.into()];
+    if a.model_type == "gemma3_text" {
+        let layers = cfg.num_hidden_layers;
+        cfg.hidden_activation = Some("gelu_pytorch_tanh".into());
+        cfg.query_pre_attn_scalar = Some(cfg.head_dim() as f64);
+        cfg.sliding_window = Some(a.sliding_window);
+        cfg.rope_local_base_freq = Some(10_000.0);
+        cfg.rope_theta = 1_000_000.0;
+        cfg.layer_types = Some(
+            (0..layers)
+                .map(|i| match !(i + 1).is_multiple_of(6) && i + 1 != layers {
+                    true => "sliding_attention".to_string(),
+                    false => "full_attention".to_string(),
+                })
+                .collect(),
+        );
+    }
     cfg.model_type = a.model_type;
     let vars = model::init_vars(&cfg, a.seed, &candle_core::Device::Cpu)?;
     let tensors: Vec<_> = vars

@@ -26,9 +26,12 @@ struct Layer {
     k: Linear,
     v: Linear,
     o: Linear,
-    /// Qwen3's per-head RMSNorm scales of queries and keys (`[head_dim]`), when present.
+    /// Qwen3's and Gemma 3's per-head RMSNorm scales of queries and keys (`[head_dim]`).
     qk_norm: Option<(Tensor, Tensor)>,
+    /// Llama: the norm before the MLP; Gemma 3: the norm of the attention's output.
     post_norm: Tensor,
+    /// Gemma 3's norms before and after the MLP.
+    ffn_norms: Option<(Tensor, Tensor)>,
     gate: Linear,
     up: Linear,
     down: Linear,
@@ -74,11 +77,17 @@ pub fn weight_shapes(cfg: &LlamaConfig) -> Vec<(String, Vec<usize>)> {
                     out.push((format!("{p}.self_attn.k_norm.weight"), vec![d]));
                 }
                 out.push((format!("{p}.post_attention_layernorm.weight"), vec![h]));
+                if cfg.is_gemma3() {
+                    out.push((format!("{p}.pre_feedforward_layernorm.weight"), vec![h]));
+                }
             }
             out.push((format!("{p}.{leaf}.weight"), vec![rows, cols]));
             if cfg.has_bias(leaf) {
                 out.push((format!("{p}.{leaf}.bias"), vec![rows]));
             }
+        }
+        if cfg.is_gemma3() {
+            out.push((format!("{p}.post_feedforward_layernorm.weight"), vec![h]));
         }
     }
     out.push(("model.norm.weight".into(), vec![h]));
@@ -94,14 +103,17 @@ pub fn is_norm(name: &str) -> bool {
 }
 
 /// Creates freshly initialised trainable weights: N(0, initializer_range) for matrices
-/// and embeddings, ones for norms (as `LlamaPreTrainedModel._init_weights`).
+/// and embeddings, ones for norms (as `LlamaPreTrainedModel._init_weights`; zeros where
+/// the norm multiplies by `1 + weight`, as Gemma's).
 /// Deterministic for a given `seed`.
 pub fn init_vars(cfg: &LlamaConfig, seed: u64, device: &Device) -> Result<Vec<(String, Var)>> {
     let mut rng = StdRng::seed_from_u64(seed);
     weight_shapes(cfg)
         .into_iter()
         .map(|(name, shape)| {
-            let t = if is_norm(&name) {
+            let t = if is_norm(&name) && cfg.norm_adds_one() {
+                Tensor::zeros(shape, DType::F32, device)?
+            } else if is_norm(&name) {
                 Tensor::ones(shape, DType::F32, device)?
             } else {
                 let n: usize = shape.iter().product();
@@ -159,6 +171,14 @@ impl Llama {
             } else {
                 None
             };
+            let ffn_norms = if cfg.is_gemma3() {
+                Some((
+                    w(format!("{p}.pre_feedforward_layernorm.weight"))?,
+                    w(format!("{p}.post_feedforward_layernorm.weight"))?,
+                ))
+            } else {
+                None
+            };
             layers.push(Layer {
                 input_norm: w(format!("{p}.input_layernorm.weight"))?,
                 q,
@@ -167,6 +187,7 @@ impl Llama {
                 o,
                 qk_norm,
                 post_norm: w(format!("{p}.post_attention_layernorm.weight"))?,
+                ffn_norms,
                 gate,
                 up,
                 down,
@@ -209,22 +230,58 @@ impl Llama {
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         let device = ids.device();
-        let (cos, sin) = rotary_tables(&self.cfg, t, device)?;
-        let mask = causal_mask(t, device)?;
+        let global = rotary_tables(&inv_freq(&self.cfg), t, device)?;
+        let local = rotary_tables(&local_inv_freq(&self.cfg), t, device)?;
         let mut x = self
             .embed
             .index_select(&ids.flatten_all()?, 0)?
             .reshape((b, t, ()))?;
         x = x.to_dtype(DType::F32)?;
-        for layer in &self.layers {
-            let h = rms_norm(&x, &layer.input_norm, self.cfg.rms_norm_eps)?;
-            x = (x + self.attention(layer, &h, &cos, &sin, &mask)?)?;
-            let h = rms_norm(&x, &layer.post_norm, self.cfg.rms_norm_eps)?;
-            let mlp = (layer.gate.forward(&h)?.silu()? * layer.up.forward(&h)?)?;
-            x = (x + layer.down.forward(&mlp)?)?;
+        if let Some(scale) = self.cfg.embed_scale() {
+            x = (x * scale as f64)?;
         }
-        let x = rms_norm(&x, &self.norm, self.cfg.rms_norm_eps)?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let window = self.cfg.window_of_layer(i);
+            let (cos, sin) = if window.is_some() { &local } else { &global };
+            let mask = causal_mask(t, window, device)?;
+            let h = self.norm(&x, &layer.input_norm)?;
+            let attn = self.attention(layer, &h, cos, sin, &mask)?;
+            match &layer.ffn_norms {
+                // Gemma 3: the attention's output and the MLP's are normalised too.
+                Some((pre, post)) => {
+                    x = (x + self.norm(&attn, &layer.post_norm)?)?;
+                    let h = self.norm(&x, pre)?;
+                    x = (x + self.norm(&self.mlp(layer, &h)?, post)?)?;
+                }
+                None => {
+                    x = (x + attn)?;
+                    let h = self.norm(&x, &layer.post_norm)?;
+                    x = (x + self.mlp(layer, &h)?)?;
+                }
+            }
+        }
+        let x = self.norm(&x, &self.norm)?;
         Ok(x.broadcast_matmul(&self.lm_head.t()?)?)
+    }
+
+    /// RMSNorm with the config's convention for the scale (`weight` or `1 + weight`).
+    fn norm(&self, x: &Tensor, weight: &Tensor) -> Result<Tensor> {
+        if self.cfg.norm_adds_one() {
+            rms_norm(x, &(weight + 1.0)?, self.cfg.rms_norm_eps)
+        } else {
+            rms_norm(x, weight, self.cfg.rms_norm_eps)
+        }
+    }
+
+    /// `down(act(gate(x)) * up(x))`: SiLU, or Gemma's tanh-approximated GELU.
+    fn mlp(&self, layer: &Layer, x: &Tensor) -> Result<Tensor> {
+        let gate = layer.gate.forward(x)?;
+        let act = if self.cfg.is_gemma3() {
+            gelu_tanh(&gate)?
+        } else {
+            gate.silu()?
+        };
+        Ok(layer.down.forward(&(act * layer.up.forward(x)?)?)?)
     }
 
     fn attention(
@@ -249,18 +306,25 @@ impl Llama {
             heads(layer.k.forward(x)?, kv)?,
         );
         if let Some((q_norm, k_norm)) = &layer.qk_norm {
-            q = rms_norm(&q, q_norm, self.cfg.rms_norm_eps)?;
-            k = rms_norm(&k, k_norm, self.cfg.rms_norm_eps)?;
+            q = self.norm(&q, q_norm)?;
+            k = self.norm(&k, k_norm)?;
         }
         let (q, k) = (rotate(&q, cos, sin)?, rotate(&k, cos, sin)?);
         let v = heads(layer.v.forward(x)?, kv)?;
         let (k, v) = (repeat_kv(k, nh / kv)?, repeat_kv(v, nh / kv)?);
-        let scores = (q.matmul(&k.t()?)? * (1.0 / (d as f64).sqrt()))?;
+        let scores = (q.matmul(&k.t()?)? * self.cfg.attention_scale())?;
         let scores = scores.broadcast_add(mask)?;
         let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
         let out = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, nh * d))?;
         Ok(layer.o.forward(&out)?)
     }
+}
+
+/// `0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))`: transformers' `gelu_pytorch_tanh`.
+fn gelu_tanh(x: &Tensor) -> Result<Tensor> {
+    let cube = (x.sqr()? * x)?;
+    let inner = ((x + (cube * 0.044_715)?)? * (2.0 / std::f64::consts::PI).sqrt())?;
+    Ok(((x * 0.5)? * (inner.tanh()? + 1.0)?)?)
 }
 
 /// `x / sqrt(mean(x^2) + eps) * weight`, over the last axis.
@@ -275,7 +339,7 @@ pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
 /// was validated when it was loaded.
 pub fn inv_freq(cfg: &LlamaConfig) -> Vec<f32> {
     let d = cfg.head_dim();
-    let plain = (0..d / 2).map(|i| 1.0 / cfg.rope_theta.powf((2 * i) as f64 / d as f64));
+    let plain = plain_inv_freq(cfg.rope_theta, d);
     let scaling = cfg.rotary_scaling().unwrap_or(RotaryScaling::None);
     plain
         .map(|f| match scaling {
@@ -301,9 +365,21 @@ pub fn inv_freq(cfg: &LlamaConfig) -> Vec<f32> {
         .collect()
 }
 
+/// `1 / theta^(2i/d)` for i in 0..d/2.
+fn plain_inv_freq(theta: f64, d: usize) -> impl Iterator<Item = f64> {
+    (0..d / 2).map(move |i| 1.0 / theta.powf((2 * i) as f64 / d as f64))
+}
+
+/// The inverse frequencies of Gemma 3's sliding layers: `rope_local_base_freq`, unscaled.
+pub fn local_inv_freq(cfg: &LlamaConfig) -> Vec<f32> {
+    plain_inv_freq(cfg.local_rope_theta(), cfg.head_dim())
+        .map(|f| f as f32)
+        .collect()
+}
+
 /// cos and sin tables `[seq, head_dim]` for positions 0..seq (frequencies repeated twice).
-fn rotary_tables(cfg: &LlamaConfig, t: usize, device: &Device) -> Result<(Tensor, Tensor)> {
-    let inv = Tensor::new(inv_freq(cfg), device)?;
+fn rotary_tables(inv_freq: &[f32], t: usize, device: &Device) -> Result<(Tensor, Tensor)> {
+    let inv = Tensor::new(inv_freq, device)?;
     let pos = Tensor::arange(0u32, t as u32, device)?.to_dtype(DType::F32)?;
     let freqs = pos.unsqueeze(1)?.broadcast_mul(&inv.unsqueeze(0)?)?;
     let emb = Tensor::cat(&[&freqs, &freqs], 1)?;
@@ -330,10 +406,20 @@ fn repeat_kv(x: Tensor, n: usize) -> Result<Tensor> {
         .reshape((b, kv * n, t, d))?)
 }
 
-/// Additive causal mask `[seq, seq]`: 0 on and below the diagonal, -inf above.
-fn causal_mask(t: usize, device: &Device) -> Result<Tensor> {
+/// Additive causal mask `[seq, seq]`: 0 where query i sees key j (j <= i, and i - j <
+/// `window` when given), -inf elsewhere.
+fn causal_mask(t: usize, window: Option<usize>, device: &Device) -> Result<Tensor> {
+    let window = window.unwrap_or(usize::MAX);
     let mask: Vec<f32> = (0..t)
-        .flat_map(|i| (0..t).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
+        .flat_map(|i| {
+            (0..t).map(move |j| {
+                if j > i || i - j >= window {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+        })
         .collect();
     Ok(Tensor::from_vec(mask, (t, t), device)?)
 }

@@ -65,3 +65,82 @@ fn qwen3_layers_have_query_and_key_norms_over_head_dim() {
         19_200 + (24_576 + 24_576 + 128 + 96) + 64 + 19_200
     );
 }
+
+#[test]
+fn gemma3_configs_are_read_with_their_sliding_layers_and_defaults() {
+    let gemma = |extra: &str| {
+        config(&format!(
+            r#", "model_type": "gemma3_text", "hidden_activation": "gelu_pytorch_tanh", "sliding_window": 512{extra}"#
+        ))
+    };
+    let cfg = gemma(r#", "query_pre_attn_scalar": 16"#);
+    assert_eq!(cfg.validate(), Ok(()));
+    assert!(cfg.has_qk_norm() && cfg.norm_adds_one());
+    assert_eq!(cfg.attention_scale(), 0.25);
+    assert_eq!(cfg.embed_scale(), Some(8.0));
+    // Without layer_types: every sixth layer is full (transformers' sliding_window_pattern).
+    let mut seven = gemma(r#", "sliding_window_pattern": 3"#);
+    seven.num_hidden_layers = 7;
+    let sliding: Vec<bool> = (0..7).map(|i| seven.layer_is_sliding(i)).collect();
+    assert_eq!(sliding, [true, true, false, true, true, false, true]);
+    assert_eq!(seven.window_of_layer(0), Some(512));
+    assert_eq!(seven.window_of_layer(2), None);
+    let explicit = gemma(r#", "layer_types": ["full_attention"]"#);
+    assert!(!explicit.layer_is_sliding(0));
+    for (bad, needle) in [
+        (
+            r#", "final_logit_softcapping": 30.0"#,
+            "final_logit_softcapping",
+        ),
+        (
+            r#", "attn_logit_softcapping": 50.0"#,
+            "attn_logit_softcapping",
+        ),
+        (
+            r#", "hidden_activation": "gelu""#,
+            "hidden_activation `gelu`",
+        ),
+        (
+            r#", "layer_types": ["full_attention", "full_attention"]"#,
+            "2 entries for 1 layers",
+        ),
+        (
+            r#", "layer_types": ["chunked_attention"]"#,
+            "chunked_attention",
+        ),
+        (r#", "query_pre_attn_scalar": 0"#, "query_pre_attn_scalar"),
+    ] {
+        let text = format!(
+            r#"{{"vocab_size": 300, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 1, "num_attention_heads": 2, "model_type": "gemma3_text", "sliding_window": 512{bad}}}"#
+        );
+        let cfg: LlamaConfig = serde_json::from_str(&text).unwrap();
+        let e = cfg.validate().unwrap_err();
+        assert!(e.contains(needle), "{bad}: {e}");
+    }
+    let no_window = config(r#", "model_type": "gemma3_text""#);
+    assert!(no_window.validate().unwrap_err().contains("sliding_window"));
+    let qwen = config(r#", "model_type": "qwen3", "layer_types": ["sliding_attention"]"#);
+    assert!(qwen.validate().unwrap_err().contains("gemma3_text"));
+}
+
+#[test]
+fn a_gemma3_config_without_tie_word_embeddings_ties_its_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    let text = |extra: &str| {
+        format!(
+            r#"{{"vocab_size": 300, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 1,
+            "num_attention_heads": 2, "sliding_window": 512{extra}}}"#
+        )
+    };
+    std::fs::write(&path, text(r#", "model_type": "gemma3_text""#)).unwrap();
+    assert!(LlamaConfig::load(&path).unwrap().tie_word_embeddings);
+    std::fs::write(
+        &path,
+        text(r#", "model_type": "gemma3_text", "tie_word_embeddings": false"#),
+    )
+    .unwrap();
+    assert!(!LlamaConfig::load(&path).unwrap().tie_word_embeddings);
+    std::fs::write(&path, text(r#", "model_type": "llama""#)).unwrap();
+    assert!(!LlamaConfig::load(&path).unwrap().tie_word_embeddings);
+}

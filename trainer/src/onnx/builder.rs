@@ -27,6 +27,16 @@ pub fn attr_int(name: &str, value: i64) -> AttributeProto {
     }
 }
 
+/// A float attribute.
+pub fn attr_float(name: &str, value: f32) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        r#type: attribute_type::FLOAT,
+        f: value,
+        ..Default::default()
+    }
+}
+
 /// An integer-list attribute.
 pub fn attr_ints(name: &str, values: &[i64]) -> AttributeProto {
     AttributeProto {

@@ -17,10 +17,10 @@
 //! embedding is gathered as packed rows and dequantized in the graph (only the rows asked
 //! for), so the tied LM head and the lookup read one copy of the weights.
 
-use super::builder::{attr_int, attr_ints, elem_type, Dim, GraphBuilder};
+use super::builder::{attr_float, attr_int, attr_ints, elem_type, Dim, GraphBuilder};
 use super::proto::{data_type, ModelProto};
 use crate::config::LlamaConfig;
-use crate::model::inv_freq;
+use crate::model::{inv_freq, local_inv_freq};
 use crate::quantize::{is_quantized_weight, stored_tensors, QuantizationConfig};
 use crate::weights::{FolderWeights, WeightDtype};
 
@@ -96,6 +96,12 @@ pub fn build(cfg: &LlamaConfig, weights: &FolderWeights, attention: Attention) -
 
     // Embedding lookup, then the residual stream as [batch * seq, hidden].
     let mut x = c.embed("model.embed_tokens", h);
+    if let Some(scale) = cfg.embed_scale() {
+        // Gemma 3 scales the embedding rows (the scale in the weights' dtype, as
+        // transformers multiplies them).
+        let scale = c.g.const_float(&[scale], &[], dtype);
+        x = c.g.op("Mul", &[&x, &scale], vec![]);
+    }
     for i in 0..cfg.num_hidden_layers {
         x = c.layer(i, &x, &ids_shape, &att);
     }
@@ -131,36 +137,59 @@ pub fn build(cfg: &LlamaConfig, weights: &FolderWeights, attention: Attention) -
 }
 
 /// The query, key and value projections `GroupQueryAttention` reads.
-enum Qkv<'a> {
+enum Qkv {
     /// Three tensors `[batch * seq, width]`.
-    Separate([&'a str; 3]),
+    Separate([String; 3]),
     /// One tensor `[batch * seq, (heads + 2 * kv_heads) * head_dim]`: q, k, v side by side.
-    Packed(&'a str),
+    Packed(String),
 }
 
 /// What each layer's attention reads besides its own weights.
 enum AttentionInputs {
-    /// cos/sin tables `[batch, 1, seq, head_dim]` and the boolean mask.
+    /// cos/sin tables `[batch, 1, seq, head_dim]` and the boolean mask, for full layers
+    /// and (Gemma 3) for sliding layers.
     Hf {
-        cos: String,
-        sin: String,
-        mask: String,
+        full: HfRotaryMask,
+        sliding: Option<HfRotaryMask>,
     },
     /// `seqlens_k` (int32 `[batch]`), `total_sequence_length` (int32 scalar) and the
-    /// cos/sin caches `[max_positions, head_dim / 2]`.
+    /// cos/sin caches `[max_positions, head_dim / 2]`, for full layers and (Gemma 3) for
+    /// sliding layers.
     Gqa {
         seqlens: String,
         total: String,
-        cos: String,
-        sin: String,
+        full: [String; 2],
+        sliding: Option<[String; 2]>,
     },
 }
 
+/// Rotary tables and the mask of one kind of layer in the plain graph.
+struct HfRotaryMask {
+    cos: String,
+    sin: String,
+    mask: String,
+}
+
 fn hf_attention_inputs(c: &mut Ctx, past_len: &str, total_len: &str) -> AttentionInputs {
-    // Rotary tables [batch, 1, seq, head_dim] from position_ids, in f32 as HF computes them.
+    let full = hf_rotary_mask(c, &inv_freq(c.cfg), past_len, total_len, None);
+    let window = (0..c.cfg.num_hidden_layers).find_map(|i| c.cfg.window_of_layer(i));
+    let sliding =
+        window.map(|w| hf_rotary_mask(c, &local_inv_freq(c.cfg), past_len, total_len, Some(w)));
+    AttentionInputs::Hf { full, sliding }
+}
+
+/// Rotary tables `[batch, 1, seq, head_dim]` of the inverse frequencies `half` from
+/// `position_ids` (in f32 as HF computes them) and the attention mask, limited to the
+/// last `window` positions when given.
+fn hf_rotary_mask(
+    c: &mut Ctx,
+    half: &[f32],
+    past_len: &str,
+    total_len: &str,
+    window: Option<usize>,
+) -> HfRotaryMask {
     let g = &mut c.g;
-    let half = inv_freq(c.cfg);
-    let inv = g.const_float(&half, &[half.len() as i64], WeightDtype::F32);
+    let inv = g.const_float(half, &[half.len() as i64], WeightDtype::F32);
     let pos = g.op(
         "Cast",
         &["position_ids"],
@@ -177,8 +206,8 @@ fn hf_attention_inputs(c: &mut Ctx, past_len: &str, total_len: &str) -> Attentio
     let (cos, sin) = (c.cast_to_model_dtype(&cos), c.cast_to_model_dtype(&sin));
     // Attention mask [batch, 1, 1, seq, total]: key j is visible to the query at cache
     // position past + i when j <= past + i and attention_mask[b, j] is 1.
-    let mask = attention_mask(&mut c.g, past_len, total_len);
-    AttentionInputs::Hf { cos, sin, mask }
+    let mask = attention_mask(&mut c.g, past_len, total_len, window);
+    HfRotaryMask { cos, sin, mask }
 }
 
 fn gqa_attention_inputs(c: &mut Ctx) -> AttentionInputs {
@@ -202,27 +231,35 @@ fn gqa_attention_inputs(c: &mut Ctx) -> AttentionInputs {
     let zero = g.const_i64(&[0]);
     let len = g.op("Squeeze", &[&len, &zero], vec![]);
     let total = g.op("Cast", &[&len], vec![attr_int("to", int32)]);
-    // cos/sin caches [max_positions, head_dim / 2] computed as HF does (f32), stored in
-    // the model dtype.
-    let inv = inv_freq(c.cfg);
+    let full = rotary_caches(c, &inv_freq(c.cfg));
+    let sliding = (0..c.cfg.num_hidden_layers)
+        .any(|i| c.cfg.layer_is_sliding(i))
+        .then(|| rotary_caches(c, &local_inv_freq(c.cfg)));
+    AttentionInputs::Gqa {
+        seqlens,
+        total,
+        full,
+        sliding,
+    }
+}
+
+/// cos/sin caches `[max_positions, head_dim / 2]` of the inverse frequencies `inv`,
+/// computed as HF does (f32), stored in the model dtype.
+fn rotary_caches(c: &mut Ctx, inv: &[f32]) -> [String; 2] {
     let positions = c.cfg.max_position_embeddings;
     let (mut cos, mut sin) = (Vec::new(), Vec::new());
     for p in 0..positions {
-        for &f in &inv {
+        for &f in inv {
             let angle = p as f32 * f;
             cos.push(angle.cos());
             sin.push(angle.sin());
         }
     }
     let dims = [positions as i64, inv.len() as i64];
-    let cos = c.g.const_float(&cos, &dims, c.dtype);
-    let sin = c.g.const_float(&sin, &dims, c.dtype);
-    AttentionInputs::Gqa {
-        seqlens,
-        total,
-        cos,
-        sin,
-    }
+    [
+        c.g.const_float(&cos, &dims, c.dtype),
+        c.g.const_float(&sin, &dims, c.dtype),
+    ]
 }
 
 fn declare_io(c: &mut Ctx) {
@@ -296,7 +333,12 @@ fn slice_columns(g: &mut GraphBuilder, x: &str, n: i64) -> String {
     g.op("Slice", &[x, &start, &end, &axis], vec![])
 }
 
-fn attention_mask(g: &mut GraphBuilder, past_len: &str, total_len: &str) -> String {
+fn attention_mask(
+    g: &mut GraphBuilder,
+    past_len: &str,
+    total_len: &str,
+    window: Option<usize>,
+) -> String {
     let zero = g.const_i64(&[0]);
     let one = g.const_i64(&[1]);
     let scalar = |g: &mut GraphBuilder, t: &str| g.op("Squeeze", &[t, &zero], vec![]);
@@ -306,7 +348,14 @@ fn attention_mask(g: &mut GraphBuilder, past_len: &str, total_len: &str) -> Stri
     let keys = g.op("Range", &[&zero_s, &total, &one_s], vec![]);
     let queries = g.op("Unsqueeze", &[&queries, &one], vec![]);
     let keys = g.op("Unsqueeze", &[&keys, &zero], vec![]);
-    let causal = g.op("LessOrEqual", &[&keys, &queries], vec![]);
+    let mut causal = g.op("LessOrEqual", &[&keys, &queries], vec![]);
+    if let Some(w) = window {
+        // A sliding layer sees the last `w` positions: query - key < w.
+        let distance = g.op("Sub", &[&queries, &keys], vec![]);
+        let w = g.const_i64(&[w.min(i64::MAX as usize) as i64]);
+        let near = g.op("Less", &[&distance, &w], vec![]);
+        causal = g.op("And", &[&causal, &near], vec![]);
+    }
     let pad = g.op(
         "Cast",
         &["attention_mask"],
@@ -339,7 +388,8 @@ impl Ctx<'_> {
         }
     }
 
-    /// `weight * (x / sqrt(mean(x^2) + eps))`, the statistics in f32.
+    /// `weight * (x / sqrt(mean(x^2) + eps))` (`1 + weight` for Gemma), the statistics in
+    /// f32.
     fn rms_norm(&mut self, x: &str, weight: &str) -> String {
         let xf = self.cast_to_f32(x);
         let eps = self
@@ -357,8 +407,16 @@ impl Ctx<'_> {
         let var = g.op("Add", &[&mean, &eps], vec![]);
         let rms = g.op("Sqrt", &[&var], vec![]);
         let normed = g.op("Div", &[&xf, &rms], vec![]);
-        let normed = self.cast_to_model_dtype(&normed);
-        self.g.op("Mul", &[&normed, weight], vec![])
+        if !self.cfg.norm_adds_one() {
+            let normed = self.cast_to_model_dtype(&normed);
+            return self.g.op("Mul", &[&normed, weight], vec![]);
+        }
+        // Gemma: `normed * (1 + weight)` in f32, then the model's dtype.
+        let weight = self.cast_to_f32(weight);
+        let one = self.g.const_float(&[1.0], &[], WeightDtype::F32);
+        let scale = self.g.op("Add", &[&weight, &one], vec![]);
+        let out = self.g.op("Mul", &[&normed, &scale], vec![]);
+        self.cast_to_model_dtype(&out)
     }
 
     /// RMSNorm of each head of `x` `[batch * seq, heads * head_dim]` over its `head_dim`
@@ -527,54 +585,102 @@ impl Ctx<'_> {
         let p = format!("model.layers.{i}");
         let hn = self.rms_norm(x, &format!("{p}.input_layernorm.weight"));
         let stems = ["q_proj", "k_proj", "v_proj"].map(|m| format!("{p}.self_attn.{m}"));
+        let sliding = self.cfg.window_of_layer(i);
         let ctx = match att {
             AttentionInputs::Gqa {
                 seqlens,
                 total,
-                cos,
-                sin,
-            } if stems.iter().all(|s| self.quantized(s).is_none()) && !self.cfg.has_qk_norm() => {
-                // One product for q, k and v (their weights concatenated, a constant ONNX
-                // Runtime folds at load), fed packed to GroupQueryAttention.
-                let qkv = self.fused_linear(&hn, &stems);
-                self.gqa_attention(i, Qkv::Packed(&qkv), ids_shape, [seqlens, total, cos, sin])
+                full,
+                sliding: local,
+            } => {
+                let [cos, sin] = match (sliding, local) {
+                    (Some(_), Some(local)) => local,
+                    _ => full,
+                };
+                let qkv = if stems.iter().all(|s| self.quantized(s).is_none())
+                    && !self.cfg.has_qk_norm()
+                {
+                    // One product for q, k and v (their weights concatenated, a constant
+                    // ONNX Runtime folds at load), fed packed to GroupQueryAttention.
+                    let qkv = self.fused_linear(&hn, &stems);
+                    Qkv::Packed(qkv)
+                } else {
+                    Qkv::Separate(self.projections(&hn, &p, &stems))
+                };
+                self.gqa_attention(i, qkv, ids_shape, [seqlens, total, cos, sin], sliding)
             }
-            _ => {
-                let [mut q, mut k, v] = stems.map(|s| self.linear(&hn, &s));
-                if self.cfg.has_qk_norm() {
-                    q = self.head_norm(&q, &format!("{p}.self_attn.q_norm.weight"));
-                    k = self.head_norm(&k, &format!("{p}.self_attn.k_norm.weight"));
-                }
-                match att {
-                    AttentionInputs::Hf { cos, sin, mask } => {
-                        self.hf_attention(i, [&q, &k, &v], ids_shape, cos, sin, mask)
-                    }
-                    AttentionInputs::Gqa {
-                        seqlens,
-                        total,
-                        cos,
-                        sin,
-                    } => self.gqa_attention(
-                        i,
-                        Qkv::Separate([&q, &k, &v]),
-                        ids_shape,
-                        [seqlens, total, cos, sin],
-                    ),
-                }
+            AttentionInputs::Hf {
+                full,
+                sliding: local,
+            } => {
+                let rm = match (sliding, local) {
+                    (Some(_), Some(local)) => local,
+                    _ => full,
+                };
+                let [q, k, v] = self.projections(&hn, &p, &stems);
+                self.hf_attention(i, [&q, &k, &v], ids_shape, rm)
             }
         };
         let attn = self.linear(&ctx, &format!("{p}.self_attn.o_proj"));
+        if !self.cfg.is_gemma3() {
+            let x = self.g.op("Add", &[x, &attn], vec![]);
+            let hn = self.rms_norm(&x, &format!("{p}.post_attention_layernorm.weight"));
+            let down = self.mlp(&hn, &p);
+            return self.g.op("Add", &[&x, &down], vec![]);
+        }
+        // Gemma 3: the attention's output and the MLP's are normalised before they are
+        // added to the residual stream.
+        let attn = self.rms_norm(&attn, &format!("{p}.post_attention_layernorm.weight"));
         let x = self.g.op("Add", &[x, &attn], vec![]);
-
-        let hn = self.rms_norm(&x, &format!("{p}.post_attention_layernorm.weight"));
-        let gate = self.linear(&hn, &format!("{p}.mlp.gate_proj"));
-        let up = self.linear(&hn, &format!("{p}.mlp.up_proj"));
-        let g = &mut self.g;
-        let sig = g.op("Sigmoid", &[&gate], vec![]);
-        let act = g.op("Mul", &[&gate, &sig], vec![]);
-        let act = g.op("Mul", &[&act, &up], vec![]);
-        let down = self.linear(&act, &format!("{p}.mlp.down_proj"));
+        let hn = self.rms_norm(&x, &format!("{p}.pre_feedforward_layernorm.weight"));
+        let down = self.mlp(&hn, &p);
+        let down = self.rms_norm(&down, &format!("{p}.post_feedforward_layernorm.weight"));
         self.g.op("Add", &[&x, &down], vec![])
+    }
+
+    /// The q, k and v projections of layer `p`, queries and keys normalised per head
+    /// where the model does so.
+    fn projections(&mut self, hn: &str, p: &str, stems: &[String; 3]) -> [String; 3] {
+        let [mut q, mut k, v] = stems.clone().map(|s| self.linear(hn, &s));
+        if self.cfg.has_qk_norm() {
+            q = self.head_norm(&q, &format!("{p}.self_attn.q_norm.weight"));
+            k = self.head_norm(&k, &format!("{p}.self_attn.k_norm.weight"));
+        }
+        [q, k, v]
+    }
+
+    /// `down(act(gate(x)) * up(x))` of layer `p`: SiLU, or Gemma's tanh-approximated
+    /// GELU.
+    fn mlp(&mut self, hn: &str, p: &str) -> String {
+        let gate = self.linear(hn, &format!("{p}.mlp.gate_proj"));
+        let up = self.linear(hn, &format!("{p}.mlp.up_proj"));
+        let act = if self.cfg.is_gemma3() {
+            self.gelu_tanh(&gate)
+        } else {
+            let g = &mut self.g;
+            let sig = g.op("Sigmoid", &[&gate], vec![]);
+            g.op("Mul", &[&gate, &sig], vec![])
+        };
+        let act = self.g.op("Mul", &[&act, &up], vec![]);
+        self.linear(&act, &format!("{p}.mlp.down_proj"))
+    }
+
+    /// `0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))` (transformers'
+    /// `gelu_pytorch_tanh`), in the model's dtype.
+    fn gelu_tanh(&mut self, x: &str) -> String {
+        let dtype = self.dtype;
+        let g = &mut self.g;
+        let [half, one, cubic, root] = [0.5, 1.0, 0.044_715, (2.0 / std::f32::consts::PI).sqrt()]
+            .map(|v| g.const_float(&[v], &[], dtype));
+        let sq = g.op("Mul", &[x, x], vec![]);
+        let cube = g.op("Mul", &[&sq, x], vec![]);
+        let cube = g.op("Mul", &[&cube, &cubic], vec![]);
+        let inner = g.op("Add", &[x, &cube], vec![]);
+        let inner = g.op("Mul", &[&inner, &root], vec![]);
+        let t = g.op("Tanh", &[&inner], vec![]);
+        let t = g.op("Add", &[&t, &one], vec![]);
+        let hx = g.op("Mul", &[x, &half], vec![]);
+        g.op("Mul", &[&hx, &t], vec![])
     }
 
     /// Attention in plain ONNX ops over `[batch * seq, *]` projections; returns the context
@@ -584,9 +690,7 @@ impl Ctx<'_> {
         i: usize,
         [q, k, v]: [&str; 3],
         ids_shape: &str,
-        cos: &str,
-        sin: &str,
-        mask: &str,
+        HfRotaryMask { cos, sin, mask }: &HfRotaryMask,
     ) -> String {
         let (nh, kv, d) = (
             self.cfg.num_attention_heads,
@@ -632,7 +736,7 @@ impl Ctx<'_> {
         let scores = self.cast_to_f32(&scores);
         let scale = self
             .g
-            .const_float(&[1.0 / (d as f32).sqrt()], &[], WeightDtype::F32);
+            .const_float(&[self.cfg.attention_scale() as f32], &[], WeightDtype::F32);
         let lowest = self.g.const_float(&[f32::MIN], &[], WeightDtype::F32);
         let g = &mut self.g;
         let scores = g.op("Mul", &[&scores, &scale], vec![]);
@@ -656,7 +760,8 @@ impl Ctx<'_> {
         i: usize,
         qkv: Qkv,
         ids_shape: &str,
-        [seqlens, total, cos, sin]: [&str; 4],
+        [seqlens, total, cos, sin]: [&String; 4],
+        window: Option<usize>,
     ) -> String {
         let (nh, kv, d) = (
             self.cfg.num_attention_heads,
@@ -671,9 +776,30 @@ impl Ctx<'_> {
         };
         // Packed: key and value stay empty, GroupQueryAttention splits the query input.
         let (q, k, v) = match qkv {
-            Qkv::Separate([q, k, v]) => (bsh(g, q, nh * d), bsh(g, k, kv * d), bsh(g, v, kv * d)),
-            Qkv::Packed(qkv) => (bsh(g, qkv, (nh + 2 * kv) * d), String::new(), String::new()),
+            Qkv::Separate([q, k, v]) => {
+                (bsh(g, &q, nh * d), bsh(g, &k, kv * d), bsh(g, &v, kv * d))
+            }
+            Qkv::Packed(qkv) => (
+                bsh(g, &qkv, (nh + 2 * kv) * d),
+                String::new(),
+                String::new(),
+            ),
         };
+        let mut attrs = vec![
+            attr_int("num_heads", nh as i64),
+            attr_int("kv_num_heads", kv as i64),
+            attr_int("do_rotary", 1),
+            attr_int("rotary_interleaved", 0),
+        ];
+        if self.cfg.is_gemma3() {
+            attrs.push(attr_float("scale", self.cfg.attention_scale() as f32));
+        }
+        if let Some(w) = window {
+            attrs.push(attr_int(
+                "local_window_size",
+                w.min(i32::MAX as usize) as i64,
+            ));
+        }
         let out = format!("/gqa_{i}");
         g.op_domain_into(
             "com.microsoft",
@@ -689,12 +815,7 @@ impl Ctx<'_> {
                 cos,
                 sin,
             ],
-            vec![
-                attr_int("num_heads", nh as i64),
-                attr_int("kv_num_heads", kv as i64),
-                attr_int("do_rotary", 1),
-                attr_int("rotary_interleaved", 0),
-            ],
+            attrs,
             &[
                 &out,
                 &format!("present.{i}.key"),
