@@ -1,0 +1,53 @@
+"""Each architecture `rill-train export --from` reads, against transformers itself: the
+fixture (tests/reference/make_architecture_fixtures.py) holds, per architecture, the
+config.json transformers saved, its tensor names and shapes, and the logits transformers
+computed for weights given by a formula. Here the same checkpoint is written without
+torch, imported, and both attention exports (and the trainer's reference forward) must
+give those logits."""
+import importlib.util
+import json
+import pathlib
+
+import numpy as np
+import pytest
+from safetensors.numpy import save_file
+
+from conftest import Decoder, candle_logits, rill_train
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+FIXTURE = json.loads((ROOT / "tests/reference/fixtures/architectures.json").read_text())
+
+
+def generator():
+    spec = importlib.util.spec_from_file_location(
+        "make_architecture_fixtures", ROOT / "tests/reference/make_architecture_fixtures.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def checkpoint(tmp_path, name):
+    """The fixture's checkpoint of `name` as transformers would save it (f32)."""
+    case = FIXTURE["models"][name]
+    folder = tmp_path / f"{name}-hf"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(case["config"]))
+    weights = generator().formula_weights(case["tensors"], gemma=name == "gemma3_text")
+    assert [list(w.shape) for w in weights.values()] == [s for _, s in case["tensors"]]
+    save_file(weights, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    return folder, np.array(case["logits"], dtype=np.float64)
+
+
+@pytest.mark.parametrize("name", sorted(FIXTURE["models"]))
+def test_imported_checkpoints_give_transformers_logits(tmp_path, name):
+    hf, expected = checkpoint(tmp_path, name)
+    ids = FIXTURE["ids"]
+    assert np.abs(candle_logits(hf, [ids])[0] - expected).max() < 1e-4, "the trainer's reference forward"
+    for attention in ["hf", "gqa"]:
+        out = tmp_path / attention
+        rill_train("export", "--from", hf, "--out", out, "--dtype", "f32", "--attention", attention)
+        dec = Decoder(out)
+        for how, got in [("whole", dec.whole(ids)), ("stepwise", dec.stepwise(ids))]:
+            err = np.abs(got - expected).max()
+            assert err < 1e-4, f"{name}, {attention} export, {how}: {err:.2e}"
+

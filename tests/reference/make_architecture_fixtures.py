@@ -1,0 +1,98 @@
+"""Regenerates tests/reference/fixtures/architectures.json: logits that Hugging Face
+transformers computes for small models of each architecture `rill-train export --from`
+reads (Llama, Mistral, Qwen2, Qwen3, Gemma 3 text), with weights given by a formula
+(`formula_weights`) that tests/python/test_architecture_fixtures.py recomputes without
+torch. That test writes the same checkpoint (transformers' own config.json and tensor
+names), imports it and checks both attention exports against these logits, so CI checks
+each architecture against transformers itself, not only against the trainer's forward.
+
+    python tests/reference/make_architecture_fixtures.py   # needs torch and transformers
+
+The fixture records the transformers version that produced it.
+"""
+import json
+import pathlib
+import tempfile
+
+import numpy as np
+
+IDS = [2, 5, 9, 90, 91, 17, 3, 3, 60, 44, 45, 46]
+
+
+def uniform(seed, n):
+    """n reproducible values in [-1, 1): a SplitMix64 hash of (seed, index), integer
+    arithmetic only, so any numpy on any machine gives the same bits."""
+    with np.errstate(over="ignore"):
+        x = np.arange(n, dtype=np.uint64) + np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
+        x ^= x >> np.uint64(30)
+        x *= np.uint64(0xBF58476D1CE4E5B9)
+        x ^= x >> np.uint64(27)
+        x *= np.uint64(0x94D049BB133111EB)
+        x ^= x >> np.uint64(31)
+    return (x >> np.uint64(11)).astype(np.float64) / 2.0**52 - 1.0
+
+
+def formula_weights(tensors, gemma):
+    """f32 arrays for `tensors` ([name, shape] pairs, in order): norm scales around one
+    (around zero for Gemma's offsets from one), biases and matrices scaled to keep
+    activations in range."""
+    out = {}
+    for seed, (name, shape) in enumerate(tensors):
+        u = uniform(seed + 1, int(np.prod(shape))).reshape(shape)
+        if name.endswith("norm.weight"):
+            w = 0.5 * u if gemma else 1.0 + 0.5 * u
+        elif name.endswith(".bias"):
+            w = 0.3 * u
+        elif name.endswith("embed_tokens.weight"):
+            w = 0.5 * u
+        else:
+            w = 1.5 * u / np.sqrt(shape[1])
+        out[name] = w.astype(np.float32)
+    return out
+
+
+def configs(transformers):
+    small = dict(vocab_size=96, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                 num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)
+    return {
+        "llama": transformers.LlamaConfig(**small, tie_word_embeddings=False, rope_theta=5e5),
+        "mistral": transformers.MistralConfig(**small, sliding_window=None, rope_theta=1e6),
+        "qwen2": transformers.Qwen2Config(**small, tie_word_embeddings=True, rope_theta=1e6),
+        "qwen3": transformers.Qwen3Config(**small, head_dim=32, tie_word_embeddings=True, rope_theta=1e6),
+        "gemma3_text": transformers.Gemma3TextConfig(
+            **{**small, "num_hidden_layers": 3}, head_dim=32, query_pre_attn_scalar=24, sliding_window=4,
+            layer_types=["sliding_attention", "full_attention", "sliding_attention"], rope_theta=1e6,
+            rope_local_base_freq=1e4),
+    }
+
+
+def main():
+    import torch
+    import transformers
+
+    cases = {}
+    for name, cfg in configs(transformers).items():
+        model = transformers.AutoModelForCausalLM.from_config(cfg, torch_dtype=torch.float32)
+        tensors = [[k, list(v.shape)] for k, v in model.state_dict().items()
+                   if not (cfg.tie_word_embeddings and k == "lm_head.weight")]
+        weights = formula_weights(tensors, gemma=name == "gemma3_text")
+        model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=False)
+        if cfg.tie_word_embeddings:
+            model.tie_weights()
+        model.eval()
+        with tempfile.TemporaryDirectory() as d:
+            model.config.save_pretrained(d)
+            saved = json.loads((pathlib.Path(d) / "config.json").read_text())
+        with torch.no_grad():
+            logits = model(torch.tensor([IDS])).logits[0].numpy()
+        cases[name] = {"config": saved, "tensors": tensors,
+                       "logits": [[float(f"{x:.7g}") for x in row] for row in logits]}
+    out = {"generator": "tests/reference/make_architecture_fixtures.py",
+           "transformers": transformers.__version__, "ids": IDS, "models": cases}
+    path = pathlib.Path(__file__).parent / "fixtures" / "architectures.json"
+    path.write_text(json.dumps(out) + "\n")
+    print(f"wrote {path}: {', '.join(cases)}")
+
+
+if __name__ == "__main__":
+    main()
