@@ -56,7 +56,7 @@ def configs(transformers):
                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)
     return {
         "llama": transformers.LlamaConfig(**small, tie_word_embeddings=False, rope_theta=5e5),
-        "mistral": transformers.MistralConfig(**small, sliding_window=None, rope_theta=1e6),
+        "mistral": transformers.MistralConfig(**small, sliding_window=5, rope_theta=1e6),
         "qwen2": transformers.Qwen2Config(**small, tie_word_embeddings=True, rope_theta=1e6),
         "qwen3": transformers.Qwen3Config(**small, head_dim=32, tie_word_embeddings=True, rope_theta=1e6),
         "gemma3_text": transformers.Gemma3TextConfig(

@@ -335,14 +335,8 @@ impl LlamaConfig {
         match self.model_type.as_str() {
             "llama" | "qwen2" | "qwen3" | "gemma3_text" => {}
             "mistral" => {
-                if let Some(w) = self
-                    .sliding_window
-                    .filter(|&w| w < self.max_position_embeddings as u64)
-                {
-                    return Err(format!(
-                        "sliding_window {w} is shorter than max_position_embeddings ({}): sliding-window attention is not supported",
-                        self.max_position_embeddings
-                    ));
+                if self.sliding_window == Some(0) {
+                    return Err("sliding_window must be positive".into());
                 }
             }
             other => {
@@ -470,9 +464,13 @@ impl LlamaConfig {
         }
     }
 
-    /// Whether layer `i` is a Gemma 3 sliding-window layer (`layer_types`, else every
+    /// Whether layer `i` sees only the last `sliding_window` positions: every layer of a
+    /// Mistral with a `sliding_window`; Gemma 3's sliding layers (`layer_types`, else every
     /// layer but each `sliding_window_pattern`-th, as transformers derives it).
     pub fn layer_is_sliding(&self, i: usize) -> bool {
+        if self.model_type == "mistral" {
+            return self.sliding_window.is_some();
+        }
         if !self.is_gemma3() {
             return false;
         }

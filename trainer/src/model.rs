@@ -370,8 +370,12 @@ fn plain_inv_freq(theta: f64, d: usize) -> impl Iterator<Item = f64> {
     (0..d / 2).map(move |i| 1.0 / theta.powf((2 * i) as f64 / d as f64))
 }
 
-/// The inverse frequencies of Gemma 3's sliding layers: `rope_local_base_freq`, unscaled.
+/// The inverse frequencies of the sliding layers: Gemma 3's `rope_local_base_freq`,
+/// unscaled; the full layers' for other models.
 pub fn local_inv_freq(cfg: &LlamaConfig) -> Vec<f32> {
+    if !cfg.is_gemma3() {
+        return inv_freq(cfg);
+    }
     plain_inv_freq(cfg.local_rope_theta(), cfg.head_dim())
         .map(|f| f as f32)
         .collect()

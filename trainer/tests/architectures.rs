@@ -1,6 +1,6 @@
-//! Which Hugging Face architectures `rill-train` reads: Llama, Mistral without a window
-//! shorter than its context, Qwen2 without its sliding window, Qwen3 (per-head query/key
-//! norms); anything else is refused by name instead of being read as a Llama.
+//! Which Hugging Face architectures `rill-train` reads: Llama, Mistral (with its sliding
+//! window), Qwen2 and Qwen3 without their sliding windows, Gemma 3 text; anything else is
+//! refused by name instead of being read as a Llama.
 
 use rill_trainer::config::LlamaConfig;
 
@@ -19,6 +19,7 @@ fn llama_family_configs_are_read_and_others_refused() {
         r#", "model_type": "llama""#,
         r#", "model_type": "mistral", "sliding_window": null"#,
         r#", "model_type": "mistral", "sliding_window": 8192"#,
+        r#", "model_type": "mistral", "sliding_window": 4096"#,
         r#", "model_type": "qwen2", "use_sliding_window": false, "sliding_window": 4096"#,
         r#", "model_type": "qwen3", "use_sliding_window": false, "sliding_window": null, "layer_types": ["full_attention"]"#,
     ] {
@@ -26,8 +27,8 @@ fn llama_family_configs_are_read_and_others_refused() {
     }
     for (bad, needle) in [
         (
-            r#", "model_type": "mistral", "sliding_window": 4096"#,
-            "sliding_window 4096",
+            r#", "model_type": "mistral", "sliding_window": 0"#,
+            "sliding_window must be positive",
         ),
         (
             r#", "model_type": "qwen2", "use_sliding_window": true"#,
