@@ -66,10 +66,16 @@ class Decoder:
         return logits[0]
 
     def stepwise(self, ids):
+        return self.chunked(ids, 1)
+
+    def chunked(self, ids, size):
+        """Logits of `ids` fed `size` tokens at a time after the cache of the earlier ones."""
         past, rows = self.empty_past(1), []
-        for t, token in enumerate(ids):
-            logits, past = self.run([[token]], np.ones((1, t + 1)), [[t]], past)
-            rows.append(logits[0, 0])
+        for start in range(0, len(ids), size):
+            chunk = ids[start:start + size]
+            end = start + len(chunk)
+            logits, past = self.run([chunk], np.ones((1, end)), [np.arange(start, end)], past)
+            rows.extend(logits[0])
         return np.stack(rows)
 
 

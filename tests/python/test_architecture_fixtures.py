@@ -47,7 +47,10 @@ def test_imported_checkpoints_give_transformers_logits(tmp_path, name):
         out = tmp_path / attention
         rill_train("export", "--from", hf, "--out", out, "--dtype", "f32", "--attention", attention)
         dec = Decoder(out)
-        for how, got in [("whole", dec.whole(ids)), ("stepwise", dec.stepwise(ids))]:
+        # Whole, token by token, and in chunks of 5 after a cache (a chunk that spans a
+        # sliding window's edge).
+        for how, got in [("whole", dec.whole(ids)), ("stepwise", dec.stepwise(ids)),
+                         ("chunks of 5", dec.chunked(ids, 5))]:
             err = np.abs(got - expected).max()
             assert err < 1e-4, f"{name}, {attention} export, {how}: {err:.2e}"
 
