@@ -15,6 +15,11 @@ use crate::kv_cache::{CacheDtype, Layout};
 /// --attention gqa`; onnxruntime-genai's `past_present_share_buffer`).
 pub const SHARED_KV_KEY: &str = "past_present_share_buffer";
 
+/// Model metadata key (value `"true"`) of graphs with the optional int64 scalar input
+/// `logits_to_keep` (`rill-train export`): when positive, only the last that many
+/// positions of each row get logits; 0 (its default) keeps every position.
+pub const LOGITS_TO_KEEP_KEY: &str = "rill_logits_to_keep";
+
 /// The graph's interface as the session drives it (small and `Copy`: read every step).
 #[derive(Debug, Clone, Copy)]
 pub struct GraphInfo {
@@ -34,6 +39,8 @@ pub struct GraphInfo {
     pub vocab: usize,
     /// How the graph reads and writes the cache.
     pub cache_layout: Layout,
+    /// Whether the graph takes `logits_to_keep` ([`LOGITS_TO_KEEP_KEY`]).
+    pub logits_to_keep: bool,
 }
 
 /// A graph input or output as "name: dtype [dims]".
@@ -170,6 +177,13 @@ pub fn inspect(
             describe(&logits),
         ));
     }
+    let metadata = session.metadata()?;
+    let flag = |key: &str| -> Result<bool> {
+        Ok(matches!(
+            metadata.custom(key).as_deref(),
+            Some("true") | Some("1")
+        ))
+    };
     Ok(GraphInfo {
         layers: cfg.num_hidden_layers,
         kv_heads: kv,
@@ -178,9 +192,10 @@ pub fn inspect(
         logits_f16: elem == TensorElementType::Float16,
         has_position_ids,
         vocab: cfg.vocab_size,
-        cache_layout: match session.metadata()?.custom(SHARED_KV_KEY).as_deref() {
-            Some("true") | Some("1") => Layout::Shared,
-            _ => Layout::DoubleBuffered,
+        cache_layout: match flag(SHARED_KV_KEY)? {
+            true => Layout::Shared,
+            false => Layout::DoubleBuffered,
         },
+        logits_to_keep: flag(LOGITS_TO_KEEP_KEY)?,
     })
 }

@@ -131,6 +131,7 @@ mod tests {
             has_position_ids: true,
             vocab: 4096,
             cache_layout,
+            logits_to_keep: true,
         };
         let why = cuda_cannot_run(&graph(CacheDtype::F32, Layout::Shared)).unwrap();
         assert!(why.contains("--attention gqa --dtype f16"), "{why}");

@@ -138,6 +138,16 @@ struct Names {
     attention_mask: std::ffi::CString,
     position_ids: std::ffi::CString,
     logits: std::ffi::CString,
+    logits_to_keep: std::ffi::CString,
+}
+
+/// Which positions of a forward pass need logits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Logits {
+    /// The last of each row (a prompt chunk, a decode step).
+    Last,
+    /// Every position (prompt lookup's check, scoring).
+    Every,
 }
 
 /// One conversation with its own KV cache.
@@ -153,6 +163,8 @@ pub struct Session {
     ids: Vec<i64>,
     mask: Vec<i64>,
     positions: Vec<i64>,
+    /// The graph's `logits_to_keep` (one value), where it has the input.
+    keep: Vec<i64>,
     /// The logits of a decode step: `batch * vocab` f32 or f16 values in u32 words (u32
     /// storage keeps either aligned).
     logits: Vec<u32>,
@@ -232,6 +244,7 @@ impl Session {
             attention_mask: cstring("attention_mask"),
             position_ids: cstring("position_ids"),
             logits: cstring("logits"),
+            logits_to_keep: cstring("logits_to_keep"),
         };
         let chunk = options.prefill_chunk.min(context);
         Ok(Session {
@@ -243,6 +256,7 @@ impl Session {
             ids: Vec::with_capacity(batch * chunk),
             mask: vec![1; batch * context],
             positions: Vec::with_capacity(batch * chunk),
+            keep: vec![0],
             logits: vec![0; (batch * g.vocab * logit_bytes(&g)).div_ceil(4)],
             chunk_logits: None,
             last: vec![0.0; batch * g.vocab],
@@ -372,8 +386,7 @@ impl Session {
         for start in (0..len).step_by(chunk) {
             let end = (start + chunk).min(len);
             let parts: Vec<&[u32]> = rows.iter().map(|r| &r[start..end]).collect();
-            self.step(&parts)?;
-            n = end - start;
+            n = self.step(&parts, Logits::Last)?;
         }
         let mut last = std::mem::take(&mut self.last);
         for (b, dst) in last.chunks_exact_mut(vocab).enumerate() {
@@ -391,7 +404,7 @@ impl Session {
         let vocab = self.model.graph().vocab;
         self.check_rows(&[tokens])?;
         self.pending.clear();
-        self.step(&[tokens])?;
+        self.step(&[tokens], Logits::Every)?;
         let mut rows = vec![0f32; tokens.len() * vocab];
         for (j, row) in rows.chunks_exact_mut(vocab).enumerate() {
             self.logits_row(j, row);
@@ -462,7 +475,7 @@ impl Session {
         let mut last = std::mem::take(&mut self.last);
         for start in (0..len).step_by(chunk) {
             let end = (start + chunk).min(len);
-            self.step(&[&ids[start..end]])?;
+            self.step(&[&ids[start..end]], Logits::Every)?;
             for j in 0..end - start {
                 self.logits_row(j, &mut last);
                 if let Some(&next) = ids.get(start + j + 1) {
@@ -618,12 +631,20 @@ impl Session {
         self.cache.reorder_keeping(parents, keep)
     }
 
-    /// One forward pass over at most `prefill_chunk` tokens.
-    fn step(&mut self, parts: &[&[u32]]) -> Result<()> {
+    /// One forward pass over at most `prefill_chunk` tokens. Returns how many positions
+    /// of each row have logits in the buffer: the last one only when `logits` says so
+    /// and the graph takes `logits_to_keep` (which then skips the LM head of the others).
+    fn step(&mut self, parts: &[&[u32]], logits: Logits) -> Result<usize> {
         let n = parts[0].len();
         let bsz = parts.len();
         let past = self.cache.len();
         let g = *self.model.graph();
+        let kept = match logits {
+            Logits::Last if g.logits_to_keep => 1,
+            _ => n,
+        };
+        // 0 keeps every position.
+        self.keep[0] = if kept < n { kept as i64 } else { 0 };
         self.ids.clear();
         self.ids
             .extend(parts.iter().flat_map(|p| p.iter()).map(|&t| t as i64));
@@ -634,7 +655,7 @@ impl Session {
         let i64_type = ort::sys::ONNXTensorElementDataType::ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64;
         let cache_type = element_type(g.cache_dtype == crate::kv_cache::CacheDtype::F16);
         let cache_info = self.cache.memory().memory_info();
-        let logits_bytes = bsz * n * g.vocab * logit_bytes(&g);
+        let logits_bytes = bsz * kept * g.vocab * logit_bytes(&g);
         let logits = self.logits_buffer(logits_bytes.div_ceil(4));
         let b = &mut self.binding;
         let names = &self.names;
@@ -661,10 +682,14 @@ impl Session {
                 None,
                 logits.cast(),
                 logits_bytes,
-                &[bsz, n, g.vocab],
+                &[bsz, kept, g.vocab],
                 logits_type,
             );
             b.bind(3, Output, &names.logits, logits)?;
+            if g.logits_to_keep {
+                let keep = host(self.keep.as_mut_ptr(), &[]);
+                b.bind(4 + 4 * g.layers, Input, &names.logits_to_keep, keep)?;
+            }
             for layer in 0..g.layers {
                 for kind in [Kind::Key, Kind::Value] {
                     let slot = 4 + layer * 4 + kind as usize * 2;
@@ -696,7 +721,7 @@ impl Session {
         run?;
         self.cache.commit(n);
         self.tokens.extend_from_slice(parts[0]);
-        Ok(())
+        Ok(kept)
     }
 
     /// Tokenizes `prompt` (adding the tokenizer's BOS) and generates from it as the
@@ -1192,7 +1217,7 @@ mod tests {
     }
 
     #[test]
-    fn sessions_hold_one_position_of_logits_and_borrow_chunks_from_the_model() {
+    fn sessions_hold_one_position_of_logits_and_borrow_chunks_only_to_score() {
         let model = default_model();
         let vocab = model.graph().vocab;
         let ids: Vec<u32> = (0..20).map(|i| 3 + i * 7).collect();
@@ -1214,12 +1239,24 @@ mod tests {
             assert_eq!(s.logits.len(), vocab, "the session keeps one position");
             assert!(s.chunk_logits.is_none(), "the chunk buffer went back");
         }
-        assert_eq!(model.logits_pool().free_buffers(), 1, "b reused a's chunk");
-        let lp = session(&model, 8).token_logprobs(&ids).unwrap();
-        assert_eq!(lp.len(), expected_lp.len());
-        for (x, y) in lp.iter().zip(&expected_lp) {
-            assert!((x - y).abs() < 1e-4, "{x} vs {y}");
+        // The default model's graph takes `logits_to_keep`: a prompt chunk computes the
+        // logits of its last position only, which fit the session's own buffer.
+        assert!(model.graph().logits_to_keep);
+        assert_eq!(
+            model.logits_pool().free_buffers(),
+            0,
+            "no chunk was borrowed"
+        );
+        // Scoring needs every position's logits: chunks are borrowed, and the second
+        // session reuses the first one's.
+        for _ in 0..2 {
+            let lp = session(&model, 8).token_logprobs(&ids).unwrap();
+            assert_eq!(lp.len(), expected_lp.len());
+            for (x, y) in lp.iter().zip(&expected_lp) {
+                assert!((x - y).abs() < 1e-4, "{x} vs {y}");
+            }
         }
+        assert_eq!(model.logits_pool().free_buffers(), 1, "a chunk was reused");
         // A decode step after the prompt uses the session's own buffer again.
         let next = a.forward(&[5]).unwrap().to_vec();
         let again = one.forward(&[5]).unwrap();

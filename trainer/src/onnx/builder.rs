@@ -205,6 +205,21 @@ impl GraphBuilder {
         self.graph.input.push(value_info(name, elem, dims));
     }
 
+    /// Declares an optional int64 scalar graph input: an initializer of the same name holds
+    /// `default`, which a caller that does not feed the input gets.
+    pub fn optional_scalar_input(&mut self, name: &str, default: i64) {
+        self.graph
+            .input
+            .push(value_info(name, data_type::INT64, &[]));
+        self.graph.initializer.push(TensorProto {
+            dims: vec![],
+            data_type: data_type::INT64,
+            name: name.into(),
+            raw_data: default.to_le_bytes().to_vec(),
+            ..Default::default()
+        });
+    }
+
     /// Declares a graph output.
     pub fn output(&mut self, name: &str, elem: i32, dims: &[Dim]) {
         self.graph.output.push(value_info(name, elem, dims));

@@ -3,7 +3,8 @@
 //!
 //! Inputs: `input_ids` int64 [batch, seq], `attention_mask` int64 [batch, past + seq],
 //! `position_ids` int64 [batch, seq], `past_key_values.{i}.key|value`
-//! [batch, kv_heads, past, head_dim]. Outputs: `logits` f32 [batch, seq, vocab],
+//! [batch, kv_heads, past, head_dim], and the optional [`LOGITS_TO_KEEP`] (default 0: every
+//! position). Outputs: `logits` f32 [batch, seq (or logits_to_keep), vocab],
 //! `present.{i}.key|value` [batch, kv_heads, past + seq, head_dim].
 //!
 //! Every weight is consumed in its stored layout: the residual stream is kept 2-D
@@ -31,6 +32,18 @@ pub const OPSET: i64 = 17;
 /// `present.*` are one shared buffer of the context's full length: runtimes bind both to
 /// the same memory and pass the valid length through `attention_mask`.
 pub const SHARED_KV_KEY: &str = "past_present_share_buffer";
+
+/// Model metadata key (value `"true"`) marking a graph with the optional input
+/// [`LOGITS_TO_KEEP`].
+pub const LOGITS_TO_KEEP_KEY: &str = "rill_logits_to_keep";
+
+/// An optional int64 scalar input (transformers' `logits_to_keep`): when positive, the
+/// logits of only the last that many positions of each row are computed (`logits` is then
+/// `[batch, min(n, seq), vocab]`); 0, its default, keeps every position. A prompt chunk
+/// needs only its last position's logits, and the LM head over a large vocabulary is much
+/// of a chunk's work: runtimes that know the input feed 1 there, others see the usual
+/// graph.
+pub const LOGITS_TO_KEEP: &str = "logits_to_keep";
 
 /// How the exported graph computes attention.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -105,6 +118,23 @@ pub fn build(cfg: &LlamaConfig, weights: &FolderWeights, attention: Attention) -
     for i in 0..cfg.num_hidden_layers {
         x = c.layer(i, &x, &ids_shape, &att);
     }
+    // The last `logits_to_keep` positions of each row (all when it is 0: Slice from -0).
+    let g = &mut c.g;
+    let h_dim = g.const_i64(&[h]);
+    let rows_shape = g.op("Concat", &[&ids_shape, &h_dim], vec![attr_int("axis", 0)]);
+    let rows = g.op("Reshape", &[&x, &rows_shape], vec![]);
+    let axis0 = g.const_i64(&[0]);
+    let keep = g.op("Unsqueeze", &[LOGITS_TO_KEEP, &axis0], vec![]);
+    let start = g.op("Neg", &[&keep], vec![]);
+    let (end, axis1) = (g.const_i64(&[i64::MAX]), g.const_i64(&[1]));
+    let kept = g.op("Slice", &[&rows, &start, &end, &axis1], vec![]);
+    let kept_shape = g.op(
+        "Shape",
+        &[&kept],
+        vec![attr_int("start", 0), attr_int("end", 2)],
+    );
+    let flat = g.const_i64(&[-1, h]);
+    let x = g.op("Reshape", &[&kept, &flat], vec![]);
     let x = c.rms_norm(&x, "model.norm.weight");
     let head = if cfg.tie_word_embeddings {
         "model.embed_tokens"
@@ -114,7 +144,7 @@ pub fn build(cfg: &LlamaConfig, weights: &FolderWeights, attention: Attention) -
     let logits = c.linear(&x, head);
     let g = &mut c.g;
     let v_dim = g.const_i64(&[v]);
-    let out_shape = g.op("Concat", &[&ids_shape, &v_dim], vec![attr_int("axis", 0)]);
+    let out_shape = g.op("Concat", &[&kept_shape, &v_dim], vec![attr_int("axis", 0)]);
     if dtype == WeightDtype::F32 {
         g.op_into("Reshape", &[&logits, &out_shape], vec![], &["logits"]);
     } else {
@@ -133,6 +163,7 @@ pub fn build(cfg: &LlamaConfig, weights: &FolderWeights, attention: Attention) -
     if attention == Attention::Gqa {
         c.g.metadata(SHARED_KV_KEY, "true");
     }
+    c.g.metadata(LOGITS_TO_KEEP_KEY, "true");
     c.g.finish("rill_llama", OPSET, doc)
 }
 
@@ -292,12 +323,13 @@ fn declare_io(c: &mut Ctx) {
             g.input(&format!("past_key_values.{i}.{kind}"), elem, &dims);
         }
     }
+    g.optional_scalar_input(LOGITS_TO_KEEP, 0);
     g.output(
         "logits",
         data_type::FLOAT,
         &[
             Named("batch_size"),
-            Named("sequence_length"),
+            Named("logits_length"),
             Fixed(c.cfg.vocab_size),
         ],
     );
