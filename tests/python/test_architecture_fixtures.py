@@ -38,6 +38,15 @@ def checkpoint(tmp_path, name):
     return folder, np.array(case["logits"], dtype=np.float64)
 
 
+def dead_nodes(folder):
+    """Nodes of the folder's graph none of whose outputs is read (by a node or as a graph
+    output)."""
+    import onnx
+    graph = onnx.load(str(folder / "model.onnx"), load_external_data=False).graph
+    read = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
+    return [node.name for node in graph.node if not any(o in read for o in node.output)]
+
+
 @pytest.mark.parametrize("name", sorted(FIXTURE["models"]))
 def test_imported_checkpoints_give_transformers_logits(tmp_path, name):
     hf, expected = checkpoint(tmp_path, name)
@@ -46,6 +55,7 @@ def test_imported_checkpoints_give_transformers_logits(tmp_path, name):
     for attention in ["hf", "gqa"]:
         out = tmp_path / attention
         rill_train("export", "--from", hf, "--out", out, "--dtype", "f32", "--attention", attention)
+        assert not dead_nodes(out), f"{name}, {attention} export computes what nothing reads"
         dec = Decoder(out)
         # Whole, token by token, and in chunks of 5 after a cache (a chunk that spans a
         # sliding window's edge).

@@ -91,19 +91,20 @@ pub fn build(cfg: &LlamaConfig, weights: &FolderWeights, attention: Attention) -
 
     // Shapes shared by every layer.
     let ids_shape = g.op("Shape", &["input_ids"], vec![]);
-    let past_len = g.op(
-        "Shape",
-        &["past_key_values.0.key"],
-        vec![attr_int("start", 2), attr_int("end", 3)],
-    );
-    let total_len = g.op(
-        "Shape",
-        &["attention_mask"],
-        vec![attr_int("start", 1), attr_int("end", 2)],
-    );
-
     let att = match attention {
-        Attention::Hf => hf_attention_inputs(&mut c, &past_len, &total_len),
+        Attention::Hf => {
+            let past_len = g.op(
+                "Shape",
+                &["past_key_values.0.key"],
+                vec![attr_int("start", 2), attr_int("end", 3)],
+            );
+            let total_len = g.op(
+                "Shape",
+                &["attention_mask"],
+                vec![attr_int("start", 1), attr_int("end", 2)],
+            );
+            hf_attention_inputs(&mut c, &past_len, &total_len)
+        }
         Attention::Gqa => gqa_attention_inputs(&mut c),
     };
 
@@ -180,7 +181,7 @@ enum AttentionInputs {
     /// cos/sin tables `[batch, 1, seq, head_dim]` and the boolean mask, for full layers
     /// and (Gemma 3) for sliding layers.
     Hf {
-        full: HfRotaryMask,
+        full: Option<HfRotaryMask>,
         sliding: Option<HfRotaryMask>,
     },
     /// `seqlens_k` (int32 `[batch]`), `total_sequence_length` (int32 scalar) and the
@@ -189,7 +190,7 @@ enum AttentionInputs {
     Gqa {
         seqlens: String,
         total: String,
-        full: [String; 2],
+        full: Option<[String; 2]>,
         sliding: Option<[String; 2]>,
     },
 }
@@ -202,8 +203,13 @@ struct HfRotaryMask {
 }
 
 fn hf_attention_inputs(c: &mut Ctx, past_len: &str, total_len: &str) -> AttentionInputs {
-    let full = hf_rotary_mask(c, &inv_freq(c.cfg), past_len, total_len, None);
-    let window = (0..c.cfg.num_hidden_layers).find_map(|i| c.cfg.window_of_layer(i));
+    // Only the kinds of layer the model has (a Mistral's layers all slide).
+    let layers = 0..c.cfg.num_hidden_layers;
+    let full = layers
+        .clone()
+        .any(|i| !c.cfg.layer_is_sliding(i))
+        .then(|| hf_rotary_mask(c, &inv_freq(c.cfg), past_len, total_len, None));
+    let window = layers.clone().find_map(|i| c.cfg.window_of_layer(i));
     let sliding =
         window.map(|w| hf_rotary_mask(c, &local_inv_freq(c.cfg), past_len, total_len, Some(w)));
     AttentionInputs::Hf { full, sliding }
@@ -262,8 +268,13 @@ fn gqa_attention_inputs(c: &mut Ctx) -> AttentionInputs {
     let zero = g.const_i64(&[0]);
     let len = g.op("Squeeze", &[&len, &zero], vec![]);
     let total = g.op("Cast", &[&len], vec![attr_int("to", int32)]);
-    let full = rotary_caches(c, &inv_freq(c.cfg));
-    let sliding = (0..c.cfg.num_hidden_layers)
+    let layers = 0..c.cfg.num_hidden_layers;
+    let full = layers
+        .clone()
+        .any(|i| !c.cfg.layer_is_sliding(i))
+        .then(|| rotary_caches(c, &inv_freq(c.cfg)));
+    let sliding = layers
+        .clone()
         .any(|i| c.cfg.layer_is_sliding(i))
         .then(|| rotary_caches(c, &local_inv_freq(c.cfg)));
     AttentionInputs::Gqa {
@@ -625,10 +636,12 @@ impl Ctx<'_> {
                 full,
                 sliding: local,
             } => {
-                let [cos, sin] = match (sliding, local) {
-                    (Some(_), Some(local)) => local,
-                    _ => full,
-                };
+                let [cos, sin] = match sliding {
+                    Some(_) => local,
+                    None => full,
+                }
+                .as_ref()
+                .expect("rotary caches exist for each kind of layer the model has");
                 let qkv = if stems.iter().all(|s| self.quantized(s).is_none())
                     && !self.cfg.has_qk_norm()
                 {
@@ -645,10 +658,12 @@ impl Ctx<'_> {
                 full,
                 sliding: local,
             } => {
-                let rm = match (sliding, local) {
-                    (Some(_), Some(local)) => local,
-                    _ => full,
-                };
+                let rm = match sliding {
+                    Some(_) => local,
+                    None => full,
+                }
+                .as_ref()
+                .expect("rotary tables exist for each kind of layer the model has");
                 let [q, k, v] = self.projections(&hn, &p, &stems);
                 self.hf_attention(i, [&q, &k, &v], ids_shape, rm)
             }
