@@ -163,22 +163,21 @@ impl Llama {
                 linear("mlp.up_proj")?,
                 linear("mlp.down_proj")?,
             );
-            let qk_norm = if cfg.has_qk_norm() {
-                Some((
-                    w(format!("{p}.self_attn.q_norm.weight"))?,
-                    w(format!("{p}.self_attn.k_norm.weight"))?,
-                ))
-            } else {
-                None
+            // Two weights of the layer, where the architecture has them.
+            let mut pair = |present: bool, [a, b]: [&str; 2]| -> Result<Option<(Tensor, Tensor)>> {
+                if !present {
+                    return Ok(None);
+                }
+                Ok(Some((
+                    w(format!("{p}.{a}.weight"))?,
+                    w(format!("{p}.{b}.weight"))?,
+                )))
             };
-            let ffn_norms = if cfg.is_gemma3() {
-                Some((
-                    w(format!("{p}.pre_feedforward_layernorm.weight"))?,
-                    w(format!("{p}.post_feedforward_layernorm.weight"))?,
-                ))
-            } else {
-                None
-            };
+            let qk_norm = pair(cfg.has_qk_norm(), ["self_attn.q_norm", "self_attn.k_norm"])?;
+            let ffn_norms = pair(
+                cfg.is_gemma3(),
+                ["pre_feedforward_layernorm", "post_feedforward_layernorm"],
+            )?;
             layers.push(Layer {
                 input_norm: w(format!("{p}.input_layernorm.weight"))?,
                 q,
