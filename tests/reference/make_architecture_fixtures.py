@@ -1,6 +1,6 @@
 """Regenerates tests/reference/fixtures/architectures.json: logits that Hugging Face
 transformers computes for small models of each architecture `rill-train export --from`
-reads (Llama, Mistral, Qwen2, Qwen3, Gemma 3 text), with weights given by a formula
+reads (Llama, Mistral, Qwen2, Qwen3, Gemma 3 text, SmolLM3), with weights given by a formula
 (`formula_weights`) that tests/python/test_architecture_fixtures.py recomputes without
 torch. That test writes the same checkpoint (transformers' own config.json and tensor
 names), imports it and checks both attention exports against these logits, so CI checks
@@ -59,6 +59,8 @@ def configs(transformers):
         "mistral": transformers.MistralConfig(**small, sliding_window=5, rope_theta=1e6),
         "qwen2": transformers.Qwen2Config(**small, tie_word_embeddings=True, rope_theta=1e6),
         "qwen3": transformers.Qwen3Config(**small, head_dim=32, tie_word_embeddings=True, rope_theta=1e6),
+        "smollm3": transformers.SmolLM3Config(**{**small, "num_hidden_layers": 3}, no_rope_layer_interval=2, pad_token_id=0,
+                                              tie_word_embeddings=True, rope_theta=2e6),
         "gemma3_text": transformers.Gemma3TextConfig(
             **{**small, "num_hidden_layers": 3}, head_dim=32, query_pre_attn_scalar=24, sliding_window=4,
             layer_types=["sliding_attention", "full_attention", "sliding_attention"], rope_theta=1e6,

@@ -123,6 +123,14 @@ pub struct LlamaConfig {
     /// `rope_theta` and `rope_scaling`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rope_local_base_freq: Option<f64>,
+    /// SmolLM3: per layer, 1 where the layer applies rotary positions and 0 where it
+    /// does not (NoPE).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_rope_layers: Option<Vec<u8>>,
+    /// SmolLM3's older form of `no_rope_layers`: every `no_rope_layer_interval`-th layer
+    /// has no rotary positions (4 when neither is given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_rope_layer_interval: Option<usize>,
     /// Gemma 2's soft-capping of the final logits (unsupported when set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub final_logit_softcapping: Option<f64>,
@@ -203,6 +211,8 @@ impl LlamaConfig {
             layer_types: None,
             sliding_window_pattern: None,
             rope_local_base_freq: None,
+            no_rope_layers: None,
+            no_rope_layer_interval: None,
             final_logit_softcapping: None,
             attn_logit_softcapping: None,
             torch_dtype: Some("float32".into()),
@@ -238,10 +248,10 @@ impl LlamaConfig {
                 path: path.to_path_buf(),
                 message: format!("not a valid Llama config.json: {e}"),
             })?;
-        // transformers leaves out keys at their class's default: Gemma 3 ties its head
-        // unless told otherwise (Llama, Qwen and Mistral do not).
-        if cfg.is_gemma3() && raw.get("tie_word_embeddings").is_none() {
-            cfg.tie_word_embeddings = true;
+        // transformers leaves out keys at their class's default: Gemma 3 and SmolLM3 tie
+        // their head unless told otherwise (Llama, Qwen and Mistral do not).
+        if raw.get("tie_word_embeddings").is_none() {
+            cfg.tie_word_embeddings = matches!(cfg.model_type.as_str(), "gemma3_text" | "smollm3");
         }
         cfg.validate().map_err(|message| TrainerError::BadConfig {
             path: path.to_path_buf(),
@@ -334,6 +344,20 @@ impl LlamaConfig {
         }
         match self.model_type.as_str() {
             "llama" | "qwen2" | "qwen3" | "gemma3_text" => {}
+            "smollm3" => {
+                if self.no_rope_layer_interval == Some(0) {
+                    return Err("no_rope_layer_interval must be positive".into());
+                }
+                if let Some(list) = &self.no_rope_layers {
+                    if list.len() != self.num_hidden_layers {
+                        return Err(format!(
+                            "no_rope_layers has {} entries for {} layers",
+                            list.len(),
+                            self.num_hidden_layers
+                        ));
+                    }
+                }
+            }
             "mistral" => {
                 if self.sliding_window == Some(0) {
                     return Err("sliding_window must be positive".into());
@@ -341,7 +365,7 @@ impl LlamaConfig {
             }
             other => {
                 return Err(format!(
-                    "model_type `{other}` is not an architecture rill-train reads (llama, mistral, qwen2, qwen3, gemma3_text)"
+                    "model_type `{other}` is not an architecture rill-train reads (llama, mistral, qwen2, qwen3, gemma3_text, smollm3)"
                 ))
             }
         }
@@ -477,6 +501,18 @@ impl LlamaConfig {
         match &self.layer_types {
             Some(types) => types.get(i).is_some_and(|t| t == "sliding_attention"),
             None => !(i + 1).is_multiple_of(self.sliding_window_pattern.unwrap_or(6)),
+        }
+    }
+
+    /// Whether layer `i` applies rotary positions to its queries and keys: all layers but
+    /// SmolLM3's NoPE layers (`no_rope_layers`, else every `no_rope_layer_interval`-th).
+    pub fn layer_uses_rope(&self, i: usize) -> bool {
+        if self.model_type != "smollm3" {
+            return true;
+        }
+        match &self.no_rope_layers {
+            Some(list) => list.get(i).is_none_or(|&r| r != 0),
+            None => !(i + 1).is_multiple_of(self.no_rope_layer_interval.unwrap_or(4)),
         }
     }
 

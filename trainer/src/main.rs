@@ -220,7 +220,8 @@ struct InitArgs {
     mlp_bias: bool,
     /// `model_type` to write: `qwen2` gives q, k and v biases, as Qwen2 checkpoints have;
     /// `qwen3` per-head query and key norms, as Qwen3 checkpoints have; `gemma3_text`
-    /// Gemma 3's layers (sliding-window layers, the last layer and every sixth full).
+    /// Gemma 3's layers (sliding-window layers, the last layer and every sixth full);
+    /// `smollm3` every fourth layer without rotary positions.
     #[arg(long, default_value = "llama")]
     model_type: String,
     /// The window of a `gemma3_text` model's sliding layers.
@@ -442,6 +443,7 @@ fn run_init(a: InitArgs) -> anyhow::Result<()> {
         "qwen3" => "Qwen3ForCausalLM",
         "mistral" => "MistralForCausalLM",
         "gemma3_text" => "Gemma3ForCausalLM",
+        "smollm3" => "SmolLM3ForCausalLM",
         _ => "LlamaForCausalLM",
     };
     cfg.architectures = vec![architecture.into()];

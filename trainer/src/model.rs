@@ -3,8 +3,9 @@
 //! Reference: `transformers/models/llama/modeling_llama.py` (RMSNorm computed in f32,
 //! rotary positions in the rotate-half layout, SwiGLU MLP, grouped-query attention by
 //! repeating key/value heads, optional tied LM head), with the variants of the Llama
-//! family it imports: projection biases (Qwen2) and per-head query/key norms (Qwen3,
-//! `modeling_qwen3.py`). Every op used here has a backward
+//! family it imports: projection biases (Qwen2), per-head query/key norms (Qwen3,
+//! `modeling_qwen3.py`), Gemma 3's text model (`modeling_gemma3.py`) and SmolLM3's layers
+//! without rotary positions (`modeling_smollm3.py`). Every op used here has a backward
 //! pass in candle 0.11: RMSNorm, softmax and rotary positions are written out from
 //! primitives because candle-nn's fused versions drop gradients silently.
 //!
@@ -244,7 +245,8 @@ impl Llama {
             let (cos, sin) = if window.is_some() { &local } else { &global };
             let mask = causal_mask(t, window, device)?;
             let h = self.norm(&x, &layer.input_norm)?;
-            let attn = self.attention(layer, &h, cos, sin, &mask)?;
+            let rotary = self.cfg.layer_uses_rope(i).then_some((cos, sin));
+            let attn = self.attention(layer, &h, rotary, &mask)?;
             match &layer.ffn_norms {
                 // Gemma 3: the attention's output and the MLP's are normalised too.
                 Some((pre, post)) => {
@@ -287,8 +289,7 @@ impl Llama {
         &self,
         layer: &Layer,
         x: &Tensor,
-        cos: &Tensor,
-        sin: &Tensor,
+        rotary: Option<(&Tensor, &Tensor)>,
         mask: &Tensor,
     ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
@@ -308,7 +309,9 @@ impl Llama {
             q = self.norm(&q, q_norm)?;
             k = self.norm(&k, k_norm)?;
         }
-        let (q, k) = (rotate(&q, cos, sin)?, rotate(&k, cos, sin)?);
+        if let Some((cos, sin)) = rotary {
+            (q, k) = (rotate(&q, cos, sin)?, rotate(&k, cos, sin)?);
+        }
         let v = heads(layer.v.forward(x)?, kv)?;
         let (k, v) = (repeat_kv(k, nh / kv)?, repeat_kv(v, nh / kv)?);
         let scores = (q.matmul(&k.t()?)? * self.cfg.attention_scale())?;

@@ -145,3 +145,25 @@ fn a_gemma3_config_without_tie_word_embeddings_ties_its_head() {
     std::fs::write(&path, text(r#", "model_type": "llama""#)).unwrap();
     assert!(!LlamaConfig::load(&path).unwrap().tie_word_embeddings);
 }
+
+#[test]
+fn smollm3_layers_without_rotary_positions() {
+    let by_interval = config(r#", "model_type": "smollm3""#);
+    assert_eq!(by_interval.validate(), Ok(()));
+    let mut eight = by_interval.clone();
+    eight.num_hidden_layers = 8;
+    let rope: Vec<bool> = (0..8).map(|i| eight.layer_uses_rope(i)).collect();
+    assert_eq!(rope, [true, true, true, false, true, true, true, false]);
+    let listed = config(r#", "model_type": "smollm3", "no_rope_layers": [0]"#);
+    assert!(!listed.layer_uses_rope(0));
+    assert!(config("").layer_uses_rope(3), "Llama layers all rotate");
+    for (bad, needle) in [
+        (r#", "no_rope_layers": [1, 0]"#, "2 entries for 1 layers"),
+        (r#", "no_rope_layer_interval": 0"#, "no_rope_layer_interval"),
+    ] {
+        let e = config(&format!(r#", "model_type": "smollm3"{bad}"#))
+            .validate()
+            .unwrap_err();
+        assert!(e.contains(needle), "{bad}: {e}");
+    }
+}

@@ -748,8 +748,11 @@ impl Ctx<'_> {
         let q = self.split_heads(q, ids_shape, nh);
         let k = self.split_heads(k, ids_shape, kv);
         let v = self.split_heads(v, ids_shape, kv);
-        let q = self.rotary(&q, cos, sin);
-        let k = self.rotary(&k, cos, sin);
+        let (q, k) = if self.cfg.layer_uses_rope(i) {
+            (self.rotary(&q, cos, sin), self.rotary(&k, cos, sin))
+        } else {
+            (q, k) // SmolLM3's NoPE layers
+        };
 
         // The cache: present = Concat(past, new). ONNX Runtime copies the whole past here
         // every step; that copy is inherent to this graph convention.
@@ -832,10 +835,17 @@ impl Ctx<'_> {
                 String::new(),
             ),
         };
+        // SmolLM3's NoPE layers: no rotary, no cos/sin caches.
+        let rope = self.cfg.layer_uses_rope(i);
+        let (cos, sin) = if rope {
+            (cos.as_str(), sin.as_str())
+        } else {
+            ("", "")
+        };
         let mut attrs = vec![
             attr_int("num_heads", nh as i64),
             attr_int("kv_num_heads", kv as i64),
-            attr_int("do_rotary", 1),
+            attr_int("do_rotary", i64::from(rope)),
             attr_int("rotary_interleaved", 0),
         ];
         if self.cfg.is_gemma3() {
