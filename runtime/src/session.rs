@@ -41,11 +41,12 @@ pub struct SessionOptions {
     /// Context length in tokens (prompt + generated); 0 means the model's
     /// `max_position_embeddings`.
     pub context_len: usize,
-    /// Prompt tokens per forward pass during prefill. ONNX Runtime returns logits for
-    /// every position of a chunk: while it evaluates one, a session borrows a buffer of
-    /// `batch × prefill_chunk × vocab` logits from its model (the model keeps one such
-    /// buffer, the largest, between prompts; others are freed when returned); a decode
-    /// step uses the session's own `batch × vocab`.
+    /// Prompt tokens per forward pass during prefill. A graph that takes
+    /// `logits_to_keep` (rill's exports) computes a chunk's last position's logits only,
+    /// into the session's own `batch × vocab`; other graphs return every position's, and
+    /// while such a chunk runs (or when every position is needed: prompt lookup,
+    /// scoring) a session borrows a buffer of `batch × prefill_chunk × vocab` logits from
+    /// its model (the model keeps one such buffer, the largest, between prompts).
     pub prefill_chunk: usize,
     /// Rows evaluated together (beam hypotheses); 1 for a plain conversation.
     pub batch: usize,
