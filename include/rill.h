@@ -169,10 +169,11 @@ typedef struct rill_session_options {
   size_t struct_size;
   // Context length in tokens (prompt + generated); 0 means the model's maximum.
   uint32_t context_len;
-  // Prompt tokens evaluated per forward pass (default 128). Each chunk needs
-  // `prefill_chunk × vocab` logits while it runs, in buffers the sessions of a model
-  // borrow (the model keeps the largest one between prompts); a decode step uses the
-  // session's own single row.
+  // Prompt tokens evaluated per forward pass (default 128). On graphs without
+  // `logits_to_keep` (rill's exports have it) each chunk needs `prefill_chunk × vocab`
+  // logits while it runs, in buffers the sessions of a model borrow (the model keeps
+  // the largest one between prompts); otherwise, and for a decode step, the session's
+  // own single row.
   uint32_t prefill_chunk;
   // When the context fills: 0 (the default) is an error for a prompt that does not
   // fit and stops generation with `RILL_STOP_CONTEXT_FULL`; 1 slides a window that
