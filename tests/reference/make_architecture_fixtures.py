@@ -59,6 +59,10 @@ def configs(transformers):
         "mistral": transformers.MistralConfig(**small, sliding_window=5, rope_theta=1e6),
         "qwen2": transformers.Qwen2Config(**small, tie_word_embeddings=True, rope_theta=1e6),
         "qwen3": transformers.Qwen3Config(**small, head_dim=32, tie_word_embeddings=True, rope_theta=1e6),
+        # YaRN on a Qwen3 (cos and sin scaled by its attention factor).
+        "qwen3_yarn": transformers.Qwen3Config(**small, head_dim=32, tie_word_embeddings=True, rope_theta=1e4,
+                                               rope_scaling={"rope_type": "yarn", "factor": 4.0,
+                                                             "original_max_position_embeddings": 32}),
         "smollm3": transformers.SmolLM3Config(**{**small, "num_hidden_layers": 3}, no_rope_layer_interval=2, pad_token_id=0,
                                               tie_word_embeddings=True, rope_theta=2e6),
         "gemma3_text": transformers.Gemma3TextConfig(

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes rope_scaling.json: Hugging Face transformers' own inverse rotary frequencies
-(`modeling_rope_utils.ROPE_INIT_FUNCTIONS`) for each `rope_scaling` rill-train supports,
-with the config that asks for them. CI only reads the JSON (trainer/tests/rope_scaling.rs).
+(`modeling_rope_utils.ROPE_INIT_FUNCTIONS`) and YaRN's attention factor for each
+`rope_scaling` rill-train supports, with the config that asks for them. CI only reads the JSON (trainer/tests/rope_scaling.rs).
 
     python3 -m venv /tmp/hf && /tmp/hf/bin/pip install 'transformers==4.53.*' torch
     /tmp/hf/bin/python tests/reference/make_rope_fixtures.py tests/reference/fixtures
@@ -27,6 +27,14 @@ CASES = {
     "llama3_small": dict(head_dim=64, rope_theta=10000.0, rope_scaling={
         "rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
         "original_max_position_embeddings": 64}),
+    # YaRN as Qwen3's model card asks for it (the factor then comes from the two lengths).
+    "yarn_qwen3": dict(head_dim=128, rope_theta=1000000.0, max_position_embeddings=131072, rope_scaling={
+        "rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}),
+    "yarn_factor_only": dict(head_dim=64, rope_theta=10000.0, rope_scaling={"rope_type": "yarn", "factor": 2.0}),
+    "yarn_mscale": dict(head_dim=64, rope_theta=10000.0, rope_scaling={
+        "type": "yarn", "factor": 8.0, "mscale": 1.0, "mscale_all_dim": 0.5, "beta_fast": 16, "beta_slow": 2}),
+    "yarn_attention_factor": dict(head_dim=32, rope_theta=500000.0, rope_scaling={
+        "rope_type": "yarn", "factor": 3.0, "attention_factor": 1.3}),
 }
 
 

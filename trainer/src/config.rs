@@ -379,8 +379,8 @@ impl LlamaConfig {
         Ok(())
     }
 
-    /// The rotary scaling `rope_scaling` asks for: transformers' `linear` and `llama3`
-    /// (Llama 3.1 and 3.2) rope types; others (`dynamic`, `yarn`, `longrope`) are refused.
+    /// The rotary scaling `rope_scaling` asks for: transformers' `linear`, `llama3` (Llama
+    /// 3.1 and 3.2) and `yarn` rope types; others (`dynamic`, `longrope`) are refused.
     pub fn rotary_scaling(&self) -> std::result::Result<RotaryScaling, String> {
         let Some(v) = self.rope_scaling.as_ref().filter(|v| !v.is_null()) else {
             return Ok(RotaryScaling::None);
@@ -415,8 +415,45 @@ impl LlamaConfig {
                     original_max_position_embeddings: number("original_max_position_embeddings")?,
                 })
             }
+            "yarn" => {
+                let optional = |key: &str| -> std::result::Result<Option<f64>, String> {
+                    match v.get(key) {
+                        None | Some(serde_json::Value::Null) => Ok(None),
+                        Some(_) => number(key).map(Some),
+                    }
+                };
+                // transformers: with `original_max_position_embeddings` given, the factor
+                // is max_position_embeddings over it, whatever `factor` says.
+                let (factor, original) = match optional("original_max_position_embeddings")? {
+                    Some(original) => (self.max_position_embeddings as f64 / original, original),
+                    None => (number("factor")?, self.max_position_embeddings as f64),
+                };
+                let mscale = |scale: f64, m: f64| {
+                    if scale <= 1.0 {
+                        1.0
+                    } else {
+                        0.1 * m * scale.ln() + 1.0
+                    }
+                };
+                let attention_factor = match (
+                    optional("attention_factor")?,
+                    optional("mscale")?,
+                    optional("mscale_all_dim")?,
+                ) {
+                    (Some(a), _, _) => a,
+                    (None, Some(m), Some(all)) => mscale(factor, m) / mscale(factor, all),
+                    _ => mscale(factor, 1.0),
+                };
+                Ok(RotaryScaling::Yarn {
+                    factor,
+                    original_max_position_embeddings: original,
+                    attention_factor,
+                    beta_fast: optional("beta_fast")?.unwrap_or(32.0),
+                    beta_slow: optional("beta_slow")?.unwrap_or(1.0),
+                })
+            }
             other => Err(format!(
-                "rope_scaling of type `{other}` is not supported (`linear` and `llama3` are)"
+                "rope_scaling of type `{other}` is not supported (`linear`, `llama3` and `yarn` are)"
             )),
         }
     }
@@ -581,4 +618,31 @@ pub enum RotaryScaling {
         /// The context the model was first trained for.
         original_max_position_embeddings: f64,
     },
+    /// YaRN (Qwen's long-context scaling): interpolated low frequencies, extrapolated
+    /// high ones, a linear ramp between, and cos/sin multiplied by `attention_factor`.
+    Yarn {
+        /// How much longer the context is than the original.
+        factor: f64,
+        /// The context the model was first trained for.
+        original_max_position_embeddings: f64,
+        /// What cos and sin are multiplied by.
+        attention_factor: f64,
+        /// Rotations that bound the ramp (32 and 1 by default).
+        beta_fast: f64,
+        /// See `beta_fast`.
+        beta_slow: f64,
+    },
+}
+
+impl RotaryScaling {
+    /// What the rotary cos and sin tables are multiplied by (YaRN's attention factor; 1
+    /// otherwise).
+    pub fn attention_factor(&self) -> f64 {
+        match self {
+            RotaryScaling::Yarn {
+                attention_factor, ..
+            } => *attention_factor,
+            _ => 1.0,
+        }
+    }
 }

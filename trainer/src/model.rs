@@ -230,8 +230,13 @@ impl Llama {
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         let device = ids.device();
-        let global = rotary_tables(&inv_freq(&self.cfg), t, device)?;
-        let local = rotary_tables(&local_inv_freq(&self.cfg), t, device)?;
+        let global = rotary_tables(
+            &inv_freq(&self.cfg),
+            rotary_attention_factor(&self.cfg),
+            t,
+            device,
+        )?;
+        let local = rotary_tables(&local_inv_freq(&self.cfg), 1.0, t, device)?;
         let mut x = self
             .embed
             .index_select(&ids.flatten_all()?, 0)?
@@ -343,8 +348,21 @@ pub fn inv_freq(cfg: &LlamaConfig) -> Vec<f32> {
     let d = cfg.head_dim();
     let plain = plain_inv_freq(cfg.rope_theta, d);
     let scaling = cfg.rotary_scaling().unwrap_or(RotaryScaling::None);
+    // YaRN's ramp between the dimensions it extrapolates and those it interpolates.
+    let yarn_ramp = |beta_fast: f64, beta_slow: f64, original: f64| {
+        let dim = d as f64;
+        let correction = |rotations: f64| {
+            dim * (original / (rotations * 2.0 * std::f64::consts::PI)).ln()
+                / (2.0 * cfg.rope_theta.ln())
+        };
+        let low = correction(beta_fast).floor().max(0.0);
+        let high = correction(beta_slow).ceil().min(dim - 1.0);
+        let high = if high == low { high + 0.001 } else { high };
+        move |i: usize| ((i as f64 - low) / (high - low)).clamp(0.0, 1.0)
+    };
     plain
-        .map(|f| match scaling {
+        .enumerate()
+        .map(|(i, f)| match scaling {
             RotaryScaling::None => f,
             RotaryScaling::Linear { factor } => f / factor,
             RotaryScaling::Llama3 {
@@ -363,8 +381,23 @@ pub fn inv_freq(cfg: &LlamaConfig) -> Vec<f32> {
                     (1.0 - smooth) * f / factor + smooth * f
                 }
             }
+            RotaryScaling::Yarn {
+                factor,
+                original_max_position_embeddings: original,
+                beta_fast,
+                beta_slow,
+                ..
+            } => {
+                let extrapolated = 1.0 - yarn_ramp(beta_fast, beta_slow, original)(i);
+                f / factor * (1.0 - extrapolated) + f * extrapolated
+            }
         } as f32)
         .collect()
+}
+
+/// What the full layers' rotary cos and sin are multiplied by (YaRN's attention factor).
+pub fn rotary_attention_factor(cfg: &LlamaConfig) -> f32 {
+    cfg.rotary_scaling().map_or(1.0, |s| s.attention_factor()) as f32
 }
 
 /// `1 / theta^(2i/d)` for i in 0..d/2.
@@ -383,13 +416,23 @@ pub fn local_inv_freq(cfg: &LlamaConfig) -> Vec<f32> {
         .collect()
 }
 
-/// cos and sin tables `[seq, head_dim]` for positions 0..seq (frequencies repeated twice).
-fn rotary_tables(inv_freq: &[f32], t: usize, device: &Device) -> Result<(Tensor, Tensor)> {
+/// cos and sin tables `[seq, head_dim]` for positions 0..seq (frequencies repeated twice),
+/// multiplied by `attention_factor`.
+fn rotary_tables(
+    inv_freq: &[f32],
+    attention_factor: f32,
+    t: usize,
+    device: &Device,
+) -> Result<(Tensor, Tensor)> {
     let inv = Tensor::new(inv_freq, device)?;
     let pos = Tensor::arange(0u32, t as u32, device)?.to_dtype(DType::F32)?;
     let freqs = pos.unsqueeze(1)?.broadcast_mul(&inv.unsqueeze(0)?)?;
     let emb = Tensor::cat(&[&freqs, &freqs], 1)?;
-    Ok((emb.cos()?, emb.sin()?))
+    if attention_factor == 1.0 {
+        return Ok((emb.cos()?, emb.sin()?));
+    }
+    let a = attention_factor as f64;
+    Ok(((emb.cos()? * a)?, (emb.sin()? * a)?))
 }
 
 /// `x * cos + rotate_half(x) * sin` for `x` of shape `[b, heads, seq, d]`.

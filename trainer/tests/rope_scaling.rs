@@ -1,5 +1,5 @@
-//! Rotary scaling (`rope_scaling`: `linear`, Llama 3.1's `llama3`) gives the inverse
-//! frequencies transformers computes (tests/reference/fixtures/rope_scaling.json, written
+//! Rotary scaling (`rope_scaling`: `linear`, Llama 3.1's `llama3`, `yarn`) gives the
+//! inverse frequencies (and YaRN's attention factor) transformers computes (tests/reference/fixtures/rope_scaling.json, written
 //! by tests/reference/make_rope_fixtures.py with transformers itself).
 
 use rill_trainer::config::LlamaConfig;
@@ -14,12 +14,17 @@ fn inverse_frequencies_match_transformers() {
     let fixture: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let cases = fixture["cases"].as_array().unwrap();
-    assert!(cases.len() >= 4);
+    assert!(cases.len() >= 8);
     for case in cases {
         let name = case["name"].as_str().unwrap();
         let cfg: LlamaConfig = serde_json::from_value(case["config"].clone()).unwrap();
         cfg.validate().unwrap();
-        assert_eq!(case["attention_factor"].as_f64(), Some(1.0), "{name}");
+        let factor = cfg.rotary_scaling().unwrap().attention_factor();
+        let want_factor = case["attention_factor"].as_f64().unwrap();
+        assert!(
+            (factor - want_factor).abs() < 1e-12,
+            "{name}: attention factor {factor} vs {want_factor}"
+        );
         let want: Vec<f64> = case["inv_freq"]
             .as_array()
             .unwrap()
@@ -41,8 +46,8 @@ fn unsupported_rope_scaling_is_a_clear_error() {
         "num_hidden_layers": 1, "num_attention_heads": 2, "max_position_embeddings": 128"#;
     for (scaling, needle) in [
         (
-            r#"{"rope_type": "yarn", "factor": 4.0}"#,
-            "`yarn` is not supported",
+            r#"{"rope_type": "longrope", "factor": 4.0}"#,
+            "`longrope` is not supported",
         ),
         (
             r#"{"type": "dynamic", "factor": 2.0}"#,

@@ -21,7 +21,7 @@
 use super::builder::{attr_float, attr_int, attr_ints, elem_type, Dim, GraphBuilder};
 use super::proto::{data_type, ModelProto};
 use crate::config::LlamaConfig;
-use crate::model::{inv_freq, local_inv_freq};
+use crate::model::{inv_freq, local_inv_freq, rotary_attention_factor};
 use crate::quantize::{is_quantized_weight, stored_tensors, QuantizationConfig};
 use crate::weights::{FolderWeights, WeightDtype};
 
@@ -205,13 +205,13 @@ struct HfRotaryMask {
 fn hf_attention_inputs(c: &mut Ctx, past_len: &str, total_len: &str) -> AttentionInputs {
     // Only the kinds of layer the model has (a Mistral's layers all slide).
     let layers = 0..c.cfg.num_hidden_layers;
-    let full = layers
-        .clone()
-        .any(|i| !c.cfg.layer_is_sliding(i))
-        .then(|| hf_rotary_mask(c, &inv_freq(c.cfg), past_len, total_len, None));
+    let full = layers.clone().any(|i| !c.cfg.layer_is_sliding(i)).then(|| {
+        let factor = rotary_attention_factor(c.cfg);
+        hf_rotary_mask(c, &inv_freq(c.cfg), factor, past_len, total_len, None)
+    });
     let window = layers.clone().find_map(|i| c.cfg.window_of_layer(i));
-    let sliding =
-        window.map(|w| hf_rotary_mask(c, &local_inv_freq(c.cfg), past_len, total_len, Some(w)));
+    let sliding = window
+        .map(|w| hf_rotary_mask(c, &local_inv_freq(c.cfg), 1.0, past_len, total_len, Some(w)));
     AttentionInputs::Hf { full, sliding }
 }
 
@@ -221,6 +221,7 @@ fn hf_attention_inputs(c: &mut Ctx, past_len: &str, total_len: &str) -> Attentio
 fn hf_rotary_mask(
     c: &mut Ctx,
     half: &[f32],
+    attention_factor: f32,
     past_len: &str,
     total_len: &str,
     window: Option<usize>,
@@ -237,7 +238,13 @@ fn hf_rotary_mask(
     let freqs = g.op("Mul", &[&pos, &inv], vec![]);
     let emb = g.op("Concat", &[&freqs, &freqs], vec![attr_int("axis", -1)]);
     let axis1 = g.const_i64(&[1]);
-    let (cos, sin) = (g.op("Cos", &[&emb], vec![]), g.op("Sin", &[&emb], vec![]));
+    let (mut cos, mut sin) = (g.op("Cos", &[&emb], vec![]), g.op("Sin", &[&emb], vec![]));
+    if attention_factor != 1.0 {
+        // YaRN scales the tables.
+        let a = g.const_float(&[attention_factor], &[], WeightDtype::F32);
+        cos = g.op("Mul", &[&cos, &a], vec![]);
+        sin = g.op("Mul", &[&sin, &a], vec![]);
+    }
     let cos = g.op("Unsqueeze", &[&cos, &axis1], vec![]);
     let sin = g.op("Unsqueeze", &[&sin, &axis1], vec![]);
     let (cos, sin) = (c.cast_to_model_dtype(&cos), c.cast_to_model_dtype(&sin));
@@ -272,11 +279,11 @@ fn gqa_attention_inputs(c: &mut Ctx) -> AttentionInputs {
     let full = layers
         .clone()
         .any(|i| !c.cfg.layer_is_sliding(i))
-        .then(|| rotary_caches(c, &inv_freq(c.cfg)));
+        .then(|| rotary_caches(c, &inv_freq(c.cfg), rotary_attention_factor(c.cfg)));
     let sliding = layers
         .clone()
         .any(|i| c.cfg.layer_is_sliding(i))
-        .then(|| rotary_caches(c, &local_inv_freq(c.cfg)));
+        .then(|| rotary_caches(c, &local_inv_freq(c.cfg), 1.0));
     AttentionInputs::Gqa {
         seqlens,
         total,
@@ -286,15 +293,16 @@ fn gqa_attention_inputs(c: &mut Ctx) -> AttentionInputs {
 }
 
 /// cos/sin caches `[max_positions, head_dim / 2]` of the inverse frequencies `inv`,
-/// computed as HF does (f32), stored in the model dtype.
-fn rotary_caches(c: &mut Ctx, inv: &[f32]) -> [String; 2] {
+/// computed as HF does (f32) and multiplied by `attention_factor`, stored in the model
+/// dtype.
+fn rotary_caches(c: &mut Ctx, inv: &[f32], attention_factor: f32) -> [String; 2] {
     let positions = c.cfg.max_position_embeddings;
     let (mut cos, mut sin) = (Vec::new(), Vec::new());
     for p in 0..positions {
         for &f in inv {
             let angle = p as f32 * f;
-            cos.push(angle.cos());
-            sin.push(angle.sin());
+            cos.push(angle.cos() * attention_factor);
+            sin.push(angle.sin() * attention_factor);
         }
     }
     let dims = [positions as i64, inv.len() as i64];
