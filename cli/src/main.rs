@@ -435,10 +435,21 @@ fn inspect(dir: PathBuf) -> anyhow::Result<()> {
     for i in inputs {
         println!("  {i}");
     }
+    if model.graph().logits_to_keep {
+        println!("  logits_to_keep: Int64 [] (optional; prompt chunks compute the last position's logits only)");
+    }
     println!("graph outputs:");
     for o in outputs {
         println!("  {o}");
     }
+    println!(
+        "cache layout: {}",
+        match model.graph().cache_layout {
+            rill::kv_cache::Layout::Shared =>
+                "one shared past/present buffer per tensor (fused attention export)",
+            rill::kv_cache::Layout::DoubleBuffered => "past and present double-buffered",
+        }
+    );
     let weights = model.weight_summary();
     if weights.is_empty() {
         println!("weights: loaded by ONNX Runtime from the graph (no model.safetensors)");
