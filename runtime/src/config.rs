@@ -11,7 +11,8 @@ use crate::error::{io_err, Result, RillError};
 /// is checked against these numbers, which is what matters.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ModelConfig {
-    /// `model_type`, informational.
+    /// `model_type`: which tensor names the weights file must hold (Phi-3 fuses its
+    /// projections); otherwise informational.
     #[serde(default)]
     pub model_type: String,
     /// Vocabulary size (last dimension of the logits).

@@ -79,6 +79,8 @@ fn float_shape(cfg: &ModelConfig, name: &str) -> Option<Vec<usize>> {
     Some(match leaf {
         "input_layernorm.weight" | "post_attention_layernorm.weight" => vec![h],
         "self_attn.q_proj.weight" => vec![nh * d, h],
+        // Phi-3's fused q, k, v rows.
+        "self_attn.qkv_proj.weight" => vec![(nh + 2 * kv) * d, h],
         "self_attn.k_proj.weight" | "self_attn.v_proj.weight" => vec![kv * d, h],
         "self_attn.o_proj.weight" => vec![h, nh * d],
         // Llama's attention_bias, Qwen2's q, k, v biases.
@@ -89,9 +91,18 @@ fn float_shape(cfg: &ModelConfig, name: &str) -> Option<Vec<usize>> {
     })
 }
 
-/// The tensors a Llama-family checkpoint under `cfg` must hold.
+/// The tensors a Llama-family checkpoint under `cfg` must hold (Phi-3 stores q, k, v and
+/// gate, up as two fused matrices).
 fn required_tensors(cfg: &ModelConfig) -> impl Iterator<Item = String> + '_ {
-    const LEAVES: [&str; 9] = [
+    const PHI3_LEAVES: &[&str] = &[
+        "input_layernorm.weight",
+        "post_attention_layernorm.weight",
+        "self_attn.qkv_proj.weight",
+        "self_attn.o_proj.weight",
+        "mlp.gate_up_proj.weight",
+        "mlp.down_proj.weight",
+    ];
+    const LEAVES: &[&str] = &[
         "input_layernorm.weight",
         "post_attention_layernorm.weight",
         "self_attn.q_proj.weight",
@@ -102,12 +113,17 @@ fn required_tensors(cfg: &ModelConfig) -> impl Iterator<Item = String> + '_ {
         "mlp.up_proj.weight",
         "mlp.down_proj.weight",
     ];
+    let leaves = if cfg.model_type == "phi3" {
+        PHI3_LEAVES
+    } else {
+        LEAVES
+    };
     let head = (!cfg.tie_word_embeddings).then(|| "lm_head.weight".to_string());
     ["model.embed_tokens.weight", "model.norm.weight"]
         .into_iter()
         .map(str::to_string)
         .chain((0..cfg.num_hidden_layers).flat_map(|i| {
-            LEAVES
+            leaves
                 .iter()
                 .map(move |leaf| format!("model.layers.{i}.{leaf}"))
         }))

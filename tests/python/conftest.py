@@ -143,6 +143,12 @@ def qwen3_model(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def phi3_model(tmp_path_factory):
+    """Phi-3: one stored matrix for q, k and v, one for gate and up."""
+    return variant_folder(tmp_path_factory.mktemp("models") / "phi3", "--model-type", "phi3")
+
+
+@pytest.fixture(scope="session")
 def gemma3_model(tmp_path_factory):
     """Gemma 3 with a 4-token window on its sliding layer and a query scalar that is not
     head_dim."""

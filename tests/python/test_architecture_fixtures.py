@@ -64,3 +64,22 @@ def test_imported_checkpoints_give_transformers_logits(tmp_path, name):
             err = np.abs(got - expected).max()
             assert err < 1e-4, f"{name}, {attention} export, {how}: {err:.2e}"
 
+
+
+@pytest.mark.parametrize("model_type", ["phi3", "smollm3"])
+def test_rill_generates_the_same_text_on_both_exports(tmp_path, model_type):
+    """The runtime opens these folders (Phi-3's fused weights pass its tensor check) and
+    decodes them alike through the plain and the fused graph."""
+    import subprocess
+    from conftest import DEFAULT_MODEL
+    from test_runtime_folders import RILL
+    runs = []
+    for attention in ["hf", "gqa"]:
+        folder = tmp_path / attention
+        rill_train("init", "--out", folder, "--preset", "tiny", "--model-type", model_type, "--tokenizer-from",
+                   DEFAULT_MODEL, "--attention", attention, "--seed", 5)
+        runs.append(subprocess.run([RILL, "generate", "--model", folder, "--prompt", "In the beginning God",
+                                    "--max-new-tokens", "16", "--greedy"], capture_output=True, text=True))
+    assert runs[0].returncode == 0, runs[0].stderr
+    assert runs[1].returncode == 0, runs[1].stderr
+    assert runs[0].stdout == runs[1].stdout and runs[0].stdout.strip()

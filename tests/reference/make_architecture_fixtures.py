@@ -1,6 +1,6 @@
 """Regenerates tests/reference/fixtures/architectures.json: logits that Hugging Face
 transformers computes for small models of each architecture `rill-train export --from`
-reads (Llama, Mistral, Qwen2, Qwen3, Gemma 3 text, SmolLM3), with weights given by a formula
+reads (Llama, Mistral, Qwen2, Qwen3, Gemma 3 text, SmolLM3, Phi-3), with weights given by a formula
 (`formula_weights`) that tests/python/test_architecture_fixtures.py recomputes without
 torch. That test writes the same checkpoint (transformers' own config.json and tensor
 names), imports it and checks both attention exports against these logits, so CI checks
@@ -63,6 +63,8 @@ def configs(transformers):
         "qwen3_yarn": transformers.Qwen3Config(**small, head_dim=32, tie_word_embeddings=True, rope_theta=1e4,
                                                rope_scaling={"rope_type": "yarn", "factor": 4.0,
                                                              "original_max_position_embeddings": 32}),
+        # Phi-3: fused qkv and gate/up matrices, a sliding window.
+        "phi3": transformers.Phi3Config(**small, sliding_window=5, pad_token_id=0, rope_theta=1e4),
         "smollm3": transformers.SmolLM3Config(**{**small, "num_hidden_layers": 3}, no_rope_layer_interval=2, pad_token_id=0,
                                               tie_word_embeddings=True, rope_theta=2e6),
         "gemma3_text": transformers.Gemma3TextConfig(

@@ -131,6 +131,9 @@ pub struct LlamaConfig {
     /// has no rotary positions (4 when neither is given).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_rope_layer_interval: Option<usize>,
+    /// Phi-3: the share of each head that rotates (only 1 is supported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial_rotary_factor: Option<f64>,
     /// Gemma 2's soft-capping of the final logits (unsupported when set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub final_logit_softcapping: Option<f64>,
@@ -213,6 +216,7 @@ impl LlamaConfig {
             rope_local_base_freq: None,
             no_rope_layers: None,
             no_rope_layer_interval: None,
+            partial_rotary_factor: None,
             final_logit_softcapping: None,
             attn_logit_softcapping: None,
             torch_dtype: Some("float32".into()),
@@ -344,6 +348,14 @@ impl LlamaConfig {
         }
         match self.model_type.as_str() {
             "llama" | "qwen2" | "qwen3" | "gemma3_text" => {}
+            "phi3" => {
+                if self.partial_rotary_factor.is_some_and(|f| f != 1.0) {
+                    return Err(
+                        "partial_rotary_factor below 1 (rotary positions on part of each head) is not supported"
+                            .into(),
+                    );
+                }
+            }
             "smollm3" => {
                 if self.no_rope_layer_interval == Some(0) {
                     return Err("no_rope_layer_interval must be positive".into());
@@ -365,7 +377,7 @@ impl LlamaConfig {
             }
             other => {
                 return Err(format!(
-                    "model_type `{other}` is not an architecture rill-train reads (llama, mistral, qwen2, qwen3, gemma3_text, smollm3)"
+                    "model_type `{other}` is not an architecture rill-train reads (llama, mistral, qwen2, qwen3, gemma3_text, smollm3, phi3)"
                 ))
             }
         }
@@ -479,6 +491,13 @@ impl LlamaConfig {
         self.model_type == "qwen3" || self.is_gemma3()
     }
 
+    /// Whether a layer's q, k and v weights are one matrix (`self_attn.qkv_proj`, rows q
+    /// then k then v) and its gate and up weights another (`mlp.gate_up_proj`, gate
+    /// first), as Phi-3 (`model_type` `phi3`) stores them.
+    pub fn fuses_projections(&self) -> bool {
+        self.model_type == "phi3"
+    }
+
     /// Whether this is Gemma 3's text model (`model_type` `gemma3_text`): embeddings scaled
     /// by `sqrt(hidden_size)`, RMSNorm scales stored as offsets from one, norms after
     /// attention and around the MLP too, a tanh-approximated GELU MLP, query/key norms,
@@ -526,10 +545,10 @@ impl LlamaConfig {
     }
 
     /// Whether layer `i` sees only the last `sliding_window` positions: every layer of a
-    /// Mistral with a `sliding_window`; Gemma 3's sliding layers (`layer_types`, else every
+    /// Mistral or Phi-3 with a `sliding_window`; Gemma 3's sliding layers (`layer_types`, else every
     /// layer but each `sliding_window_pattern`-th, as transformers derives it).
     pub fn layer_is_sliding(&self, i: usize) -> bool {
-        if self.model_type == "mistral" {
+        if self.model_type == "mistral" || self.model_type == "phi3" {
             return self.sliding_window.is_some();
         }
         if !self.is_gemma3() {

@@ -444,6 +444,7 @@ fn run_init(a: InitArgs) -> anyhow::Result<()> {
         "mistral" => "MistralForCausalLM",
         "gemma3_text" => "Gemma3ForCausalLM",
         "smollm3" => "SmolLM3ForCausalLM",
+        "phi3" => "Phi3ForCausalLM",
         _ => "LlamaForCausalLM",
     };
     cfg.architectures = vec![architecture.into()];

@@ -62,17 +62,26 @@ pub fn weight_shapes(cfg: &LlamaConfig) -> Vec<(String, Vec<usize>)> {
     for i in 0..cfg.num_hidden_layers {
         let p = format!("model.layers.{i}");
         out.push((format!("{p}.input_layernorm.weight"), vec![h]));
-        let projections = [
-            ("self_attn.q_proj", [nh * d, h]),
-            ("self_attn.k_proj", [kv * d, h]),
-            ("self_attn.v_proj", [kv * d, h]),
-            ("self_attn.o_proj", [h, nh * d]),
-            ("mlp.gate_proj", [ff, h]),
-            ("mlp.up_proj", [ff, h]),
-            ("mlp.down_proj", [h, ff]),
-        ];
-        for (leaf, [rows, cols]) in projections {
-            if leaf == "mlp.gate_proj" {
+        let projections: &[(&str, [usize; 2])] = if cfg.fuses_projections() {
+            &[
+                ("self_attn.qkv_proj", [(nh + 2 * kv) * d, h]),
+                ("self_attn.o_proj", [h, nh * d]),
+                ("mlp.gate_up_proj", [2 * ff, h]),
+                ("mlp.down_proj", [h, ff]),
+            ]
+        } else {
+            &[
+                ("self_attn.q_proj", [nh * d, h]),
+                ("self_attn.k_proj", [kv * d, h]),
+                ("self_attn.v_proj", [kv * d, h]),
+                ("self_attn.o_proj", [h, nh * d]),
+                ("mlp.gate_proj", [ff, h]),
+                ("mlp.up_proj", [ff, h]),
+                ("mlp.down_proj", [h, ff]),
+            ]
+        };
+        for &(leaf, [rows, cols]) in projections {
+            if leaf.starts_with("mlp.gate") {
                 if cfg.has_qk_norm() {
                     out.push((format!("{p}.self_attn.q_norm.weight"), vec![d]));
                     out.push((format!("{p}.self_attn.k_norm.weight"), vec![d]));
@@ -153,17 +162,32 @@ impl Llama {
                 };
                 Ok(Linear::new(weight, bias))
             };
-            let (q, k, v, o) = (
-                linear("self_attn.q_proj")?,
-                linear("self_attn.k_proj")?,
-                linear("self_attn.v_proj")?,
-                linear("self_attn.o_proj")?,
-            );
-            let (gate, up, down) = (
-                linear("mlp.gate_proj")?,
-                linear("mlp.up_proj")?,
-                linear("mlp.down_proj")?,
-            );
+            let ([q, k, v], o, [gate, up], down) = if cfg.fuses_projections() {
+                // Phi-3: rows of the fused matrices, in transformers' order.
+                let (nh, kv, d) = (cfg.num_attention_heads, cfg.kv_heads(), cfg.head_dim());
+                let qkv = linear("self_attn.qkv_proj")?;
+                let gate_up = linear("mlp.gate_up_proj")?;
+                let ff = cfg.intermediate_size;
+                (
+                    rows_of(&qkv, &[nh * d, kv * d, kv * d])?
+                        .try_into()
+                        .expect("three parts"),
+                    linear("self_attn.o_proj")?,
+                    rows_of(&gate_up, &[ff, ff])?.try_into().expect("two parts"),
+                    linear("mlp.down_proj")?,
+                )
+            } else {
+                (
+                    [
+                        linear("self_attn.q_proj")?,
+                        linear("self_attn.k_proj")?,
+                        linear("self_attn.v_proj")?,
+                    ],
+                    linear("self_attn.o_proj")?,
+                    [linear("mlp.gate_proj")?, linear("mlp.up_proj")?],
+                    linear("mlp.down_proj")?,
+                )
+            };
             // Two weights of the layer, where the architecture has them.
             let mut pair = |present: bool, [a, b]: [&str; 2]| -> Result<Option<(Tensor, Tensor)>> {
                 if !present {
@@ -325,6 +349,19 @@ impl Llama {
         let out = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, nh * d))?;
         Ok(layer.o.forward(&out)?)
     }
+}
+
+/// A fused projection split into consecutive groups of `sizes` output rows (no biases).
+fn rows_of(fused: &Linear, sizes: &[usize]) -> Result<Vec<Linear>> {
+    let mut start = 0;
+    sizes
+        .iter()
+        .map(|&n| {
+            let part = fused.weight().narrow(0, start, n)?.contiguous()?;
+            start += n;
+            Ok(Linear::new(part, None))
+        })
+        .collect()
 }
 
 /// `0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))`: transformers' `gelu_pytorch_tanh`.

@@ -167,3 +167,29 @@ fn smollm3_layers_without_rotary_positions() {
         assert!(e.contains(needle), "{bad}: {e}");
     }
 }
+
+#[test]
+fn phi3_stores_fused_projections_and_refuses_partial_rotary() {
+    let phi =
+        config(r#", "model_type": "phi3", "partial_rotary_factor": 1.0, "sliding_window": 2047"#);
+    assert_eq!(phi.validate(), Ok(()));
+    assert!(phi.fuses_projections() && phi.layer_is_sliding(0));
+    let names: Vec<String> = rill_trainer::model::weight_shapes(&phi)
+        .into_iter()
+        .filter(|(n, _)| n.starts_with("model.layers.0."))
+        .map(|(n, s)| format!("{n} {s:?}"))
+        .collect();
+    for expected in [
+        "model.layers.0.self_attn.qkv_proj.weight [192, 64]",
+        "model.layers.0.mlp.gate_up_proj.weight [256, 64]",
+        "model.layers.0.mlp.down_proj.weight [64, 128]",
+    ] {
+        assert!(names.iter().any(|n| n == expected), "{expected}: {names:?}");
+    }
+    assert!(!names.iter().any(|n| n.contains("q_proj.")), "{names:?}");
+    let partial = config(r#", "model_type": "phi3", "partial_rotary_factor": 0.75"#);
+    assert!(partial
+        .validate()
+        .unwrap_err()
+        .contains("partial_rotary_factor"));
+}

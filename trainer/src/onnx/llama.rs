@@ -650,7 +650,10 @@ impl Ctx<'_> {
                 }
                 .as_ref()
                 .expect("rotary caches exist for each kind of layer the model has");
-                let qkv = if stems.iter().all(|s| self.quantized(s).is_none())
+                let qkv = if self.cfg.fuses_projections() {
+                    // Phi-3's stored q, k, v matrix: one product, fed packed.
+                    Qkv::Packed(self.linear(&hn, &format!("{p}.self_attn.qkv_proj")))
+                } else if stems.iter().all(|s| self.quantized(s).is_none())
                     && !self.cfg.has_qk_norm()
                 {
                     // One product for q, k and v (their weights concatenated, a constant
@@ -696,6 +699,16 @@ impl Ctx<'_> {
     /// The q, k and v projections of layer `p`, queries and keys normalised per head
     /// where the model does so.
     fn projections(&mut self, hn: &str, p: &str, stems: &[String; 3]) -> [String; 3] {
+        if self.cfg.fuses_projections() {
+            let (nh, kv, d) = (
+                self.cfg.num_attention_heads,
+                self.cfg.kv_heads(),
+                self.cfg.head_dim(),
+            );
+            let qkv = self.linear(hn, &format!("{p}.self_attn.qkv_proj"));
+            let parts = self.split_columns(&qkv, &[nh * d, kv * d, kv * d]);
+            return parts.try_into().expect("three parts");
+        }
         let [mut q, mut k, v] = stems.clone().map(|s| self.linear(hn, &s));
         if self.cfg.has_qk_norm() {
             q = self.head_norm(&q, &format!("{p}.self_attn.q_norm.weight"));
@@ -707,8 +720,18 @@ impl Ctx<'_> {
     /// `down(act(gate(x)) * up(x))` of layer `p`: SiLU, or Gemma's tanh-approximated
     /// GELU.
     fn mlp(&mut self, hn: &str, p: &str) -> String {
-        let gate = self.linear(hn, &format!("{p}.mlp.gate_proj"));
-        let up = self.linear(hn, &format!("{p}.mlp.up_proj"));
+        let [gate, up] = if self.cfg.fuses_projections() {
+            // Phi-3's stored gate and up matrix, gate first.
+            let ff = self.cfg.intermediate_size;
+            let gate_up = self.linear(hn, &format!("{p}.mlp.gate_up_proj"));
+            let parts = self.split_columns(&gate_up, &[ff, ff]);
+            parts.try_into().expect("two parts")
+        } else {
+            [
+                self.linear(hn, &format!("{p}.mlp.gate_proj")),
+                self.linear(hn, &format!("{p}.mlp.up_proj")),
+            ]
+        };
         let act = if self.cfg.is_gemma3() {
             self.gelu_tanh(&gate)
         } else {
@@ -718,6 +741,18 @@ impl Ctx<'_> {
         };
         let act = self.g.op("Mul", &[&act, &up], vec![]);
         self.linear(&act, &format!("{p}.mlp.down_proj"))
+    }
+
+    /// `x` `[rows, sum(widths)]` split into consecutive column groups of `widths`.
+    fn split_columns(&mut self, x: &str, widths: &[usize]) -> Vec<String> {
+        let sizes: Vec<i64> = widths.iter().map(|&w| w as i64).collect();
+        let sizes = self.g.const_i64(&sizes);
+        self.g.op_n(
+            "Split",
+            &[x, &sizes],
+            vec![attr_int("axis", 1)],
+            widths.len(),
+        )
     }
 
     /// `0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))` (transformers'
