@@ -346,8 +346,11 @@ impl LlamaConfig {
                 None => {}
             }
         }
+        if self.sliding_window == Some(0) {
+            return Err("sliding_window must be positive".into());
+        }
         match self.model_type.as_str() {
-            "llama" | "qwen2" | "qwen3" | "gemma3_text" => {}
+            "llama" | "mistral" | "qwen2" | "qwen3" | "gemma3_text" => {}
             "phi3" => {
                 if self.partial_rotary_factor.is_some_and(|f| f != 1.0) {
                     return Err(
@@ -368,11 +371,6 @@ impl LlamaConfig {
                             self.num_hidden_layers
                         ));
                     }
-                }
-            }
-            "mistral" => {
-                if self.sliding_window == Some(0) {
-                    return Err("sliding_window must be positive".into());
                 }
             }
             other => {
@@ -535,13 +533,20 @@ impl LlamaConfig {
             return Err("sliding_window_pattern must be positive".into());
         }
         let any_sliding = (0..self.num_hidden_layers).any(|i| self.layer_is_sliding(i));
-        match self.sliding_window {
-            Some(0) => Err("sliding_window must be positive".into()),
-            None if any_sliding => {
-                Err("sliding_attention layers need a `sliding_window` size".into())
-            }
-            _ => Ok(()),
+        if any_sliding && self.sliding_window.is_none() {
+            return Err("sliding_attention layers need a `sliding_window` size".into());
         }
+        Ok(())
+    }
+
+    /// The kinds of layer the model has: whether any attends to the whole context, and
+    /// the window of its sliding layers, if it has any.
+    pub fn layer_kinds(&self) -> (bool, Option<usize>) {
+        let layers = 0..self.num_hidden_layers;
+        (
+            layers.clone().any(|i| !self.layer_is_sliding(i)),
+            layers.clone().find_map(|i| self.window_of_layer(i)),
+        )
     }
 
     /// Whether layer `i` sees only the last `sliding_window` positions: every layer of a

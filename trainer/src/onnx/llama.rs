@@ -204,12 +204,11 @@ struct HfRotaryMask {
 
 fn hf_attention_inputs(c: &mut Ctx, past_len: &str, total_len: &str) -> AttentionInputs {
     // Only the kinds of layer the model has (a Mistral's layers all slide).
-    let layers = 0..c.cfg.num_hidden_layers;
-    let full = layers.clone().any(|i| !c.cfg.layer_is_sliding(i)).then(|| {
+    let (any_full, window) = c.cfg.layer_kinds();
+    let full = any_full.then(|| {
         let factor = rotary_attention_factor(c.cfg);
         hf_rotary_mask(c, &inv_freq(c.cfg), factor, past_len, total_len, None)
     });
-    let window = layers.clone().find_map(|i| c.cfg.window_of_layer(i));
     let sliding = window
         .map(|w| hf_rotary_mask(c, &local_inv_freq(c.cfg), 1.0, past_len, total_len, Some(w)));
     AttentionInputs::Hf { full, sliding }
@@ -275,15 +274,9 @@ fn gqa_attention_inputs(c: &mut Ctx) -> AttentionInputs {
     let zero = g.const_i64(&[0]);
     let len = g.op("Squeeze", &[&len, &zero], vec![]);
     let total = g.op("Cast", &[&len], vec![attr_int("to", int32)]);
-    let layers = 0..c.cfg.num_hidden_layers;
-    let full = layers
-        .clone()
-        .any(|i| !c.cfg.layer_is_sliding(i))
-        .then(|| rotary_caches(c, &inv_freq(c.cfg), rotary_attention_factor(c.cfg)));
-    let sliding = layers
-        .clone()
-        .any(|i| c.cfg.layer_is_sliding(i))
-        .then(|| rotary_caches(c, &local_inv_freq(c.cfg), 1.0));
+    let (any_full, window) = c.cfg.layer_kinds();
+    let full = any_full.then(|| rotary_caches(c, &inv_freq(c.cfg), rotary_attention_factor(c.cfg)));
+    let sliding = window.map(|_| rotary_caches(c, &local_inv_freq(c.cfg), 1.0));
     AttentionInputs::Gqa {
         seqlens,
         total,
