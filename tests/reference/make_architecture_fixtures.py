@@ -1,6 +1,6 @@
 """Regenerates tests/reference/fixtures/architectures.json: logits that Hugging Face
 transformers computes for small models of each architecture `rill-train export --from`
-reads (Llama, Mistral, Qwen2, Qwen3, Gemma 3 text, SmolLM3, Phi-3), with weights given by a formula
+reads (Llama, Mistral, Qwen2, Qwen3, Gemma 3 text, SmolLM3, Phi-3 with LongRoPE and partial rotary), with weights given by a formula
 (`formula_weights`) that tests/python/test_architecture_fixtures.py recomputes without
 torch. That test writes the same checkpoint (transformers' own config.json and tensor
 names), imports it and checks both attention exports against these logits, so CI checks
@@ -65,6 +65,19 @@ def configs(transformers):
                                                              "original_max_position_embeddings": 32}),
         # Phi-3: fused qkv and gate/up matrices, a sliding window.
         "phi3": transformers.Phi3Config(**small, sliding_window=5, pad_token_id=0, rope_theta=1e4),
+        # LongRoPE (Phi-3.5): short factors within an 8-position pretraining context, long
+        # ones past it, cos and sin scaled by the attention factor; every layer slides.
+        "phi3_longrope": transformers.Phi3Config(
+            **small, sliding_window=6, pad_token_id=0, rope_theta=1e4, original_max_position_embeddings=8,
+            rope_scaling={"type": "longrope", "short_factor": list(np.linspace(1.0, 1.4, 8)),
+                          "long_factor": list(np.linspace(1.0, 12.0, 8))}),
+        # Phi-4-mini: LongRoPE on the first half of each head only (partial_rotary_factor),
+        # a tied head.
+        "phi4_mini": transformers.Phi3Config(
+            **{**small, "num_attention_heads": 2, "num_key_value_heads": 1}, partial_rotary_factor=0.5,
+            pad_token_id=0, tie_word_embeddings=True, rope_theta=1e4, original_max_position_embeddings=8,
+            rope_scaling={"type": "longrope", "short_factor": list(np.linspace(1.0, 1.2, 8)),
+                          "long_factor": list(np.linspace(1.5, 9.0, 8))}),
         "smollm3": transformers.SmolLM3Config(**{**small, "num_hidden_layers": 3}, no_rope_layer_interval=2, pad_token_id=0,
                                               tie_word_embeddings=True, rope_theta=2e6),
         "gemma3_text": transformers.Gemma3TextConfig(
@@ -72,6 +85,22 @@ def configs(transformers):
             layer_types=["sliding_attention", "full_attention", "sliding_attention"], rope_theta=1e6,
             rope_local_base_freq=1e4),
     }
+
+
+def rounded(logits):
+    return [[float(f"{x:.7g}") for x in row] for row in logits]
+
+
+def incremental_logits(model, chunk):
+    """Logits of IDS fed `chunk` tokens at a time through transformers' cache."""
+    import torch
+    from transformers import DynamicCache
+    cache, rows = DynamicCache(), []
+    with torch.no_grad():
+        for start in range(0, len(IDS), chunk):
+            out = model(torch.tensor([IDS[start:start + chunk]]), past_key_values=cache, use_cache=True)
+            rows.extend(out.logits[0].numpy())
+    return np.array(rows)
 
 
 def main():
@@ -93,8 +122,13 @@ def main():
             saved = json.loads((pathlib.Path(d) / "config.json").read_text())
         with torch.no_grad():
             logits = model(torch.tensor([IDS])).logits[0].numpy()
-        cases[name] = {"config": saved, "tensors": tensors,
-                       "logits": [[float(f"{x:.7g}") for x in row] for row in logits]}
+        cases[name] = {"config": saved, "tensors": tensors, "logits": rounded(logits)}
+        if (getattr(cfg, "rope_scaling", None) or {}).get("type") == "longrope":
+            # LongRoPE's factors depend on the sequence's length when a chunk runs, so a
+            # cached decode differs from one pass over the whole sequence (the cache keeps
+            # keys rotated with the short factors): record transformers' own.
+            cases[name]["stepwise_logits"] = rounded(incremental_logits(model, 1))
+            cases[name]["chunked_logits"] = rounded(incremental_logits(model, 5))
     out = {"generator": "tests/reference/make_architecture_fixtures.py",
            "transformers": transformers.__version__, "ids": IDS, "models": cases}
     path = pathlib.Path(__file__).parent / "fixtures" / "architectures.json"

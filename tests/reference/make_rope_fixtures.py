@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Writes rope_scaling.json: Hugging Face transformers' own inverse rotary frequencies
-(`modeling_rope_utils.ROPE_INIT_FUNCTIONS`) and YaRN's attention factor for each
+(`modeling_rope_utils.ROPE_INIT_FUNCTIONS`), YaRN's and LongRoPE's attention factor and
+LongRoPE's long frequencies for each
 `rope_scaling` rill-train supports, with the config that asks for them. CI only reads the JSON (trainer/tests/rope_scaling.rs).
 
     python3 -m venv /tmp/hf && /tmp/hf/bin/pip install 'transformers==4.53.*' torch
@@ -35,18 +36,43 @@ CASES = {
         "type": "yarn", "factor": 8.0, "mscale": 1.0, "mscale_all_dim": 0.5, "beta_fast": 16, "beta_slow": 2}),
     "yarn_attention_factor": dict(head_dim=32, rope_theta=500000.0, rope_scaling={
         "rope_type": "yarn", "factor": 3.0, "attention_factor": 1.3}),
+    # LongRoPE (Phi-3 configs): short factors, and long ones past the pretraining context.
+    # Phi-3.5-mini's shape (head 96, 4,096 of 131,072 positions pretrained).
+    "longrope_phi35": dict(model_type="phi3", hidden_size=384, rope_theta=10000.0, max_position_embeddings=131072,
+                           original_max_position_embeddings=4096, rope_scaling={
+                               "type": "longrope", "short_factor": [1.0 + 0.01 * i for i in range(48)],
+                               "long_factor": [1.0 + 1.5 * i for i in range(48)]}),
+    # Phi-4-mini's: three quarters of a 128-wide head rotate.
+    "longrope_phi4_mini": dict(model_type="phi3", hidden_size=512, rope_theta=10000.0, max_position_embeddings=131072,
+                               original_max_position_embeddings=4096, partial_rotary_factor=0.75, rope_scaling={
+                                   "type": "longrope", "short_factor": [1.0 + 0.02 * i for i in range(48)],
+                                   "long_factor": [1.5 + 1.1 * i for i in range(48)]}),
+    # A Llama config with `factor` and no original context of its own.
+    "longrope_factor": dict(head_dim=64, rope_theta=10000.0, rope_scaling={
+        "rope_type": "longrope", "factor": 8.0, "short_factor": [1.0] * 32,
+        "long_factor": [1.0 + 0.5 * i for i in range(32)]}),
 }
 
 
 def main(out_dir):
     cases = []
     for name, extra in CASES.items():
-        config = {**BASE, **extra, "model_type": "llama", "architectures": ["LlamaForCausalLM"]}
-        hf = transformers.LlamaConfig(**config)
-        kind = (extra["rope_scaling"] or {}).get("rope_type", "default")
+        config = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], **BASE, **extra}
+        config = {**BASE, **extra, "model_type": config["model_type"], "architectures": config["architectures"]}
+        cls = transformers.Phi3Config if config["model_type"] == "phi3" else transformers.LlamaConfig
+        hf = cls(**{k: v for k, v in config.items() if k != "model_type"})
+        scaling = extra["rope_scaling"] or {}
+        kind = scaling.get("rope_type", scaling.get("type", "default"))
         inv_freq, attention_factor = ROPE_INIT_FUNCTIONS[kind](hf, "cpu")
-        cases.append({"name": name, "config": config, "inv_freq": [float(x) for x in inv_freq.float()],
-                      "attention_factor": float(attention_factor)})
+        case = {"name": name, "config": config, "inv_freq": [float(x) for x in inv_freq.float()],
+                "attention_factor": float(attention_factor)}
+        if kind == "longrope":
+            # What transformers switches to once a sequence passes the pretraining context.
+            original = getattr(hf, "original_max_position_embeddings", hf.max_position_embeddings)
+            long_freq, _ = ROPE_INIT_FUNCTIONS[kind](hf, "cpu", seq_len=original + 1)
+            case["long_inv_freq"] = [float(x) for x in long_freq.float()]
+            case["original_max_position_embeddings"] = original
+        cases.append(case)
     path = pathlib.Path(out_dir) / "rope_scaling.json"
     path.write_text(json.dumps({"transformers": transformers.__version__, "cases": cases}, indent=1) + "\n")
     print(f"wrote {path}")

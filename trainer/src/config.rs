@@ -131,9 +131,15 @@ pub struct LlamaConfig {
     /// has no rotary positions (4 when neither is given).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_rope_layer_interval: Option<usize>,
-    /// Phi-3: the share of each head that rotates (only 1 is supported).
+    /// Phi-3 (Phi-4-mini): the share of each head that rotates, its first
+    /// `rotary_dim()` dimensions; the rest pass through unrotated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partial_rotary_factor: Option<f64>,
+    /// Phi-3's pretraining context, outside `rope_scaling`: with `longrope` scaling, the
+    /// long factors apply once a sequence is longer than this (4,096 when a Phi-3
+    /// config leaves it out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_max_position_embeddings: Option<usize>,
     /// Gemma 2's soft-capping of the final logits (unsupported when set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub final_logit_softcapping: Option<f64>,
@@ -217,6 +223,7 @@ impl LlamaConfig {
             no_rope_layers: None,
             no_rope_layer_interval: None,
             partial_rotary_factor: None,
+            original_max_position_embeddings: None,
             final_logit_softcapping: None,
             attn_logit_softcapping: None,
             torch_dtype: Some("float32".into()),
@@ -351,14 +358,7 @@ impl LlamaConfig {
         }
         match self.model_type.as_str() {
             "llama" | "mistral" | "qwen2" | "qwen3" | "gemma3_text" => {}
-            "phi3" => {
-                if self.partial_rotary_factor.is_some_and(|f| f != 1.0) {
-                    return Err(
-                        "partial_rotary_factor below 1 (rotary positions on part of each head) is not supported"
-                            .into(),
-                    );
-                }
-            }
+            "phi3" => {}
             "smollm3" => {
                 if self.no_rope_layer_interval == Some(0) {
                     return Err("no_rope_layer_interval must be positive".into());
@@ -379,6 +379,23 @@ impl LlamaConfig {
                 ))
             }
         }
+        if let Some(f) = self.partial_rotary_factor.filter(|&f| f != 1.0) {
+            if self.model_type != "phi3" {
+                return Err(format!(
+                    "partial_rotary_factor {f} (rotary positions on part of each head) is supported for phi3 models only"
+                ));
+            }
+            let rotary = self.rotary_dim();
+            if !(f > 0.0 && f <= 1.0) || rotary == 0 || !rotary.is_multiple_of(2) {
+                return Err(format!(
+                    "partial_rotary_factor {f} must be in (0, 1] and give an even, positive number of rotated dimensions (gives {rotary} of head_dim {})",
+                    self.head_dim()
+                ));
+            }
+        }
+        if self.original_max_position_embeddings == Some(0) {
+            return Err("original_max_position_embeddings must be positive".into());
+        }
         if self.use_sliding_window {
             return Err("use_sliding_window (sliding-window attention) is not supported".into());
         }
@@ -390,16 +407,21 @@ impl LlamaConfig {
     }
 
     /// The rotary scaling `rope_scaling` asks for: transformers' `linear`, `llama3` (Llama
-    /// 3.1 and 3.2) and `yarn` rope types; others (`dynamic`, `longrope`) are refused.
+    /// 3.1 and 3.2), `yarn` and `longrope` (Phi-3.5, Phi-4-mini) rope types; others
+    /// (`dynamic`) are refused.
     pub fn rotary_scaling(&self) -> std::result::Result<RotaryScaling, String> {
         let Some(v) = self.rope_scaling.as_ref().filter(|v| !v.is_null()) else {
             return Ok(RotaryScaling::None);
         };
-        let kind = v
+        let mut kind = v
             .get("rope_type")
             .or_else(|| v.get("type"))
             .and_then(|t| t.as_str())
             .unwrap_or_default();
+        // Phi-3's configuration reads its older names `su` and `yarn` as `longrope`.
+        if self.model_type == "phi3" && matches!(kind, "su" | "yarn") {
+            kind = "longrope";
+        }
         let number = |key: &str| -> std::result::Result<f64, String> {
             v.get(key)
                 .and_then(serde_json::Value::as_f64)
@@ -462,9 +484,65 @@ impl LlamaConfig {
                     beta_slow: optional("beta_slow")?.unwrap_or(1.0),
                 })
             }
+            "longrope" => self.longrope(v),
             other => Err(format!(
-                "rope_scaling of type `{other}` is not supported (`linear`, `llama3` and `yarn` are)"
+                "rope_scaling of type `{other}` is not supported (`linear`, `llama3`, `yarn` and `longrope` are)"
             )),
+        }
+    }
+
+    /// LongRoPE (transformers' `_compute_longrope_parameters`): per-dimension divisors of
+    /// the frequencies, `short_factor` while a sequence fits the pretraining context and
+    /// `long_factor` past it, cos and sin multiplied by an attention factor.
+    fn longrope(&self, v: &serde_json::Value) -> std::result::Result<RotaryScaling, String> {
+        let half = self.rotary_dim() / 2;
+        let factors = |key: &str| -> std::result::Result<Vec<f64>, String> {
+            let list: Option<Vec<f64>> = v.get(key).and_then(|l| l.as_array()).and_then(|l| {
+                l.iter()
+                    .map(|x| x.as_f64().filter(|x| x.is_finite() && *x > 0.0))
+                    .collect()
+            });
+            match list {
+                Some(list) if list.len() == half => Ok(list),
+                _ => Err(format!(
+                    "rope_scaling of type `longrope` needs `{key}`, a list of {half} positive numbers (one per rotated pair of dimensions)"
+                )),
+            }
+        };
+        // As transformers: a top-level `original_max_position_embeddings` (always there
+        // for Phi-3, whose class defaults it to 4,096) sets the factor; else `factor`.
+        let original = self
+            .original_max_position_embeddings
+            .or((self.model_type == "phi3").then_some(4096));
+        let factor = match original {
+            Some(original) => self.max_position_embeddings as f64 / original as f64,
+            None => v.get("factor").and_then(|f| f.as_f64()).unwrap_or(1.0),
+        };
+        let original = original.unwrap_or(self.max_position_embeddings);
+        let attention_factor = match v.get("attention_factor").and_then(|a| a.as_f64()) {
+            Some(a) if a.is_finite() && a > 0.0 => a,
+            Some(a) => {
+                return Err(format!(
+                    "rope_scaling: attention_factor {a} must be positive"
+                ))
+            }
+            None if factor <= 1.0 => 1.0,
+            None => (1.0 + factor.ln() / (original as f64).ln()).sqrt(),
+        };
+        Ok(RotaryScaling::LongRope {
+            short_factor: factors("short_factor")?,
+            long_factor: factors("long_factor")?,
+            attention_factor,
+            original_max_position_embeddings: original,
+        })
+    }
+
+    /// How many of each head's dimensions rotate: `head_dim * partial_rotary_factor`,
+    /// rounded down as transformers does (all of them without the factor).
+    pub fn rotary_dim(&self) -> usize {
+        match self.partial_rotary_factor {
+            Some(f) if f != 1.0 => (self.head_dim() as f64 * f) as usize,
+            _ => self.head_dim(),
         }
     }
 
@@ -621,7 +699,7 @@ impl LlamaConfig {
 
 /// Rotary position scaling (transformers' `rope_scaling`), applied to the inverse
 /// frequencies.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum RotaryScaling {
     /// Plain rotary positions.
     None,
@@ -656,6 +734,20 @@ pub enum RotaryScaling {
         /// See `beta_fast`.
         beta_slow: f64,
     },
+    /// LongRoPE (Phi-3.5, Phi-4-mini): every frequency divided by its own factor, from
+    /// `short_factor` while the sequence (the highest position plus one) is at most
+    /// `original_max_position_embeddings`, from `long_factor` beyond; cos and sin
+    /// multiplied by `attention_factor` either way.
+    LongRope {
+        /// Divisors of the frequencies for sequences within the pretraining context.
+        short_factor: Vec<f64>,
+        /// Divisors of the frequencies for longer sequences.
+        long_factor: Vec<f64>,
+        /// What cos and sin are multiplied by.
+        attention_factor: f64,
+        /// The pretraining context, where short gives way to long.
+        original_max_position_embeddings: usize,
+    },
 }
 
 impl RotaryScaling {
@@ -664,6 +756,9 @@ impl RotaryScaling {
     pub fn attention_factor(&self) -> f64 {
         match self {
             RotaryScaling::Yarn {
+                attention_factor, ..
+            }
+            | RotaryScaling::LongRope {
                 attention_factor, ..
             } => *attention_factor,
             _ => 1.0,

@@ -393,6 +393,8 @@ fn run_export(a: ExportArgs) -> anyhow::Result<()> {
         None => a.from.clone(),
         Some(out) => {
             let cfg = LlamaConfig::load(&a.from.join("config.json"))?;
+            // Refused before the output folder is made, so a refusal leaves nothing.
+            rill_trainer::onnx::check_attention(&cfg, a.attention)?;
             let weights = FolderWeights::open(&a.from, &cfg)?;
             if let Some(q) = weights.quantization() {
                 anyhow::bail!(

@@ -254,13 +254,8 @@ impl Llama {
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         let device = ids.device();
-        let global = rotary_tables(
-            &inv_freq(&self.cfg),
-            rotary_attention_factor(&self.cfg),
-            t,
-            device,
-        )?;
-        let local = rotary_tables(&local_inv_freq(&self.cfg), 1.0, t, device)?;
+        let global = Rope::of_layers(&self.cfg, false).tables(t, device)?;
+        let local = Rope::of_layers(&self.cfg, true).tables(t, device)?;
         let mut x = self
             .embed
             .index_select(&ids.flatten_all()?, 0)?
@@ -378,11 +373,12 @@ pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
     Ok(normed.broadcast_mul(weight)?)
 }
 
-/// Rotary inverse frequencies `1 / theta^(2i/d)` for i in 0..d/2, scaled as the config's
-/// `rope_scaling` says, as transformers computes them (`modeling_rope_utils`). The config
-/// was validated when it was loaded.
+/// Rotary inverse frequencies `1 / theta^(2i/d)` for i in 0..d/2 (`d` the rotated
+/// dimensions of a head), scaled as the config's `rope_scaling` says, as transformers
+/// computes them (`modeling_rope_utils`); LongRoPE's within the pretraining context. The
+/// config was validated when it was loaded.
 pub fn inv_freq(cfg: &LlamaConfig) -> Vec<f32> {
-    let d = cfg.head_dim();
+    let d = cfg.rotary_dim();
     let plain = plain_inv_freq(cfg.rope_theta, d);
     let scaling = cfg.rotary_scaling().unwrap_or(RotaryScaling::None);
     // YaRN's ramp between the dimensions it extrapolates and those it interpolates.
@@ -428,13 +424,29 @@ pub fn inv_freq(cfg: &LlamaConfig) -> Vec<f32> {
                 let extrapolated = 1.0 - yarn_ramp(beta_fast, beta_slow, original)(i);
                 f / factor * (1.0 - extrapolated) + f * extrapolated
             }
+            RotaryScaling::LongRope {
+                ref short_factor, ..
+            } => f / short_factor[i],
         } as f32)
         .collect()
 }
 
-/// What the full layers' rotary cos and sin are multiplied by (YaRN's attention factor).
-pub fn rotary_attention_factor(cfg: &LlamaConfig) -> f32 {
-    cfg.rotary_scaling().map_or(1.0, |s| s.attention_factor()) as f32
+/// LongRoPE's inverse frequencies for sequences longer than the pretraining context
+/// (`long_factor`), with that context's length; `None` for other scalings.
+fn long_inv_freq(cfg: &LlamaConfig) -> Option<(Vec<f32>, usize)> {
+    let Ok(RotaryScaling::LongRope {
+        long_factor,
+        original_max_position_embeddings,
+        ..
+    }) = cfg.rotary_scaling()
+    else {
+        return None;
+    };
+    let long = plain_inv_freq(cfg.rope_theta, cfg.rotary_dim())
+        .zip(long_factor)
+        .map(|(f, factor)| (f / factor) as f32)
+        .collect();
+    Some((long, original_max_position_embeddings))
 }
 
 /// `1 / theta^(2i/d)` for i in 0..d/2.
@@ -442,43 +454,82 @@ fn plain_inv_freq(theta: f64, d: usize) -> impl Iterator<Item = f64> {
     (0..d / 2).map(move |i| 1.0 / theta.powf((2 * i) as f64 / d as f64))
 }
 
-/// The inverse frequencies of the sliding layers: Gemma 3's `rope_local_base_freq`,
-/// unscaled; the full layers' for other models.
-pub fn local_inv_freq(cfg: &LlamaConfig) -> Vec<f32> {
-    if !cfg.is_gemma3() {
-        return inv_freq(cfg);
-    }
-    plain_inv_freq(cfg.local_rope_theta(), cfg.head_dim())
-        .map(|f| f as f32)
-        .collect()
+/// The rotary positions one kind of layer applies.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rope {
+    /// Inverse frequencies, one per rotated pair of dimensions.
+    pub inv_freq: Vec<f32>,
+    /// LongRoPE: the frequencies for sequences longer than the pretraining context, and
+    /// that context's length.
+    pub long: Option<(Vec<f32>, usize)>,
+    /// What cos and sin are multiplied by (YaRN's and LongRoPE's attention factor).
+    pub attention_factor: f32,
 }
 
-/// cos and sin tables `[seq, head_dim]` for positions 0..seq (frequencies repeated twice),
-/// multiplied by `attention_factor`.
-fn rotary_tables(
-    inv_freq: &[f32],
-    attention_factor: f32,
-    t: usize,
-    device: &Device,
-) -> Result<(Tensor, Tensor)> {
-    let inv = Tensor::new(inv_freq, device)?;
-    let pos = Tensor::arange(0u32, t as u32, device)?.to_dtype(DType::F32)?;
-    let freqs = pos.unsqueeze(1)?.broadcast_mul(&inv.unsqueeze(0)?)?;
-    let emb = Tensor::cat(&[&freqs, &freqs], 1)?;
-    if attention_factor == 1.0 {
-        return Ok((emb.cos()?, emb.sin()?));
+impl Rope {
+    /// The rotary positions of the model's sliding layers (`sliding`) or of its other
+    /// layers: Gemma 3's sliding layers use `rope_local_base_freq`, unscaled; every other
+    /// layer the config's `rope_theta` and `rope_scaling`.
+    pub fn of_layers(cfg: &LlamaConfig, sliding: bool) -> Self {
+        if sliding && cfg.is_gemma3() {
+            let inv_freq = plain_inv_freq(cfg.local_rope_theta(), cfg.head_dim())
+                .map(|f| f as f32)
+                .collect();
+            return Rope {
+                inv_freq,
+                long: None,
+                attention_factor: 1.0,
+            };
+        }
+        Rope {
+            inv_freq: inv_freq(cfg),
+            long: long_inv_freq(cfg),
+            attention_factor: cfg.rotary_scaling().map_or(1.0, |s| s.attention_factor()) as f32,
+        }
     }
-    let a = attention_factor as f64;
-    Ok(((emb.cos()? * a)?, (emb.sin()? * a)?))
+
+    /// The frequencies for a sequence of `seq_len` positions (transformers: the highest
+    /// position plus one).
+    pub fn inv_freq_at(&self, seq_len: usize) -> &[f32] {
+        match &self.long {
+            Some((long, original)) if seq_len > *original => long,
+            _ => &self.inv_freq,
+        }
+    }
+
+    /// cos and sin tables `[seq, rotary_dim]` for positions 0..seq (frequencies repeated
+    /// twice), multiplied by the attention factor.
+    fn tables(&self, t: usize, device: &Device) -> Result<(Tensor, Tensor)> {
+        let inv = Tensor::new(self.inv_freq_at(t), device)?;
+        let pos = Tensor::arange(0u32, t as u32, device)?.to_dtype(DType::F32)?;
+        let freqs = pos.unsqueeze(1)?.broadcast_mul(&inv.unsqueeze(0)?)?;
+        let emb = Tensor::cat(&[&freqs, &freqs], 1)?;
+        if self.attention_factor == 1.0 {
+            return Ok((emb.cos()?, emb.sin()?));
+        }
+        let a = self.attention_factor as f64;
+        Ok(((emb.cos()? * a)?, (emb.sin()? * a)?))
+    }
 }
 
-/// `x * cos + rotate_half(x) * sin` for `x` of shape `[b, heads, seq, d]`.
+/// `x * cos + rotate_half(x) * sin` for `x` of shape `[b, heads, seq, d]`, over the
+/// first `cos.dim(1)` dimensions of each head (all of them but with a partial rotary
+/// factor); the rest pass unchanged.
 fn rotate(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
-    let half = x.dim(D::Minus1)? / 2;
-    let x1 = x.narrow(D::Minus1, 0, half)?;
-    let x2 = x.narrow(D::Minus1, half, half)?;
+    let (d, rot) = (x.dim(D::Minus1)?, cos.dim(D::Minus1)?);
+    let xr = x.narrow(D::Minus1, 0, rot)?;
+    let half = rot / 2;
+    let x1 = xr.narrow(D::Minus1, 0, half)?;
+    let x2 = xr.narrow(D::Minus1, half, half)?;
     let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
-    Ok((x.broadcast_mul(cos)? + rotated.broadcast_mul(sin)?)?)
+    let out = (xr.broadcast_mul(cos)? + rotated.broadcast_mul(sin)?)?;
+    if rot == d {
+        return Ok(out);
+    }
+    Ok(Tensor::cat(
+        &[&out, &x.narrow(D::Minus1, rot, d - rot)?],
+        D::Minus1,
+    )?)
 }
 
 /// Repeats each key/value head `n` times: `[b, kv, t, d]` -> `[b, kv * n, t, d]`.

@@ -169,7 +169,7 @@ fn smollm3_layers_without_rotary_positions() {
 }
 
 #[test]
-fn phi3_stores_fused_projections_and_refuses_partial_rotary() {
+fn phi3_stores_fused_projections_and_rotates_part_of_a_head() {
     let phi =
         config(r#", "model_type": "phi3", "partial_rotary_factor": 1.0, "sliding_window": 2047"#);
     assert_eq!(phi.validate(), Ok(()));
@@ -187,9 +187,8 @@ fn phi3_stores_fused_projections_and_refuses_partial_rotary() {
         assert!(names.iter().any(|n| n == expected), "{expected}: {names:?}");
     }
     assert!(!names.iter().any(|n| n.contains("q_proj.")), "{names:?}");
+    // Phi-4-mini rotates part of each head (here 24 of 32 dimensions).
     let partial = config(r#", "model_type": "phi3", "partial_rotary_factor": 0.75"#);
-    assert!(partial
-        .validate()
-        .unwrap_err()
-        .contains("partial_rotary_factor"));
+    assert_eq!(partial.validate(), Ok(()));
+    assert_eq!((partial.head_dim(), partial.rotary_dim()), (32, 24));
 }

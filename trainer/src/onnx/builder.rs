@@ -132,6 +132,49 @@ impl GraphBuilder {
         outs
     }
 
+    /// A subgraph (a branch of an `If`) made by `build`, which returns the subgraph's
+    /// outputs (name, element type, dims). Its generated names continue this graph's, so
+    /// no name is defined twice; it may read this graph's values.
+    pub fn subgraph(
+        &mut self,
+        name: &str,
+        build: impl FnOnce(&mut GraphBuilder) -> Vec<(String, i32, Vec<Dim>)>,
+    ) -> GraphProto {
+        let mut sub = GraphBuilder {
+            counter: self.counter,
+            ..Default::default()
+        };
+        for (output, elem, dims) in build(&mut sub) {
+            sub.output(&output, elem, &dims);
+        }
+        self.counter = sub.counter;
+        let mut graph = sub.graph;
+        graph.name = name.into();
+        graph
+    }
+
+    /// An `If` node: `then_branch` runs where the one-element boolean `cond` is true,
+    /// `else_branch` otherwise; both must have `n` outputs of the same types.
+    pub fn op_if(
+        &mut self,
+        cond: &str,
+        then_branch: GraphProto,
+        else_branch: GraphProto,
+        n: usize,
+    ) -> Vec<String> {
+        let graph = |name: &str, g: GraphProto| AttributeProto {
+            name: name.into(),
+            r#type: attribute_type::GRAPH,
+            g: Some(Box::new(g)),
+            ..Default::default()
+        };
+        let attrs = vec![
+            graph("then_branch", then_branch),
+            graph("else_branch", else_branch),
+        ];
+        self.op_n("If", &[cond], attrs, n)
+    }
+
     /// A new unique value name derived from `stem`.
     pub fn fresh(&mut self, stem: &str) -> String {
         self.counter += 1;

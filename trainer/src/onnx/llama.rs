@@ -21,7 +21,7 @@
 use super::builder::{attr_float, attr_int, attr_ints, elem_type, Dim, GraphBuilder};
 use super::proto::{data_type, ModelProto};
 use crate::config::LlamaConfig;
-use crate::model::{inv_freq, local_inv_freq, rotary_attention_factor};
+use crate::model::Rope;
 use crate::quantize::{is_quantized_weight, stored_tensors, QuantizationConfig};
 use crate::weights::{FolderWeights, WeightDtype};
 
@@ -206,27 +206,42 @@ fn hf_attention_inputs(c: &mut Ctx, past_len: &str, total_len: &str) -> Attentio
     // Only the kinds of layer the model has (a Mistral's layers all slide).
     let (any_full, window) = c.cfg.layer_kinds();
     let full = any_full.then(|| {
-        let factor = rotary_attention_factor(c.cfg);
-        hf_rotary_mask(c, &inv_freq(c.cfg), factor, past_len, total_len, None)
+        let rope = Rope::of_layers(c.cfg, false);
+        hf_rotary_mask(c, &rope, past_len, total_len, None)
     });
-    let sliding = window
-        .map(|w| hf_rotary_mask(c, &local_inv_freq(c.cfg), 1.0, past_len, total_len, Some(w)));
+    let sliding = window.map(|w| {
+        let rope = Rope::of_layers(c.cfg, true);
+        hf_rotary_mask(c, &rope, past_len, total_len, Some(w))
+    });
     AttentionInputs::Hf { full, sliding }
 }
 
-/// Rotary tables `[batch, 1, seq, head_dim]` of the inverse frequencies `half` from
-/// `position_ids` (in f32 as HF computes them) and the attention mask, limited to the
-/// last `window` positions when given.
+/// Rotary tables `[batch, 1, seq, rotary_dim]` of `rope` from `position_ids` (in f32 as
+/// HF computes them) and the attention mask, limited to the last `window` positions
+/// when given.
 fn hf_rotary_mask(
     c: &mut Ctx,
-    half: &[f32],
-    attention_factor: f32,
+    rope: &Rope,
     past_len: &str,
     total_len: &str,
     window: Option<usize>,
 ) -> HfRotaryMask {
     let g = &mut c.g;
-    let inv = g.const_float(half, &[half.len() as i64], WeightDtype::F32);
+    let n = rope.inv_freq.len() as i64;
+    let mut inv = g.const_float(&rope.inv_freq, &[n], WeightDtype::F32);
+    if let Some((long, original)) = &rope.long {
+        // LongRoPE, as transformers: the long factors where the highest position plus
+        // one exceeds the pretraining context.
+        let long = g.const_float(long, &[n], WeightDtype::F32);
+        let highest = g.op(
+            "ReduceMax",
+            &["position_ids"],
+            vec![attr_int("keepdims", 0)],
+        );
+        let last_short = g.const_i64(&[*original as i64 - 1]);
+        let beyond = g.op("Greater", &[&highest, &last_short], vec![]);
+        inv = g.op("Where", &[&beyond, &long, &inv], vec![]);
+    }
     let pos = g.op(
         "Cast",
         &["position_ids"],
@@ -238,9 +253,9 @@ fn hf_rotary_mask(
     let emb = g.op("Concat", &[&freqs, &freqs], vec![attr_int("axis", -1)]);
     let axis1 = g.const_i64(&[1]);
     let (mut cos, mut sin) = (g.op("Cos", &[&emb], vec![]), g.op("Sin", &[&emb], vec![]));
-    if attention_factor != 1.0 {
-        // YaRN scales the tables.
-        let a = g.const_float(&[attention_factor], &[], WeightDtype::F32);
+    if rope.attention_factor != 1.0 {
+        // YaRN and LongRoPE scale the tables.
+        let a = g.const_float(&[rope.attention_factor], &[], WeightDtype::F32);
         cos = g.op("Mul", &[&cos, &a], vec![]);
         sin = g.op("Mul", &[&sin, &a], vec![]);
     }
@@ -275,8 +290,8 @@ fn gqa_attention_inputs(c: &mut Ctx) -> AttentionInputs {
     let len = g.op("Squeeze", &[&len, &zero], vec![]);
     let total = g.op("Cast", &[&len], vec![attr_int("to", int32)]);
     let (any_full, window) = c.cfg.layer_kinds();
-    let full = any_full.then(|| rotary_caches(c, &inv_freq(c.cfg), rotary_attention_factor(c.cfg)));
-    let sliding = window.map(|_| rotary_caches(c, &local_inv_freq(c.cfg), 1.0));
+    let full = any_full.then(|| rotary_caches(c, &Rope::of_layers(c.cfg, false)));
+    let sliding = window.map(|_| rotary_caches(c, &Rope::of_layers(c.cfg, true)));
     AttentionInputs::Gqa {
         seqlens,
         total,
@@ -285,10 +300,46 @@ fn gqa_attention_inputs(c: &mut Ctx) -> AttentionInputs {
     }
 }
 
-/// cos/sin caches `[max_positions, head_dim / 2]` of the inverse frequencies `inv`,
-/// computed as HF does (f32) and multiplied by `attention_factor`, stored in the model
-/// dtype.
-fn rotary_caches(c: &mut Ctx, inv: &[f32], attention_factor: f32) -> [String; 2] {
+/// cos/sin caches `[max_positions, rotary_dim / 2]` of `rope`, computed as HF does
+/// (f32), stored in the model dtype. LongRoPE has a pair for each set of factors: an `If`
+/// picks the long pair where the sequence (the attention mask's length) exceeds the
+/// pretraining context, cut to that length (GroupQueryAttention reads rows up to it), so
+/// a step copies rows in use rather than the whole table.
+fn rotary_caches(c: &mut Ctx, rope: &Rope) -> [String; 2] {
+    let Some((long, original)) = &rope.long else {
+        return rotary_cache_pair(c, &rope.inv_freq, rope.attention_factor);
+    };
+    let short = rotary_cache_pair(c, &rope.inv_freq, rope.attention_factor);
+    let long = rotary_cache_pair(c, long, rope.attention_factor);
+    let g = &mut c.g;
+    let len = g.op(
+        "Shape",
+        &["attention_mask"],
+        vec![attr_int("start", 1), attr_int("end", 2)],
+    );
+    let original = g.const_i64(&[*original as i64]);
+    let beyond = g.op("Greater", &[&len, &original], vec![]);
+    let (elem, half) = (elem_type(c.dtype), rope.inv_freq.len());
+    let mut branch = |name: &str, [cos, sin]: &[String; 2]| {
+        g.subgraph(name, |b| {
+            let zero = b.const_i64(&[0]);
+            [cos, sin]
+                .map(|table| {
+                    let rows = b.op("Slice", &[table, &zero, &len], vec![]);
+                    let dims = vec![Dim::Named("total_sequence_length"), Dim::Fixed(half)];
+                    (rows, elem, dims)
+                })
+                .into()
+        })
+    };
+    let (then_branch, else_branch) = (branch("long_rope", &long), branch("short_rope", &short));
+    let picked = g.op_if(&beyond, then_branch, else_branch, 2);
+    [picked[0].clone(), picked[1].clone()]
+}
+
+/// cos/sin caches `[max_positions, inv.len()]` of the inverse frequencies `inv`,
+/// multiplied by `attention_factor`.
+fn rotary_cache_pair(c: &mut Ctx, inv: &[f32], attention_factor: f32) -> [String; 2] {
     let positions = c.cfg.max_position_embeddings;
     let (mut cos, mut sin) = (Vec::new(), Vec::new());
     for p in 0..positions {
@@ -605,15 +656,26 @@ impl Ctx<'_> {
         self.cast_to_model_dtype(&x)
     }
 
-    /// `x * cos + rotate_half(x) * sin` for x [batch, heads, seq, head_dim].
+    /// `x * cos + rotate_half(x) * sin` for x [batch, heads, seq, head_dim], over the
+    /// first `rotary_dim` dimensions of each head (the rest pass unchanged).
     fn rotary(&mut self, x: &str, cos: &str, sin: &str) -> String {
+        let (d, rot) = (self.cfg.head_dim(), self.cfg.rotary_dim());
         let g = &mut self.g;
-        let halves = g.op_n("Split", &[x], vec![attr_int("axis", -1)], 2);
+        let parts = (rot < d).then(|| {
+            let widths = g.const_i64(&[rot as i64, (d - rot) as i64]);
+            g.op_n("Split", &[x, &widths], vec![attr_int("axis", -1)], 2)
+        });
+        let xr = parts.as_ref().map_or(x, |p| &p[0]);
+        let halves = g.op_n("Split", &[xr], vec![attr_int("axis", -1)], 2);
         let neg = g.op("Neg", &[&halves[1]], vec![]);
         let rotated = g.op("Concat", &[&neg, &halves[0]], vec![attr_int("axis", -1)]);
-        let a = g.op("Mul", &[x, cos], vec![]);
+        let a = g.op("Mul", &[xr, cos], vec![]);
         let b = g.op("Mul", &[&rotated, sin], vec![]);
-        g.op("Add", &[&a, &b], vec![])
+        let out = g.op("Add", &[&a, &b], vec![]);
+        match parts {
+            Some(p) => g.op("Concat", &[&out, &p[1]], vec![attr_int("axis", -1)]),
+            None => out,
+        }
     }
 
     /// [batch * seq, heads * head_dim] -> [batch, heads, seq, head_dim].

@@ -50,5 +50,12 @@ pub fn check_attention(cfg: &LlamaConfig, attention: Attention) -> Result<()> {
             cfg.head_dim()
         )));
     }
+    let rotary = cfg.rotary_dim();
+    if attention == Attention::Gqa && rotary < cfg.head_dim() && !rotary.is_multiple_of(16) {
+        return Err(crate::error::TrainerError::InvalidOption(format!(
+            "--attention gqa rotates part of a head only in multiples of 16 dimensions (ONNX Runtime's GroupQueryAttention kernel); this model rotates {rotary} of {}: export with --attention hf",
+            cfg.head_dim()
+        )));
+    }
     Ok(())
 }
