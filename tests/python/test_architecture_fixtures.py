@@ -32,7 +32,7 @@ def checkpoint(tmp_path, name):
     folder = tmp_path / f"{name}-hf"
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps(case["config"]))
-    weights = generator().formula_weights(case["tensors"], gemma=name == "gemma3_text")
+    weights = generator().formula_weights(case["tensors"], gemma=name.startswith("gemma"))
     assert [list(w.shape) for w in weights.values()] == [s for _, s in case["tensors"]]
     save_file(weights, str(folder / "model.safetensors"), metadata={"format": "pt"})
     return folder, np.array(case["logits"], dtype=np.float64)
@@ -85,7 +85,7 @@ def test_imported_checkpoints_give_transformers_logits(tmp_path, name):
 
 
 
-@pytest.mark.parametrize("model_type", ["phi3", "smollm3"])
+@pytest.mark.parametrize("model_type", ["phi3", "smollm3", "gemma2"])
 def test_rill_generates_the_same_text_on_both_exports(tmp_path, model_type):
     """The runtime opens these folders (Phi-3's fused weights pass its tensor check) and
     decodes them alike through the plain and the fused graph."""

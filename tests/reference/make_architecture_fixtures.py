@@ -1,6 +1,7 @@
 """Regenerates tests/reference/fixtures/architectures.json: logits that Hugging Face
 transformers computes for small models of each architecture `rill-train export --from`
-reads (Llama, Mistral, Qwen2, Qwen3, Gemma 3 text, SmolLM3, Phi-3 with LongRoPE and partial rotary), with weights given by a formula
+reads (Llama, Mistral, Qwen2, Qwen3, Gemma 2, Gemma 3 text, SmolLM3, Phi-3 with LongRoPE and partial
+rotary), with weights given by a formula
 (`formula_weights`) that tests/python/test_architecture_fixtures.py recomputes without
 torch. That test writes the same checkpoint (transformers' own config.json and tensor
 names), imports it and checks both attention exports against these logits, so CI checks
@@ -80,6 +81,11 @@ def configs(transformers):
                           "long_factor": list(np.linspace(1.5, 9.0, 8))}),
         "smollm3": transformers.SmolLM3Config(**{**small, "num_hidden_layers": 3}, no_rope_layer_interval=2, pad_token_id=0,
                                               tie_word_embeddings=True, rope_theta=2e6),
+        # Gemma 2: Gemma 3's layer without query/key norms, layers alternately sliding and
+        # full on one rotary base, attention scores and final logits soft-capped.
+        "gemma2": transformers.Gemma2Config(
+            **{**small, "num_hidden_layers": 3}, head_dim=32, query_pre_attn_scalar=24, sliding_window=4,
+            rope_theta=1e4, attn_logit_softcapping=3.0, final_logit_softcapping=10.0),
         "gemma3_text": transformers.Gemma3TextConfig(
             **{**small, "num_hidden_layers": 3}, head_dim=32, query_pre_attn_scalar=24, sliding_window=4,
             layer_types=["sliding_attention", "full_attention", "sliding_attention"], rope_theta=1e6,
@@ -109,10 +115,13 @@ def main():
 
     cases = {}
     for name, cfg in configs(transformers).items():
-        model = transformers.AutoModelForCausalLM.from_config(cfg, torch_dtype=torch.float32)
+        # Gemma 2's soft-capping exists in transformers' eager attention only (as its model
+        # card says to run it).
+        extra = {"attn_implementation": "eager"} if name == "gemma2" else {}
+        model = transformers.AutoModelForCausalLM.from_config(cfg, torch_dtype=torch.float32, **extra)
         tensors = [[k, list(v.shape)] for k, v in model.state_dict().items()
                    if not (cfg.tie_word_embeddings and k == "lm_head.weight")]
-        weights = formula_weights(tensors, gemma=name == "gemma3_text")
+        weights = formula_weights(tensors, gemma=name.startswith("gemma"))
         model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=False)
         if cfg.tie_word_embeddings:
             model.tie_weights()

@@ -140,10 +140,10 @@ pub struct LlamaConfig {
     /// config leaves it out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original_max_position_embeddings: Option<usize>,
-    /// Gemma 2's soft-capping of the final logits (unsupported when set).
+    /// Gemma's soft-capping of the final logits: `cap * tanh(logits / cap)`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub final_logit_softcapping: Option<f64>,
-    /// Gemma 2's soft-capping of attention scores (unsupported when set).
+    /// Gemma's soft-capping of attention scores: `cap * tanh(scores / cap)`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attn_logit_softcapping: Option<f64>,
     /// Weight dtype as HF records it (`float32` or `float16`).
@@ -262,7 +262,10 @@ impl LlamaConfig {
         // transformers leaves out keys at their class's default: Gemma 3 and SmolLM3 tie
         // their head unless told otherwise (Llama, Qwen and Mistral do not).
         if raw.get("tie_word_embeddings").is_none() {
-            cfg.tie_word_embeddings = matches!(cfg.model_type.as_str(), "gemma3_text" | "smollm3");
+            cfg.tie_word_embeddings = matches!(
+                cfg.model_type.as_str(),
+                "gemma2" | "gemma3_text" | "smollm3"
+            );
         }
         cfg.validate().map_err(|message| TrainerError::BadConfig {
             path: path.to_path_buf(),
@@ -320,8 +323,8 @@ impl LlamaConfig {
                 self.head_dim()
             ));
         }
-        if self.is_gemma3() {
-            self.validate_gemma3()?;
+        if self.is_gemma() {
+            self.validate_gemma()?;
         } else if self.hidden_act != "silu" {
             return Err(format!(
                 "hidden_act `{}` is not supported (only silu)",
@@ -345,9 +348,10 @@ impl LlamaConfig {
                         "layer type `{other}` is not supported (full_attention, sliding_attention)"
                     ))
                 }
-                None if !self.is_gemma3() && types.iter().any(|t| t == "sliding_attention") => {
+                None if !self.is_gemma() && types.iter().any(|t| t == "sliding_attention") => {
                     return Err(
-                        "sliding_attention layers are supported in gemma3_text models only".into(),
+                        "sliding_attention layers are supported in gemma2 and gemma3_text models only"
+                            .into(),
                     )
                 }
                 None => {}
@@ -357,7 +361,7 @@ impl LlamaConfig {
             return Err("sliding_window must be positive".into());
         }
         match self.model_type.as_str() {
-            "llama" | "mistral" | "qwen2" | "qwen3" | "gemma3_text" => {}
+            "llama" | "mistral" | "qwen2" | "qwen3" | "gemma2" | "gemma3_text" => {}
             "phi3" => {}
             "smollm3" => {
                 if self.no_rope_layer_interval == Some(0) {
@@ -375,7 +379,7 @@ impl LlamaConfig {
             }
             other => {
                 return Err(format!(
-                    "model_type `{other}` is not an architecture rill-train reads (llama, mistral, qwen2, qwen3, gemma3_text, smollm3, phi3)"
+                    "model_type `{other}` is not an architecture rill-train reads (llama, mistral, qwen2, qwen3, gemma2, gemma3_text, smollm3, phi3)"
                 ))
             }
         }
@@ -582,7 +586,26 @@ impl LlamaConfig {
         self.model_type == "gemma3_text"
     }
 
-    fn validate_gemma3(&self) -> std::result::Result<(), String> {
+    /// Whether this is Gemma 2 (`model_type` `gemma2`) or Gemma 3's text model: what they
+    /// share (everything [`LlamaConfig::is_gemma3`] lists but the query/key norms and the
+    /// sliding layers' own rotary base; Gemma 2's layers alternate sliding and full, and
+    /// it soft-caps attention scores and final logits).
+    pub fn is_gemma(&self) -> bool {
+        self.model_type == "gemma2" || self.is_gemma3()
+    }
+
+    /// Gemma's soft-capping of attention scores (`attn_logit_softcapping`): scores become
+    /// `cap * tanh(scores / cap)` before the mask.
+    pub fn attention_softcap(&self) -> Option<f64> {
+        self.attn_logit_softcapping.filter(|_| self.is_gemma())
+    }
+
+    /// Gemma's soft-capping of the final logits (`final_logit_softcapping`).
+    pub fn final_softcap(&self) -> Option<f64> {
+        self.final_logit_softcapping.filter(|_| self.is_gemma())
+    }
+
+    fn validate_gemma(&self) -> std::result::Result<(), String> {
         let activation = self
             .hidden_activation
             .as_deref()
@@ -592,14 +615,16 @@ impl LlamaConfig {
                 "hidden_activation `{activation}` is not supported (only gelu_pytorch_tanh)"
             ));
         }
-        if let Some(name) = [
+        if let Some((name, cap)) = [
             ("final_logit_softcapping", self.final_logit_softcapping),
             ("attn_logit_softcapping", self.attn_logit_softcapping),
         ]
-        .iter()
-        .find_map(|(name, v)| v.is_some().then_some(name))
-        {
-            return Err(format!("{name} (Gemma 2's soft-capping) is not supported"));
+        .into_iter()
+        .find_map(|(name, v)| {
+            v.filter(|c| !(c.is_finite() && *c > 0.0))
+                .map(|c| (name, c))
+        }) {
+            return Err(format!("{name} ({cap}) must be a positive number"));
         }
         if self
             .query_pre_attn_scalar
@@ -628,18 +653,24 @@ impl LlamaConfig {
     }
 
     /// Whether layer `i` sees only the last `sliding_window` positions: every layer of a
-    /// Mistral or Phi-3 with a `sliding_window`; Gemma 3's sliding layers (`layer_types`, else every
-    /// layer but each `sliding_window_pattern`-th, as transformers derives it).
+    /// Mistral or Phi-3 with a `sliding_window`; Gemma's sliding layers (`layer_types`,
+    /// else as transformers derives them: Gemma 2's every other layer from the first,
+    /// Gemma 3's every layer but each `sliding_window_pattern`-th).
     pub fn layer_is_sliding(&self, i: usize) -> bool {
         if self.model_type == "mistral" || self.model_type == "phi3" {
             return self.sliding_window.is_some();
         }
-        if !self.is_gemma3() {
+        if !self.is_gemma() {
             return false;
         }
+        let pattern = if self.is_gemma3() {
+            self.sliding_window_pattern.unwrap_or(6)
+        } else {
+            2
+        };
         match &self.layer_types {
             Some(types) => types.get(i).is_some_and(|t| t == "sliding_attention"),
-            None => !(i + 1).is_multiple_of(self.sliding_window_pattern.unwrap_or(6)),
+            None => !(i + 1).is_multiple_of(pattern),
         }
     }
 
@@ -664,16 +695,16 @@ impl LlamaConfig {
 
     /// The factor attention scores are scaled by.
     pub fn attention_scale(&self) -> f64 {
-        match self.query_pre_attn_scalar.filter(|_| self.is_gemma3()) {
+        match self.query_pre_attn_scalar.filter(|_| self.is_gemma()) {
             Some(s) => s.powf(-0.5),
             None => (self.head_dim() as f64).powf(-0.5),
         }
     }
 
-    /// What embedding rows are multiplied by (Gemma 3: `sqrt(hidden_size)`, rounded to
+    /// What embedding rows are multiplied by (Gemma: `sqrt(hidden_size)`, rounded to
     /// f32 as transformers computes it for f32 weights).
     pub fn embed_scale(&self) -> Option<f32> {
-        self.is_gemma3()
+        self.is_gemma()
             .then(|| (self.hidden_size as f64).sqrt() as f32)
     }
 
@@ -684,7 +715,7 @@ impl LlamaConfig {
 
     /// Whether RMSNorm multiplies by `1 + weight` (Gemma) instead of `weight`.
     pub fn norm_adds_one(&self) -> bool {
-        self.is_gemma3()
+        self.is_gemma()
     }
 
     /// Number of parameters (the tied head counted once): the sizes of

@@ -221,10 +221,11 @@ struct InitArgs {
     /// `model_type` to write: `qwen2` gives q, k and v biases, as Qwen2 checkpoints have;
     /// `qwen3` per-head query and key norms, as Qwen3 checkpoints have; `gemma3_text`
     /// Gemma 3's layers (sliding-window layers, the last layer and every sixth full);
+    /// `gemma2` Gemma 2's (every other layer sliding, soft-capped scores and logits);
     /// `smollm3` every fourth layer without rotary positions.
     #[arg(long, default_value = "llama")]
     model_type: String,
-    /// The window of a `gemma3_text` model's sliding layers.
+    /// The window of a `gemma3_text` or `gemma2` model's sliding layers.
     #[arg(long, default_value_t = 512)]
     sliding_window: u64,
     /// Weight dtype.
@@ -445,6 +446,7 @@ fn run_init(a: InitArgs) -> anyhow::Result<()> {
         "qwen3" => "Qwen3ForCausalLM",
         "mistral" => "MistralForCausalLM",
         "gemma3_text" => "Gemma3ForCausalLM",
+        "gemma2" => "Gemma2ForCausalLM",
         "smollm3" => "SmolLM3ForCausalLM",
         "phi3" => "Phi3ForCausalLM",
         _ => "LlamaForCausalLM",
@@ -465,6 +467,14 @@ fn run_init(a: InitArgs) -> anyhow::Result<()> {
                 })
                 .collect(),
         );
+    }
+    if a.model_type == "gemma2" {
+        // Gemma 2's defaults; layer_types left out, as older checkpoints have them.
+        cfg.hidden_activation = Some("gelu_pytorch_tanh".into());
+        cfg.query_pre_attn_scalar = Some(cfg.head_dim() as f64);
+        cfg.sliding_window = Some(a.sliding_window);
+        cfg.attn_logit_softcapping = Some(50.0);
+        cfg.final_logit_softcapping = Some(30.0);
     }
     cfg.model_type = a.model_type;
     let vars = model::init_vars(&cfg, a.seed, &candle_core::Device::Cpu)?;

@@ -87,7 +87,7 @@ pub fn weight_shapes(cfg: &LlamaConfig) -> Vec<(String, Vec<usize>)> {
                     out.push((format!("{p}.self_attn.k_norm.weight"), vec![d]));
                 }
                 out.push((format!("{p}.post_attention_layernorm.weight"), vec![h]));
-                if cfg.is_gemma3() {
+                if cfg.is_gemma() {
                     out.push((format!("{p}.pre_feedforward_layernorm.weight"), vec![h]));
                 }
             }
@@ -96,7 +96,7 @@ pub fn weight_shapes(cfg: &LlamaConfig) -> Vec<(String, Vec<usize>)> {
                 out.push((format!("{p}.{leaf}.bias"), vec![rows]));
             }
         }
-        if cfg.is_gemma3() {
+        if cfg.is_gemma() {
             out.push((format!("{p}.post_feedforward_layernorm.weight"), vec![h]));
         }
     }
@@ -200,7 +200,7 @@ impl Llama {
             };
             let qk_norm = pair(cfg.has_qk_norm(), ["self_attn.q_norm", "self_attn.k_norm"])?;
             let ffn_norms = pair(
-                cfg.is_gemma3(),
+                cfg.is_gemma(),
                 ["pre_feedforward_layernorm", "post_feedforward_layernorm"],
             )?;
             layers.push(Layer {
@@ -286,7 +286,11 @@ impl Llama {
             }
         }
         let x = self.norm(&x, &self.norm)?;
-        Ok(x.broadcast_matmul(&self.lm_head.t()?)?)
+        let logits = x.broadcast_matmul(&self.lm_head.t()?)?;
+        match self.cfg.final_softcap() {
+            Some(cap) => softcap(&logits, cap),
+            None => Ok(logits),
+        }
     }
 
     /// RMSNorm with the config's convention for the scale (`weight` or `1 + weight`).
@@ -301,7 +305,7 @@ impl Llama {
     /// `down(act(gate(x)) * up(x))`: SiLU, or Gemma's tanh-approximated GELU.
     fn mlp(&self, layer: &Layer, x: &Tensor) -> Result<Tensor> {
         let gate = layer.gate.forward(x)?;
-        let act = if self.cfg.is_gemma3() {
+        let act = if self.cfg.is_gemma() {
             gelu_tanh(&gate)?
         } else {
             gate.silu()?
@@ -338,12 +342,20 @@ impl Llama {
         }
         let v = heads(layer.v.forward(x)?, kv)?;
         let (k, v) = (repeat_kv(k, nh / kv)?, repeat_kv(v, nh / kv)?);
-        let scores = (q.matmul(&k.t()?)? * self.cfg.attention_scale())?;
+        let mut scores = (q.matmul(&k.t()?)? * self.cfg.attention_scale())?;
+        if let Some(cap) = self.cfg.attention_softcap() {
+            scores = softcap(&scores, cap)?;
+        }
         let scores = scores.broadcast_add(mask)?;
         let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
         let out = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, nh * d))?;
         Ok(layer.o.forward(&out)?)
     }
+}
+
+/// Gemma's soft-capping: `cap * tanh(x / cap)`.
+fn softcap(x: &Tensor, cap: f64) -> Result<Tensor> {
+    Ok(((x / cap)?.tanh()? * cap)?)
 }
 
 /// A fused projection split into consecutive groups of `sizes` output rows (no biases).

@@ -1,6 +1,6 @@
 //! Which Hugging Face architectures `rill-train` reads: Llama, Mistral (with its sliding
-//! window), Qwen2 and Qwen3 without their sliding windows, Gemma 3 text; anything else is
-//! refused by name instead of being read as a Llama.
+//! window), Qwen2 and Qwen3 without their sliding windows, Gemma 2, Gemma 3 text,
+//! SmolLM3, Phi-3; anything else is refused by name instead of being read as a Llama.
 
 use rill_trainer::config::LlamaConfig;
 
@@ -90,12 +90,8 @@ fn gemma3_configs_are_read_with_their_sliding_layers_and_defaults() {
     assert!(!explicit.layer_is_sliding(0));
     for (bad, needle) in [
         (
-            r#", "final_logit_softcapping": 30.0"#,
-            "final_logit_softcapping",
-        ),
-        (
-            r#", "attn_logit_softcapping": 50.0"#,
-            "attn_logit_softcapping",
+            r#", "final_logit_softcapping": 0"#,
+            "final_logit_softcapping (0) must be a positive number",
         ),
         (
             r#", "hidden_activation": "gelu""#,
@@ -125,6 +121,39 @@ fn gemma3_configs_are_read_with_their_sliding_layers_and_defaults() {
 }
 
 #[test]
+fn gemma2_layers_alternate_and_soft_cap() {
+    let gemma2 = |extra: &str| {
+        let text = format!(
+            r#"{{"vocab_size": 300, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 4,
+            "num_attention_heads": 2, "head_dim": 32, "model_type": "gemma2", "sliding_window": 16,
+            "query_pre_attn_scalar": 16{extra}}}"#
+        );
+        serde_json::from_str::<LlamaConfig>(&text).unwrap()
+    };
+    let cfg = gemma2(r#", "attn_logit_softcapping": 50.0, "final_logit_softcapping": 30.0"#);
+    assert_eq!(cfg.validate(), Ok(()));
+    // Without layer_types, as transformers derives them: every other layer slides, from
+    // the first, with the model's one rotary base.
+    let sliding: Vec<bool> = (0..4).map(|i| cfg.layer_is_sliding(i)).collect();
+    assert_eq!(sliding, [true, false, true, false]);
+    assert!(!cfg.has_qk_norm() && cfg.norm_adds_one() && cfg.embed_scale() == Some(8.0));
+    assert_eq!(
+        (cfg.attention_softcap(), cfg.final_softcap()),
+        (Some(50.0), Some(30.0))
+    );
+    assert_eq!(cfg.attention_scale(), 0.25);
+    let local = rill_trainer::model::Rope::of_layers(&cfg, true);
+    assert_eq!(local, rill_trainer::model::Rope::of_layers(&cfg, false));
+    for bad in [
+        r#", "attn_logit_softcapping": 0.0"#,
+        r#", "final_logit_softcapping": -30.0"#,
+    ] {
+        let e = gemma2(bad).validate().unwrap_err();
+        assert!(e.contains("must be a positive number"), "{bad}: {e}");
+    }
+}
+
+#[test]
 fn a_gemma3_config_without_tie_word_embeddings_ties_its_head() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.json");
@@ -134,8 +163,13 @@ fn a_gemma3_config_without_tie_word_embeddings_ties_its_head() {
             "num_attention_heads": 2, "sliding_window": 512{extra}}}"#
         )
     };
-    std::fs::write(&path, text(r#", "model_type": "gemma3_text""#)).unwrap();
-    assert!(LlamaConfig::load(&path).unwrap().tie_word_embeddings);
+    for gemma in ["gemma3_text", "gemma2"] {
+        std::fs::write(&path, text(&format!(r#", "model_type": "{gemma}""#))).unwrap();
+        assert!(
+            LlamaConfig::load(&path).unwrap().tie_word_embeddings,
+            "{gemma}"
+        );
+    }
     std::fs::write(
         &path,
         text(r#", "model_type": "gemma3_text", "tie_word_embeddings": false"#),

@@ -111,7 +111,7 @@ pub fn build(cfg: &LlamaConfig, weights: &FolderWeights, attention: Attention) -
     // Embedding lookup, then the residual stream as [batch * seq, hidden].
     let mut x = c.embed("model.embed_tokens", h);
     if let Some(scale) = cfg.embed_scale() {
-        // Gemma 3 scales the embedding rows (the scale in the weights' dtype, as
+        // Gemma scales the embedding rows (the scale in the weights' dtype, as
         // transformers multiplies them).
         let scale = c.g.const_float(&[scale], &[], dtype);
         x = c.g.op("Mul", &[&x, &scale], vec![]);
@@ -146,16 +146,23 @@ pub fn build(cfg: &LlamaConfig, weights: &FolderWeights, attention: Attention) -
     let g = &mut c.g;
     let v_dim = g.const_i64(&[v]);
     let out_shape = g.op("Concat", &[&kept_shape, &v_dim], vec![attr_int("axis", 0)]);
-    if dtype == WeightDtype::F32 {
-        g.op_into("Reshape", &[&logits, &out_shape], vec![], &["logits"]);
-    } else {
-        let r = g.op("Reshape", &[&logits, &out_shape], vec![]);
-        g.op_into(
-            "Cast",
-            &[&r],
-            vec![attr_int("to", data_type::FLOAT as i64)],
-            &["logits"],
-        );
+    let to_f32 = vec![attr_int("to", data_type::FLOAT as i64)];
+    match (dtype, cfg.final_softcap()) {
+        (WeightDtype::F32, None) => {
+            g.op_into("Reshape", &[&logits, &out_shape], vec![], &["logits"])
+        }
+        (_, None) => {
+            let r = g.op("Reshape", &[&logits, &out_shape], vec![]);
+            g.op_into("Cast", &[&r], to_f32, &["logits"]);
+        }
+        (_, Some(cap)) => {
+            // Gemma's soft-capping, in f32: cap * tanh(logits / cap).
+            let mut r = g.op("Reshape", &[&logits, &out_shape], vec![]);
+            if dtype != WeightDtype::F32 {
+                r = g.op("Cast", &[&r], to_f32);
+            }
+            soft_cap(g, &r, cap, "logits");
+        }
     }
     let doc = match attention {
         Attention::Hf => "Llama decoder with past key/values (Hugging Face / optimum convention), exported by rill-train",
@@ -354,6 +361,14 @@ fn rotary_cache_pair(c: &mut Ctx, inv: &[f32], attention_factor: f32) -> [String
         c.g.const_float(&cos, &dims, c.dtype),
         c.g.const_float(&sin, &dims, c.dtype),
     ]
+}
+
+/// Gemma's soft-capping `cap * tanh(x / cap)` of the f32 tensor `x`, into `out`.
+fn soft_cap(g: &mut GraphBuilder, x: &str, cap: f64, out: &str) {
+    let cap = g.const_float(&[cap as f32], &[], WeightDtype::F32);
+    let scaled = g.op("Div", &[x, &cap], vec![]);
+    let t = g.op("Tanh", &[&scaled], vec![]);
+    g.op_into("Mul", &[&t, &cap], vec![], &[out]);
 }
 
 fn declare_io(c: &mut Ctx) {
@@ -735,13 +750,13 @@ impl Ctx<'_> {
             }
         };
         let attn = self.linear(&ctx, &format!("{p}.self_attn.o_proj"));
-        if !self.cfg.is_gemma3() {
+        if !self.cfg.is_gemma() {
             let x = self.g.op("Add", &[x, &attn], vec![]);
             let hn = self.rms_norm(&x, &format!("{p}.post_attention_layernorm.weight"));
             let down = self.mlp(&hn, &p);
             return self.g.op("Add", &[&x, &down], vec![]);
         }
-        // Gemma 3: the attention's output and the MLP's are normalised before they are
+        // Gemma: the attention's output and the MLP's are normalised before they are
         // added to the residual stream.
         let attn = self.rms_norm(&attn, &format!("{p}.post_attention_layernorm.weight"));
         let x = self.g.op("Add", &[x, &attn], vec![]);
@@ -787,7 +802,7 @@ impl Ctx<'_> {
                 self.linear(hn, &format!("{p}.mlp.up_proj")),
             ]
         };
-        let act = if self.cfg.is_gemma3() {
+        let act = if self.cfg.is_gemma() {
             self.gelu_tanh(&gate)
         } else {
             let g = &mut self.g;
@@ -887,7 +902,13 @@ impl Ctx<'_> {
             .const_float(&[self.cfg.attention_scale() as f32], &[], WeightDtype::F32);
         let lowest = self.g.const_float(&[f32::MIN], &[], WeightDtype::F32);
         let g = &mut self.g;
-        let scores = g.op("Mul", &[&scores, &scale], vec![]);
+        let mut scores = g.op("Mul", &[&scores, &scale], vec![]);
+        if let Some(cap) = self.cfg.attention_softcap() {
+            // Gemma's soft-capping, before the mask.
+            let capped = g.fresh("softcap");
+            soft_cap(g, &scores, cap, &capped);
+            scores = capped;
+        }
         let scores = g.op("Where", &[mask, &scores, &lowest], vec![]);
         let probs = g.op("Softmax", &[&scores], vec![attr_int("axis", -1)]);
         let probs = self.cast_to_model_dtype(&probs);
@@ -946,8 +967,11 @@ impl Ctx<'_> {
             attr_int("do_rotary", i64::from(rope)),
             attr_int("rotary_interleaved", 0),
         ];
-        if self.cfg.is_gemma3() {
+        if self.cfg.is_gemma() {
             attrs.push(attr_float("scale", self.cfg.attention_scale() as f32));
+        }
+        if let Some(cap) = self.cfg.attention_softcap() {
+            attrs.push(attr_float("softcap", cap as f32));
         }
         if let Some(w) = window {
             attrs.push(attr_int(
