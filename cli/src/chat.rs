@@ -14,7 +14,8 @@ use rill::{ChatMessage, Session, SessionOptions, StopReason};
 /// Options of `rill chat`.
 #[derive(Args)]
 pub struct ChatArgs {
-    /// Model folder (its tokenizer_config.json must have a chat_template).
+    /// Model folder (with a chat template: chat_template.jinja, or `chat_template` in
+    /// tokenizer_config.json).
     #[arg(long)]
     model: PathBuf,
     /// A system message opening the conversation.
@@ -40,7 +41,7 @@ pub fn run(a: ChatArgs) -> anyhow::Result<()> {
     let model = a.open.open(&a.model)?;
     anyhow::ensure!(
         model.has_chat_template(),
-        "{} has no chat_template in tokenizer_config.json; use `rill generate`",
+        "{} has no chat template (chat_template.jinja, or `chat_template` in tokenizer_config.json); use `rill generate`",
         a.model.display()
     );
     let system: Vec<ChatMessage> = a

@@ -115,39 +115,58 @@ fn token_text(v: Option<&serde_json::Value>) -> String {
 }
 
 impl ChatTemplate {
-    /// Reads `tokenizer_config.json`'s template, if the file and the key exist. A list of
-    /// named templates (transformers' form) uses the one named `default`.
-    pub fn load(path: &Path) -> Result<Option<ChatTemplate>> {
-        if !path.exists() {
-            return Ok(None);
-        }
-        let text = std::fs::read_to_string(path).map_err(io_err(path))?;
-        let bad = |message: String| RillError::Config {
-            path: path.to_path_buf(),
-            message,
+    /// Reads the folder `dir`'s template as transformers' tokenizer does:
+    /// `chat_template.jinja` (where transformers 4.52 and later save it), else
+    /// `tokenizer_config.json`'s `chat_template` (a list of named templates, transformers'
+    /// older form, uses the one named `default`); `None` where neither exists. The
+    /// special tokens come from `tokenizer_config.json`.
+    pub fn load(dir: &Path) -> Result<Option<ChatTemplate>> {
+        let config_path = dir.join("tokenizer_config.json");
+        let jinja_path = dir.join("chat_template.jinja");
+        let config: serde_json::Value = if config_path.exists() {
+            let text = std::fs::read_to_string(&config_path).map_err(io_err(&config_path))?;
+            serde_json::from_str(&text).map_err(|e| RillError::Config {
+                path: config_path.clone(),
+                message: format!("not valid JSON: {e}"),
+            })?
+        } else {
+            serde_json::Value::Null
         };
-        let json: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
-        let source = match json.get("chat_template") {
-            None | Some(serde_json::Value::Null) => return Ok(None),
-            Some(serde_json::Value::String(s)) => s.clone(),
-            Some(serde_json::Value::Array(list)) => list
-                .iter()
-                .find(|t| t.get("name").and_then(|n| n.as_str()) == Some("default"))
-                .and_then(|t| t.get("template")?.as_str())
-                .ok_or_else(|| bad("chat_template is a list without a `default` entry".into()))?
-                .to_string(),
-            Some(other) => return Err(bad(format!("chat_template must be a string, got {other}"))),
+        let (source, path) = if jinja_path.exists() {
+            let source = std::fs::read_to_string(&jinja_path).map_err(io_err(&jinja_path))?;
+            (source, jinja_path)
+        } else {
+            let bad = |message: String| RillError::Config {
+                path: config_path.clone(),
+                message,
+            };
+            let source = match config.get("chat_template") {
+                None | Some(serde_json::Value::Null) => return Ok(None),
+                Some(serde_json::Value::String(s)) => s.clone(),
+                Some(serde_json::Value::Array(list)) => list
+                    .iter()
+                    .find(|t| t.get("name").and_then(|n| n.as_str()) == Some("default"))
+                    .and_then(|t| t.get("template")?.as_str())
+                    .ok_or_else(|| bad("chat_template is a list without a `default` entry".into()))?
+                    .to_string(),
+                Some(other) => {
+                    return Err(bad(format!("chat_template must be a string, got {other}")))
+                }
+            };
+            (source, config_path)
         };
         let mut template = Self::new(
             &source,
-            &token_text(json.get("bos_token")),
-            &token_text(json.get("eos_token")),
+            &token_text(config.get("bos_token")),
+            &token_text(config.get("eos_token")),
         )
-        .map_err(|e| bad(e.to_string()))?;
+        .map_err(|e| RillError::Config {
+            path,
+            message: e.to_string(),
+        })?;
         // transformers passes every special token of the tokenizer (`unk_token`,
         // `pad_token`, ...), not only the two every template uses.
-        if let Some(config) = json.as_object() {
+        if let Some(config) = config.as_object() {
             for (key, value) in config {
                 if key.ends_with("_token") && !template.tokens.contains_key(key) {
                     if let v @ (serde_json::Value::String(_) | serde_json::Value::Object(_)) = value
@@ -373,14 +392,39 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("tokenizer_config.json");
         std::fs::write(&p, r#"{"bos_token": {"content": "<s>"}, "chat_template": [{"name": "default", "template": "{{ bos_token }}{{ messages[0].content }}"}]}"#).unwrap();
-        let t = ChatTemplate::load(&p).unwrap().unwrap();
+        let t = ChatTemplate::load(dir.path()).unwrap().unwrap();
         assert_eq!(
             t.render(&[ChatMessage::new("user", "x")], false).unwrap(),
             "<s>x"
         );
         std::fs::write(&p, r#"{"bos_token": "<s>"}"#).unwrap();
-        assert!(ChatTemplate::load(&p).unwrap().is_none());
+        assert!(ChatTemplate::load(dir.path()).unwrap().is_none());
         std::fs::write(&p, r#"{"chat_template": 3}"#).unwrap();
-        assert!(ChatTemplate::load(&p).is_err());
+        assert!(ChatTemplate::load(dir.path()).is_err());
+    }
+
+    #[test]
+    fn chat_template_jinja_comes_first_as_in_transformers() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("tokenizer_config.json");
+        let jinja = dir.path().join("chat_template.jinja");
+        let user = [ChatMessage::new("user", "x")];
+        // transformers 4.52+ saves the template beside the config, not in it (Jinja
+        // drops the template's last newline, as transformers' jinja2 does).
+        std::fs::write(&config, r#"{"eos_token": "</s>"}"#).unwrap();
+        std::fs::write(&jinja, "{{ messages[0].content }}{{ eos_token }}\n").unwrap();
+        let t = ChatTemplate::load(dir.path()).unwrap().unwrap();
+        assert_eq!(t.render(&user, false).unwrap(), "x</s>");
+        // Where both exist, the file wins (transformers: "they take priority").
+        std::fs::write(&config, r#"{"eos_token": "</s>", "chat_template": "old"}"#).unwrap();
+        let t = ChatTemplate::load(dir.path()).unwrap().unwrap();
+        assert_eq!(t.render(&user, false).unwrap(), "x</s>");
+        // Without a tokenizer_config.json, no special tokens.
+        std::fs::remove_file(&config).unwrap();
+        let t = ChatTemplate::load(dir.path()).unwrap().unwrap();
+        assert_eq!(t.render(&user, false).unwrap(), "x");
+        std::fs::write(&jinja, "{% if %}").unwrap();
+        let e = ChatTemplate::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("chat_template.jinja"), "{e}");
     }
 }

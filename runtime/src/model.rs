@@ -145,7 +145,7 @@ impl Model {
     ) -> Result<Model> {
         let generation = GenerationConfig::load_optional(&dir.join("generation_config.json"))?
             .unwrap_or_default();
-        let chat = crate::chat::ChatTemplate::load(&dir.join("tokenizer_config.json"))?;
+        let chat = crate::chat::ChatTemplate::load(&dir)?;
         let graph_path = require(dir.join("model.onnx"))?;
         let st_path = dir.join("model.safetensors");
         let weights = match options.weights {
@@ -356,7 +356,7 @@ impl Model {
     ) -> Result<String> {
         let template = self.chat.as_ref().ok_or_else(|| {
             RillError::ChatTemplate(format!(
-                "{} has no `chat_template` in tokenizer_config.json",
+                "{} has no chat template (neither chat_template.jinja nor a `chat_template` in tokenizer_config.json)",
                 self.dir.display()
             ))
         })?;

@@ -105,9 +105,10 @@ pub fn open_model(dir: &Path) -> Result<(LlamaConfig, FolderWeights, Llama)> {
 }
 
 /// Files copied unchanged from a source folder into a derived one.
-pub const SIDE_FILES: [&str; 3] = [
+pub const SIDE_FILES: [&str; 4] = [
     "tokenizer.json",
     "tokenizer_config.json",
+    "chat_template.jinja",
     "generation_config.json",
 ];
 
