@@ -145,3 +145,26 @@ def test_rill_decodes_longrope_alike_on_both_exports(tmp_path):
     assert refused.returncode != 0 and "multiples of 16 dimensions" in refused.stderr, refused.stderr
     assert not (tmp_path / "narrow").exists(), "a refused export leaves no folder behind"
     rill_train("export", "--from", base, "--out", tmp_path / "narrow", "--attention", "hf")
+
+
+def test_a_multimodal_gemma3_imports_as_its_language_model(tmp_path):
+    """A multimodal Gemma 3 folder (`gemma3`: a sparse `text_config`, tensors under
+    `language_model.` beside a vision tower) converts into a text-only `gemma3_text`
+    folder; exporting it in place is refused with the command that works."""
+    from safetensors import safe_open
+    hf, _ = checkpoint(tmp_path, "gemma3")
+    refused = rill_train("export", "--from", hf, check=False)
+    assert refused.returncode != 0 and "--out" in refused.stderr and "multimodal" in refused.stderr, refused.stderr
+    assert not (hf / "model.onnx").exists()
+    out = tmp_path / "text"
+    rill_train("export", "--from", hf, "--out", out, "--dtype", "f32")
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["model_type"] == "gemma3_text" and cfg["architectures"] == ["Gemma3ForCausalLM"]
+    # Gemma3TextConfig's defaults filled in where the published config leaves them out.
+    assert (cfg["rope_theta"], cfg["rope_local_base_freq"], cfg["hidden_activation"]) == \
+        (1e6, 1e4, "gelu_pytorch_tanh")
+    with safe_open(str(out / "model.safetensors"), "np") as f:
+        names = set(f.keys())
+    text = {n.replace("language_model.model.", "model.") for n, _ in FIXTURE["models"]["gemma3"]["tensors"]
+            if n.startswith("language_model.")}
+    assert names == text and len(text) == 3 * 13 + 2, sorted(names ^ text)  # 13 a layer, embedding, norm

@@ -1,7 +1,7 @@
 """Regenerates tests/reference/fixtures/architectures.json: logits that Hugging Face
 transformers computes for small models of each architecture `rill-train export --from`
-reads (Llama, Mistral, Qwen2, Qwen3, Gemma 2, Gemma 3 text, SmolLM3, Phi-3 with LongRoPE and partial
-rotary), with weights given by a formula
+reads (Llama, Mistral, Qwen2, Qwen3, Gemma 2, Gemma 3 text and multimodal, SmolLM3, Phi-3 with LongRoPE
+and partial rotary), with weights given by a formula
 (`formula_weights`) that tests/python/test_architecture_fixtures.py recomputes without
 torch. That test writes the same checkpoint (transformers' own config.json and tensor
 names), imports it and checks both attention exports against these logits, so CI checks
@@ -42,7 +42,7 @@ def formula_weights(tensors, gemma):
         u = uniform(seed + 1, int(np.prod(shape))).reshape(shape)
         if name.endswith("norm.weight"):
             w = 0.5 * u if gemma else 1.0 + 0.5 * u
-        elif name.endswith(".bias"):
+        elif name.endswith(".bias") or len(shape) == 1:
             w = 0.3 * u
         elif name.endswith("embed_tokens.weight"):
             w = 0.5 * u
@@ -86,6 +86,16 @@ def configs(transformers):
         "gemma2": transformers.Gemma2Config(
             **{**small, "num_hidden_layers": 3}, head_dim=32, query_pre_attn_scalar=24, sliding_window=4,
             rope_theta=1e4, attn_logit_softcapping=3.0, final_logit_softcapping=10.0),
+        # A multimodal Gemma 3 (Gemma 3 4B and larger): the same language model under a
+        # vision tower; rill-train imports the language model alone.
+        "gemma3": transformers.Gemma3Config(
+            text_config=transformers.Gemma3TextConfig(
+                **{**small, "num_hidden_layers": 3}, head_dim=32, query_pre_attn_scalar=24, sliding_window=4,
+                layer_types=["sliding_attention", "full_attention", "sliding_attention"], rope_theta=1e6,
+                rope_local_base_freq=1e4),
+            vision_config=transformers.SiglipVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                                          num_attention_heads=2, image_size=28, patch_size=14),
+            mm_tokens_per_image=4, boi_token_index=93, eoi_token_index=94, image_token_index=95),
         "gemma3_text": transformers.Gemma3TextConfig(
             **{**small, "num_hidden_layers": 3}, head_dim=32, query_pre_attn_scalar=24, sliding_window=4,
             layer_types=["sliding_attention", "full_attention", "sliding_attention"], rope_theta=1e6,
@@ -109,6 +119,20 @@ def incremental_logits(model, chunk):
     return np.array(rows)
 
 
+def saved_name_of(model):
+    """Maps a state-dict name to the name save_pretrained writes (transformers' checkpoint
+    conversion mapping, reversed)."""
+    import re
+    mapping = getattr(model, "_checkpoint_conversion_mapping", {}) or {}
+
+    def name(key):
+        for saved, loaded in mapping.items():
+            if key.startswith(loaded):
+                return re.sub("^" + re.escape(loaded), saved.lstrip("^"), key)
+        return key
+    return name
+
+
 def main():
     import torch
     import transformers
@@ -118,17 +142,33 @@ def main():
         # Gemma 2's soft-capping exists in transformers' eager attention only (as its model
         # card says to run it).
         extra = {"attn_implementation": "eager"} if name == "gemma2" else {}
-        model = transformers.AutoModelForCausalLM.from_config(cfg, torch_dtype=torch.float32, **extra)
-        tensors = [[k, list(v.shape)] for k, v in model.state_dict().items()
-                   if not (cfg.tie_word_embeddings and k == "lm_head.weight")]
+        if name == "gemma3":
+            model = transformers.Gemma3ForConditionalGeneration(cfg).float()
+        else:
+            model = transformers.AutoModelForCausalLM.from_config(cfg, torch_dtype=torch.float32, **extra)
+        # The tensors by the names save_pretrained writes (a multimodal Gemma 3's as
+        # published: `language_model.model.*`, not the module names transformers 4.52+
+        # loads them into).
+        on_disk = saved_name_of(model)
+        state = {k: v for k, v in model.state_dict().items()
+                 if not (cfg.tie_word_embeddings and k == "lm_head.weight")}
+        tensors = [[on_disk(k), list(v.shape)] for k, v in state.items()]
         weights = formula_weights(tensors, gemma=name.startswith("gemma"))
-        model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=False)
+        model.load_state_dict({k: torch.from_numpy(weights[on_disk(k)]) for k in state}, strict=False)
         if cfg.tie_word_embeddings:
             model.tie_weights()
         model.eval()
         with tempfile.TemporaryDirectory() as d:
-            model.config.save_pretrained(d)
+            model.save_pretrained(d)
             saved = json.loads((pathlib.Path(d) / "config.json").read_text())
+            from safetensors import safe_open
+            with safe_open(f"{d}/model.safetensors", "np") as f:
+                assert sorted(f.keys()) == sorted(weights), f"{name}: tensor names as saved"
+        if name == "gemma3":
+            # Published Gemma 3 configs leave out what equals Gemma3TextConfig's defaults.
+            defaults = transformers.Gemma3TextConfig().to_dict()
+            saved["text_config"] = {k: v for k, v in saved["text_config"].items()
+                                    if k == "model_type" or defaults.get(k, object()) != v}
         with torch.no_grad():
             logits = model(torch.tensor([IDS])).logits[0].numpy()
         cases[name] = {"config": saved, "tensors": tensors, "logits": rounded(logits)}

@@ -155,6 +155,74 @@ pub struct LlamaConfig {
     /// How the weights are quantized (`rill-train quantize`); absent for float weights.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantization_config: Option<crate::quantize::QuantizationConfig>,
+    /// Read from a multimodal Gemma 3 folder (`model_type` `gemma3`): this is its
+    /// language model, whose weights are stored under `language_model.` names beside a
+    /// vision tower (see [`language_model_tensor`]). Never written to config.json.
+    #[serde(skip)]
+    pub nested_language_model: bool,
+}
+
+/// The name a multimodal Gemma 3 checkpoint's tensor has in its language model alone
+/// (`language_model.model.X` as published, `model.language_model.X` as transformers 4.52+
+/// saves it, become `model.X`; `language_model.lm_head.X` becomes `lm_head.X`), or
+/// `None` for the vision tower and projector.
+pub fn language_model_tensor(name: &str) -> Option<String> {
+    for (prefix, to) in [
+        ("language_model.model.", "model."),
+        ("model.language_model.", "model."),
+        ("language_model.lm_head.", "lm_head."),
+        ("lm_head.", "lm_head."),
+    ] {
+        if let Some(rest) = name.strip_prefix(prefix) {
+            return Some(format!("{to}{rest}"));
+        }
+    }
+    None
+}
+
+/// transformers' `Gemma3TextConfig` defaults, which a multimodal checkpoint's
+/// `text_config` leaves out (transformers saves nested configs as their difference from
+/// the defaults).
+const GEMMA3_TEXT_DEFAULTS: &str = r#"{"vocab_size": 262208, "hidden_size": 2304,
+    "intermediate_size": 9216, "num_hidden_layers": 26, "num_attention_heads": 8,
+    "num_key_value_heads": 4, "head_dim": 256, "hidden_activation": "gelu_pytorch_tanh",
+    "max_position_embeddings": 131072, "rms_norm_eps": 1e-06, "pad_token_id": 0,
+    "eos_token_id": 1, "bos_token_id": 2, "tie_word_embeddings": true,
+    "rope_theta": 1000000.0, "attention_bias": false, "query_pre_attn_scalar": 256,
+    "sliding_window": 4096, "rope_local_base_freq": 10000.0}"#;
+
+/// The language model's config of a multimodal Gemma 3 config (`model_type` `gemma3`):
+/// its `text_config` over `Gemma3TextConfig`'s defaults, with the token ids of the outer
+/// config where it has them. Other configs are returned as they are, with `false`.
+fn language_model_config(
+    raw: serde_json::Value,
+) -> std::result::Result<(serde_json::Value, bool), String> {
+    if raw.get("model_type").and_then(|t| t.as_str()) != Some("gemma3") {
+        return Ok((raw, false));
+    }
+    let text = raw
+        .get("text_config")
+        .and_then(|t| t.as_object())
+        .ok_or("a `gemma3` config needs a `text_config` object (its language model)")?;
+    let mut merged: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(GEMMA3_TEXT_DEFAULTS).expect("the defaults are JSON");
+    merged.extend(text.clone());
+    for key in [
+        "bos_token_id",
+        "eos_token_id",
+        "pad_token_id",
+        "torch_dtype",
+    ] {
+        if let Some(v) = raw.get(key).filter(|v| !v.is_null()) {
+            merged.insert(key.into(), v.clone());
+        }
+    }
+    merged.insert("model_type".into(), "gemma3_text".into());
+    merged.insert(
+        "architectures".into(),
+        serde_json::json!(["Gemma3ForCausalLM"]),
+    );
+    Ok((serde_json::Value::Object(merged), true))
 }
 
 fn llama() -> String {
@@ -229,6 +297,7 @@ impl LlamaConfig {
             torch_dtype: Some("float32".into()),
             initializer_range: 0.02,
             quantization_config: None,
+            nested_language_model: false,
         }
     }
 
@@ -254,11 +323,17 @@ impl LlamaConfig {
                 path: path.to_path_buf(),
                 message: format!("not a valid Llama config.json: {e}"),
             })?;
+        let (raw, nested) =
+            language_model_config(raw).map_err(|message| TrainerError::BadConfig {
+                path: path.to_path_buf(),
+                message,
+            })?;
         let mut cfg: LlamaConfig =
             serde_json::from_value(raw.clone()).map_err(|e| TrainerError::BadConfig {
                 path: path.to_path_buf(),
                 message: format!("not a valid Llama config.json: {e}"),
             })?;
+        cfg.nested_language_model = nested;
         // transformers leaves out keys at their class's default: Gemma 3 and SmolLM3 tie
         // their head unless told otherwise (Llama, Qwen and Mistral do not).
         if raw.get("tie_word_embeddings").is_none() {

@@ -196,6 +196,15 @@ impl FolderWeights {
             let (header_len, meta) = SafeTensors::read_metadata(&data)
                 .map_err(|e| bad(&path, format!("corrupt safetensors header: {e}")))?;
             for (name, info) in meta.tensors() {
+                // A multimodal Gemma 3's language model alone, under the names it has
+                // as a text model; the vision tower is left out.
+                let name = match cfg.nested_language_model {
+                    false => name,
+                    true => match crate::config::language_model_tensor(&name) {
+                        Some(text_name) => text_name,
+                        None => continue,
+                    },
+                };
                 let dtype = match info.dtype {
                     Dtype::F32 => StoredDtype::Float(WeightDtype::F32),
                     Dtype::F16 => StoredDtype::Float(WeightDtype::F16),

@@ -226,3 +226,58 @@ fn phi3_stores_fused_projections_and_rotates_part_of_a_head() {
     assert_eq!(partial.validate(), Ok(()));
     assert_eq!((partial.head_dim(), partial.rotary_dim()), (32, 24));
 }
+
+#[test]
+fn a_multimodal_gemma3_config_is_read_as_its_language_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    // As Google publishes Gemma 3 4B: the text config holds what differs from
+    // Gemma3TextConfig's defaults; the token ids are outside it.
+    std::fs::write(
+        &path,
+        r#"{"architectures": ["Gemma3ForConditionalGeneration"], "model_type": "gemma3",
+        "eos_token_id": [1, 106], "text_config": {"hidden_size": 2560, "intermediate_size": 10240,
+        "model_type": "gemma3_text", "num_hidden_layers": 34, "sliding_window": 1024,
+        "rope_scaling": {"factor": 8.0, "rope_type": "linear"}}, "vision_config": {"hidden_size": 1152}}"#,
+    )
+    .unwrap();
+    let cfg = LlamaConfig::load(&path).unwrap();
+    assert!(cfg.nested_language_model && cfg.is_gemma3() && cfg.tie_word_embeddings);
+    assert_eq!(
+        (
+            cfg.vocab_size,
+            cfg.hidden_size,
+            cfg.num_attention_heads,
+            cfg.kv_heads()
+        ),
+        (262_208, 2560, 8, 4)
+    );
+    assert_eq!(
+        (cfg.head_dim(), cfg.rope_theta, cfg.local_rope_theta()),
+        (256, 1e6, 1e4)
+    );
+    assert_eq!(cfg.eos_token_id.as_ref().unwrap().to_vec(), [1, 106]);
+    assert!(cfg.layer_is_sliding(0) && !cfg.layer_is_sliding(5));
+    for (stored, text) in [
+        (
+            "language_model.model.layers.3.mlp.up_proj.weight",
+            Some("model.layers.3.mlp.up_proj.weight"),
+        ),
+        (
+            "model.language_model.norm.weight",
+            Some("model.norm.weight"),
+        ),
+        ("language_model.lm_head.weight", Some("lm_head.weight")),
+        ("vision_tower.vision_model.post_layernorm.weight", None),
+        ("multi_modal_projector.mm_input_projection_weight", None),
+    ] {
+        assert_eq!(
+            rill_trainer::config::language_model_tensor(stored).as_deref(),
+            text,
+            "{stored}"
+        );
+    }
+    std::fs::write(&path, r#"{"model_type": "gemma3", "vision_config": {}}"#).unwrap();
+    let e = LlamaConfig::load(&path).unwrap_err().to_string();
+    assert!(e.contains("text_config"), "{e}");
+}

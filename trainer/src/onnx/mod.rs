@@ -25,6 +25,13 @@ pub fn export_folder(dir: &Path) -> Result<usize> {
 /// As [`export_folder`], with the attention variant chosen.
 pub fn export_folder_with(dir: &Path, attention: Attention) -> Result<usize> {
     let cfg = LlamaConfig::load(&dir.join("config.json"))?;
+    if cfg.nested_language_model {
+        return Err(crate::error::TrainerError::InvalidOption(format!(
+            "`{}` is a multimodal Gemma 3 folder (`model_type` gemma3): export its language model into a new, text-only folder with `rill-train export --from {} --out DIR`",
+            dir.display(),
+            dir.display()
+        )));
+    }
     check_attention(&cfg, attention)?;
     let weights = FolderWeights::open(dir, &cfg)?;
     if weights.is_bf16() {
