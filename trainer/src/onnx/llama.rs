@@ -345,22 +345,27 @@ fn rotary_caches(c: &mut Ctx, rope: &Rope) -> [String; 2] {
 }
 
 /// cos/sin caches `[max_positions, inv.len()]` of the inverse frequencies `inv`,
-/// multiplied by `attention_factor`.
+/// multiplied by `attention_factor`: computed by constant nodes ONNX Runtime folds when
+/// it loads the graph (positions times frequencies in f32, as HF computes them), so the
+/// file holds a few numbers rather than two tables of every position.
 fn rotary_cache_pair(c: &mut Ctx, inv: &[f32], attention_factor: f32) -> [String; 2] {
-    let positions = c.cfg.max_position_embeddings;
-    let (mut cos, mut sin) = (Vec::new(), Vec::new());
-    for p in 0..positions {
-        for &f in inv {
-            let angle = p as f32 * f;
-            cos.push(angle.cos() * attention_factor);
-            sin.push(angle.sin() * attention_factor);
+    let positions = c.cfg.max_position_embeddings as f32;
+    let g = &mut c.g;
+    let scalar = |g: &mut GraphBuilder, v: f32| g.const_float(&[v], &[], WeightDtype::F32);
+    let (start, end, step) = (scalar(g, 0.0), scalar(g, positions), scalar(g, 1.0));
+    let rows = g.op("Range", &[&start, &end, &step], vec![]);
+    let axis1 = g.const_i64(&[1]);
+    let rows = g.op("Unsqueeze", &[&rows, &axis1], vec![]);
+    let inv = g.const_float(inv, &[1, inv.len() as i64], WeightDtype::F32);
+    let angles = g.op("Mul", &[&rows, &inv], vec![]);
+    ["Cos", "Sin"].map(|op| {
+        let mut table = c.g.op(op, &[&angles], vec![]);
+        if attention_factor != 1.0 {
+            let a = c.g.const_float(&[attention_factor], &[], WeightDtype::F32);
+            table = c.g.op("Mul", &[&table, &a], vec![]);
         }
-    }
-    let dims = [positions as i64, inv.len() as i64];
-    [
-        c.g.const_float(&cos, &dims, c.dtype),
-        c.g.const_float(&sin, &dims, c.dtype),
-    ]
+        c.cast_to_model_dtype(&table)
+    })
 }
 
 /// Gemma's soft-capping `cap * tanh(x / cap)` of the f32 tensor `x`, into `out`.
