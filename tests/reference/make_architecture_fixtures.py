@@ -1,7 +1,7 @@
 """Regenerates tests/reference/fixtures/architectures.json: logits that Hugging Face
 transformers computes for small models of each architecture `rill-train export --from`
 reads (Llama, Mistral, Qwen2, Qwen3, Gemma 2, Gemma 3 text and multimodal, SmolLM3, Phi-3 with LongRoPE
-and partial rotary), with weights given by a formula
+and partial rotary, Granite), with weights given by a formula
 (`formula_weights`) that tests/python/test_architecture_fixtures.py recomputes without
 torch. That test writes the same checkpoint (transformers' own config.json and tensor
 names), imports it and checks both attention exports against these logits, so CI checks
@@ -79,6 +79,10 @@ def configs(transformers):
             pad_token_id=0, tie_word_embeddings=True, rope_theta=1e4, original_max_position_embeddings=8,
             rope_scaling={"type": "longrope", "short_factor": list(np.linspace(1.0, 1.2, 8)),
                           "long_factor": list(np.linspace(1.5, 9.0, 8))}),
+        # Granite: embeddings, residual branches, attention scores and logits scaled.
+        "granite": transformers.GraniteConfig(
+            **small, tie_word_embeddings=True, rope_theta=1e4, embedding_multiplier=3.0, residual_multiplier=0.5,
+            attention_multiplier=0.1, logits_scaling=2.0),
         "smollm3": transformers.SmolLM3Config(**{**small, "num_hidden_layers": 3}, no_rope_layer_interval=2, pad_token_id=0,
                                               tie_word_embeddings=True, rope_theta=2e6),
         # Gemma 2: Gemma 3's layer without query/key norms, layers alternately sliding and

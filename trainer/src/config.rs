@@ -146,6 +146,19 @@ pub struct LlamaConfig {
     /// Gemma's soft-capping of attention scores: `cap * tanh(scores / cap)`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attn_logit_softcapping: Option<f64>,
+    /// Granite: what embedding rows are multiplied by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding_multiplier: Option<f64>,
+    /// Granite: what each layer's attention and MLP outputs are multiplied by before they
+    /// join the residual stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub residual_multiplier: Option<f64>,
+    /// Granite: the attention scores' scale (instead of `head_dim^-0.5`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention_multiplier: Option<f64>,
+    /// Granite: what the final logits are divided by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logits_scaling: Option<f64>,
     /// Weight dtype as HF records it (`float32` or `float16`).
     #[serde(default)]
     pub torch_dtype: Option<String>,
@@ -294,6 +307,10 @@ impl LlamaConfig {
             original_max_position_embeddings: None,
             final_logit_softcapping: None,
             attn_logit_softcapping: None,
+            embedding_multiplier: None,
+            residual_multiplier: None,
+            attention_multiplier: None,
+            logits_scaling: None,
             torch_dtype: Some("float32".into()),
             initializer_range: 0.02,
             quantization_config: None,
@@ -437,6 +454,19 @@ impl LlamaConfig {
         }
         match self.model_type.as_str() {
             "llama" | "mistral" | "qwen2" | "qwen3" | "gemma2" | "gemma3_text" => {}
+            "granite" => {
+                if let Some((name, v)) = [
+                    ("embedding_multiplier", self.embedding_multiplier),
+                    ("residual_multiplier", self.residual_multiplier),
+                    ("attention_multiplier", self.attention_multiplier),
+                    ("logits_scaling", self.logits_scaling),
+                ]
+                .into_iter()
+                .find_map(|(name, v)| v.filter(|v| !(v.is_finite() && *v > 0.0)).map(|v| (name, v)))
+                {
+                    return Err(format!("{name} ({v}) must be a positive number"));
+                }
+            }
             "phi3" => {}
             "smollm3" => {
                 if self.no_rope_layer_interval == Some(0) {
@@ -454,7 +484,7 @@ impl LlamaConfig {
             }
             other => {
                 return Err(format!(
-                    "model_type `{other}` is not an architecture rill-train reads (llama, mistral, qwen2, qwen3, gemma2, gemma3_text, smollm3, phi3)"
+                    "model_type `{other}` is not an architecture rill-train reads (llama, mistral, qwen2, qwen3, gemma2, gemma3_text, smollm3, phi3, granite)"
                 ))
             }
         }
@@ -768,19 +798,47 @@ impl LlamaConfig {
             .then(|| self.sliding_window.unwrap_or(u64::MAX) as usize)
     }
 
-    /// The factor attention scores are scaled by.
+    /// The factor attention scores are scaled by: `head_dim^-0.5`, Gemma's
+    /// `query_pre_attn_scalar^-0.5`, Granite's `attention_multiplier`.
     pub fn attention_scale(&self) -> f64 {
+        if let Some(m) = self.granite(self.attention_multiplier) {
+            return m;
+        }
         match self.query_pre_attn_scalar.filter(|_| self.is_gemma()) {
             Some(s) => s.powf(-0.5),
             None => (self.head_dim() as f64).powf(-0.5),
         }
     }
 
+    /// Whether `attention_scale` differs from the default `head_dim^-0.5` a fused
+    /// attention node assumes.
+    pub fn scales_attention(&self) -> bool {
+        self.is_gemma() || self.granite(self.attention_multiplier).is_some()
+    }
+
     /// What embedding rows are multiplied by (Gemma: `sqrt(hidden_size)`, rounded to
-    /// f32 as transformers computes it for f32 weights).
+    /// f32 as transformers computes it for f32 weights; Granite: `embedding_multiplier`).
     pub fn embed_scale(&self) -> Option<f32> {
+        if let Some(m) = self.granite(self.embedding_multiplier) {
+            return Some(m as f32);
+        }
         self.is_gemma()
             .then(|| (self.hidden_size as f64).sqrt() as f32)
+    }
+
+    /// Granite's `residual_multiplier`.
+    pub fn residual_scale(&self) -> Option<f64> {
+        self.granite(self.residual_multiplier)
+    }
+
+    /// Granite's `logits_scaling`: the final logits are divided by it.
+    pub fn logits_divisor(&self) -> Option<f64> {
+        self.granite(self.logits_scaling)
+    }
+
+    /// A Granite multiplier, when this is a Granite model that sets it to other than 1.
+    fn granite(&self, value: Option<f64>) -> Option<f64> {
+        value.filter(|&v| self.model_type == "granite" && v != 1.0)
     }
 
     /// The rotary base of Gemma 3's sliding layers (10,000 when not given).

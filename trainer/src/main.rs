@@ -222,7 +222,8 @@ struct InitArgs {
     /// `qwen3` per-head query and key norms, as Qwen3 checkpoints have; `gemma3_text`
     /// Gemma 3's layers (sliding-window layers, the last layer and every sixth full);
     /// `gemma2` Gemma 2's (every other layer sliding, soft-capped scores and logits);
-    /// `smollm3` every fourth layer without rotary positions.
+    /// `smollm3` every fourth layer without rotary positions; `granite` Granite 3's
+    /// embedding, residual, attention and logits multipliers.
     #[arg(long, default_value = "llama")]
     model_type: String,
     /// The window of a `gemma3_text` or `gemma2` model's sliding layers.
@@ -449,6 +450,7 @@ fn run_init(a: InitArgs) -> anyhow::Result<()> {
         "gemma2" => "Gemma2ForCausalLM",
         "smollm3" => "SmolLM3ForCausalLM",
         "phi3" => "Phi3ForCausalLM",
+        "granite" => "GraniteForCausalLM",
         _ => "LlamaForCausalLM",
     };
     cfg.architectures = vec![architecture.into()];
@@ -467,6 +469,13 @@ fn run_init(a: InitArgs) -> anyhow::Result<()> {
                 })
                 .collect(),
         );
+    }
+    if a.model_type == "granite" {
+        // Granite 3's multipliers (its 2B model's).
+        cfg.embedding_multiplier = Some(12.0);
+        cfg.residual_multiplier = Some(0.22);
+        cfg.attention_multiplier = Some(0.015625);
+        cfg.logits_scaling = Some(8.0);
     }
     if a.model_type == "gemma2" {
         // Gemma 2's defaults; layer_types left out, as older checkpoints have them.

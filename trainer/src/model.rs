@@ -279,14 +279,19 @@ impl Llama {
                     x = (x + self.norm(&self.mlp(layer, &h)?, post)?)?;
                 }
                 None => {
-                    x = (x + attn)?;
+                    // Granite scales what joins the residual stream.
+                    let r = self.cfg.residual_scale().unwrap_or(1.0);
+                    x = (x + (attn * r)?)?;
                     let h = self.norm(&x, &layer.post_norm)?;
-                    x = (x + self.mlp(layer, &h)?)?;
+                    x = (x + (self.mlp(layer, &h)? * r)?)?;
                 }
             }
         }
         let x = self.norm(&x, &self.norm)?;
-        let logits = x.broadcast_matmul(&self.lm_head.t()?)?;
+        let mut logits = x.broadcast_matmul(&self.lm_head.t()?)?;
+        if let Some(divisor) = self.cfg.logits_divisor() {
+            logits = (logits / divisor)?;
+        }
         match self.cfg.final_softcap() {
             Some(cap) => softcap(&logits, cap),
             None => Ok(logits),

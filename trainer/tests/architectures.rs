@@ -281,3 +281,27 @@ fn a_multimodal_gemma3_config_is_read_as_its_language_model() {
     let e = LlamaConfig::load(&path).unwrap_err().to_string();
     assert!(e.contains("text_config"), "{e}");
 }
+
+#[test]
+fn granite_scales_embeddings_residuals_scores_and_logits() {
+    let granite = config(
+        r#", "model_type": "granite", "embedding_multiplier": 12.0, "residual_multiplier": 0.22,
+        "attention_multiplier": 0.015625, "logits_scaling": 8.0"#,
+    );
+    assert_eq!(granite.validate(), Ok(()));
+    assert_eq!(granite.embed_scale(), Some(12.0));
+    assert_eq!(granite.residual_scale(), Some(0.22));
+    assert_eq!(granite.attention_scale(), 0.015625);
+    assert!(granite.scales_attention());
+    assert_eq!(granite.logits_divisor(), Some(8.0));
+    // Multipliers of 1 change nothing; a Llama config's are not read.
+    let plain = config(r#", "model_type": "granite", "logits_scaling": 1.0"#);
+    assert_eq!(
+        (plain.logits_divisor(), plain.scales_attention()),
+        (None, false)
+    );
+    let llama = config(r#", "embedding_multiplier": 12.0"#);
+    assert_eq!(llama.embed_scale(), None);
+    let bad = config(r#", "model_type": "granite", "logits_scaling": 0"#);
+    assert!(bad.validate().unwrap_err().contains("logits_scaling (0)"));
+}

@@ -147,21 +147,31 @@ pub fn build(cfg: &LlamaConfig, weights: &FolderWeights, attention: Attention) -
     let v_dim = g.const_i64(&[v]);
     let out_shape = g.op("Concat", &[&kept_shape, &v_dim], vec![attr_int("axis", 0)]);
     let to_f32 = vec![attr_int("to", data_type::FLOAT as i64)];
-    match (dtype, cfg.final_softcap()) {
-        (WeightDtype::F32, None) => {
+    match (dtype, cfg.final_softcap(), cfg.logits_divisor()) {
+        (WeightDtype::F32, None, None) => {
             g.op_into("Reshape", &[&logits, &out_shape], vec![], &["logits"])
         }
-        (_, None) => {
+        (_, None, None) => {
             let r = g.op("Reshape", &[&logits, &out_shape], vec![]);
             g.op_into("Cast", &[&r], to_f32, &["logits"]);
         }
-        (_, Some(cap)) => {
-            // Gemma's soft-capping, in f32: cap * tanh(logits / cap).
+        (_, cap, divisor) => {
+            // In f32: Granite's logits_scaling divides them, Gemma's soft-capping
+            // bounds them (cap * tanh(logits / cap)).
             let mut r = g.op("Reshape", &[&logits, &out_shape], vec![]);
             if dtype != WeightDtype::F32 {
                 r = g.op("Cast", &[&r], to_f32);
             }
-            soft_cap(g, &r, cap, "logits");
+            if let Some(d) = divisor {
+                let d = g.const_float(&[d as f32], &[], WeightDtype::F32);
+                match cap {
+                    Some(_) => r = g.op("Div", &[&r, &d], vec![]),
+                    None => g.op_into("Div", &[&r, &d], vec![], &["logits"]),
+                }
+            }
+            if let Some(cap) = cap {
+                soft_cap(g, &r, cap, "logits");
+            }
         }
     }
     let doc = match attention {
@@ -756,9 +766,11 @@ impl Ctx<'_> {
         };
         let attn = self.linear(&ctx, &format!("{p}.self_attn.o_proj"));
         if !self.cfg.is_gemma() {
+            let attn = self.residual_scaled(&attn);
             let x = self.g.op("Add", &[x, &attn], vec![]);
             let hn = self.rms_norm(&x, &format!("{p}.post_attention_layernorm.weight"));
             let down = self.mlp(&hn, &p);
+            let down = self.residual_scaled(&down);
             return self.g.op("Add", &[&x, &down], vec![]);
         }
         // Gemma: the attention's output and the MLP's are normalised before they are
@@ -769,6 +781,18 @@ impl Ctx<'_> {
         let down = self.mlp(&hn, &p);
         let down = self.rms_norm(&down, &format!("{p}.post_feedforward_layernorm.weight"));
         self.g.op("Add", &[&x, &down], vec![])
+    }
+
+    /// `x` times Granite's `residual_multiplier` (in the model dtype, as transformers
+    /// multiplies), or `x` itself.
+    fn residual_scaled(&mut self, x: &str) -> String {
+        match self.cfg.residual_scale() {
+            Some(r) => {
+                let r = self.g.const_float(&[r as f32], &[], self.dtype);
+                self.g.op("Mul", &[x, &r], vec![])
+            }
+            None => x.to_string(),
+        }
     }
 
     /// The q, k and v projections of layer `p`, queries and keys normalised per head
@@ -972,7 +996,7 @@ impl Ctx<'_> {
             attr_int("do_rotary", i64::from(rope)),
             attr_int("rotary_interleaved", 0),
         ];
-        if self.cfg.is_gemma() {
+        if self.cfg.scales_attention() {
             attrs.push(attr_float("scale", self.cfg.attention_scale() as f32));
         }
         if let Some(cap) = self.cfg.attention_softcap() {
