@@ -106,7 +106,7 @@ def variant_folder(out, *flags, preset="test", attention="hf", config=None):
     """A random model of a Llama-family variant (`rill-train init` flags), re-exported with
     the weights that tell the variant apart made to matter clearly: projection biases
     scaled up, Qwen3's per-head query/key norm scales (ones at init) drawn from [0.2, 3],
-    Gemma 3's norm scales (offsets from one, zeros at init) from [-0.5, 1]. `config`
+    Gemma's norm scales (offsets from one, zeros at init) from [-0.5, 1]. `config`
     entries replace those of config.json before the export."""
     from safetensors.numpy import load_file, save_file
     rill_train("init", "--out", out, "--preset", preset, "--vocab-size", 300, "--seed", 11, *flags)
@@ -114,7 +114,7 @@ def variant_folder(out, *flags, preset="test", attention="hf", config=None):
     if config:
         cfg.update(config)
         (out / "config.json").write_text(json.dumps(cfg, indent=2))
-    gemma = cfg["model_type"] == "gemma3_text"
+    gemma = cfg["model_type"] in ("gemma2", "gemma3_text")
     tensors = load_file(out / "model.safetensors")
     rng = np.random.default_rng(11)
     for name in sorted(tensors):
@@ -146,6 +146,21 @@ def qwen3_model(tmp_path_factory):
 def phi3_model(tmp_path_factory):
     """Phi-3: one stored matrix for q, k and v, one for gate and up."""
     return variant_folder(tmp_path_factory.mktemp("models") / "phi3", "--model-type", "phi3")
+
+
+@pytest.fixture(scope="session")
+def gemma2_model(tmp_path_factory):
+    """Gemma 2 with a 4-token window on its sliding layer and soft-caps small enough to
+    bound these random weights' scores and logits."""
+    return variant_folder(tmp_path_factory.mktemp("models") / "gemma2", "--model-type", "gemma2",
+                          "--sliding-window", "4",
+                          config={"attn_logit_softcapping": 0.5, "final_logit_softcapping": 0.3})
+
+
+@pytest.fixture(scope="session")
+def granite_model(tmp_path_factory):
+    """Granite with its 2B model's multipliers."""
+    return variant_folder(tmp_path_factory.mktemp("models") / "granite", "--model-type", "granite")
 
 
 @pytest.fixture(scope="session")

@@ -78,7 +78,8 @@ def dequantized_folder(qdir, out):
 
 
 @pytest.fixture(scope="module")
-def quantized(tmp_path_factory, random_model, untied_model, biased_model, qwen3_model, gemma3_model, phi3_model):
+def quantized(tmp_path_factory, random_model, untied_model, biased_model, qwen3_model, gemma3_model, phi3_model,
+              gemma2_model, granite_model):
     """Quantized variants of the random test models, by name."""
     root = tmp_path_factory.mktemp("quantized")
     variants = {
@@ -99,12 +100,16 @@ def quantized(tmp_path_factory, random_model, untied_model, biased_model, qwen3_
         "q4-gemma3": (gemma3_model, ["--accuracy-level", "0"]),
         # Phi-3: the fused q/k/v and gate/up matrices quantized as they are stored.
         "q4-phi3": (phi3_model, ["--accuracy-level", "0"]),
+        # Gemma 2: soft-capped scores and logits; Granite: its four multipliers.
+        "q4-gemma2": (gemma2_model, ["--accuracy-level", "0"]),
+        "q4-granite": (granite_model, ["--accuracy-level", "0"]),
     }
     return {k: quantize(src, root / k, *args) for k, (src, args) in variants.items()}
 
 
 @pytest.mark.parametrize("variant", ["q4-tied", "q4-untied", "q8-sym", "q4-block64", "q4-keep-embeddings",
-                                     "q4-biased", "q4-qwen3", "q4-gemma3", "q4-phi3"])
+                                     "q4-biased", "q4-qwen3", "q4-gemma3", "q4-phi3", "q4-gemma2",
+                                     "q4-granite"])
 def test_quantized_logits_match_candle_on_the_dequantized_weights(quantized, variant, tmp_path):
     qdir = quantized[variant]
     ref_dir = dequantized_folder(qdir, tmp_path / "dequantized")
