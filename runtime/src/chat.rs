@@ -118,8 +118,9 @@ impl ChatTemplate {
     /// Reads the folder `dir`'s template as transformers' tokenizer does:
     /// `chat_template.jinja` (where transformers 4.52 and later save it), else
     /// `tokenizer_config.json`'s `chat_template` (a list of named templates, transformers'
-    /// older form, uses the one named `default`); `None` where neither exists. The
-    /// special tokens come from `tokenizer_config.json`.
+    /// older form, uses the one named `default`), else a processor's `chat_template.json`
+    /// (multimodal checkpoints); `None` where none exists. The special tokens come from
+    /// `tokenizer_config.json`.
     pub fn load(dir: &Path) -> Result<Option<ChatTemplate>> {
         let config_path = dir.join("tokenizer_config.json");
         let jinja_path = dir.join("chat_template.jinja");
@@ -132,9 +133,25 @@ impl ChatTemplate {
         } else {
             serde_json::Value::Null
         };
+        let processor_path = dir.join("chat_template.json");
         let (source, path) = if jinja_path.exists() {
             let source = std::fs::read_to_string(&jinja_path).map_err(io_err(&jinja_path))?;
             (source, jinja_path)
+        } else if config.get("chat_template").is_none_or(|t| t.is_null()) && processor_path.exists()
+        {
+            // A multimodal checkpoint's processor template (Gemma 3's), where the
+            // tokenizer has none.
+            let text = std::fs::read_to_string(&processor_path).map_err(io_err(&processor_path))?;
+            let bad = |message: String| RillError::Config {
+                path: processor_path.clone(),
+                message,
+            };
+            let json: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+            match json.get("chat_template") {
+                Some(serde_json::Value::String(s)) => (s.clone(), processor_path),
+                _ => return Err(bad("no `chat_template` string".into())),
+            }
         } else {
             let bad = |message: String| RillError::Config {
                 path: config_path.clone(),
@@ -423,6 +440,26 @@ mod tests {
         std::fs::remove_file(&config).unwrap();
         let t = ChatTemplate::load(dir.path()).unwrap().unwrap();
         assert_eq!(t.render(&user, false).unwrap(), "x");
+        // A processor's chat_template.json, where the tokenizer has no template.
+        std::fs::remove_file(&jinja).unwrap();
+        let processor = dir.path().join("chat_template.json");
+        std::fs::write(
+            &processor,
+            r#"{"chat_template": "[{{ messages[0].content }}]"}"#,
+        )
+        .unwrap();
+        let t = ChatTemplate::load(dir.path()).unwrap().unwrap();
+        assert_eq!(t.render(&user, false).unwrap(), "[x]");
+        std::fs::write(
+            &config,
+            r#"{"chat_template": "<{{ messages[0].content }}>"}"#,
+        )
+        .unwrap();
+        let t = ChatTemplate::load(dir.path()).unwrap().unwrap();
+        assert_eq!(t.render(&user, false).unwrap(), "<x>");
+        std::fs::remove_file(&config).unwrap();
+        std::fs::write(&processor, r#"{"template": 1}"#).unwrap();
+        assert!(ChatTemplate::load(dir.path()).is_err());
         std::fs::write(&jinja, "{% if %}").unwrap();
         let e = ChatTemplate::load(dir.path()).unwrap_err().to_string();
         assert!(e.contains("chat_template.jinja"), "{e}");

@@ -105,10 +105,11 @@ pub fn open_model(dir: &Path) -> Result<(LlamaConfig, FolderWeights, Llama)> {
 }
 
 /// Files copied unchanged from a source folder into a derived one.
-pub const SIDE_FILES: [&str; 4] = [
+pub const SIDE_FILES: [&str; 5] = [
     "tokenizer.json",
     "tokenizer_config.json",
     "chat_template.jinja",
+    "chat_template.json",
     "generation_config.json",
 ];
 
