@@ -92,7 +92,7 @@ fn float_shape(cfg: &ModelConfig, name: &str) -> Option<Vec<usize>> {
 }
 
 /// The tensors a Llama-family checkpoint under `cfg` must hold (Phi-3 stores q, k, v and
-/// gate, up as two fused matrices).
+/// gate, up as two fused matrices; OLMo 2's layers have no input norm).
 fn required_tensors(cfg: &ModelConfig) -> impl Iterator<Item = String> + '_ {
     const PHI3_LEAVES: &[&str] = &[
         "input_layernorm.weight",
@@ -115,6 +115,8 @@ fn required_tensors(cfg: &ModelConfig) -> impl Iterator<Item = String> + '_ {
     ];
     let leaves = if cfg.model_type == "phi3" {
         PHI3_LEAVES
+    } else if cfg.model_type == "olmo2" {
+        &LEAVES[1..] // no input_layernorm: OLMo 2 normalises the sublayers' outputs
     } else {
         LEAVES
     };

@@ -105,9 +105,9 @@ def default_model():
 def variant_folder(out, *flags, preset="test", attention="hf", config=None):
     """A random model of a Llama-family variant (`rill-train init` flags), re-exported with
     the weights that tell the variant apart made to matter clearly: projection biases
-    scaled up, Qwen3's per-head query/key norm scales (ones at init) drawn from [0.2, 3],
-    Gemma's norm scales (offsets from one, zeros at init) from [-0.5, 1]. `config`
-    entries replace those of config.json before the export."""
+    scaled up, query/key norm scales and OLMo 2's post-MLP norm scales (ones at init) drawn
+    from [0.2, 3], Gemma's norm scales (offsets from one, zeros at init) from [-0.5, 1].
+    `config` entries replace those of config.json before the export."""
     from safetensors.numpy import load_file, save_file
     rill_train("init", "--out", out, "--preset", preset, "--vocab-size", 300, "--seed", 11, *flags)
     cfg = json.loads((out / "config.json").read_text())
@@ -123,7 +123,7 @@ def variant_folder(out, *flags, preset="test", attention="hf", config=None):
             tensors[name] = tensors[name] * 25
         elif gemma and name.endswith("norm.weight"):
             tensors[name] = rng.uniform(-0.5, 1.0, shape).astype(dtype)
-        elif name.endswith((".q_norm.weight", ".k_norm.weight")):
+        elif name.endswith((".q_norm.weight", ".k_norm.weight", "feedforward_layernorm.weight")):
             tensors[name] = rng.uniform(0.2, 3.0, shape).astype(dtype)
     save_file(tensors, out / "model.safetensors", metadata={"format": "pt"})
     rill_train("export", "--from", out, "--attention", attention)
@@ -155,6 +155,12 @@ def gemma2_model(tmp_path_factory):
     return variant_folder(tmp_path_factory.mktemp("models") / "gemma2", "--model-type", "gemma2",
                           "--sliding-window", "4",
                           config={"attn_logit_softcapping": 0.5, "final_logit_softcapping": 0.3})
+
+
+@pytest.fixture(scope="session")
+def olmo2_model(tmp_path_factory):
+    """OLMo 2: query/key norms over the whole projection, normalised sublayer outputs."""
+    return variant_folder(tmp_path_factory.mktemp("models") / "olmo2", "--model-type", "olmo2")
 
 
 @pytest.fixture(scope="session")

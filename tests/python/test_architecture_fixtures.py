@@ -85,7 +85,7 @@ def test_imported_checkpoints_give_transformers_logits(tmp_path, name):
 
 
 
-@pytest.mark.parametrize("model_type", ["phi3", "smollm3", "gemma2", "granite"])
+@pytest.mark.parametrize("model_type", ["phi3", "smollm3", "gemma2", "granite", "olmo2"])
 def test_rill_generates_the_same_text_on_both_exports(tmp_path, model_type):
     """The runtime opens these folders (Phi-3's fused weights pass its tensor check) and
     decodes them alike through the plain and the fused graph."""

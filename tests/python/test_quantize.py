@@ -79,7 +79,7 @@ def dequantized_folder(qdir, out):
 
 @pytest.fixture(scope="module")
 def quantized(tmp_path_factory, random_model, untied_model, biased_model, qwen3_model, gemma3_model, phi3_model,
-              gemma2_model, granite_model):
+              gemma2_model, granite_model, olmo2_model):
     """Quantized variants of the random test models, by name."""
     root = tmp_path_factory.mktemp("quantized")
     variants = {
@@ -103,13 +103,15 @@ def quantized(tmp_path_factory, random_model, untied_model, biased_model, qwen3_
         # Gemma 2: soft-capped scores and logits; Granite: its four multipliers.
         "q4-gemma2": (gemma2_model, ["--accuracy-level", "0"]),
         "q4-granite": (granite_model, ["--accuracy-level", "0"]),
+        # OLMo 2: its query/key norm scales over the whole projection, kept in float.
+        "q4-olmo2": (olmo2_model, ["--accuracy-level", "0"]),
     }
     return {k: quantize(src, root / k, *args) for k, (src, args) in variants.items()}
 
 
 @pytest.mark.parametrize("variant", ["q4-tied", "q4-untied", "q8-sym", "q4-block64", "q4-keep-embeddings",
                                      "q4-biased", "q4-qwen3", "q4-gemma3", "q4-phi3", "q4-gemma2",
-                                     "q4-granite"])
+                                     "q4-granite", "q4-olmo2"])
 def test_quantized_logits_match_candle_on_the_dequantized_weights(quantized, variant, tmp_path):
     qdir = quantized[variant]
     ref_dir = dequantized_folder(qdir, tmp_path / "dequantized")

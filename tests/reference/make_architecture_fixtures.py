@@ -1,7 +1,7 @@
 """Regenerates tests/reference/fixtures/architectures.json: logits that Hugging Face
 transformers computes for small models of each architecture `rill-train export --from`
 reads (Llama, Mistral, Qwen2, Qwen3, Gemma 2, Gemma 3 text and multimodal, SmolLM3, Phi-3 with LongRoPE
-and partial rotary, Granite), with weights given by a formula
+and partial rotary, Granite, OLMo 2), with weights given by a formula
 (`formula_weights`) that tests/python/test_architecture_fixtures.py recomputes without
 torch. That test writes the same checkpoint (transformers' own config.json and tensor
 names), imports it and checks both attention exports against these logits, so CI checks
@@ -83,6 +83,9 @@ def configs(transformers):
         "granite": transformers.GraniteConfig(
             **small, tie_word_embeddings=True, rope_theta=1e4, embedding_multiplier=3.0, residual_multiplier=0.5,
             attention_multiplier=0.1, logits_scaling=2.0),
+        # OLMo 2: no input norm; queries and keys normalised over the whole projection,
+        # attention and MLP outputs normalised before they join the residual stream.
+        "olmo2": transformers.Olmo2Config(**small, tie_word_embeddings=False, rope_theta=5e5, pad_token_id=0),
         "smollm3": transformers.SmolLM3Config(**{**small, "num_hidden_layers": 3}, no_rope_layer_interval=2, pad_token_id=0,
                                               tie_word_embeddings=True, rope_theta=2e6),
         # Gemma 2: Gemma 3's layer without query/key norms, layers alternately sliding and

@@ -453,7 +453,7 @@ impl LlamaConfig {
             return Err("sliding_window must be positive".into());
         }
         match self.model_type.as_str() {
-            "llama" | "mistral" | "qwen2" | "qwen3" | "gemma2" | "gemma3_text" => {}
+            "llama" | "mistral" | "qwen2" | "qwen3" | "gemma2" | "gemma3_text" | "olmo2" => {}
             "granite" => {
                 if let Some((name, v)) = [
                     ("embedding_multiplier", self.embedding_multiplier),
@@ -484,7 +484,7 @@ impl LlamaConfig {
             }
             other => {
                 return Err(format!(
-                    "model_type `{other}` is not an architecture rill-train reads (llama, mistral, qwen2, qwen3, gemma2, gemma3_text, smollm3, phi3, granite)"
+                    "model_type `{other}` is not an architecture rill-train reads (llama, mistral, qwen2, qwen3, gemma2, gemma3_text, smollm3, phi3, granite, olmo2)"
                 ))
             }
         }
@@ -674,6 +674,32 @@ impl LlamaConfig {
     /// positions), as Qwen3 (`model_type` `qwen3`) and Gemma 3 do.
     pub fn has_qk_norm(&self) -> bool {
         self.model_type == "qwen3" || self.is_gemma3()
+    }
+
+    /// Whether each layer normalises its queries and keys over the whole projection (an
+    /// RMSNorm over `heads * head_dim` with weights `self_attn.q_norm` /
+    /// `self_attn.k_norm`, before splitting heads), as OLMo 2 (`model_type` `olmo2`) does.
+    pub fn has_full_qk_norm(&self) -> bool {
+        self.model_type == "olmo2"
+    }
+
+    /// Whether queries and keys are normalised at all (per head or over the projection).
+    pub fn normalizes_queries(&self) -> bool {
+        self.has_qk_norm() || self.has_full_qk_norm()
+    }
+
+    /// Whether a layer normalises its input before attention (`input_layernorm`): all
+    /// but OLMo 2, whose layers normalise only what their attention and MLP return.
+    pub fn has_input_norm(&self) -> bool {
+        self.model_type != "olmo2"
+    }
+
+    /// Whether the attention's and the MLP's outputs are normalised before they join the
+    /// residual stream (`post_attention_layernorm` then names the first of those norms,
+    /// `post_feedforward_layernorm` the second): Gemma and OLMo 2. Otherwise
+    /// `post_attention_layernorm` is the norm before the MLP.
+    pub fn norms_sublayer_outputs(&self) -> bool {
+        self.is_gemma() || self.model_type == "olmo2"
     }
 
     /// Whether a layer's q, k and v weights are one matrix (`self_attn.qkv_proj`, rows q

@@ -223,7 +223,8 @@ struct InitArgs {
     /// Gemma 3's layers (sliding-window layers, the last layer and every sixth full);
     /// `gemma2` Gemma 2's (every other layer sliding, soft-capped scores and logits);
     /// `smollm3` every fourth layer without rotary positions; `granite` Granite 3's
-    /// embedding, residual, attention and logits multipliers.
+    /// embedding, residual, attention and logits multipliers; `olmo2` OLMo 2's layers
+    /// (normalised outputs, query/key norms over the whole projection).
     #[arg(long, default_value = "llama")]
     model_type: String,
     /// The window of a `gemma3_text` or `gemma2` model's sliding layers.
@@ -451,6 +452,7 @@ fn run_init(a: InitArgs) -> anyhow::Result<()> {
         "smollm3" => "SmolLM3ForCausalLM",
         "phi3" => "Phi3ForCausalLM",
         "granite" => "GraniteForCausalLM",
+        "olmo2" => "Olmo2ForCausalLM",
         _ => "LlamaForCausalLM",
     };
     cfg.architectures = vec![architecture.into()];

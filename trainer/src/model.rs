@@ -22,17 +22,21 @@ use crate::error::Result;
 
 /// The weights of one decoder layer.
 struct Layer {
-    input_norm: Tensor,
+    /// The norm before attention (none in OLMo 2).
+    input_norm: Option<Tensor>,
     q: Linear,
     k: Linear,
     v: Linear,
     o: Linear,
-    /// Qwen3's and Gemma 3's per-head RMSNorm scales of queries and keys (`[head_dim]`).
+    /// RMSNorm scales of queries and keys: Qwen3's and Gemma 3's per head
+    /// (`[head_dim]`), OLMo 2's over the whole projection.
     qk_norm: Option<(Tensor, Tensor)>,
-    /// Llama: the norm before the MLP; Gemma 3: the norm of the attention's output.
+    /// Llama: the norm before the MLP; Gemma, OLMo 2: the norm of the attention's output.
     post_norm: Tensor,
-    /// Gemma 3's norms before and after the MLP.
-    ffn_norms: Option<(Tensor, Tensor)>,
+    /// Gemma's norm before the MLP.
+    pre_ffn_norm: Option<Tensor>,
+    /// Gemma's and OLMo 2's norm of the MLP's output.
+    post_ffn_norm: Option<Tensor>,
     gate: Linear,
     up: Linear,
     down: Linear,
@@ -61,7 +65,9 @@ pub fn weight_shapes(cfg: &LlamaConfig) -> Vec<(String, Vec<usize>)> {
     )];
     for i in 0..cfg.num_hidden_layers {
         let p = format!("model.layers.{i}");
-        out.push((format!("{p}.input_layernorm.weight"), vec![h]));
+        if cfg.has_input_norm() {
+            out.push((format!("{p}.input_layernorm.weight"), vec![h]));
+        }
         let projections: &[(&str, [usize; 2])] = if cfg.fuses_projections() {
             &[
                 ("self_attn.qkv_proj", [(nh + 2 * kv) * d, h]),
@@ -86,6 +92,10 @@ pub fn weight_shapes(cfg: &LlamaConfig) -> Vec<(String, Vec<usize>)> {
                     out.push((format!("{p}.self_attn.q_norm.weight"), vec![d]));
                     out.push((format!("{p}.self_attn.k_norm.weight"), vec![d]));
                 }
+                if cfg.has_full_qk_norm() {
+                    out.push((format!("{p}.self_attn.q_norm.weight"), vec![nh * d]));
+                    out.push((format!("{p}.self_attn.k_norm.weight"), vec![kv * d]));
+                }
                 out.push((format!("{p}.post_attention_layernorm.weight"), vec![h]));
                 if cfg.is_gemma() {
                     out.push((format!("{p}.pre_feedforward_layernorm.weight"), vec![h]));
@@ -96,7 +106,7 @@ pub fn weight_shapes(cfg: &LlamaConfig) -> Vec<(String, Vec<usize>)> {
                 out.push((format!("{p}.{leaf}.bias"), vec![rows]));
             }
         }
-        if cfg.is_gemma() {
+        if cfg.norms_sublayer_outputs() {
             out.push((format!("{p}.post_feedforward_layernorm.weight"), vec![h]));
         }
     }
@@ -198,20 +208,26 @@ impl Llama {
                     w(format!("{p}.{b}.weight"))?,
                 )))
             };
-            let qk_norm = pair(cfg.has_qk_norm(), ["self_attn.q_norm", "self_attn.k_norm"])?;
-            let ffn_norms = pair(
-                cfg.is_gemma(),
-                ["pre_feedforward_layernorm", "post_feedforward_layernorm"],
+            let qk_norm = pair(
+                cfg.normalizes_queries(),
+                ["self_attn.q_norm", "self_attn.k_norm"],
             )?;
+            let mut norm = |present: bool, leaf: &str| -> Result<Option<Tensor>> {
+                present.then(|| w(format!("{p}.{leaf}.weight"))).transpose()
+            };
+            let input_norm = norm(cfg.has_input_norm(), "input_layernorm")?;
+            let pre_ffn_norm = norm(cfg.is_gemma(), "pre_feedforward_layernorm")?;
+            let post_ffn_norm = norm(cfg.norms_sublayer_outputs(), "post_feedforward_layernorm")?;
             layers.push(Layer {
-                input_norm: w(format!("{p}.input_layernorm.weight"))?,
+                input_norm,
                 q,
                 k,
                 v,
                 o,
                 qk_norm,
                 post_norm: w(format!("{p}.post_attention_layernorm.weight"))?,
-                ffn_norms,
+                pre_ffn_norm,
+                post_ffn_norm,
                 gate,
                 up,
                 down,
@@ -268,14 +284,20 @@ impl Llama {
             let window = self.cfg.window_of_layer(i);
             let (cos, sin) = if window.is_some() { &local } else { &global };
             let mask = causal_mask(t, window, device)?;
-            let h = self.norm(&x, &layer.input_norm)?;
+            let h = match &layer.input_norm {
+                Some(weight) => self.norm(&x, weight)?,
+                None => x.clone(),
+            };
             let rotary = self.cfg.layer_uses_rope(i).then_some((cos, sin));
             let attn = self.attention(layer, &h, rotary, &mask)?;
-            match &layer.ffn_norms {
-                // Gemma 3: the attention's output and the MLP's are normalised too.
-                Some((pre, post)) => {
+            match &layer.post_ffn_norm {
+                // Gemma, OLMo 2: the attention's output and the MLP's are normalised.
+                Some(post) => {
                     x = (x + self.norm(&attn, &layer.post_norm)?)?;
-                    let h = self.norm(&x, pre)?;
+                    let h = match &layer.pre_ffn_norm {
+                        Some(pre) => self.norm(&x, pre)?,
+                        None => x.clone(),
+                    };
                     x = (x + self.norm(&self.mlp(layer, &h)?, post)?)?;
                 }
                 None => {
@@ -334,11 +356,15 @@ impl Llama {
         let heads = |y: Tensor, n: usize| -> Result<Tensor> {
             Ok(y.reshape((b, t, n, d))?.transpose(1, 2)?.contiguous()?)
         };
-        let (mut q, mut k) = (
-            heads(layer.q.forward(x)?, nh)?,
-            heads(layer.k.forward(x)?, kv)?,
-        );
-        if let Some((q_norm, k_norm)) = &layer.qk_norm {
+        let (mut q, mut k) = (layer.q.forward(x)?, layer.k.forward(x)?);
+        let full = self.cfg.has_full_qk_norm();
+        if let (Some((q_norm, k_norm)), true) = (&layer.qk_norm, full) {
+            // OLMo 2: over the whole projection, before the heads are split.
+            q = self.norm(&q, q_norm)?;
+            k = self.norm(&k, k_norm)?;
+        }
+        (q, k) = (heads(q, nh)?, heads(k, kv)?);
+        if let (Some((q_norm, k_norm)), false) = (&layer.qk_norm, full) {
             q = self.norm(&q, q_norm)?;
             k = self.norm(&k, k_norm)?;
         }

@@ -305,3 +305,26 @@ fn granite_scales_embeddings_residuals_scores_and_logits() {
     let bad = config(r#", "model_type": "granite", "logits_scaling": 0"#);
     assert!(bad.validate().unwrap_err().contains("logits_scaling (0)"));
 }
+
+#[test]
+fn olmo2_layers_normalise_outputs_and_whole_projections() {
+    let olmo = config(r#", "model_type": "olmo2", "num_key_value_heads": 1"#);
+    assert_eq!(olmo.validate(), Ok(()));
+    assert!(!olmo.has_input_norm() && olmo.norms_sublayer_outputs());
+    assert!(olmo.has_full_qk_norm() && !olmo.has_qk_norm());
+    let names: Vec<String> = rill_trainer::model::weight_shapes(&olmo)
+        .into_iter()
+        .filter(|(n, _)| n.contains("norm"))
+        .map(|(n, s)| format!("{n} {s:?}"))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "model.layers.0.self_attn.q_norm.weight [64]",
+            "model.layers.0.self_attn.k_norm.weight [32]",
+            "model.layers.0.post_attention_layernorm.weight [64]",
+            "model.layers.0.post_feedforward_layernorm.weight [64]",
+            "model.norm.weight [64]",
+        ]
+    );
+}

@@ -719,7 +719,11 @@ impl Ctx<'_> {
 
     fn layer(&mut self, i: usize, x: &str, ids_shape: &str, att: &AttentionInputs) -> String {
         let p = format!("model.layers.{i}");
-        let hn = self.rms_norm(x, &format!("{p}.input_layernorm.weight"));
+        let hn = if self.cfg.has_input_norm() {
+            self.rms_norm(x, &format!("{p}.input_layernorm.weight"))
+        } else {
+            x.to_string() // OLMo 2
+        };
         let stems = ["q_proj", "k_proj", "v_proj"].map(|m| format!("{p}.self_attn.{m}"));
         let sliding = self.cfg.window_of_layer(i);
         let ctx = match att {
@@ -739,7 +743,7 @@ impl Ctx<'_> {
                     // Phi-3's stored q, k, v matrix: one product, fed packed.
                     Qkv::Packed(self.linear(&hn, &format!("{p}.self_attn.qkv_proj")))
                 } else if stems.iter().all(|s| self.quantized(s).is_none())
-                    && !self.cfg.has_qk_norm()
+                    && !self.cfg.normalizes_queries()
                 {
                     // One product for q, k and v (their weights concatenated, a constant
                     // ONNX Runtime folds at load), fed packed to GroupQueryAttention.
@@ -765,7 +769,7 @@ impl Ctx<'_> {
             }
         };
         let attn = self.linear(&ctx, &format!("{p}.self_attn.o_proj"));
-        if !self.cfg.is_gemma() {
+        if !self.cfg.norms_sublayer_outputs() {
             let attn = self.residual_scaled(&attn);
             let x = self.g.op("Add", &[x, &attn], vec![]);
             let hn = self.rms_norm(&x, &format!("{p}.post_attention_layernorm.weight"));
@@ -773,11 +777,15 @@ impl Ctx<'_> {
             let down = self.residual_scaled(&down);
             return self.g.op("Add", &[&x, &down], vec![]);
         }
-        // Gemma: the attention's output and the MLP's are normalised before they are
-        // added to the residual stream.
+        // Gemma, OLMo 2: the attention's output and the MLP's are normalised before they
+        // are added to the residual stream (Gemma normalises the MLP's input too).
         let attn = self.rms_norm(&attn, &format!("{p}.post_attention_layernorm.weight"));
         let x = self.g.op("Add", &[x, &attn], vec![]);
-        let hn = self.rms_norm(&x, &format!("{p}.pre_feedforward_layernorm.weight"));
+        let hn = if self.cfg.is_gemma() {
+            self.rms_norm(&x, &format!("{p}.pre_feedforward_layernorm.weight"))
+        } else {
+            x.clone()
+        };
         let down = self.mlp(&hn, &p);
         let down = self.rms_norm(&down, &format!("{p}.post_feedforward_layernorm.weight"));
         self.g.op("Add", &[&x, &down], vec![])
@@ -812,6 +820,11 @@ impl Ctx<'_> {
         if self.cfg.has_qk_norm() {
             q = self.head_norm(&q, &format!("{p}.self_attn.q_norm.weight"));
             k = self.head_norm(&k, &format!("{p}.self_attn.k_norm.weight"));
+        }
+        if self.cfg.has_full_qk_norm() {
+            // OLMo 2: over the whole projection, [rows, heads * head_dim].
+            q = self.rms_norm(&q, &format!("{p}.self_attn.q_norm.weight"));
+            k = self.rms_norm(&k, &format!("{p}.self_attn.k_norm.weight"));
         }
         [q, k, v]
     }
