@@ -167,7 +167,8 @@ typedef struct rill_model_options {
 typedef struct rill_session_options {
   // `sizeof(rill_session_options)` as the caller was compiled.
   size_t struct_size;
-  // Context length in tokens (prompt + generated); 0 means the model's maximum.
+  // Context length in tokens (prompt + generated); 0 means the model's maximum. The
+  // KV cache is allocated as tokens come (room for 512 at first, doubling), up to it.
   uint32_t context_len;
   // Prompt tokens evaluated per forward pass (default 128). On graphs without
   // `logits_to_keep` (rill's exports have it) each chunk needs `prefill_chunk × vocab`

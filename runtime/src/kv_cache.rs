@@ -1,6 +1,8 @@
-//! The KV cache: owned by rill, allocated once for the session's context, in the graph's
-//! dtype, and never copied on the host in steady-state decoding. Two layouts, one per
-//! graph convention:
+//! The KV cache: owned by rill, in the graph's dtype, and never copied on the host in
+//! steady-state decoding. It is allocated for part of the session's context and grows
+//! (doubling, up to the context) when a step needs more room, so memory follows the
+//! tokens held rather than the context a model allows (131,072 positions for many). Two
+//! layouts, one per graph convention:
 //!
 //! - [`Layout::DoubleBuffered`], for the Hugging Face graph. It reads `past` as a
 //!   contiguous `[batch, kv_heads, past, head_dim]` tensor and writes `present` as a
@@ -56,7 +58,7 @@ pub struct CacheShape {
     pub kv_heads: usize,
     /// Head width.
     pub head_dim: usize,
-    /// Most tokens it holds.
+    /// Most tokens it holds (as allocated; [`KvCache::reserve`] grows it).
     pub capacity: usize,
 }
 
@@ -102,6 +104,8 @@ pub struct KvCache {
     len: usize,
     /// Shared layout: one tensor's worth of room for `reorder`, allocated on first use.
     scratch: Option<Buffer>,
+    /// The capacity `reserve` may grow to (the session's context).
+    max_capacity: usize,
 }
 
 impl KvCache {
@@ -118,25 +122,34 @@ impl KvCache {
     }
 
     /// Allocates a cache in the given layout in `memory` (the host, or the GPU the
-    /// model runs on).
+    /// model runs on), for all of `shape.capacity` at once.
     pub fn in_memory(
         shape: CacheShape,
         dtype: CacheDtype,
         layout: Layout,
         memory: CacheMemory,
     ) -> Result<Self> {
-        let bytes = Self::tensor_bytes(shape, dtype)?;
-        let side = || {
-            (0..shape.layers * 2)
-                .map(|_| memory.alloc(bytes))
-                .collect::<Result<Vec<_>>>()
+        Self::growing(shape, shape.capacity, dtype, layout, memory)
+    }
+
+    /// A cache that may hold `shape.capacity` tokens, allocated for `initial` of them
+    /// (at most the capacity) and grown by [`KvCache::reserve`].
+    pub fn growing(
+        shape: CacheShape,
+        initial: usize,
+        dtype: CacheDtype,
+        layout: Layout,
+        memory: CacheMemory,
+    ) -> Result<Self> {
+        // The whole context must be countable, even if it is never allocated.
+        Self::tensor_bytes(shape, dtype)?;
+        let allocated = CacheShape {
+            capacity: initial.clamp(1, shape.capacity.max(1)),
+            ..shape
         };
-        let sides = match layout {
-            Layout::DoubleBuffered => vec![side()?, side()?],
-            Layout::Shared => vec![side()?],
-        };
+        let sides = Self::allocate(&memory, allocated, dtype, layout)?;
         Ok(KvCache {
-            shape,
+            shape: allocated,
             dtype,
             layout,
             memory,
@@ -144,7 +157,75 @@ impl KvCache {
             current: 0,
             len: 0,
             scratch: None,
+            max_capacity: shape.capacity,
         })
+    }
+
+    /// Zeroed buffers for every tensor of `shape`: one side, or two (double-buffered).
+    fn allocate(
+        memory: &CacheMemory,
+        shape: CacheShape,
+        dtype: CacheDtype,
+        layout: Layout,
+    ) -> Result<Vec<Vec<Buffer>>> {
+        let bytes = Self::tensor_bytes(shape, dtype)?;
+        let side = || {
+            (0..shape.layers * 2)
+                .map(|_| memory.alloc(bytes))
+                .collect::<Result<Vec<_>>>()
+        };
+        Ok(match layout {
+            Layout::DoubleBuffered => vec![side()?, side()?],
+            Layout::Shared => vec![side()?],
+        })
+    }
+
+    /// Makes room for `total` tokens: when that exceeds the allocation, new buffers of
+    /// twice the capacity (at least `total`, at most the session's context) take the
+    /// live tokens and replace the old ones. Nothing changes when the allocation fails
+    /// (an error naming the bytes) or `total` exceeds the context.
+    pub fn reserve(&mut self, total: usize) -> Result<()> {
+        let old = self.shape;
+        if total <= old.capacity {
+            return Ok(());
+        }
+        if total > self.max_capacity {
+            return Err(RillError::InvalidArgument(format!(
+                "the KV cache holds at most {} tokens, {total} asked for",
+                self.max_capacity
+            )));
+        }
+        let grown = CacheShape {
+            capacity: old
+                .capacity
+                .saturating_mul(2)
+                .clamp(total, self.max_capacity),
+            ..old
+        };
+        let sides = Self::allocate(&self.memory, grown, self.dtype, self.layout)?;
+        // The live tokens: each head's first `len` rows, `stride` rows apart before (all
+        // of the capacity, or packed) and after (the new capacity, or packed).
+        let row = self.row_bytes();
+        let (from_pitch, to_pitch) = match self.layout {
+            Layout::Shared => (old.capacity * row, grown.capacity * row),
+            Layout::DoubleBuffered => (self.len * row, self.len * row),
+        };
+        for (from, to) in self.sides[self.current].iter().zip(&sides[0]) {
+            self.memory.copy(
+                to,
+                Strided::new(0, to_pitch),
+                from,
+                Strided::new(0, from_pitch),
+                self.len * row,
+                self.blocks(),
+            )?;
+        }
+        self.memory.synchronize()?;
+        self.sides = sides;
+        self.current = 0;
+        self.shape = grown;
+        self.scratch = None;
+        Ok(())
     }
 
     /// Bytes of one tensor; an error when the product overflows.
@@ -196,7 +277,7 @@ impl KvCache {
         self.len == 0
     }
 
-    /// The shape it was made with.
+    /// Its shape, with the capacity allocated now.
     pub fn shape(&self) -> CacheShape {
         self.shape
     }
@@ -370,10 +451,10 @@ impl KvCache {
                 data.len()
             ));
         }
-        if self.len + new > s.capacity {
+        if self.len + new > self.max_capacity {
             return bad(format!(
                 "append of {new} tokens overflows the cache ({} of {})",
-                self.len, s.capacity
+                self.len, self.max_capacity
             ));
         }
         let expected = self.blocks() * new * row;
@@ -383,6 +464,8 @@ impl KvCache {
                 d.len()
             ));
         }
+        self.reserve(self.len + new)?;
+        let s = self.shape;
         let (old, total, blocks) = (self.len, self.len + new, self.blocks());
         let added = Strided::new(0, new * row);
         if self.layout == Layout::Shared {
@@ -574,6 +657,64 @@ mod tests {
                 })
                 .collect::<Vec<u8>>(),
         )
+    }
+
+    #[test]
+    fn a_growing_cache_keeps_its_tokens_in_both_layouts() {
+        for layout in [Layout::DoubleBuffered, Layout::Shared] {
+            let host = CacheMemory::Host;
+            let mut c = KvCache::growing(shape(2), 2, CacheDtype::F32, layout, host).unwrap();
+            let small = c.allocated_bytes();
+            append(&mut c, 0, 1);
+            assert_eq!(c.shape().capacity, 2, "{layout:?}");
+            // 3 tokens: twice the capacity; 5: twice again, the context (8).
+            append(&mut c, 1, 2);
+            assert_eq!(c.shape().capacity, 4, "{layout:?}");
+            append(&mut c, 3, 2);
+            assert_eq!(c.shape().capacity, 8, "{layout:?}");
+            assert_eq!(c.allocated_bytes(), 4 * small, "{layout:?}");
+            for (l, k, kind) in [(0, 0, Kind::Key), (1, 1, Kind::Value)] {
+                let got = floats(&c.read(l, kind).unwrap());
+                assert_eq!(got, floats(&block(l, k, 2, 0, 5)), "{layout:?}");
+            }
+            // Beam reorders and rollbacks work on the grown buffers (the shared
+            // layout's scratch is made anew for their size).
+            c.reorder(&[1, 1]).unwrap();
+            assert_eq!(
+                floats(&c.read(0, Kind::Key).unwrap()),
+                expected(0, 0, &[1, 1], 5)
+            );
+            c.truncate(3).unwrap();
+            assert_eq!(
+                floats(&c.read(1, Kind::Value).unwrap()),
+                expected(1, 1, &[1, 1], 3)
+            );
+            // Past the context: an error, and the tokens stay.
+            assert!(c.reserve(9).is_err());
+            assert_eq!((c.len(), c.shape().capacity), (3, 8));
+            assert_eq!(
+                floats(&c.read(1, Kind::Value).unwrap()),
+                expected(1, 1, &[1, 1], 3)
+            );
+        }
+    }
+
+    #[test]
+    fn reserve_goes_straight_to_a_larger_need() {
+        let mut c = KvCache::growing(
+            shape(1),
+            1,
+            CacheDtype::F32,
+            Layout::Shared,
+            CacheMemory::Host,
+        )
+        .unwrap();
+        c.reserve(7).unwrap();
+        assert_eq!(c.shape().capacity, 7);
+        c.reserve(5).unwrap();
+        assert_eq!(c.shape().capacity, 7, "enough room: nothing moves");
+        c.reserve(8).unwrap();
+        assert_eq!(c.shape().capacity, 8, "doubling stops at the context");
     }
 
     #[test]

@@ -183,8 +183,13 @@ pub struct Session {
     pub(crate) model: Arc<Model>,
 }
 
+/// Tokens a session's KV cache has room for when it is made (at most its context); it
+/// doubles when a step needs more.
+const INITIAL_CACHE_TOKENS: usize = 512;
+
 impl Session {
-    /// A session over `model` with a cache for `options.context_len` tokens.
+    /// A session over `model` with a cache for `options.context_len` tokens (allocated
+    /// as they come).
     pub fn new(model: Arc<Model>, options: SessionOptions) -> Result<Session> {
         let max = model.max_context();
         let context = if options.context_len == 0 {
@@ -219,7 +224,14 @@ impl Session {
             head_dim: g.head_dim,
             capacity: context,
         };
-        let cache = KvCache::in_memory(shape, g.cache_dtype, g.cache_layout, model.cache_memory())?;
+        // Room for a first prompt; the cache grows as tokens come, up to the context.
+        let cache = KvCache::growing(
+            shape,
+            INITIAL_CACHE_TOKENS,
+            g.cache_dtype,
+            g.cache_layout,
+            model.cache_memory(),
+        )?;
         let binding = Binding::new(
             model.ort_session(),
             model.provider() != crate::Provider::Cpu,
@@ -308,7 +320,7 @@ impl Session {
         self.options.context_len
     }
 
-    /// Bytes held by the KV cache.
+    /// Bytes held by the KV cache (it grows with the tokens held, up to the context).
     pub fn cache_bytes(&self) -> usize {
         self.cache.allocated_bytes()
     }
@@ -639,6 +651,7 @@ impl Session {
         let n = parts[0].len();
         let bsz = parts.len();
         let past = self.cache.len();
+        self.cache.reserve(past + n)?;
         let g = *self.model.graph();
         let kept = match logits {
             Logits::Last if g.logits_to_keep => 1,

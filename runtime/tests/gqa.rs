@@ -141,3 +141,48 @@ fn prompt_lookup_decoding_on_the_shared_cache_generates_what_greedy_does() {
     }
     assert!(saved > 0, "drafts were accepted");
 }
+
+#[test]
+fn a_cache_that_grows_while_the_prompt_runs_gives_the_same_logits() {
+    // 700 prompt tokens: a session's cache starts with room for 512 and doubles. Fed in
+    // chunks of 128 it grows with 512 tokens in it (copied into the new buffers); fed
+    // whole, it grows empty. Both layouts, then greedy steps and a beam search.
+    let (_tmp, gqa) = gqa_model();
+    let prompt: Vec<u32> = (0..700).map(|i| 3 + (i * 37) % 4000).collect();
+    for model in [common::default_model(), gqa] {
+        let session = |chunk: usize| {
+            let options = SessionOptions {
+                prefill_chunk: chunk,
+                ..Default::default()
+            };
+            Session::new(model.clone(), options).unwrap()
+        };
+        let (mut whole, mut chunked) = (session(1024), session(128));
+        let empty = chunked.cache_bytes();
+        let (a, b) = (
+            whole.forward(&prompt).unwrap().to_vec(),
+            chunked.forward(&prompt).unwrap().to_vec(),
+        );
+        assert!(max_diff(&a, &b) < 1e-4, "prefill: {}", max_diff(&a, &b));
+        assert_eq!(
+            chunked.cache_bytes(),
+            2 * empty,
+            "one doubling, to 1,024 tokens"
+        );
+        let mut next = rill::session::argmax(&a);
+        for step in 0..5 {
+            let (a, b) = (
+                whole.forward(&[next]).unwrap().to_vec(),
+                chunked.forward(&[next]).unwrap().to_vec(),
+            );
+            assert!(max_diff(&a, &b) < 1e-4, "step {step}: {}", max_diff(&a, &b));
+            next = rill::session::argmax(&a);
+        }
+        let beams = |chunk: usize| {
+            let mut s = session(chunk);
+            s.set_generation_config(greedy(12, 3)).unwrap();
+            s.generate_ids(&prompt[..600], |_| true).unwrap().tokens
+        };
+        assert_eq!(beams(1024), beams(128));
+    }
+}

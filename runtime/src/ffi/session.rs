@@ -47,7 +47,8 @@ pub(crate) struct SessionHandle {
 pub struct rill_session_options {
     /// `sizeof(rill_session_options)` as the caller was compiled.
     pub struct_size: usize,
-    /// Context length in tokens (prompt + generated); 0 means the model's maximum.
+    /// Context length in tokens (prompt + generated); 0 means the model's maximum. The
+    /// KV cache is allocated as tokens come (room for 512 at first, doubling), up to it.
     pub context_len: u32,
     /// Prompt tokens evaluated per forward pass (default 128). On graphs without
     /// `logits_to_keep` (rill's exports have it) each chunk needs `prefill_chunk × vocab`
