@@ -393,6 +393,8 @@ impl Session {
     pub fn forward_rows(&mut self, rows: &[&[u32]]) -> Result<&[f32]> {
         let vocab = self.model.graph().vocab;
         let len = self.check_rows(rows)?;
+        // Room for all of them at once, rather than doubling chunk after chunk.
+        self.cache.reserve(self.cache.len() + len)?;
         self.pending.clear();
         let chunk = self.options.prefill_chunk;
         let mut n = 0;
@@ -482,6 +484,7 @@ impl Session {
             )));
         }
         let len = self.check_rows(&[ids])?;
+        self.cache.reserve(self.cache.len() + len)?;
         self.pending.clear();
         let chunk = self.options.prefill_chunk;
         let mut out = Vec::with_capacity(len - 1);
