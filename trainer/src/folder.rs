@@ -155,7 +155,13 @@ pub fn write_quantized(
     let dtype = weights.dtype();
     let shapes = crate::model::weight_shapes(&cfg);
     let mut raw = Vec::with_capacity(shapes.len() * 3);
+    let count = shapes
+        .iter()
+        .map(|(_, s)| s.iter().product::<usize>())
+        .sum();
+    let progress = crate::weights::tensor_progress("quantizing", count);
     for (name, shape) in shapes {
+        progress.inc(shape.iter().product::<usize>() as u64);
         let values = weights.tensor_f32(&name)?;
         if !is_quantized_weight(&name, &shape, q) {
             raw.push(RawTensor::float(&name, shape, &values, dtype));
@@ -184,6 +190,7 @@ pub fn write_quantized(
             ));
         }
     }
+    progress.finish_and_clear();
     create_dir(out, force)?;
     let path = out.join("model.safetensors");
     crate::weights::save_raw(&raw, &path)?;

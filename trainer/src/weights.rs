@@ -380,6 +380,11 @@ fn map_file(path: &Path) -> Result<Mmap> {
 /// `path`.
 pub fn save_converted(weights: &FolderWeights, dtype: WeightDtype, path: &Path) -> Result<()> {
     let failure = std::cell::RefCell::new(None);
+    let count = weights
+        .locations
+        .values()
+        .map(|l| l.shape.iter().product::<usize>());
+    let progress = tensor_progress("converting", count.sum());
     let views: Vec<_> = weights
         .locations
         .iter()
@@ -390,6 +395,7 @@ pub fn save_converted(weights: &FolderWeights, dtype: WeightDtype, path: &Path) 
                 shape: &loc.shape,
                 dtype,
                 failure: &failure,
+                progress: &progress,
             };
             (name.clone(), view)
         })
@@ -397,10 +403,29 @@ pub fn save_converted(weights: &FolderWeights, dtype: WeightDtype, path: &Path) 
     let written = safetensors::serialize_to_file(views, Some(pt_metadata()), path)
         .map_err(|e| bad(path, e.to_string()));
     let result = failure.into_inner().map_or(written, Err);
+    progress.finish_and_clear();
     if result.is_err() {
         let _ = std::fs::remove_file(path);
     }
     result
+}
+
+/// A progress bar on stderr over `weights` values, shown only where stderr is a
+/// terminal (a conversion of billions of weights takes minutes).
+pub fn tensor_progress(what: &str, weights: usize) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(weights as u64),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:30}] {percent}% of {human_len} weights, ETA {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_message(what.to_string());
+    bar
 }
 
 /// A tensor of a folder, read and converted when the writer asks for its bytes.
@@ -411,6 +436,8 @@ struct ConvertedTensor<'a> {
     dtype: WeightDtype,
     /// The first error met; the writer then gets zeros and the file is discarded.
     failure: &'a std::cell::RefCell<Option<TrainerError>>,
+    /// Advanced by each tensor's values.
+    progress: &'a indicatif::ProgressBar,
 }
 
 impl View for ConvertedTensor<'_> {
@@ -429,6 +456,8 @@ impl View for ConvertedTensor<'_> {
         if self.failure.borrow().is_some() {
             return vec![0; self.data_len()].into(); // the file is discarded anyway
         }
+        self.progress
+            .inc(self.shape.iter().product::<usize>() as u64);
         let converted = self.weights.tensor_f32(self.name).and_then(|values| {
             check_range(self.name, &values, self.dtype, &self.weights.dir)?;
             Ok(RawTensor::float(self.name, self.shape.to_vec(), &values, self.dtype).data)
