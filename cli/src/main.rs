@@ -402,8 +402,9 @@ fn inspect(dir: PathBuf) -> anyhow::Result<()> {
     let model = Model::open(&dir, &ModelOptions::default())?;
     let c = model.config();
     println!("folder: {}", dir.display());
-    println!("config: model_type {:?}, vocab {}, hidden {}, layers {}, heads {} (kv {}), head_dim {}, max positions {:?}, tied embeddings {}",
-        c.model_type, c.vocab_size, c.hidden_size, c.num_hidden_layers, c.num_attention_heads, c.kv_heads(), c.head_dim(), c.max_position_embeddings, c.tie_word_embeddings);
+    let shown = |v: Option<String>| v.unwrap_or_else(|| "none".into());
+    println!("config: model_type {:?}, vocab {}, hidden {}, layers {}, heads {} (kv {}), head_dim {}, max positions {}, tied embeddings {}",
+        c.model_type, c.vocab_size, c.hidden_size, c.num_hidden_layers, c.num_attention_heads, c.kv_heads(), c.head_dim(), shown(c.max_position_embeddings.map(|n| n.to_string())), c.tie_word_embeddings);
     println!(
         "execution provider: {} (CUDA {})",
         model.provider().describe(),
@@ -426,9 +427,9 @@ fn inspect(dir: PathBuf) -> anyhow::Result<()> {
         None => println!("quantization: none (float weights)"),
     }
     println!(
-        "special tokens: bos {:?}, eos {:?}",
-        c.bos_token_id,
-        c.eos_token_id.as_ref().map(|e| e.to_vec())
+        "special tokens: bos {}, eos {}",
+        shown(c.bos_token_id.map(|id| id.to_string())),
+        shown(c.eos_token_id.as_ref().map(|e| format!("{:?}", e.to_vec())))
     );
     let (inputs, outputs) = model.graph_io();
     println!("graph inputs:");

@@ -21,7 +21,8 @@ def test_generate_prints_only_the_text_and_stats_go_to_stderr(default_model):
 def test_inspect_describes_config_graph_weights_and_tokenizer(default_model):
     out = rill("inspect", default_model)
     assert out.returncode == 0, out.stderr
-    for text in ["layers 4", "past_key_values.3.value: Float32 [?, 2, ?, 64]", "logits: Float32 [?, ?, 4096]",
+    for text in ["layers 4", "max positions 1024", "bos 0, eos [1]", "past_key_values.3.value: Float32 [?, 2, ?, 64]",
+                 "logits: Float32 [?, ?, 4096]",
                  "tensors F32", "tokenizer: 4096 tokens", "logits_to_keep: Int64 [] (optional",
                  "cache layout: past and present double-buffered"]:
         assert text in out.stdout, out.stdout
