@@ -77,6 +77,7 @@ fn beam_step(c: &mut Criterion) {
         processors: Default::default(),
         eos: vec![1],
         pad: 0,
+        sampling: None,
     };
     let mut group = c.benchmark_group("beam_step_4_beams");
     for vocab in [4_096usize, 32_000] {

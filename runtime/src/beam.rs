@@ -35,7 +35,12 @@ pub struct BeamConfig {
     pub groups: Option<GroupConfig>,
     /// The other logits processors, applied to the log-probabilities as transformers does.
     pub processors: BeamProcessors,
+    /// Beam sampling (`do_sample`): the warpers and the seed.
+    pub sampling: Option<BeamSampling>,
 }
+
+/// Beam sampling's warpers and seed (the beam plugin's definition).
+pub use rill_beam::search::Sampling as BeamSampling;
 
 /// transformers' logits processors that beam search applies besides the repetition
 /// penalty and the n-gram ban (the beam plugin's own definition).
@@ -70,8 +75,26 @@ impl BeamConfig {
                 )))
             }
         };
-        if cfg.do_sample == Some(true) {
-            return Err(RillError::GenerationConfig("beam sampling (num_beams > 1 with do_sample) is not supported yet; set do_sample to false".into()));
+        let sampling = (cfg.do_sample == Some(true)).then(|| BeamSampling {
+            // As the sampler chain: the configured seed, else the clock.
+            seed: cfg.seed.unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64)
+            }),
+            temperature: cfg.temperature.unwrap_or(1.0),
+            top_k: cfg.top_k.unwrap_or(50),
+            top_p: cfg.top_p.unwrap_or(1.0),
+            min_p: cfg.min_p,
+            typical_p: cfg.typical_p.unwrap_or(1.0),
+            epsilon_cutoff: cfg.epsilon_cutoff.unwrap_or(0.0),
+            eta_cutoff: cfg.eta_cutoff.unwrap_or(0.0),
+        });
+        if sampling.is_some() && cfg.num_beam_groups.unwrap_or(1) > 1 {
+            return Err(RillError::GenerationConfig(
+                "diverse beam search (num_beam_groups > 1) cannot sample; set do_sample to false"
+                    .into(),
+            ));
         }
         let not_applied: Vec<&str> = [
             (
@@ -132,6 +155,7 @@ impl BeamConfig {
                 suppress_tokens: cfg.suppress_tokens.clone().unwrap_or_default(),
                 begin_suppress_tokens: cfg.begin_suppress_tokens.clone().unwrap_or_default(),
             },
+            sampling,
             groups: match cfg.num_beam_groups.unwrap_or(1) {
                 1 => None,
                 g if g == 0 || !k.is_multiple_of(g) => {
@@ -171,7 +195,7 @@ impl BeamConfig {
             EarlyStopping::Never => serde_json::json!("never"),
         };
         let g = self.groups.as_ref();
-        serde_json::json!({
+        let mut params = serde_json::json!({
             "num_beams": self.num_beams,
             "num_beam_groups": g.map_or(1, |g| g.num_beam_groups),
             "diversity_penalty": g.map_or(0.0, |g| g.diversity_penalty),
@@ -188,8 +212,21 @@ impl BeamConfig {
             "min_new_tokens": self.processors.min_new_tokens,
             "suppress_tokens": self.processors.suppress_tokens,
             "begin_suppress_tokens": self.processors.begin_suppress_tokens,
-        })
-        .to_string()
+        });
+        if let (Some(s), Some(map)) = (&self.sampling, params.as_object_mut()) {
+            let keys = serde_json::json!({
+                "do_sample": true, "seed": s.seed, "temperature": s.temperature,
+                "top_k": s.top_k, "top_p": s.top_p, "min_p": s.min_p, "typical_p": s.typical_p,
+                "epsilon_cutoff": s.epsilon_cutoff, "eta_cutoff": s.eta_cutoff,
+            });
+            map.extend(
+                keys.as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| (k.clone(), v.clone())),
+            );
+        }
+        params.to_string()
     }
 }
 

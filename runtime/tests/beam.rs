@@ -70,6 +70,7 @@ fn beam_search_matches_transformers() {
                 suppress_tokens: list(s, "suppress_tokens"),
                 begin_suppress_tokens: list(s, "begin_suppress_tokens"),
             },
+            sampling: None,
         };
         let got = search(&model, &prompt, &cfg).unwrap();
         let want_seqs = case["sequences"].as_array().unwrap();
@@ -166,4 +167,61 @@ fn a_search_strategy_can_be_chosen_by_name() {
     });
     assert_eq!(by_keys.len(), 2);
     assert_eq!(by_keys, by_name);
+}
+
+#[test]
+fn beam_sampling_draws_seeded_continuations_and_at_low_temperature_is_beam_search() {
+    let model = common::default_model();
+    let run = |extra: rill::GenerationConfig| {
+        let mut s = rill::Session::new(model.clone(), rill::SessionOptions::default()).unwrap();
+        let base = rill::GenerationConfig {
+            max_new_tokens: Some(12),
+            num_beams: Some(4),
+            num_return_sequences: Some(4),
+            ..Default::default()
+        };
+        s.set_generation_config(base.merged(&extra)).unwrap();
+        s.generate("And the king said", |_| true).unwrap();
+        s.beam_results()
+            .iter()
+            .map(|h| h.tokens.clone())
+            .collect::<Vec<_>>()
+    };
+    // (top_p 1: the folder's 0.95 would keep two tokens a beam at a low temperature.)
+    let sampled = |seed: u64, temperature: f32| {
+        run(rill::GenerationConfig {
+            do_sample: Some(true),
+            seed: Some(seed),
+            temperature: Some(temperature),
+            top_p: Some(1.0),
+            ..Default::default()
+        })
+    };
+    // The same seed draws the same beams; other seeds others.
+    let (a, b) = (sampled(7, 1.5), sampled(7, 1.5));
+    assert_eq!(a, b);
+    assert!(
+        [8u64, 9, 10].iter().any(|&seed| sampled(seed, 1.5) != a),
+        "three other seeds drew the same beams"
+    );
+    // At a temperature of 1e-4 the scores are 10^4 times further apart than the Gumbel
+    // noise of the draw: the continuations drawn are the top ones, as beam search takes.
+    let searched = run(rill::GenerationConfig {
+        do_sample: Some(false),
+        ..Default::default()
+    });
+    assert_eq!(sampled(7, 1e-4), searched);
+    // transformers refuses sampling with diverse beam search.
+    let mut s = rill::Session::new(model.clone(), rill::SessionOptions::default()).unwrap();
+    let diverse = rill::GenerationConfig {
+        num_beams: Some(4),
+        num_beam_groups: Some(2),
+        do_sample: Some(true),
+        ..Default::default()
+    };
+    let e = match s.set_generation_config(diverse) {
+        Err(e) => e,
+        Ok(()) => s.generate("And", |_| true).unwrap_err(),
+    };
+    assert!(e.to_string().contains("cannot sample"), "{e}");
 }

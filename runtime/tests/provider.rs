@@ -133,6 +133,7 @@ fn cache_workout(model: &Arc<Model>) -> (Vec<Vec<u32>>, Vec<u32>, Vec<u8>) {
         no_repeat_ngram_size: 0,
         groups: None,
         processors: Default::default(),
+        sampling: None,
     };
     let beams = rill::beam::search(model, &prompt, &cfg)
         .unwrap()

@@ -9,14 +9,16 @@
 //! "never"), `num_return_sequences` (1), `repetition_penalty` (1), `no_repeat_ngram_size`
 //! (0), `sequence_bias` ([[[ids], bias], ...]), `bad_words_ids` ([[ids], ...]),
 //! `min_length` (0), `min_new_tokens` (0), `suppress_tokens` ([]), `begin_suppress_tokens`
-//! ([]), `eos_token_id` (list, []), `pad_token_id` (0).
+//! ([]), `eos_token_id` (list, []), `pad_token_id` (0); beam sampling: `do_sample` (false)
+//! with `seed` (0), `temperature` (1), `top_k` (0: off), `top_p` (1), `min_p` (off),
+//! `typical_p` (1), `epsilon_cutoff` (0), `eta_cutoff` (0).
 
 pub mod search;
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 
 use rill_plugin_abi::*;
-use search::{EarlyStopping, Params, Processors, Search, Step};
+use search::{EarlyStopping, Params, Processors, Sampling, Search, Step};
 use serde_json::Value;
 
 fn parse(text: &str) -> Result<Params, String> {
@@ -96,6 +98,23 @@ fn parse(text: &str) -> Result<Params, String> {
         no_repeat_ngram_size: int("no_repeat_ngram_size", 0)?,
         eos,
         pad: int("pad_token_id", 0)? as u32,
+        sampling: match v.get("do_sample") {
+            None | Some(Value::Null) | Some(Value::Bool(false)) => None,
+            Some(Value::Bool(true)) => Some(Sampling {
+                seed: v.get("seed").and_then(Value::as_u64).unwrap_or(0),
+                temperature: float("temperature", 1.0)?,
+                top_k: int("top_k", 0)?,
+                top_p: float("top_p", 1.0)?,
+                min_p: match v.get("min_p") {
+                    None | Some(Value::Null) => None,
+                    Some(_) => Some(float("min_p", 0.0)?),
+                },
+                typical_p: float("typical_p", 1.0)?,
+                epsilon_cutoff: float("epsilon_cutoff", 0.0)?,
+                eta_cutoff: float("eta_cutoff", 0.0)?,
+            }),
+            Some(other) => return Err(format!("do_sample must be true or false, got {other}")),
+        },
     })
 }
 

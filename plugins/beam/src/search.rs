@@ -6,7 +6,14 @@
 //! `sum_logprobs / generated_len ** length_penalty`, and its stopping rule for
 //! `early_stopping` true, false and "never". Diverse beam search follows
 //! `_group_beam_search` with its `BeamSearchScorer` and Hamming diversity (Vijayakumar et
-//! al., "Diverse Beam Search", 2016).
+//! al., "Diverse Beam Search", 2016). Beam sampling (`do_sample` with beams) is the same
+//! beam search with transformers' sampling warpers applied to each row's log-probabilities
+//! and the continuations drawn without replacement in proportion to the exponential of
+//! their accumulated scores (`torch.multinomial` over their softmax) instead of taken
+//! from the top.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 /// transformers' `early_stopping`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +41,73 @@ pub struct Params {
     pub processors: Processors,
     pub eos: Vec<u32>,
     pub pad: u32,
+    /// Beam sampling's settings (`do_sample`); `None` for beam search.
+    pub sampling: Option<Sampling>,
+}
+
+/// Beam sampling: transformers' sampling warpers (Hugging Face keys and meanings; their
+/// defaults mean "off") and the generator's seed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sampling {
+    pub seed: u64,
+    pub temperature: f32,
+    pub top_k: usize,
+    pub top_p: f32,
+    pub min_p: Option<f32>,
+    pub typical_p: f32,
+    pub epsilon_cutoff: f32,
+    pub eta_cutoff: f32,
+}
+
+impl Sampling {
+    /// The warpers in transformers' order, each keeping at least `min_keep` tokens.
+    fn warp(&self, scores: &mut [f32], min_keep: usize) {
+        use rill_samplers::processors as w;
+        if self.temperature != 1.0 {
+            w::temperature(scores, self.temperature);
+        }
+        if self.top_k != 0 {
+            w::top_k(scores, self.top_k, min_keep);
+        }
+        if self.top_p < 1.0 {
+            w::top_p(scores, self.top_p, min_keep);
+        }
+        if let Some(m) = self.min_p {
+            w::min_p(scores, m, min_keep);
+        }
+        if self.typical_p < 1.0 {
+            w::typical_p(scores, self.typical_p, min_keep);
+        }
+        if self.epsilon_cutoff > 0.0 && self.epsilon_cutoff < 1.0 {
+            w::epsilon_cutoff(scores, self.epsilon_cutoff, min_keep);
+        }
+        if self.eta_cutoff > 0.0 && self.eta_cutoff < 1.0 {
+            w::eta_cutoff(scores, self.eta_cutoff, min_keep);
+        }
+    }
+}
+
+/// `k` indices drawn without replacement with probabilities `softmax(scores)`, in the
+/// order drawn (the Gumbel-top-k trick: the `k` largest `score + Gumbel noise` are such a
+/// draw, Kool et al., 2019). Scores more than 104 below the largest have probability
+/// zero in an f32 softmax, as in transformers, and are drawn only when nothing else is
+/// left (then by score).
+pub fn sample_without_replacement(scores: &[f32], k: usize, rng: &mut StdRng) -> Vec<usize> {
+    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let keys: Vec<f32> = scores
+        .iter()
+        .map(|&s| {
+            if s == f32::NEG_INFINITY || s - max < -104.0 {
+                // Below every drawable key (whose noise is above -5 but for a chance
+                // of 1e-65).
+                s - 1.0e6
+            } else {
+                let u: f64 = rng.random_range(f64::MIN_POSITIVE..1.0);
+                s - (-u.ln()).ln() as f32
+            }
+        })
+        .collect();
+    top_indices(&keys, k)
 }
 
 /// transformers' logits processors that beam search applies besides the repetition
@@ -81,8 +155,8 @@ fn log_softmax_into(row: &[f32], out: &mut [f32]) {
 
 /// Writes into `acc` (rows × vocab) each row's log-probabilities after the processors
 /// that transformers applies in beam search, in its order (sequence bias, diversity,
-/// repetition penalty, no-repeat n-grams, bad words, minimum lengths, suppressed tokens),
-/// plus the row's running score. `rows` are whole sequences, the first `prompt_len`
+/// repetition penalty, no-repeat n-grams, bad words, minimum lengths, suppressed tokens,
+/// then beam sampling's warpers), plus the row's running score. `rows` are whole sequences, the first `prompt_len`
 /// tokens the prompt.
 fn accumulate(
     acc: &mut Vec<f32>,
@@ -125,6 +199,11 @@ fn accumulate(
         rill_samplers::min_length(out, generated, q.min_new_tokens, &p.eos);
         rill_samplers::suppress_tokens(out, &q.suppress_tokens);
         rill_samplers::begin_suppress_tokens(out, seq.len(), prompt_len, &q.begin_suppress_tokens);
+        if let Some(sampling) = &p.sampling {
+            // transformers keeps one more token than there are end tokens (2 without any),
+            // so a beam can always go on.
+            sampling.warp(out, (p.eos.len() + 1).max(2));
+        }
         for x in out.iter_mut() {
             *x += score;
         }
@@ -162,8 +241,18 @@ impl Search {
                 p.num_return_sequences
             ));
         }
+        if g > 1 && p.sampling.is_some() {
+            return Err(
+                "diverse beam search (num_beam_groups > 1) cannot sample; set do_sample to false"
+                    .into(),
+            );
+        }
         Ok(if g == 1 {
             Search::Beam(Beam {
+                rng: p
+                    .sampling
+                    .as_ref()
+                    .map(|s| Box::new(StdRng::seed_from_u64(s.seed))),
                 p,
                 acc: Vec::new(),
                 running: Vec::new(),
@@ -213,6 +302,8 @@ impl Search {
 #[derive(Clone)]
 pub struct Beam {
     p: Params,
+    /// Beam sampling's generator.
+    rng: Option<Box<StdRng>>,
     /// Accumulated scores of every row's continuations (reused from step to step).
     acc: Vec<f32>,
     running: Vec<Vec<u32>>,
@@ -243,7 +334,10 @@ impl Beam {
             &[],
             s.prompt_len,
         );
-        let top = top_indices(acc, keep);
+        let top = match &mut self.rng {
+            Some(rng) => sample_without_replacement(acc, keep, rng),
+            None => top_indices(acc, keep),
+        };
         let cands: Vec<(usize, u32, f32)> = top
             .iter()
             .map(|&i| (i / vocab, (i % vocab) as u32, acc[i]))
@@ -526,7 +620,42 @@ impl Group {
 
 #[cfg(test)]
 mod tests {
-    use super::log_softmax_into;
+    use super::{log_softmax_into, sample_without_replacement};
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    #[test]
+    fn draws_without_replacement_follow_softmax_in_draw_order() {
+        // Ordered pairs drawn from softmax([ln 0.5, ln 0.3, ln 0.2, -inf]) must come with
+        // probability p_i * p_j / (1 - p_i), as torch.multinomial's sequential draws do;
+        // the impossible fourth never comes before the others are used up.
+        let p = [0.5f64, 0.3, 0.2];
+        let scores: Vec<f32> = p
+            .iter()
+            .map(|&x| x.ln() as f32)
+            .chain([f32::NEG_INFINITY])
+            .collect();
+        let mut rng = StdRng::seed_from_u64(11);
+        let n = 30_000;
+        let mut counts = [[0usize; 3]; 3];
+        for _ in 0..n {
+            let d = sample_without_replacement(&scores, 2, &mut rng);
+            assert_ne!(d[0], d[1]);
+            assert!(d.iter().all(|&i| i < 3), "{d:?}");
+            counts[d[0]][d[1]] += 1;
+        }
+        let mut chi2 = 0.0;
+        for i in 0..3 {
+            for j in (0..3).filter(|&j| j != i) {
+                let expected = n as f64 * p[i] * p[j] / (1.0 - p[i]);
+                chi2 += (counts[i][j] as f64 - expected).powi(2) / expected;
+            }
+        }
+        // 5 degrees of freedom: 20.5 is the 0.999 quantile.
+        assert!(chi2 < 20.5, "chi-square {chi2}: {counts:?}");
+        let all = sample_without_replacement(&scores, 4, &mut rng);
+        assert_eq!(all[3], 3, "drawn last, when nothing else is left");
+    }
 
     #[test]
     fn log_softmax_matches_the_f64_definition() {
