@@ -374,8 +374,8 @@ enum rill_status rill_session_add_sampler(struct rill_session *session,
 // The default session options.
 struct rill_session_options rill_session_options_default(void);
 
-// Creates a session over `model` with its own KV cache (allocated now, for the whole
-// context). `options` may be NULL for the defaults.
+// Creates a session over `model` with its own KV cache (allocated as tokens come, up to
+// the context). `options` may be NULL for the defaults.
 //
 // On success writes the handle to `*session_out`; the caller owns it and frees it with
 // [`rill_session_free`]. The session holds a reference to the model, so the model may be
@@ -401,6 +401,18 @@ void rill_session_free(struct rill_session *session);
 // `RILL_ERR_GENERATION_CONFIG` for malformed JSON, invalid values, or a setting of
 // transformers' that rill does not implement (named in the message).
 enum rill_status rill_session_set_generation_config(struct rill_session *session, const char *json);
+
+// Sets `assistant` (a model opened with [`rill_model_open`]; NULL removes it) as the
+// session's assistant for assisted generation (speculative decoding): a smaller model
+// with the same tokenizer proposes the next tokens, up to `num_assistant_tokens`
+// (generation config, default 20), and the session's model checks them in one pass.
+// Greedy and seeded sampled output stay the same as without it. The session keeps a
+// reference to `assistant` (it may be freed first) and its own cache for it. Returns
+// `RILL_ERR_INVALID_ARGUMENT` when its vocabulary or end tokens differ from the
+// model's; a generation with beams or `prompt_lookup_num_tokens` then returns
+// `RILL_ERR_GENERATION_CONFIG`. Not thread-safe for one session.
+enum rill_status rill_session_set_assistant(struct rill_session *session,
+                                            const struct rill_model *assistant);
 
 // Generates a continuation of `prompt` (UTF-8, the whole conversation so far; the
 // tokenizer's BOS is added), streaming text pieces to `callback` (may be NULL) with

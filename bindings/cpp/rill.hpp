@@ -542,6 +542,12 @@ public:
         detail::check(rill_session_add_sampler(handle_.get(), n.c_str(), p.c_str()));
     }
 
+    /// Sets (nullptr: removes) the assistant model of assisted generation: it proposes
+    /// the next tokens, this session's model checks them in one pass; same output.
+    void set_assistant(const Model *assistant) {
+        detail::check(rill_session_set_assistant(handle_.get(), assistant ? assistant->get() : nullptr));
+    }
+
     /// How many hypotheses the last beam search returned (0 after other generations).
     std::size_t beam_count() const {
         std::size_t n = 0;

@@ -73,6 +73,11 @@ struct GenerateArgs {
     /// Start from a session saved with --save-state (same model folder).
     #[arg(long, value_name = "FILE")]
     load_state: Option<PathBuf>,
+    /// Assisted generation: a smaller model folder with the same tokenizer proposes the
+    /// next tokens (up to `num_assistant_tokens`, default 20) for the model to check in
+    /// one pass; the output is the same.
+    #[arg(long, value_name = "DIR")]
+    assistant: Option<PathBuf>,
 }
 
 /// How the model folder is opened.
@@ -324,6 +329,9 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
         anyhow::bail!("--prompt is required (unless --load-state continues a saved session)");
     }
     session.set_generation_config(config)?;
+    if let Some(dir) = &a.assistant {
+        session.set_assistant(Some(a.open.open(dir)?))?;
+    }
     let stdout = std::io::stdout();
     let started = Instant::now();
     let print = |piece: &str| {

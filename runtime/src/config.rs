@@ -316,6 +316,18 @@ pub struct GenerationConfig {
     /// Prompt lookup decoding: the longest n-gram looked up (default 2).
     #[serde(default)]
     pub max_matching_ngram_size: Option<usize>,
+    /// Assisted generation (with an assistant model set on the session): tokens it
+    /// proposes at most per check (default 20).
+    #[serde(default)]
+    pub num_assistant_tokens: Option<usize>,
+    /// Assisted generation: `"constant"` (default) or `"heuristic"` (two more proposed
+    /// tokens after a check that accepted all, one fewer after one that did not).
+    #[serde(default)]
+    pub num_assistant_tokens_schedule: Option<String>,
+    /// Assisted generation: a proposal ends after a token the assistant gives less than
+    /// this probability (default 0.4).
+    #[serde(default)]
+    pub assistant_confidence_threshold: Option<f32>,
     /// rill's extension (OpenAI's meaning): penalty on generated tokens already present.
     #[serde(default)]
     pub presence_penalty: Option<f32>,
@@ -491,6 +503,14 @@ impl GenerationConfig {
             max_matching_ngram_size: other
                 .max_matching_ngram_size
                 .or(self.max_matching_ngram_size),
+            num_assistant_tokens: other.num_assistant_tokens.or(self.num_assistant_tokens),
+            num_assistant_tokens_schedule: other
+                .num_assistant_tokens_schedule
+                .clone()
+                .or_else(|| self.num_assistant_tokens_schedule.clone()),
+            assistant_confidence_threshold: other
+                .assistant_confidence_threshold
+                .or(self.assistant_confidence_threshold),
             eta_cutoff: other.eta_cutoff.or(self.eta_cutoff),
             presence_penalty: other.presence_penalty.or(self.presence_penalty),
             frequency_penalty: other.frequency_penalty.or(self.frequency_penalty),

@@ -4,6 +4,7 @@
 //! config, tokenizer) and shared by any number of [`Session`]s, each one sequence with its
 //! own KV cache. The C ABI in [`ffi`] is a thin layer over these types.
 
+mod assistant;
 pub mod beam;
 pub mod cache_memory;
 pub mod chat;

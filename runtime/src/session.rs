@@ -180,6 +180,8 @@ pub struct Session {
     /// token, or a beam search's chosen hypothesis (evaluated when the conversation goes on).
     pub(crate) pending: Vec<u32>,
     cancel: CancelToken,
+    /// Assisted generation's proposing model, with its own session.
+    assistant: Option<Box<crate::assistant::Assistant>>,
     pub(crate) model: Arc<Model>,
 }
 
@@ -284,6 +286,7 @@ impl Session {
             beam_prompt_len: 0,
             pending: Vec::new(),
             cancel: CancelToken::default(),
+            assistant: None,
             model,
         })
     }
@@ -331,7 +334,22 @@ impl Session {
         let merged = self.model.generation_defaults().merged(&config);
         crate::sampling::SamplerChain::new(&merged)?;
         crate::beam::BeamConfig::from_generation(&merged, Vec::new())?;
+        crate::assistant::Schedule::of(&merged)?;
         self.generation = config;
+        Ok(())
+    }
+
+    /// Sets (or, with `None`, removes) the assistant of assisted generation (speculative
+    /// decoding): a smaller model with the same tokenizer that proposes the next tokens
+    /// greedily for this session's model to check in one pass each time. Greedy and
+    /// sampled generation give the same output with it as without (sampled: with the
+    /// same seed); beam search and prompt lookup decoding refuse it. An error, changing
+    /// nothing, when `assistant` has another vocabulary or end tokens.
+    pub fn set_assistant(&mut self, assistant: Option<Arc<Model>>) -> Result<()> {
+        self.assistant = match assistant {
+            Some(m) => Some(Box::new(crate::assistant::Assistant::new(m, &self.model)?)),
+            None => None,
+        };
         Ok(())
     }
 
@@ -824,7 +842,24 @@ impl Session {
             // (min_new_tokens, bad_words_ids), as transformers fills them in.
             settings.eos_token_id = Some(crate::config::OneOrMany::Many(eos.clone()));
         }
-        if settings.search_strategy.is_some() || settings.num_beams.unwrap_or(1) > 1 {
+        let lookup = settings.prompt_lookup_num_tokens.unwrap_or(0);
+        let searching = settings.search_strategy.is_some() || settings.num_beams.unwrap_or(1) > 1;
+        if self.assistant.is_some() && (searching || lookup > 0) {
+            return Err(RillError::GenerationConfig(format!(
+                "assisted generation (an assistant model is set) cannot be combined with {}; remove the assistant or unset it",
+                if searching { "beam search or a search strategy" } else { "prompt_lookup_num_tokens" }
+            )));
+        }
+        let mut schedule = crate::assistant::Schedule::of(&settings)?;
+        // The assistant's picks: the session's processors, then the argmax.
+        let mut proposer = match self.assistant {
+            Some(_) => Some(crate::sampling::SamplerChain::new(&GenerationConfig {
+                do_sample: Some(false),
+                ..settings.clone()
+            })?),
+            None => None,
+        };
+        if searching {
             self.fits(prompt.len() + 1)?;
             return self.run_search(prompt, &settings, &eos, on_piece);
         }
@@ -853,9 +888,10 @@ impl Session {
         let (mut out, mut text) = (Vec::new(), String::new());
         // Prompt lookup decoding: tokens already checked by the model, each with whether
         // the cache holds it (all but the last of a checked draft do).
-        let lookup = settings
-            .prompt_lookup_num_tokens
-            .unwrap_or(0)
+        // (Checked with the token before them, in one pass of at most a prompt chunk.)
+        let lookup = lookup.min(self.options.prefill_chunk.saturating_sub(1));
+        schedule.tokens = schedule
+            .tokens
             .min(self.options.prefill_chunk.saturating_sub(1));
         let max_ngram = settings.max_matching_ngram_size.unwrap_or(2);
         let mut ahead: std::collections::VecDeque<(u32, bool)> = Default::default();
@@ -897,17 +933,24 @@ impl Session {
                 continue;
             }
             let room = context.saturating_sub(self.tokens.len() + 1);
-            let want = lookup.min(room).min(max_new - out.len());
-            let draft = if want > 0 {
-                let context: Vec<u32> = self.tokens.iter().copied().chain([next]).collect();
-                crate::prompt_lookup::draft(&context, max_ngram, want)
-            } else {
-                Vec::new()
+            let left = max_new - out.len();
+            let draft = match (self.assistant.as_mut(), proposer.as_mut()) {
+                (Some(assistant), Some(greedy)) if room > 0 => {
+                    let context: Vec<u32> = self.tokens.iter().copied().chain([next]).collect();
+                    let want = schedule.tokens.min(room).min(left);
+                    assistant.propose(&context, want, (greedy, prompt_len), &schedule, vocab)?
+                }
+                _ if lookup.min(room).min(left) > 0 => {
+                    let context: Vec<u32> = self.tokens.iter().copied().chain([next]).collect();
+                    crate::prompt_lookup::draft(&context, max_ngram, lookup.min(room).min(left))
+                }
+                _ => Vec::new(),
             };
             if !draft.is_empty() {
                 // (The chain's time here is not told apart from the pass's.)
                 let (accepted, pick, rows) =
                     self.check_draft(&mut chain, next, &draft, prompt_len)?;
+                schedule.update(accepted, draft.len());
                 timings.decode_steps += 1;
                 ahead.extend(draft[..accepted].iter().map(|&t| (t, true)));
                 ahead.push_back((pick, false));

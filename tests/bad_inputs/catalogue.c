@@ -260,6 +260,8 @@ static void handles(void) {
     memset(not_a_session, 0xab, sizeof not_a_session);
     ROW("foreign_session_pointer", rill_session_generate((rill_session *)not_a_session, "x", NULL, NULL, &n), RILL_ERR_INVALID_ARGUMENT, "did not come from rill_session_new");
     ROW("foreign_model_pointer", rill_session_new((const rill_model *)not_a_session, NULL, &gone), RILL_ERR_INVALID_ARGUMENT, "not a live rill_model");
+    ROW("foreign_assistant_pointer", rill_session_set_assistant(session, (const rill_model *)not_a_session), RILL_ERR_INVALID_ARGUMENT, "not a live rill_model");
+    ROW("assistant_on_null_session", rill_session_set_assistant(NULL, model), RILL_ERR_INVALID_ARGUMENT, "session");
     /* A freed model handle (its sessions keep the model itself alive). */
     const rill_model *second = NULL;
     rill_model_open(model_dir, NULL, &second);

@@ -241,6 +241,21 @@ void test_beams(const rill::Model &model) {
     CHECK(session.beam_count() == 0 && session.beams().empty(), "no beams after a greedy generation");
 }
 
+void test_assistant(const rill::Model &model) {
+    const char *greedy = R"({"max_new_tokens": 24, "do_sample": false, "eos_token_id": []})";
+    rill::Session plain(model), assisted(model);
+    plain.set_config(greedy);
+    assisted.set_config(greedy);
+    assisted.set_assistant(&model);
+    CHECK(assisted.generate("In the beginning") == plain.generate("In the beginning"),
+          "assisted generation gives greedy's text");
+    assisted.set_config(R"({"num_beams": 2})");
+    EXPECT_ERROR(RILL_ERR_GENERATION_CONFIG, assisted.generate("In the beginning"));
+    assisted.set_assistant(nullptr);
+    assisted.generate("In the beginning");
+    CHECK(assisted.beam_count() == 1, "a beam search again once the assistant is removed");
+}
+
 void test_plugins(const rill::Model &model, const char *plugin_path) {
     std::string msg = EXPECT_ERROR(RILL_ERR_PLUGIN_LOAD, rill::Plugin("/nonexistent/libx.so"));
     CHECK(contains(msg, "/nonexistent/libx.so"), "message names the file: " + msg);
@@ -404,6 +419,7 @@ int main(int argc, char **argv) {
             test_errors(model, argv[1]);
             test_plugins(model, argv[2]);
             test_beams(model);
+            test_assistant(model);
             test_conversation(model);
             test_provider(model, argv[1]);
             survivor.emplace(model);

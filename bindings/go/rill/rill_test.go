@@ -414,6 +414,21 @@ func TestPromptLookupGeneratesWhatGreedyDoes(t *testing.T) {
 	}
 }
 
+func TestAssistantGeneratesWhatGreedyDoes(t *testing.T) {
+	prompt := "And God said, Let there be light: and there was light. And God saw the light, that it was good: and God said,"
+	plain := mustGenerate(t, newSession(t, nil, greedy40), prompt)
+	s := newSession(t, nil, greedy40)
+	if err := s.SetAssistant(model); err != nil {
+		t.Fatal(err)
+	}
+	if fast := mustGenerate(t, s, prompt); fast.Text != plain.Text || fast.Tokens != plain.Tokens {
+		t.Errorf("assisted %q, greedy %q", fast.Text, plain.Text)
+	}
+	if err := s.SetAssistant(nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestCancel(t *testing.T) {
 	long := `{"max_new_tokens": 900, "do_sample": false, "eos_token_id": []}`
 	s := newSession(t, nil, long)

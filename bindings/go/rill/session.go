@@ -379,6 +379,20 @@ func (s *Session) AddSampler(name, paramsJSON string) error {
 	return call(func() C.enum_rill_status { return C.rill_session_add_sampler(s.ptr, cname, cparams) })
 }
 
+// SetAssistant sets (nil: removes) the assistant model of assisted generation: it
+// proposes the next tokens and the session's model checks them in one pass; the output
+// is the same.
+func (s *Session) SetAssistant(m *Model) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m == nil {
+		return call(func() C.enum_rill_status { return C.rill_session_set_assistant(s.ptr, nil) })
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return call(func() C.enum_rill_status { return C.rill_session_set_assistant(s.ptr, m.ptr) })
+}
+
 // Beams gives the hypotheses of the last beam search, best first (none after another
 // kind of generation).
 func (s *Session) Beams() ([]Beam, error) {

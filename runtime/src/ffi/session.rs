@@ -159,8 +159,8 @@ pub(crate) fn generate_with(
     })
 }
 
-/// Creates a session over `model` with its own KV cache (allocated now, for the whole
-/// context). `options` may be NULL for the defaults.
+/// Creates a session over `model` with its own KV cache (allocated as tokens come, up to
+/// the context). `options` may be NULL for the defaults.
 ///
 /// On success writes the handle to `*session_out`; the caller owns it and frees it with
 /// [`rill_session_free`]. The session holds a reference to the model, so the model may be
@@ -246,6 +246,30 @@ pub extern "C" fn rill_session_set_generation_config(
         let session = call.session();
         let config = GenerationConfig::from_json(c_str(json, "json")?)?;
         session.set_generation_config(config)
+    })
+}
+
+/// Sets `assistant` (a model opened with [`rill_model_open`]; NULL removes it) as the
+/// session's assistant for assisted generation (speculative decoding): a smaller model
+/// with the same tokenizer proposes the next tokens, up to `num_assistant_tokens`
+/// (generation config, default 20), and the session's model checks them in one pass.
+/// Greedy and seeded sampled output stay the same as without it. The session keeps a
+/// reference to `assistant` (it may be freed first) and its own cache for it. Returns
+/// `RILL_ERR_INVALID_ARGUMENT` when its vocabulary or end tokens differ from the
+/// model's; a generation with beams or `prompt_lookup_num_tokens` then returns
+/// `RILL_ERR_GENERATION_CONFIG`. Not thread-safe for one session.
+#[no_mangle]
+pub extern "C" fn rill_session_set_assistant(
+    session: *mut rill_session,
+    assistant: *const rill_model,
+) -> rill_status {
+    ffi_call(|| {
+        let mut call = super::session::enter(session)?;
+        let assistant = match assistant.is_null() {
+            true => None,
+            false => Some(model_arc(assistant)?),
+        };
+        call.session().set_assistant(assistant)
     })
 }
 
