@@ -130,6 +130,12 @@ def variant_folder(out, *flags, preset="test", attention="hf", config=None):
     return out
 
 
+def model_type_folder(tmp_path_factory, model_type, *flags, **kwargs):
+    """`variant_folder` of `rill-train init --model-type model_type` in a fresh folder."""
+    out = tmp_path_factory.mktemp("models") / model_type
+    return variant_folder(out, "--model-type", model_type, *flags, **kwargs)
+
+
 @pytest.fixture(scope="session")
 def biased_model(tmp_path_factory):
     """Llama with `attention_bias` and `mlp_bias`: biases on all seven projections."""
@@ -139,39 +145,38 @@ def biased_model(tmp_path_factory):
 @pytest.fixture(scope="session")
 def qwen3_model(tmp_path_factory):
     """Qwen3: per-head RMSNorm of queries and keys, no biases."""
-    return variant_folder(tmp_path_factory.mktemp("models") / "qwen3", "--model-type", "qwen3")
+    return model_type_folder(tmp_path_factory, "qwen3")
 
 
 @pytest.fixture(scope="session")
 def phi3_model(tmp_path_factory):
     """Phi-3: one stored matrix for q, k and v, one for gate and up."""
-    return variant_folder(tmp_path_factory.mktemp("models") / "phi3", "--model-type", "phi3")
+    return model_type_folder(tmp_path_factory, "phi3")
 
 
 @pytest.fixture(scope="session")
 def gemma2_model(tmp_path_factory):
     """Gemma 2 with a 4-token window on its sliding layer and soft-caps small enough to
     bound these random weights' scores and logits."""
-    return variant_folder(tmp_path_factory.mktemp("models") / "gemma2", "--model-type", "gemma2",
-                          "--sliding-window", "4",
-                          config={"attn_logit_softcapping": 0.5, "final_logit_softcapping": 0.3})
+    return model_type_folder(tmp_path_factory, "gemma2", "--sliding-window", "4",
+                             config={"attn_logit_softcapping": 0.5, "final_logit_softcapping": 0.3})
 
 
 @pytest.fixture(scope="session")
 def olmo2_model(tmp_path_factory):
     """OLMo 2: query/key norms over the whole projection, normalised sublayer outputs."""
-    return variant_folder(tmp_path_factory.mktemp("models") / "olmo2", "--model-type", "olmo2")
+    return model_type_folder(tmp_path_factory, "olmo2")
 
 
 @pytest.fixture(scope="session")
 def granite_model(tmp_path_factory):
     """Granite with its 2B model's multipliers."""
-    return variant_folder(tmp_path_factory.mktemp("models") / "granite", "--model-type", "granite")
+    return model_type_folder(tmp_path_factory, "granite")
 
 
 @pytest.fixture(scope="session")
 def gemma3_model(tmp_path_factory):
     """Gemma 3 with a 4-token window on its sliding layer and a query scalar that is not
     head_dim."""
-    return variant_folder(tmp_path_factory.mktemp("models") / "gemma3", "--model-type", "gemma3_text",
-                          "--sliding-window", "4", config={"query_pre_attn_scalar": 5})
+    return model_type_folder(tmp_path_factory, "gemma3_text", "--sliding-window", "4",
+                             config={"query_pre_attn_scalar": 5})
