@@ -29,6 +29,10 @@ pub struct BenchArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// Also measure greedy decoding assisted by this model folder (same tokenizer):
+    /// tokens/s and passes of the model per token.
+    #[arg(long, value_name = "DIR")]
+    assistant: Option<PathBuf>,
 }
 
 /// min / median / max of a sample.
@@ -150,6 +154,26 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         beam_ort.push(t.ort_run.as_secs_f64() / t.decode.as_secs_f64());
     }
     let (beam_tps, beam_ort) = (summary(beam_tps), summary(beam_ort));
+    // Assisted greedy decoding: generated tokens (not passes of the model) per second.
+    let assisted = match &a.assistant {
+        None => None,
+        Some(dir) => {
+            session.set_assistant(Some(Arc::new(Model::open(dir, &a.open.options()?)?)))?;
+            session.set_generation_config(greedy.clone())?;
+            session.reset();
+            session.generate_ids(&prompt, |_| true)?; // warm-up
+            let (mut tps, mut passes) = (Vec::new(), Vec::new());
+            for _ in 0..a.reps {
+                session.reset();
+                let g = session.generate_ids(&prompt, |_| true)?;
+                let after_first = (g.tokens.len() - 1).max(1) as f64;
+                tps.push(after_first / g.timings.decode.as_secs_f64());
+                passes.push(g.timings.decode_steps as f64 / after_first);
+            }
+            session.set_assistant(None)?;
+            Some((summary(tps), summary(passes)))
+        }
+    };
     let rss_gen = crate::resident_bytes().unwrap_or(0);
     // Eight more sessions on the same model: each should cost its KV cache, no weights.
     let before = crate::resident_bytes().unwrap_or(0);
@@ -184,6 +208,8 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
             "eight_sessions_rss_bytes": eight_rss, "eight_sessions_cache_bytes": eight_caches,
             "rss_before_open": rss0, "rss_after_open": rss_open, "rss_after_generation": rss_gen,
             "weights_file_bytes": model.mapped_weight_bytes(), "kv_cache_bytes": session.cache_bytes(),
+            "assisted_decode_tokens_per_s": assisted.map(|(t, _)| t),
+            "assisted_passes_per_token": assisted.map(|(_, p)| p),
         });
         println!("{v}");
         return Ok(());
@@ -230,6 +256,12 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         beam_tps[1] / d[1],
         beam_ort[1] * 100.0
     );
+    if let Some((t, p)) = assisted {
+        println!(
+            "assisted decode {:>9.1} {:>9.1} {:>9.1} tokens/s ({:.2}x greedy decode; {:.2} passes of the model per token)",
+            t[0], t[1], t[2], t[1] / d[1], p[1]
+        );
+    }
     println!(
         "eight sessions  +{:.1} MiB resident for {:.1} MiB of KV caches",
         eight_rss as f64 / 1048576.0,

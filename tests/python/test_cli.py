@@ -35,6 +35,14 @@ def test_bench_json(default_model):
     assert report["decode_tokens_per_s"][0] > 0 and report["prefill_tokens_per_s"][0] > 0
     assert 0 < report["ort_run_share"][1] <= 1
     assert report["rss_after_open"] > 0 and report["weights_file_bytes"] > 0
+    assert report["assisted_decode_tokens_per_s"] is None
+    # With the model as its own assistant: every proposal checked, fewer passes than tokens.
+    out = rill("bench", "--model", default_model, "--reps", "2", "--prompt-tokens", "16", "--new-tokens", "8", "--json",
+               "--assistant", default_model)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["assisted_decode_tokens_per_s"][0] > 0
+    assert 0 < report["assisted_passes_per_token"][1] < 1
 
 
 def test_errors_are_one_clear_line(tmp_path):
