@@ -32,6 +32,10 @@ pub struct ChatArgs {
     /// Pause this long after each printed piece (slows replies down for demos and tests).
     #[arg(long, default_value_t = 0)]
     stream_delay_ms: u64,
+    /// Assisted generation: a smaller model folder with the same tokenizer proposes the
+    /// next tokens for the model to check (the replies are the same).
+    #[arg(long, value_name = "DIR")]
+    assistant: Option<PathBuf>,
 }
 
 const HELP: &str = "commands: /reset forgets the conversation, /regen rewrites the last reply, /quit leaves; Ctrl-C stops a reply";
@@ -64,6 +68,9 @@ pub fn run(a: ChatArgs) -> anyhow::Result<()> {
         },
     )?;
     session.set_generation_config(config)?;
+    if let Some(dir) = &a.assistant {
+        session.set_assistant(Some(a.open.open(dir)?))?;
+    }
 
     // Ctrl-C: cancel the reply in progress; at the prompt, only a hint.
     let generating = Arc::new(AtomicBool::new(false));
