@@ -256,6 +256,16 @@ enum rill_status rill_session_truncate(struct rill_session *session, size_t n_to
 enum rill_status rill_session_last_generation(struct rill_session *session,
                                               struct rill_generation_info *info_out);
 
+// Copies the log-probabilities of the last successful generation's tokens (natural log,
+// under the model's raw logits; one per generated token) to `logprobs` and their count to
+// `*n_out` (`RILL_ERR_BUFFER_TOO_SMALL` with the count when they do not fit). There are
+// none unless the generation config set `"output_logprobs": true`, and none after beam
+// search (`rill_session_beam_result` gives its scores).
+enum rill_status rill_session_last_logprobs(struct rill_session *session,
+                                            float *logprobs,
+                                            size_t capacity,
+                                            size_t *n_out);
+
 // Saves the session's tokens, KV cache and generation settings into `buf` (`capacity`
 // bytes; the size needed in `*needed_out`, `RILL_ERR_BUFFER_TOO_SMALL` when it does not
 // fit: call with capacity 0 first). The blob is versioned and checksummed and names the

@@ -510,6 +510,14 @@ public:
             0);
     }
 
+    /// The last generation's token log-probabilities (with "output_logprobs": true).
+    std::vector<float> last_logprobs() const {
+        rill_session *s = handle_.get();
+        return detail::read_array<float>(
+            [s](float *out, std::size_t cap, std::size_t *n) { return rill_session_last_logprobs(s, out, cap, n); },
+            0);
+    }
+
     /// A summary of the last generation (stop reason, token counts, prefix reuse).
     rill_generation_info last_generation() const {
         rill_generation_info info{};

@@ -78,6 +78,10 @@ struct GenerateArgs {
     /// one pass; the output is the same.
     #[arg(long, value_name = "DIR")]
     assistant: Option<PathBuf>,
+    /// Print each generated token's log-probability to stderr afterwards (index, natural
+    /// log, the token's text), one line each.
+    #[arg(long)]
+    logprobs: bool,
 }
 
 /// How the model folder is opened.
@@ -306,7 +310,10 @@ fn sampler_specs(flags: &[String]) -> anyhow::Result<Option<Vec<rill::config::Sa
 }
 
 fn generate(a: GenerateArgs) -> anyhow::Result<()> {
-    let config = a.sampling.config()?;
+    let mut config = a.sampling.config()?;
+    if a.logprobs {
+        config.output_logprobs = Some(true);
+    }
     let rss_before = resident_bytes();
     let model = a.open.open(&a.model)?;
     let rss_open = resident_bytes();
@@ -353,6 +360,9 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
         let (text, _) = session.beam_text(index)?;
         println!();
         print!("{text}");
+    }
+    for (i, (&id, lp)) in out.tokens.iter().zip(&out.logprobs).enumerate() {
+        eprintln!("{i}\t{lp:.4}\t{:?}", model.detokenize(&[id])?);
     }
     if a.stats {
         let t = out.timings;

@@ -316,6 +316,11 @@ pub struct GenerationConfig {
     /// Prompt lookup decoding: the longest n-gram looked up (default 2).
     #[serde(default)]
     pub max_matching_ngram_size: Option<usize>,
+    /// rill's extension: report each generated token's log-probability under the model
+    /// (`Generation::logprobs`, `rill_session_last_logprobs`); greedy and sampled
+    /// generation.
+    #[serde(default)]
+    pub output_logprobs: Option<bool>,
     /// Assisted generation (with an assistant model set on the session): tokens it
     /// proposes at most per check (default 20).
     #[serde(default)]
@@ -503,6 +508,7 @@ impl GenerationConfig {
             max_matching_ngram_size: other
                 .max_matching_ngram_size
                 .or(self.max_matching_ngram_size),
+            output_logprobs: other.output_logprobs.or(self.output_logprobs),
             num_assistant_tokens: other.num_assistant_tokens.or(self.num_assistant_tokens),
             num_assistant_tokens_schedule: other
                 .num_assistant_tokens_schedule

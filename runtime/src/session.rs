@@ -130,6 +130,10 @@ pub struct Generation {
     pub stop: StopReason,
     /// Where the time went.
     pub timings: Timings,
+    /// With `output_logprobs`: each token's natural-log probability under the model
+    /// (the softmax of its raw logits, before any processor), one per `tokens`; else
+    /// empty (and after beam search, whose hypotheses carry scores).
+    pub logprobs: Vec<f32>,
 }
 
 struct Names {
@@ -882,6 +886,14 @@ impl Session {
         let reused = self.evaluate(&prompt)?;
         let pick_start = Instant::now();
         let mut next = chain.pick(&self.last, &self.tokens, prompt_len)?;
+        // `output_logprobs`: each emitted token's log-probability under the model.
+        let want_logprobs = settings.output_logprobs == Some(true);
+        let logprob = |logits: &[f32], token: u32| match want_logprobs {
+            true => log_softmax_at(logits, token as usize),
+            false => 0.0,
+        };
+        let mut next_logprob = logprob(&self.last, next);
+        let mut logprobs = Vec::new();
         timings.sampling += pick_start.elapsed();
         timings.prefill = started.elapsed();
         let decode_start = Instant::now();
@@ -894,7 +906,8 @@ impl Session {
             .tokens
             .min(self.options.prefill_chunk.saturating_sub(1));
         let max_ngram = settings.max_matching_ngram_size.unwrap_or(2);
-        let mut ahead: std::collections::VecDeque<(u32, bool)> = Default::default();
+        // (token, cached, log-probability)
+        let mut ahead: std::collections::VecDeque<(u32, bool, f32)> = Default::default();
         let mut next_cached = false;
         // The logits of the last checked draft (the position of its first row, rows).
         let mut last_check: Option<(usize, Vec<f32>)> = None;
@@ -906,6 +919,9 @@ impl Session {
                 break StopReason::Eos;
             }
             out.push(next);
+            if want_logprobs {
+                logprobs.push(next_logprob);
+            }
             self.pending.clear();
             if !next_cached {
                 self.pending.push(next);
@@ -928,8 +944,8 @@ impl Session {
             if out.len() >= max_new {
                 break StopReason::MaxTokens;
             }
-            if let Some((token, cached)) = ahead.pop_front() {
-                (next, next_cached) = (token, cached);
+            if let Some((token, cached, lp)) = ahead.pop_front() {
+                (next, next_cached, next_logprob) = (token, cached, lp);
                 continue;
             }
             let room = context.saturating_sub(self.tokens.len() + 1);
@@ -952,10 +968,14 @@ impl Session {
                     self.check_draft(&mut chain, next, &draft, prompt_len)?;
                 schedule.update(accepted, draft.len());
                 timings.decode_steps += 1;
-                ahead.extend(draft[..accepted].iter().map(|&t| (t, true)));
-                ahead.push_back((pick, false));
+                // Row j of the check holds the logits after its j-th token: draft[j]'s.
+                let vocab = self.last.len();
+                let row = |j: usize| &rows[j * vocab..(j + 1) * vocab];
+                let checked = draft[..accepted].iter().enumerate();
+                ahead.extend(checked.map(|(j, &t)| (t, true, logprob(row(j), t))));
+                ahead.push_back((pick, false, logprob(row(accepted), pick)));
                 last_check = Some((self.tokens.len() - 1 - accepted, rows));
-                (next, next_cached) = ahead.pop_front().expect("the pick is queued");
+                (next, next_cached, next_logprob) = ahead.pop_front().expect("the pick is queued");
                 continue;
             }
             if self.tokens.len() + 1 > context {
@@ -973,6 +993,7 @@ impl Session {
             }
             let pick_start = Instant::now();
             next = chain.pick(&self.last, &self.tokens, prompt_len)?;
+            next_logprob = logprob(&self.last, next);
             next_cached = false;
             timings.sampling += pick_start.elapsed();
             timings.decode_steps += 1;
@@ -981,7 +1002,7 @@ impl Session {
         // past the last one emitted go, and the last one emitted is pending (not yet
         // evaluated) when the generation ended after emitting it.
         let unemitted =
-            usize::from(next_cached) + ahead.iter().filter(|(_, cached)| *cached).count();
+            usize::from(next_cached) + ahead.iter().filter(|(_, cached, _)| *cached).count();
         if unemitted > 0 {
             let len = self.tokens.len() - unemitted;
             self.truncate(len)?;
@@ -1021,6 +1042,7 @@ impl Session {
             evaluated_tokens: prompt.len() - reused,
             stop,
             timings,
+            logprobs,
         })
     }
 
@@ -1145,6 +1167,7 @@ impl Session {
             evaluated_tokens: prompt.len(),
             stop,
             timings,
+            logprobs: Vec::new(),
         })
     }
 

@@ -356,3 +356,68 @@ fn generate_ids(
     history.extend(more.map(|g| g.tokens).unwrap_or_default());
     (out, (history, cached))
 }
+
+#[test]
+fn output_logprobs_are_the_models_log_probabilities_of_the_emitted_tokens() {
+    // Each logprob equals what scoring the same text gives at that position, whether
+    // the token came from a decode step, prompt lookup's check or an assistant's.
+    let model = common::default_model();
+    let prompt = "And God said, Let there be light: and there was light. And God saw the light, that it was good: and God said,";
+    let run = |extra: rill::GenerationConfig| {
+        let mut s = rill::Session::new(model.clone(), rill::SessionOptions::default()).unwrap();
+        let base = rill::GenerationConfig {
+            max_new_tokens: Some(30),
+            do_sample: Some(false),
+            eos_token_id: Some(rill::config::OneOrMany::Many(vec![])),
+            output_logprobs: Some(true),
+            ..Default::default()
+        };
+        s.set_generation_config(base.merged(&extra)).unwrap();
+        s.generate(prompt, |_| true).unwrap()
+    };
+    let plain = run(Default::default());
+    assert_eq!(plain.logprobs.len(), plain.tokens.len());
+    let ids = model.tokenize(prompt).unwrap();
+    let all: Vec<u32> = ids.iter().chain(&plain.tokens).copied().collect();
+    let mut scorer = rill::Session::new(model.clone(), rill::SessionOptions::default()).unwrap();
+    let scored = scorer.token_logprobs(&all).unwrap();
+    let expected = &scored[ids.len() - 1..];
+    for (i, (&got, &want)) in plain.logprobs.iter().zip(expected).enumerate() {
+        assert!((got - want).abs() < 1e-4, "token {i}: {got} vs {want}");
+        assert!(got <= 0.0);
+    }
+    let looked_up = run(rill::GenerationConfig {
+        prompt_lookup_num_tokens: Some(4),
+        ..Default::default()
+    });
+    assert_eq!(looked_up.tokens, plain.tokens);
+    for (a, b) in looked_up.logprobs.iter().zip(&plain.logprobs) {
+        assert!((a - b).abs() < 1e-4, "prompt lookup: {a} vs {b}");
+    }
+    assert!(
+        looked_up.timings.decode_steps < plain.timings.decode_steps,
+        "some tokens came from checked drafts"
+    );
+    // With an assistant (the model itself: every proposal accepted).
+    let mut s = rill::Session::new(model.clone(), rill::SessionOptions::default()).unwrap();
+    s.set_assistant(Some(model.clone())).unwrap();
+    s.set_generation_config(rill::GenerationConfig {
+        max_new_tokens: Some(30),
+        do_sample: Some(false),
+        eos_token_id: Some(rill::config::OneOrMany::Many(vec![])),
+        output_logprobs: Some(true),
+        ..Default::default()
+    })
+    .unwrap();
+    let assisted = s.generate(prompt, |_| true).unwrap();
+    assert_eq!(assisted.tokens, plain.tokens);
+    for (a, b) in assisted.logprobs.iter().zip(&plain.logprobs) {
+        assert!((a - b).abs() < 1e-4, "assisted: {a} vs {b}");
+    }
+    // Not asked for: none.
+    let quiet = run(rill::GenerationConfig {
+        output_logprobs: Some(false),
+        ..Default::default()
+    });
+    assert!(quiet.logprobs.is_empty());
+}

@@ -262,6 +262,7 @@ static void handles(void) {
     ROW("foreign_model_pointer", rill_session_new((const rill_model *)not_a_session, NULL, &gone), RILL_ERR_INVALID_ARGUMENT, "not a live rill_model");
     ROW("foreign_assistant_pointer", rill_session_set_assistant(session, (const rill_model *)not_a_session), RILL_ERR_INVALID_ARGUMENT, "not a live rill_model");
     ROW("assistant_on_null_session", rill_session_set_assistant(NULL, model), RILL_ERR_INVALID_ARGUMENT, "session");
+    ROW("logprobs_null_count", rill_session_last_logprobs(session, NULL, 0, NULL), RILL_ERR_INVALID_ARGUMENT, "n_out");
     /* A freed model handle (its sessions keep the model itself alive). */
     const rill_model *second = NULL;
     rill_model_open(model_dir, NULL, &second);

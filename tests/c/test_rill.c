@@ -61,6 +61,19 @@ static void test_generate(const rill_model *model) {
     EXPECT_STATUS(rill_session_set_generation_config(session, "{\"max_new_tokens\": -3}"), RILL_ERR_GENERATION_CONFIG);
     EXPECT_STATUS(rill_session_set_generation_config(session, "{\"temperature\": 0}"), RILL_ERR_GENERATION_CONFIG);
     CHECK(strstr(rill_last_error(), "temperature") != NULL, "message names the key");
+
+    /* Log-probabilities of the generated tokens, when asked for. */
+    size_t count = 0;
+    EXPECT_STATUS(rill_session_last_logprobs(session, NULL, 0, &count), RILL_OK);
+    CHECK(count == 0, "no logprobs unless asked (%zu)", count);
+    EXPECT_STATUS(rill_session_set_generation_config(session, "{\"max_new_tokens\": 6, \"do_sample\": false,"
+                                                              " \"eos_token_id\": [], \"output_logprobs\": true}"), RILL_OK);
+    EXPECT_STATUS(rill_session_generate(session, "In the beginning", NULL, NULL, &n), RILL_OK);
+    EXPECT_STATUS(rill_session_last_logprobs(session, NULL, 0, &count), RILL_ERR_BUFFER_TOO_SMALL);
+    float logprobs[6] = {0};
+    EXPECT_STATUS(rill_session_last_logprobs(session, logprobs, 6, &count), RILL_OK);
+    CHECK(count == n && n == 6, "one logprob per token (%zu of %zu)", count, n);
+    for (size_t i = 0; i < count; i++) CHECK(logprobs[i] <= 0.0f && logprobs[i] > -30.0f, "logprob %f", logprobs[i]);
     rill_session_free(session);
 }
 

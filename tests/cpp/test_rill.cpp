@@ -254,6 +254,10 @@ void test_assistant(const rill::Model &model) {
     assisted.set_assistant(nullptr);
     assisted.generate("In the beginning");
     CHECK(assisted.beam_count() == 1, "a beam search again once the assistant is removed");
+    assisted.set_config(R"({"max_new_tokens": 4, "do_sample": false, "eos_token_id": [], "output_logprobs": true})");
+    assisted.generate("In the beginning");
+    std::vector<float> lps = assisted.last_logprobs();
+    CHECK(lps.size() == 4 && lps[0] <= 0.0f, "four token log-probabilities");
 }
 
 void test_plugins(const rill::Model &model, const char *plugin_path) {

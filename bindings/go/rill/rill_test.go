@@ -427,6 +427,13 @@ func TestAssistantGeneratesWhatGreedyDoes(t *testing.T) {
 	if err := s.SetAssistant(nil); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.SetConfigJSON(`{"max_new_tokens": 5, "do_sample": false, "eos_token_id": [], "output_logprobs": true}`); err != nil {
+		t.Fatal(err)
+	}
+	mustGenerate(t, s, prompt)
+	if lps, err := s.LastLogprobs(); err != nil || len(lps) != 5 || lps[0] > 0 {
+		t.Errorf("logprobs %v, %v", lps, err)
+	}
 }
 
 func TestCancel(t *testing.T) {

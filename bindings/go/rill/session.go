@@ -324,6 +324,29 @@ func (s *Session) Tokens() ([]uint32, error) {
 	return []uint32{}, nil
 }
 
+// LastLogprobs gives the last generation's token log-probabilities (natural log, one per
+// token; set "output_logprobs": true in the generation config, else none).
+func (s *Session) LastLogprobs() ([]float32, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n C.size_t
+	err := call(func() C.enum_rill_status { return C.rill_session_last_logprobs(s.ptr, nil, 0, &n) })
+	if e, ok := err.(*Error); ok && e.Status == ErrBufferTooSmall {
+		out := make([]float32, int(n))
+		err = call(func() C.enum_rill_status {
+			return C.rill_session_last_logprobs(s.ptr, (*C.float)(unsafe.Pointer(&out[0])), C.size_t(len(out)), &n)
+		})
+		if err != nil {
+			return nil, err
+		}
+		return out[:int(n)], nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return []float32{}, nil
+}
+
 // Save gives the session's tokens, KV cache and settings as a versioned, checksummed
 // blob bound to the model; Load restores it.
 func (s *Session) Save() ([]byte, error) {

@@ -258,6 +258,29 @@ pub extern "C" fn rill_session_last_generation(
     })
 }
 
+/// Copies the log-probabilities of the last successful generation's tokens (natural log,
+/// under the model's raw logits; one per generated token) to `logprobs` and their count to
+/// `*n_out` (`RILL_ERR_BUFFER_TOO_SMALL` with the count when they do not fit). There are
+/// none unless the generation config set `"output_logprobs": true`, and none after beam
+/// search (`rill_session_beam_result` gives its scores).
+#[no_mangle]
+pub extern "C" fn rill_session_last_logprobs(
+    session: *mut rill_session,
+    logprobs: *mut f32,
+    capacity: usize,
+    n_out: *mut usize,
+) -> rill_status {
+    ffi_call(|| {
+        out_ptr(n_out, "n_out")?;
+        let mut call = super::session::enter(session)?;
+        let values = call
+            .last()
+            .as_ref()
+            .map_or(Vec::new(), |g| g.logprobs.clone());
+        super::write_values(&values, logprobs, capacity, n_out, "logprobs")
+    })
+}
+
 /// Saves the session's tokens, KV cache and generation settings into `buf` (`capacity`
 /// bytes; the size needed in `*needed_out`, `RILL_ERR_BUFFER_TOO_SMALL` when it does not
 /// fit: call with capacity 0 first). The blob is versioned and checksummed and names the

@@ -148,19 +148,32 @@ pub(crate) fn write_ids(
     capacity: usize,
     n_out: *mut usize,
 ) -> Result<(), RillError> {
+    write_values(tokens, ids, capacity, n_out, "ids")
+}
+
+/// Writes `values` into the caller's array `out` of `capacity` elements (named `name` in
+/// errors) and their count into `*n_out`, which is written even when they do not fit
+/// (`RILL_ERR_BUFFER_TOO_SMALL`).
+pub(crate) fn write_values<T: Copy>(
+    values: &[T],
+    out: *mut T,
+    capacity: usize,
+    n_out: *mut usize,
+    name: &str,
+) -> Result<(), RillError> {
     let n_out = out_ptr(n_out, "n_out")?;
     // SAFETY: checked non-NULL.
-    unsafe { *n_out = tokens.len() };
-    if tokens.len() > capacity {
+    unsafe { *n_out = values.len() };
+    if values.len() > capacity {
         return Err(RillError::BufferTooSmall(format!(
-            "`ids` holds {capacity}, {} needed",
-            tokens.len()
+            "`{name}` holds {capacity}, {} needed",
+            values.len()
         )));
     }
-    if !tokens.is_empty() {
-        let dst = out_ptr(ids, "ids")?;
-        // SAFETY: the caller provides `capacity` >= len writable ids.
-        unsafe { std::ptr::copy_nonoverlapping(tokens.as_ptr(), dst, tokens.len()) };
+    if !values.is_empty() {
+        let dst = out_ptr(out, name)?;
+        // SAFETY: the caller provides `capacity` >= len writable elements.
+        unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), dst, values.len()) };
     }
     Ok(())
 }
