@@ -37,10 +37,10 @@ def test_scaled_rotary_exports_match_the_reference(tmp_path, scaling, attention)
 
 
 def test_unsupported_scaling_is_refused_on_export(tmp_path):
-    out = tmp_path / "dynamic"
+    out = tmp_path / "mrope"
     rill_train("init", "--out", out, "--preset", "test", "--vocab-size", 300)
     cfg = json.loads((out / "config.json").read_text())
-    cfg["rope_scaling"] = {"rope_type": "dynamic", "factor": 4.0}
+    cfg["rope_scaling"] = {"rope_type": "mrope", "mrope_section": [2, 1, 1]}
     (out / "config.json").write_text(json.dumps(cfg))
     proc = rill_train("export", "--from", out, check=False)
-    assert proc.returncode != 0 and "`dynamic` is not supported" in proc.stderr, proc.stderr
+    assert proc.returncode != 0 and "`mrope` is not supported" in proc.stderr, proc.stderr

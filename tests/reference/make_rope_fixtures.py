@@ -36,6 +36,8 @@ CASES = {
         "type": "yarn", "factor": 8.0, "mscale": 1.0, "mscale_all_dim": 0.5, "beta_fast": 16, "beta_slow": 2}),
     "yarn_attention_factor": dict(head_dim=32, rope_theta=500000.0, rope_scaling={
         "rope_type": "yarn", "factor": 3.0, "attention_factor": 1.3}),
+    # Dynamic NTK: the plain frequencies within max_position_embeddings.
+    "dynamic": dict(head_dim=64, rope_theta=10000.0, rope_scaling={"rope_type": "dynamic", "factor": 4.0}),
     # LongRoPE (Phi-3 configs): short factors, and long ones past the pretraining context.
     # Phi-3.5-mini's shape (head 96, 4,096 of 131,072 positions pretrained).
     "longrope_phi35": dict(model_type="phi3", hidden_size=384, rope_theta=10000.0, max_position_embeddings=131072,

@@ -516,8 +516,8 @@ impl LlamaConfig {
     }
 
     /// The rotary scaling `rope_scaling` asks for: transformers' `linear`, `llama3` (Llama
-    /// 3.1 and 3.2), `yarn` and `longrope` (Phi-3.5, Phi-4-mini) rope types; others
-    /// (`dynamic`) are refused.
+    /// 3.1 and 3.2), `yarn`, `longrope` (Phi-3.5, Phi-4-mini) and `dynamic` (plain
+    /// within the context) rope types; others (`mrope`, ...) are refused.
     pub fn rotary_scaling(&self) -> std::result::Result<RotaryScaling, String> {
         let Some(v) = self.rope_scaling.as_ref().filter(|v| !v.is_null()) else {
             return Ok(RotaryScaling::None);
@@ -541,6 +541,10 @@ impl LlamaConfig {
         };
         match kind {
             "default" => Ok(RotaryScaling::None),
+            // Dynamic NTK changes the base only for sequences longer than
+            // `max_position_embeddings` (transformers' `_compute_dynamic_ntk_parameters`),
+            // which rill never runs: the context is at most that.
+            "dynamic" => number("factor").map(|_| RotaryScaling::None),
             "linear" => Ok(RotaryScaling::Linear {
                 factor: number("factor")?,
             }),
@@ -595,7 +599,7 @@ impl LlamaConfig {
             }
             "longrope" => self.longrope(v),
             other => Err(format!(
-                "rope_scaling of type `{other}` is not supported (`linear`, `llama3`, `yarn` and `longrope` are)"
+                "rope_scaling of type `{other}` is not supported (`linear`, `dynamic`, `llama3`, `yarn` and `longrope` are)"
             )),
         }
     }

@@ -73,9 +73,10 @@ fn unsupported_rope_scaling_is_a_clear_error() {
             "needs `short_factor`, a list of 16 positive numbers",
         ),
         (
-            r#"{"type": "dynamic", "factor": 2.0}"#,
-            "`dynamic` is not supported",
+            r#"{"type": "mrope", "mrope_section": [16, 24, 24]}"#,
+            "`mrope` is not supported",
         ),
+        (r#"{"type": "dynamic"}"#, "needs a positive number `factor`"),
         (
             r#"{"rope_type": "linear"}"#,
             "needs a positive number `factor`",
