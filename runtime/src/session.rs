@@ -902,9 +902,7 @@ impl Session {
         // the cache holds it (all but the last of a checked draft do).
         // (Checked with the token before them, in one pass of at most a prompt chunk.)
         let lookup = lookup.min(self.options.prefill_chunk.saturating_sub(1));
-        schedule.tokens = schedule
-            .tokens
-            .min(self.options.prefill_chunk.saturating_sub(1));
+        let most_proposed = self.options.prefill_chunk.saturating_sub(1);
         let max_ngram = settings.max_matching_ngram_size.unwrap_or(2);
         // (token, cached, log-probability)
         let mut ahead: std::collections::VecDeque<(u32, bool, f32)> = Default::default();
@@ -953,7 +951,8 @@ impl Session {
             let draft = match (self.assistant.as_mut(), proposer.as_mut()) {
                 (Some(assistant), Some(greedy)) if room > 0 => {
                     let context: Vec<u32> = self.tokens.iter().copied().chain([next]).collect();
-                    let want = schedule.tokens.min(room).min(left);
+                    // (The heuristic schedule may grow past what one check holds.)
+                    let want = schedule.tokens.min(most_proposed).min(room).min(left);
                     assistant.propose(&context, want, (greedy, prompt_len), &schedule, vocab)?
                 }
                 _ if lookup.min(room).min(left) > 0 => {

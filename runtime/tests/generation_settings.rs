@@ -421,3 +421,35 @@ fn output_logprobs_are_the_models_log_probabilities_of_the_emitted_tokens() {
     });
     assert!(quiet.logprobs.is_empty());
 }
+
+#[test]
+fn a_growing_heuristic_schedule_stays_within_one_check() {
+    // The heuristic schedule adds two proposed tokens after each check accepted whole;
+    // with prompt chunks of 8 a check holds at most 7, whatever the schedule says.
+    let model = common::default_model();
+    let options = rill::SessionOptions {
+        prefill_chunk: 8,
+        ..Default::default()
+    };
+    let greedy = rill::GenerationConfig {
+        max_new_tokens: Some(60),
+        do_sample: Some(false),
+        eos_token_id: Some(rill::config::OneOrMany::Many(vec![])),
+        num_assistant_tokens: Some(5),
+        num_assistant_tokens_schedule: Some("heuristic".into()),
+        assistant_confidence_threshold: Some(0.0),
+        ..Default::default()
+    };
+    let run = |assist: bool| {
+        let mut s = rill::Session::new(model.clone(), options.clone()).unwrap();
+        if assist {
+            s.set_assistant(Some(model.clone())).unwrap();
+        }
+        s.set_generation_config(greedy.clone()).unwrap();
+        s.generate("In the beginning", |_| true).unwrap()
+    };
+    let (plain, assisted) = (run(false), run(true));
+    assert_eq!(assisted.tokens, plain.tokens);
+    // 59 tokens after the first, at most 8 a pass (7 proposed and the pick).
+    assert_eq!(assisted.timings.decode_steps, 59usize.div_ceil(8));
+}
