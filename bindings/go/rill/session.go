@@ -306,22 +306,9 @@ func (s *Session) TokenCount() (int, error) {
 func (s *Session) Tokens() ([]uint32, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var n C.size_t
-	err := call(func() C.enum_rill_status { return C.rill_session_tokens(s.ptr, nil, 0, &n) })
-	if e, ok := err.(*Error); ok && e.Status == ErrBufferTooSmall {
-		ids := make([]uint32, int(n))
-		err = call(func() C.enum_rill_status {
-			return C.rill_session_tokens(s.ptr, (*C.uint32_t)(unsafe.Pointer(&ids[0])), C.size_t(len(ids)), &n)
-		})
-		if err != nil {
-			return nil, err
-		}
-		return ids[:int(n)], nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return []uint32{}, nil
+	return readArray[uint32](func(out unsafe.Pointer, capacity C.size_t, n *C.size_t) C.enum_rill_status {
+		return C.rill_session_tokens(s.ptr, (*C.uint32_t)(out), capacity, n)
+	})
 }
 
 // LastLogprobs gives the last generation's token log-probabilities (natural log, one per
@@ -329,13 +316,19 @@ func (s *Session) Tokens() ([]uint32, error) {
 func (s *Session) LastLogprobs() ([]float32, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return readArray[float32](func(out unsafe.Pointer, capacity C.size_t, n *C.size_t) C.enum_rill_status {
+		return C.rill_session_last_logprobs(s.ptr, (*C.float)(out), capacity, n)
+	})
+}
+
+// readArray asks fill for the count (RILL_ERR_BUFFER_TOO_SMALL with no room), then
+// for that many elements.
+func readArray[T any](fill func(out unsafe.Pointer, capacity C.size_t, n *C.size_t) C.enum_rill_status) ([]T, error) {
 	var n C.size_t
-	err := call(func() C.enum_rill_status { return C.rill_session_last_logprobs(s.ptr, nil, 0, &n) })
+	err := call(func() C.enum_rill_status { return fill(nil, 0, &n) })
 	if e, ok := err.(*Error); ok && e.Status == ErrBufferTooSmall {
-		out := make([]float32, int(n))
-		err = call(func() C.enum_rill_status {
-			return C.rill_session_last_logprobs(s.ptr, (*C.float)(unsafe.Pointer(&out[0])), C.size_t(len(out)), &n)
-		})
+		out := make([]T, int(n))
+		err = call(func() C.enum_rill_status { return fill(unsafe.Pointer(&out[0]), C.size_t(len(out)), &n) })
 		if err != nil {
 			return nil, err
 		}
@@ -344,7 +337,7 @@ func (s *Session) LastLogprobs() ([]float32, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []float32{}, nil
+	return []T{}, nil
 }
 
 // Save gives the session's tokens, KV cache and settings as a versioned, checksummed
