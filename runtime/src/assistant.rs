@@ -70,6 +70,8 @@ impl Schedule {
 /// A model proposing tokens for another's session.
 pub(crate) struct Assistant {
     session: Session,
+    /// The logits of its last step (reused from token to token).
+    logits: Vec<f32>,
 }
 
 impl Assistant {
@@ -88,6 +90,7 @@ impl Assistant {
         }
         Ok(Assistant {
             session: Session::new(model, SessionOptions::default())?,
+            logits: Vec::new(),
         })
     }
 
@@ -103,7 +106,7 @@ impl Assistant {
         schedule: &Schedule,
         vocab: usize,
     ) -> Result<Vec<u32>> {
-        let s = &mut self.session;
+        let (s, logits) = (&mut self.session, &mut self.logits);
         let room = s.context_len().saturating_sub(context.len());
         let count = count.min(room);
         if count == 0 || context.is_empty() {
@@ -119,18 +122,21 @@ impl Assistant {
             .count()
             .min(context.len() - 1);
         s.truncate(shared)?;
-        let mut logits = s.forward(&context[shared..])?.to_vec();
+        // (Copied out: picking reads the session's tokens too.)
+        logits.clear();
+        logits.extend_from_slice(s.forward(&context[shared..])?);
         let mut out = Vec::with_capacity(count);
         loop {
-            let token = greedy.pick(&logits, s.tokens(), prompt_len)?;
+            let token = greedy.pick(logits, s.tokens(), prompt_len)?;
             if token as usize >= vocab {
                 break;
             }
             out.push(token);
-            if out.len() == count || probability(&logits, token) < schedule.confidence {
+            if out.len() == count || probability(logits, token) < schedule.confidence {
                 break;
             }
-            logits = s.forward(&[token])?.to_vec();
+            logits.clear();
+            logits.extend_from_slice(s.forward(&[token])?);
         }
         Ok(out)
     }

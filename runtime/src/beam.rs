@@ -76,12 +76,7 @@ impl BeamConfig {
             }
         };
         let sampling = (cfg.do_sample == Some(true)).then(|| BeamSampling {
-            // As the sampler chain: the configured seed, else the clock.
-            seed: cfg.seed.unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_nanos() as u64)
-            }),
+            seed: crate::sampling::seed_or_clock(cfg.seed),
             temperature: cfg.temperature.unwrap_or(1.0),
             top_k: cfg.top_k.unwrap_or(50),
             top_p: cfg.top_p.unwrap_or(1.0),

@@ -88,11 +88,7 @@ impl SamplerChain {
                 "repetition_penalty must be a positive number, got {penalty}"
             )));
         }
-        let seed = cfg.seed.unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64)
-        });
+        let seed = seed_or_clock(cfg.seed);
         let do_sample = cfg.do_sample.unwrap_or(false);
         let mut specs: Vec<(String, String)> = Vec::new();
         let mut add = |name: &str, params: serde_json::Value| {
@@ -228,6 +224,15 @@ impl SamplerChain {
         }
         Ok(token)
     }
+}
+
+/// The configured `seed`, else one from the clock (a different draw each run).
+pub(crate) fn seed_or_clock(seed: Option<u64>) -> u64 {
+    seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+    })
 }
 
 #[cfg(test)]

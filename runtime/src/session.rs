@@ -850,7 +850,7 @@ impl Session {
         let searching = settings.search_strategy.is_some() || settings.num_beams.unwrap_or(1) > 1;
         if self.assistant.is_some() && (searching || lookup > 0) {
             return Err(RillError::GenerationConfig(format!(
-                "assisted generation (an assistant model is set) cannot be combined with {}; remove the assistant or unset it",
+                "assisted generation (an assistant model is set) cannot be combined with {}; remove the assistant or that setting",
                 if searching { "beam search or a search strategy" } else { "prompt_lookup_num_tokens" }
             )));
         }
@@ -948,18 +948,24 @@ impl Session {
             }
             let room = context.saturating_sub(self.tokens.len() + 1);
             let left = max_new - out.len();
-            let draft = match (self.assistant.as_mut(), proposer.as_mut()) {
-                (Some(assistant), Some(greedy)) if room > 0 => {
-                    let context: Vec<u32> = self.tokens.iter().copied().chain([next]).collect();
-                    // (The heuristic schedule may grow past what one check holds.)
-                    let want = schedule.tokens.min(most_proposed).min(room).min(left);
-                    assistant.propose(&context, want, (greedy, prompt_len), &schedule, vocab)?
+            // Tokens to guess: the assistant's (its heuristic schedule may grow past what
+            // one check holds) or prompt lookup's.
+            let want = match self.assistant {
+                Some(_) => schedule.tokens.min(most_proposed),
+                None => lookup,
+            }
+            .min(room)
+            .min(left);
+            let draft = if want == 0 {
+                Vec::new()
+            } else {
+                let context: Vec<u32> = self.tokens.iter().copied().chain([next]).collect();
+                match (self.assistant.as_mut(), proposer.as_mut()) {
+                    (Some(assistant), Some(greedy)) => {
+                        assistant.propose(&context, want, (greedy, prompt_len), &schedule, vocab)?
+                    }
+                    _ => crate::prompt_lookup::draft(&context, max_ngram, want),
                 }
-                _ if lookup.min(room).min(left) > 0 => {
-                    let context: Vec<u32> = self.tokens.iter().copied().chain([next]).collect();
-                    crate::prompt_lookup::draft(&context, max_ngram, lookup.min(room).min(left))
-                }
-                _ => Vec::new(),
             };
             if !draft.is_empty() {
                 // (The chain's time here is not told apart from the pass's.)
