@@ -146,6 +146,15 @@ typedef struct rill_search_step {
     size_t length;          /* tokens per row so far */
     size_t prompt_len;
     size_t max_length;      /* prompt_len + max_new_tokens */
+    /* Appended in ABI version 1; read only when struct_size covers it. The host's text
+     * stopping criteria (the generation's stop strings), or NULL when there are none:
+     * returns 1 when row `row` followed by `token` completes a stop string in the text
+     * generated after the prompt. A strategy that declares RILL_SEARCH_APPLIES_STOPS
+     * treats such a continuation as it treats an end-of-sequence token (the hypothesis
+     * is finished there, the token included, and is not continued). Valid during the
+     * step call only. */
+    uint8_t (*stops)(void *stop_data, size_t row, uint32_t token);
+    void *stop_data;
 } rill_search_step;
 
 /* What a strategy decides for one row of the next step: the row it continues and the token
@@ -179,7 +188,14 @@ typedef struct rill_search_vtable {
                                  float *score_out);
     /* required: frees a state. */
     void (*destroy)(void *state);
+    /* Appended in ABI version 1; read only when struct_size covers it. RILL_SEARCH_*
+     * bits. rill refuses stop strings with a strategy that lacks
+     * RILL_SEARCH_APPLIES_STOPS rather than ignore them. */
+    uint32_t flags;
 } rill_search_vtable;
+
+/* rill_search_vtable.flags: the strategy applies rill_search_step.stops. */
+#define RILL_SEARCH_APPLIES_STOPS 1u
 
 /* Everything a plugin provides. Static storage; valid until the plugin is unloaded.
  * Fields after `samplers` were appended in the same ABI version 1 and are read only when

@@ -99,8 +99,9 @@ fn beam_step(c: &mut Criterion) {
                 rows: rows.iter().map(Vec::as_slice).collect(),
                 prompt_len: prompt.len(),
                 max_length: prompt.len() + 64,
+                stops: None,
             };
-            let choices = search.step(&step).expect("still running");
+            let choices = search.step(&step).unwrap().expect("still running");
             rows = choices
                 .iter()
                 .map(|&(parent, token)| {
@@ -120,6 +121,7 @@ fn beam_step(c: &mut Criterion) {
                         rows: rows.iter().map(Vec::as_slice).collect(),
                         prompt_len: prompt.len(),
                         max_length: prompt.len() + 64,
+                        stops: None,
                     };
                     search.step(&step)
                 },

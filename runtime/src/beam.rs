@@ -37,6 +37,9 @@ pub struct BeamConfig {
     pub processors: BeamProcessors,
     /// Beam sampling (`do_sample`): the warpers and the seed.
     pub sampling: Option<BeamSampling>,
+    /// `stop_strings`: a continuation whose generated text completes one finishes its
+    /// hypothesis, as an end-of-sequence token does (not with diverse beam search).
+    pub stop_strings: Vec<String>,
 }
 
 /// Beam sampling's warpers and seed (the beam plugin's definition).
@@ -108,12 +111,6 @@ impl BeamConfig {
                 "prompt_lookup_num_tokens",
                 cfg.prompt_lookup_num_tokens.is_some_and(|n| n > 0),
             ),
-            (
-                "stop_strings",
-                cfg.stop_strings
-                    .as_ref()
-                    .is_some_and(|v| !v.to_vec().is_empty()),
-            ),
         ]
         .into_iter()
         .filter_map(|(name, set)| set.then_some(name))
@@ -124,6 +121,19 @@ impl BeamConfig {
                 not_applied.join(", "),
                 if not_applied.len() > 1 { "them" } else { "it" }
             )));
+        }
+        let stop_strings: Vec<String> = cfg
+            .stop_strings
+            .as_ref()
+            .map(|v| v.to_vec())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect();
+        if !stop_strings.is_empty() && cfg.num_beam_groups.unwrap_or(1) > 1 {
+            return Err(RillError::GenerationConfig(
+                "diverse beam search (num_beam_groups > 1) does not apply stop_strings (transformers stops its groups only when every beam has hit one); unset stop_strings or num_beam_groups".into(),
+            ));
         }
         let n = cfg.num_return_sequences.unwrap_or(1);
         if n == 0 || n > k {
@@ -151,6 +161,7 @@ impl BeamConfig {
                 begin_suppress_tokens: cfg.begin_suppress_tokens.clone().unwrap_or_default(),
             },
             sampling,
+            stop_strings,
             groups: match cfg.num_beam_groups.unwrap_or(1) {
                 1 => None,
                 g if g == 0 || !k.is_multiple_of(g) => {
@@ -228,7 +239,15 @@ impl BeamConfig {
 /// Runs beam search (diverse beam search when `cfg.groups` is set) from `prompt` through
 /// the `beam` strategy and returns the best `num_return_sequences` hypotheses, best first.
 pub fn search(model: &Arc<Model>, prompt: &[u32], cfg: &BeamConfig) -> Result<Vec<Hypothesis>> {
-    run_strategy(model, prompt, "beam", &cfg.params(), cfg.max_new_tokens)
+    let run = run_strategy_timed(
+        model,
+        prompt,
+        "beam",
+        &cfg.params(),
+        cfg.max_new_tokens,
+        &cfg.stop_strings,
+    )?;
+    Ok(run.hypotheses)
 }
 
 /// What a search returned and where its time went.
@@ -255,16 +274,20 @@ pub fn run_strategy(
     params: &str,
     max_new_tokens: usize,
 ) -> Result<Vec<Hypothesis>> {
-    Ok(run_strategy_timed(model, prompt, name, params, max_new_tokens)?.hypotheses)
+    Ok(run_strategy_timed(model, prompt, name, params, max_new_tokens, &[])?.hypotheses)
 }
 
-/// As [`run_strategy`], with the prompt's evaluation and the steps after it timed apart.
+/// As [`run_strategy`], with the prompt's evaluation and the steps after it timed apart,
+/// and `stops` (stop strings) offered to the strategy as its stop check; a strategy that
+/// does not apply stop strings (`RILL_SEARCH_APPLIES_STOPS`) is refused when there are
+/// any.
 pub fn run_strategy_timed(
     model: &Arc<Model>,
     prompt: &[u32],
     name: &str,
     params: &str,
     max_new_tokens: usize,
+    stops: &[String],
 ) -> Result<SearchRun> {
     let started = std::time::Instant::now();
     if prompt.is_empty() {
@@ -280,6 +303,11 @@ pub fn run_strategy_timed(
             RillError::Plugin(m) => RillError::GenerationConfig(m),
             other => other,
         })?;
+    if !stops.is_empty() && !strategy.applies_stops() {
+        return Err(RillError::GenerationConfig(format!(
+            "search strategy `{name}` does not apply stop strings (its plugin does not declare RILL_SEARCH_APPLIES_STOPS); unset stop_strings"
+        )));
+    }
     let rows = strategy.rows();
     let prompt_len = prompt.len();
     let max_length = prompt_len + max_new_tokens;
@@ -309,6 +337,11 @@ pub fn run_strategy_timed(
     loop {
         let flat: Vec<u32> = seqs.iter().flatten().copied().collect();
         let length = seqs[0].len();
+        let mut check =
+            (!stops.is_empty()).then(|| StopCheck::new(model, &seqs, prompt_len, stops));
+        let mut ask = check
+            .as_mut()
+            .map(|c| move |row: usize, token: u32| c.completes(row, token));
         let Some(choices) = strategy.step(
             session.forward_cached(),
             vocab,
@@ -316,6 +349,8 @@ pub fn run_strategy_timed(
             length,
             prompt_len,
             max_length,
+            ask.as_mut()
+                .map(|f| f as &mut dyn FnMut(usize, u32) -> bool),
         )?
         else {
             break;
@@ -359,6 +394,54 @@ pub fn run_strategy_timed(
         decode_steps,
         ort_run: session.ort_time(),
     })
+}
+
+/// The stop check a strategy asks about candidates: whether row `r` followed by token
+/// `t` completes a stop string that ends in `t`'s text (transformers'
+/// `StopStringCriteria`: the match may begin in the prompt). Text is decoded as the
+/// streamed text is, special tokens skipped.
+struct StopCheck<'a> {
+    model: &'a Model,
+    rows: &'a [Vec<u32>],
+    /// Where the decoded text starts: enough prompt tokens before the generated ones to
+    /// hold the longest stop string.
+    start: usize,
+    stops: &'a [String],
+    /// Each row's text from `start`, decoded on first use.
+    texts: Vec<Option<String>>,
+    ids: Vec<u32>,
+}
+
+impl<'a> StopCheck<'a> {
+    fn new(model: &'a Model, rows: &'a [Vec<u32>], prompt_len: usize, stops: &'a [String]) -> Self {
+        StopCheck {
+            model,
+            rows,
+            start: crate::stop::context_start(prompt_len, stops),
+            stops,
+            texts: vec![None; rows.len()],
+            ids: Vec::new(),
+        }
+    }
+
+    fn decode(&self, ids: &[u32]) -> String {
+        self.model.tokenizer().decode(ids, true).unwrap_or_default()
+    }
+
+    fn completes(&mut self, row: usize, token: u32) -> bool {
+        let Some(generated) = self.rows.get(row).and_then(|r| r.get(self.start..)) else {
+            return false;
+        };
+        if self.texts[row].is_none() {
+            self.texts[row] = Some(self.decode(generated));
+        }
+        self.ids.clear();
+        self.ids.extend_from_slice(generated);
+        self.ids.push(token);
+        let after = self.decode(&self.ids);
+        let before = self.texts[row].as_deref().unwrap_or_default();
+        crate::stop::completes_stop(before, &after, self.stops)
+    }
 }
 
 /// How many leading tokens `a` and `b` share.

@@ -868,12 +868,13 @@ impl Session {
             return self.run_search(prompt, &settings, &eos, on_piece);
         }
         let mut chain = crate::sampling::SamplerChain::new(&settings)?;
-        let stop_list = settings
-            .stop_strings
-            .as_ref()
-            .map(|s| s.to_vec())
-            .unwrap_or_default();
-        let mut stops = StopStrings::new(&stop_list);
+        let stop_list = stop_strings_of(&settings);
+        // A stop string may begin in the prompt's last text (transformers' rule).
+        let context = match crate::stop::context_start(prompt.len(), &stop_list) {
+            start if stop_list.is_empty() || start == prompt.len() => String::new(),
+            start => self.model.detokenize(&prompt[start..])?,
+        };
+        let mut stops = StopStrings::with_context(&stop_list, &context);
         let max_new = settings.max_new_tokens_after(prompt.len())?;
         let context = self.options.context_len;
         let (prompt, mut prompt_len) = self.fit_prompt(prompt)?;
@@ -1111,6 +1112,7 @@ impl Session {
         mut on_piece: impl FnMut(&str) -> bool,
     ) -> Result<Generation> {
         let model = Arc::clone(&self.model);
+        let stop_strings = stop_strings_of(settings);
         let run = if let Some(spec) = &settings.search_strategy {
             if let Some(path) = &spec.plugin {
                 crate::plugin::load_once(std::path::Path::new(path))?;
@@ -1121,7 +1123,14 @@ impl Session {
                 .unwrap_or_else(|| serde_json::json!({}))
                 .to_string();
             let max_new = settings.max_new_tokens_after(prompt.len())?;
-            crate::beam::run_strategy_timed(&model, prompt, &spec.name, &params, max_new)?
+            crate::beam::run_strategy_timed(
+                &model,
+                prompt,
+                &spec.name,
+                &params,
+                max_new,
+                &stop_strings,
+            )?
         } else {
             let mut cfg = crate::beam::BeamConfig::from_generation(settings, eos.to_vec())?
                 .ok_or_else(|| RillError::InvalidArgument("num_beams must exceed 1".into()))?;
@@ -1132,6 +1141,7 @@ impl Session {
                 "beam",
                 &cfg.params(),
                 cfg.max_new_tokens,
+                &cfg.stop_strings,
             )?
         };
         self.beams = run.hypotheses;
@@ -1142,7 +1152,7 @@ impl Session {
             ));
         };
         let mut tokens = best.tokens.get(prompt.len()..).unwrap_or_default().to_vec();
-        let stop = if tokens.last().is_some_and(|t| eos.contains(t)) {
+        let mut stop = if tokens.last().is_some_and(|t| eos.contains(t)) {
             tokens.pop();
             StopReason::Eos
         } else {
@@ -1153,7 +1163,12 @@ impl Session {
         let common = self.cached_prefix(prompt);
         self.truncate(common)?;
         self.pending = [&prompt[common..], &tokens[..]].concat();
-        let text = self.model.detokenize(&tokens)?;
+        let mut text = self.model.detokenize(&tokens)?;
+        // As when decoding token by token: the stop string and what follows are not text.
+        if let Some(at) = crate::stop::first_stop(&text, &stop_strings) {
+            text.truncate(at);
+            stop = StopReason::StopString;
+        }
         if !text.is_empty() {
             on_piece(&text);
         }
@@ -1194,8 +1209,22 @@ impl Session {
         if tokens.last().is_some_and(|t| eos.contains(t)) {
             tokens = &tokens[..tokens.len() - 1];
         }
-        Ok((self.model.detokenize(tokens)?, h.score))
+        let mut text = self.model.detokenize(tokens)?;
+        let stops = stop_strings_of(&self.generation_config());
+        if let Some(at) = crate::stop::first_stop(&text, &stops) {
+            text.truncate(at);
+        }
+        Ok((text, h.score))
     }
+}
+
+/// The generation's stop strings (none when unset).
+fn stop_strings_of(settings: &GenerationConfig) -> Vec<String> {
+    settings
+        .stop_strings
+        .as_ref()
+        .map(|v| v.to_vec())
+        .unwrap_or_default()
 }
 
 /// The tokens a sliding window keeps of `tokens` so that `room` more fit in `context`:

@@ -40,19 +40,46 @@ pub enum Matched {
 /// Finds stop strings in streamed text. Text that could still turn out to be the start of
 /// a stop string is held back, so the stop string itself is never emitted, even when it
 /// spans several tokens.
+///
+/// As transformers' `StopStringCriteria`, a stop string may begin in the text before the
+/// generated text (the prompt's end, given as context) as long as it ends in generated
+/// text; the context itself is never emitted.
 #[derive(Debug, Default)]
 pub struct StopStrings {
     stops: Vec<String>,
     held: String,
+    /// The end of the text before `held` (context, then released text): as much as a
+    /// stop string could begin in.
+    recent: String,
 }
 
 impl StopStrings {
     /// A matcher for `stops` (empty strings are ignored).
     pub fn new(stops: &[String]) -> Self {
-        StopStrings {
+        Self::with_context(stops, "")
+    }
+
+    /// A matcher for `stops` whose matches may begin in `context`, the text just before
+    /// the generated text (its end is enough: the longest stop string's length).
+    pub fn with_context(stops: &[String], context: &str) -> Self {
+        let mut m = StopStrings {
             stops: stops.iter().filter(|s| !s.is_empty()).cloned().collect(),
             held: String::new(),
+            recent: String::new(),
+        };
+        m.remember(context);
+        m
+    }
+
+    /// Appends released text to `recent`, keeping as much as a stop string could begin in.
+    fn remember(&mut self, text: &str) {
+        self.recent.push_str(text);
+        let longest = self.stops.iter().map(String::len).max().unwrap_or(1);
+        let mut cut = self.recent.len().saturating_sub(longest - 1);
+        while !self.recent.is_char_boundary(cut) {
+            cut -= 1;
         }
+        self.recent.drain(..cut);
     }
 
     /// Whether there is anything to match.
@@ -63,26 +90,36 @@ impl StopStrings {
     /// Adds a piece of text (whole characters).
     pub fn push(&mut self, piece: &str) -> Matched {
         self.held.push_str(piece);
+        let seen = self.recent.len();
+        let text = format!("{}{}", self.recent, self.held);
+        // The earliest stop string that ends in held text (one wholly in `recent` was
+        // there before: context, or released because no stop string completed).
         let first = self
             .stops
             .iter()
-            .filter_map(|s| self.held.find(s.as_str()))
+            .filter_map(|s| {
+                text.match_indices(s.as_str())
+                    .find(|(at, m)| at + m.len() > seen)
+                    .map(|(at, _)| at)
+            })
             .min();
         if let Some(at) = first {
-            let before = self.held[..at].to_string();
+            let before = self.held[..at.saturating_sub(seen)].to_string();
             self.held.clear();
             return Matched::Stop(before);
         }
-        // Keep the longest tail of `held` that is a proper prefix of some stop string.
+        // Keep the longest tail of held text that may begin a stop string.
         let keep = self
             .stops
             .iter()
-            .map(|s| longest_suffix_prefix(&self.held, s))
+            .map(|s| longest_suffix_prefix(&text, s))
             .max()
-            .unwrap_or(0);
+            .unwrap_or(0)
+            .min(self.held.len());
         let release = self.held.len() - keep;
         let out = self.held[..release].to_string();
         self.held.drain(..release);
+        self.remember(&out);
         Matched::No(out)
     }
 
@@ -90,6 +127,47 @@ impl StopStrings {
     pub fn finish(&mut self) -> String {
         std::mem::take(&mut self.held)
     }
+}
+
+/// Where the tokens whose text a stop string may begin in start, before generated tokens
+/// that follow `prompt_len` prompt tokens: every token but a special one decodes to at
+/// least one byte, so the longest stop string's length in tokens is enough.
+pub(crate) fn context_start(prompt_len: usize, stops: &[String]) -> usize {
+    let longest = stops.iter().map(String::len).max().unwrap_or(0);
+    prompt_len.saturating_sub(longest)
+}
+
+/// Where the earliest of `stops` begins in `text`, if any does.
+pub(crate) fn first_stop(text: &str, stops: &[String]) -> Option<usize> {
+    stops
+        .iter()
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| text.find(s.as_str()))
+        .min()
+}
+
+/// Whether `after`, the text of a sequence one token longer than the one whose text is
+/// `before`, holds a stop string that ends in what the token changed: transformers'
+/// `StopStringCriteria` rule (the match must overlap the last token), on decoded text.
+pub(crate) fn completes_stop(before: &str, after: &str, stops: &[String]) -> bool {
+    // Bytes the two texts share (a token may complete a character `before` ends with).
+    let mut common = before
+        .bytes()
+        .zip(after.bytes())
+        .take_while(|(a, b)| a == b)
+        .count();
+    while !after.is_char_boundary(common) {
+        common -= 1;
+    }
+    stops.iter().filter(|s| !s.is_empty()).any(|s| {
+        let mut from = common.saturating_sub(s.len() - 1);
+        while !after.is_char_boundary(from) {
+            from -= 1;
+        }
+        after[from..]
+            .match_indices(s.as_str())
+            .any(|(at, m)| from + at + m.len() > common)
+    })
 }
 
 /// Length in bytes of the longest suffix of `text` that is a proper prefix of `stop`,
@@ -149,6 +227,45 @@ mod tests {
     fn the_earliest_of_several_stops_wins() {
         assert_eq!(run(&["END", "D"], &["ABCEND"]), ("ABC".to_string(), true));
         assert_eq!(run(&["é!"], &["café", "!x"]), ("caf".to_string(), true));
+    }
+
+    #[test]
+    fn a_stop_completes_only_where_the_new_token_changed_the_text() {
+        let stops = vec!["stop".to_string(), "é!".to_string()];
+        // transformers' examples: the match must overlap the last token.
+        assert!(completes_stop("st", "stop", &stops));
+        assert!(completes_stop("las", "lastopper", &stops));
+        assert!(completes_stop("", "stop", &stops));
+        assert!(!completes_stop("stop", "stopat", &stops));
+        assert!(!completes_stop("a stop", "a stop here", &stops));
+        assert!(!completes_stop("sto", "stoa", &stops));
+        // A token that completes a split character, then the stop after it.
+        assert!(completes_stop("caf\u{FFFD}", "café!", &stops));
+        assert!(!completes_stop("caf\u{FFFD}", "café", &stops));
+        assert!(!completes_stop("abc", "abcd", &[String::new()]));
+        assert_eq!(first_stop("a stop, é!", &stops), Some(2));
+        assert_eq!(first_stop("none", &stops), None);
+    }
+
+    #[test]
+    fn a_stop_may_begin_in_the_context_but_must_end_in_generated_text() {
+        let stops = vec!["User:".to_string()];
+        let mut m = StopStrings::with_context(&stops, "...\nUser: hi\nUs");
+        assert_eq!(m.push("er"), Matched::No(String::new()));
+        assert_eq!(m.push(": x"), Matched::Stop(String::new()));
+        // The context's own stop string (wholly before the generated text) is no match.
+        let mut m = StopStrings::with_context(&stops, "User:");
+        assert_eq!(m.push(" fine"), Matched::No(" fine".into()));
+        // Held text that stops matching is released and remembered as context.
+        let mut m = StopStrings::with_context(&stops, "");
+        assert_eq!(m.push("a Us"), Matched::No("a ".into()));
+        assert_eq!(m.push("e"), Matched::No(String::new()));
+        assert_eq!(m.push("d"), Matched::No("Used".into()));
+        assert_eq!(m.push(" User"), Matched::No(" ".into()));
+        assert_eq!(m.push(":"), Matched::Stop(String::new()));
+        let mut m = StopStrings::with_context(&["abcd".to_string()], "xab");
+        assert_eq!(m.push("c"), Matched::No(String::new()));
+        assert_eq!(m.push("d!"), Matched::Stop(String::new()));
     }
 
     #[test]

@@ -71,6 +71,7 @@ fn beam_search_matches_transformers() {
                 begin_suppress_tokens: list(s, "begin_suppress_tokens"),
             },
             sampling: None,
+            stop_strings: list(s, "stop_strings"),
         };
         let got = search(&model, &prompt, &cfg).unwrap();
         let want_seqs = case["sequences"].as_array().unwrap();
@@ -101,8 +102,8 @@ fn beam_search_matches_transformers() {
         checked += 1;
     }
     assert_eq!(
-        checked, 24,
-        "2 prompts x (3 beam + 2 diverse beam + 7 processor settings)"
+        checked, 28,
+        "2 prompts x (3 beam + 2 diverse beam + 7 processor + 2 stop string settings)"
     );
 }
 
@@ -135,6 +136,77 @@ fn generate_with_num_beams_returns_the_beam_search_hypotheses() {
     assert_eq!(streamed, out.text);
     assert_eq!(s.beam_text(0).unwrap().0, out.text);
     assert!(s.beam_text(2).is_err());
+}
+
+#[test]
+fn beam_search_through_a_session_stops_at_a_stop_string_and_never_emits_it() {
+    let model = common::default_model();
+    let cfg = |stops: Vec<String>| rill::GenerationConfig {
+        max_new_tokens: Some(16),
+        do_sample: Some(false),
+        num_beams: Some(4),
+        num_return_sequences: Some(4),
+        stop_strings: (!stops.is_empty()).then_some(rill::config::OneOrMany::Many(stops)),
+        eos_token_id: Some(rill::config::OneOrMany::Many(vec![])),
+        ..Default::default()
+    };
+    let prompt = "In the beginning God created";
+    let mut s = rill::Session::new(model.clone(), rill::SessionOptions::default()).unwrap();
+    s.set_generation_config(cfg(Vec::new())).unwrap();
+    let free = s.generate(prompt, |_| true).unwrap();
+    assert_eq!(free.stop, rill::StopReason::MaxTokens);
+    // Stop strings from along the best hypothesis's text: each search must end every
+    // hypothesis that completes one there (and only those end early, there being no end
+    // token), never emit one, and report a stop string when its best one ended so.
+    let prompt_len = model.tokenize(prompt).unwrap().len();
+    let chars: Vec<(usize, char)> = free.text.char_indices().collect();
+    let (mut stopped_best, mut stopped_any) = (0, 0);
+    let mut stop = String::new();
+    for &(at, _) in chars.iter().step_by(4).skip(1) {
+        stop = free.text[at..].chars().take(3).collect();
+        s.set_generation_config(cfg(vec![stop.clone()])).unwrap();
+        let mut streamed = String::new();
+        let out = s
+            .generate(prompt, |p| {
+                streamed.push_str(p);
+                true
+            })
+            .unwrap();
+        assert_eq!(streamed, out.text);
+        assert!(!out.text.contains(&stop), "{stop:?} in {:?}", out.text);
+        let best = &s.beam_results()[0];
+        let best_ended = best.tokens.len() < prompt_len + 16;
+        let want = if best_ended {
+            rill::StopReason::StopString
+        } else {
+            rill::StopReason::MaxTokens
+        };
+        assert_eq!(out.stop, want, "{stop:?}: {out:?}");
+        stopped_best += usize::from(best_ended);
+        for (i, h) in s.beam_results().iter().enumerate() {
+            let full = model.detokenize(&h.tokens[prompt_len..]).unwrap();
+            let (text, _) = s.beam_text(i).unwrap();
+            assert!(!text.contains(&stop), "hypothesis {i}: {text:?}");
+            if h.tokens.len() < prompt_len + 16 {
+                assert!(full.contains(&stop), "hypothesis {i} ended early: {full:?}");
+                stopped_any += 1;
+            }
+        }
+    }
+    assert!(
+        stopped_best > 0 && stopped_any > stopped_best,
+        "{stopped_best} {stopped_any}"
+    );
+    // Diverse beam search refuses stop strings, naming them.
+    let diverse = rill::GenerationConfig {
+        num_beam_groups: Some(2),
+        diversity_penalty: Some(1.0),
+        ..cfg(vec![stop])
+    };
+    let e = s
+        .set_generation_config(diverse)
+        .and_then(|_| s.generate(prompt, |_| true));
+    assert!(e.unwrap_err().to_string().contains("stop_strings"));
 }
 
 #[test]

@@ -144,6 +144,45 @@ fn stop_strings_spanning_tokens_end_generation_without_being_emitted() {
 }
 
 #[test]
+fn a_stop_string_may_begin_in_the_prompt_as_in_transformers() {
+    let model = common::default_model();
+    let prompt = common::PROMPTS[0];
+    let full = session(&model, greedy(8))
+        .generate(prompt, |_| true)
+        .unwrap();
+    // The prompt's last two characters and the first two generated ones.
+    let tail: String = prompt
+        .chars()
+        .rev()
+        .take(2)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let stop = format!("{tail}{}", full.text.chars().take(2).collect::<String>());
+    let mut s = session(
+        &model,
+        GenerationConfig {
+            stop_strings: Some(rill::config::OneOrMany::One(stop.clone())),
+            ..greedy(8)
+        },
+    );
+    let g = s.generate(prompt, |_| true).unwrap();
+    assert_eq!(g.stop, StopReason::StopString, "{stop:?}: {g:?}");
+    assert_eq!(g.text, "");
+    // The prompt alone holding a stop string stops nothing.
+    let mut s = session(
+        &model,
+        GenerationConfig {
+            stop_strings: Some(rill::config::OneOrMany::One(tail)),
+            ..greedy(8)
+        },
+    );
+    let g = s.generate(prompt, |_| true).unwrap();
+    assert_eq!(g.text, full.text);
+}
+
+#[test]
 fn cancel_from_another_thread_stops_generation_and_the_session_stays_usable() {
     let model = common::default_model();
     let mut s = session(&model, greedy(900));

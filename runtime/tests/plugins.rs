@@ -351,6 +351,7 @@ mod bad_strategy {
         n_results: Some(n_results),
         result: Some(result),
         destroy: Some(destroy),
+        flags: 0,
     };
     struct List([*const rill_search_vtable; 1]);
     // SAFETY: a pointer to an immutable static.
@@ -384,12 +385,20 @@ fn a_strategy_choosing_a_parent_out_of_range_is_an_error() {
     let mut s = rill::plugin::PluginStrategy::create("bad_parents", "{}").unwrap();
     assert_eq!(s.rows(), 2);
     let logits = vec![0.0f32; 2 * 8];
-    let err = s.step(&logits, 8, &[0, 0], 1, 1, 4).unwrap_err();
+    let err = s.step(&logits, 8, &[0, 0], 1, 1, 4, None).unwrap_err();
     let m = err.to_string();
     assert!(
         m.contains("chose parent 7") && m.contains("bad_parents") && m.contains("bad-strategies"),
         "{m}"
     );
+    // It does not declare RILL_SEARCH_APPLIES_STOPS: stop strings are refused, not ignored.
+    let model = common::default_model();
+    let stops = ["the".to_string()];
+    let refused =
+        rill::beam::run_strategy_timed(&model, &[5, 6, 7], "bad_parents", "{}", 4, &stops)
+            .unwrap_err()
+            .to_string();
+    assert!(refused.contains("does not apply stop strings"), "{refused}");
     let unknown = rill::plugin::PluginStrategy::create("no_such_strategy", "{}")
         .err()
         .unwrap();
@@ -404,5 +413,63 @@ fn a_strategy_choosing_a_parent_out_of_range_is_an_error() {
     assert!(
         bad_params.to_string().contains("num_beam_groups dividing"),
         "{bad_params}"
+    );
+}
+
+mod incomplete_strategy {
+    use std::ffi::{c_char, c_int};
+
+    use rill_plugin_abi::*;
+    static NO_STEP: rill_search_vtable = rill_search_vtable {
+        abi_version: RILL_PLUGIN_ABI_VERSION,
+        struct_size: SEARCH_VTABLE_BEFORE_FLAGS as u32,
+        name: c"no_step".as_ptr(),
+        create: None,
+        step: None,
+        n_results: None,
+        result: None,
+        destroy: None,
+        flags: 0,
+    };
+    struct List([*const rill_search_vtable; 1]);
+    // SAFETY: a pointer to an immutable static.
+    unsafe impl Sync for List {}
+    static LIST: List = List([&NO_STEP]);
+    static TABLE: rill_plugin_table = rill_plugin_table {
+        abi_version: RILL_PLUGIN_ABI_VERSION,
+        struct_size: std::mem::size_of::<rill_plugin_table>() as u32,
+        plugin_name: c"incomplete-strategies".as_ptr(),
+        n_samplers: 0,
+        samplers: std::ptr::null(),
+        n_strategies: 1,
+        strategies: &LIST.0 as *const _ as *const *const rill_search_vtable,
+    };
+    pub unsafe extern "C" fn entry(
+        _: u32,
+        _: *const rill_host,
+        out: *mut *const rill_plugin_table,
+        _: *mut c_char,
+        _: usize,
+    ) -> c_int {
+        // SAFETY: a valid out-pointer from the host.
+        unsafe { *out = &TABLE };
+        RILL_PLUGIN_OK
+    }
+}
+
+#[test]
+fn a_strategy_missing_a_required_slot_is_refused_when_the_plugin_loads() {
+    let e = rill::plugin::register_static(incomplete_strategy::entry)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("search strategy 0 lacks a required slot"), "{e}");
+    // Not registered: the name is unknown rather than a crash when used.
+    let unknown = rill::plugin::PluginStrategy::create("no_step", "{}")
+        .err()
+        .unwrap();
+    assert!(
+        unknown.to_string().contains("no search strategy named"),
+        "{unknown}"
     );
 }

@@ -134,6 +134,7 @@ fn cache_workout(model: &Arc<Model>) -> (Vec<Vec<u32>>, Vec<u32>, Vec<u8>) {
         groups: None,
         processors: Default::default(),
         sampling: None,
+        stop_strings: Vec::new(),
     };
     let beams = rill::beam::search(model, &prompt, &cfg)
         .unwrap()

@@ -16,8 +16,8 @@ Outputs:
   beam.json        prompts, settings (num_beams, length_penalty, early_stopping,
                    num_return_sequences, num_beam_groups, diversity_penalty, and the
                    processors sequence_bias, bad_words_ids, min_length, min_new_tokens,
-                   suppress_tokens, begin_suppress_tokens with eos_token_id) and HF's
-                   returned sequences and sequence scores.
+                   suppress_tokens, begin_suppress_tokens with eos_token_id, and
+                   stop_strings) and HF's returned sequences and sequence scores.
 """
 import json
 import pathlib
@@ -136,10 +136,22 @@ def beams(folder):
             {"num_beams": 4, "num_beam_groups": 2, "diversity_penalty": 1.0, "length_penalty": 1.0,
              "early_stopping": False, "num_return_sequences": 2, "suppress_tokens": [first]},
         ]
-        for s in settings + with_processors:
+        # Stop strings (StopStringCriteria, which beam search applies to every candidate):
+        # one across the boundary of the plain search's third and fourth new tokens, and
+        # the word of its sixth with one that never comes.
+        third, fourth = tok.decode(plain[n + 2:n + 3]), tok.decode(plain[n + 3:n + 4])
+        across = third[-2:] + fourth[:2]
+        word = tok.decode(plain[n + 5:n + 6]).strip()
+        with_stops = [
+            {**base, "stop_strings": [across]},
+            {**base, "stop_strings": [word, "zqxj"], "early_stopping": True,
+             "num_return_sequences": 3},
+        ]
+        for s in settings + with_processors + with_stops:
+            extra = {"tokenizer": tok} if "stop_strings" in s else {}
             with torch.no_grad():
                 out = model.generate(ids, do_sample=False, max_new_tokens=16, output_scores=True,
-                                     return_dict_in_generate=True, pad_token_id=2, **s)
+                                     return_dict_in_generate=True, pad_token_id=2, **s, **extra)
             cases.append({
                 "prompt": prompt,
                 "prompt_ids": ids[0].tolist(),

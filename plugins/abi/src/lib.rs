@@ -100,7 +100,12 @@ pub struct rill_search_step {
     pub length: usize,
     pub prompt_len: usize,
     pub max_length: usize,
+    pub stops: Option<unsafe extern "C" fn(stop_data: *mut c_void, row: usize, token: u32) -> u8>,
+    pub stop_data: *mut c_void,
 }
+
+/// The `struct_size` of a `rill_search_step` from before `stops` was appended.
+pub const SEARCH_STEP_BEFORE_STOPS: usize = 64;
 
 /// `rill_search_choice`.
 #[repr(C)]
@@ -143,7 +148,15 @@ pub struct rill_search_vtable {
     pub n_results: Option<unsafe extern "C" fn(*const c_void) -> usize>,
     pub result: Option<SearchResultFn>,
     pub destroy: Option<unsafe extern "C" fn(*mut c_void)>,
+    pub flags: u32,
 }
+
+/// `RILL_SEARCH_APPLIES_STOPS`: a strategy that ends a hypothesis where
+/// `rill_search_step.stops` says so.
+pub const RILL_SEARCH_APPLIES_STOPS: u32 = 1;
+
+/// The `struct_size` of a `rill_search_vtable` from before `flags` was appended.
+pub const SEARCH_VTABLE_BEFORE_FLAGS: usize = 56;
 
 // SAFETY: vtables are immutable static data.
 unsafe impl Sync for rill_search_vtable {}
@@ -189,9 +202,11 @@ const _: () = {
     assert!(
         size_of::<rill_plugin_table>() == 48 && offset_of!(rill_plugin_table, n_strategies) == 32
     );
-    assert!(size_of::<rill_search_step>() == 64 && offset_of!(rill_search_step, max_length) == 56);
+    assert!(size_of::<rill_search_step>() == 80 && offset_of!(rill_search_step, max_length) == 56);
+    assert!(offset_of!(rill_search_step, stops) == SEARCH_STEP_BEFORE_STOPS);
     assert!(size_of::<rill_search_choice>() == 8);
-    assert!(size_of::<rill_search_vtable>() == 56 && offset_of!(rill_search_vtable, destroy) == 48);
+    assert!(size_of::<rill_search_vtable>() == 64 && offset_of!(rill_search_vtable, destroy) == 48);
+    assert!(offset_of!(rill_search_vtable, flags) == SEARCH_VTABLE_BEFORE_FLAGS);
 };
 
 /// Writes `message` NUL-terminated into a caller's error buffer, truncated to fit

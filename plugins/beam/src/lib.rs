@@ -12,6 +12,11 @@
 //! ([]), `eos_token_id` (list, []), `pad_token_id` (0); beam sampling: `do_sample` (false)
 //! with `seed` (0), `temperature` (1), `top_k` (0: off), `top_p` (1), `min_p` (off),
 //! `typical_p` (1), `epsilon_cutoff` (0), `eta_cutoff` (0).
+//!
+//! Beam search applies the host's stop check (`rill_search_step.stops`, the generation's
+//! stop strings) as transformers applies its stopping criteria to each candidate: a
+//! continuation that completes a stop string finishes its hypothesis, like an end token.
+//! Diverse beam search refuses it.
 
 pub mod search;
 
@@ -159,14 +164,21 @@ unsafe extern "C" fn step(
             let s = &*s;
             let logits = std::slice::from_raw_parts(s.logits, s.n_rows * s.vocab_size);
             let tokens = std::slice::from_raw_parts(s.tokens, s.n_rows * s.length);
+            // `stops` is read only from a host whose step struct has it.
+            let stops = (s.struct_size as usize >= std::mem::size_of::<rill_search_step>())
+                .then_some(s.stops)
+                .flatten();
+            let data = s.stop_data;
+            let check = stops.map(|f| move |row: usize, token: u32| f(data, row, token) != 0);
             let step = Step {
                 logits,
                 vocab: s.vocab_size,
                 rows: tokens.chunks(s.length.max(1)).take(s.n_rows).collect(),
                 prompt_len: s.prompt_len,
                 max_length: s.max_length,
+                stops: check.as_ref().map(|c| c as &dyn Fn(usize, u32) -> bool),
             };
-            match search.step(&step) {
+            match search.step(&step)? {
                 Some(next) => {
                     let out = std::slice::from_raw_parts_mut(choices, s.n_rows);
                     for (o, (parent, token)) in out.iter_mut().zip(next) {
@@ -221,6 +233,7 @@ static BEAM: rill_search_vtable = rill_search_vtable {
     n_results: Some(n_results),
     result: Some(result),
     destroy: Some(destroy),
+    flags: RILL_SEARCH_APPLIES_STOPS,
 };
 
 struct List([*const rill_search_vtable; 1]);

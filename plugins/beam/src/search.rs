@@ -217,6 +217,9 @@ pub struct Step<'a> {
     pub rows: Vec<&'a [u32]>,
     pub prompt_len: usize,
     pub max_length: usize,
+    /// The host's stop check: whether row `r` followed by token `t` completes a stop
+    /// string (ends that hypothesis as an end-of-sequence token would).
+    pub stops: Option<&'a dyn Fn(usize, u32) -> bool>,
 }
 
 /// A running search.
@@ -282,10 +285,15 @@ impl Search {
     }
 
     /// One step: the choices for the next step, or None when the search has ended.
-    pub fn step(&mut self, s: &Step) -> Option<Vec<(u32, u32)>> {
+    /// Diverse beam search refuses stop checks (transformers applies them to its groups
+    /// only as a whole).
+    pub fn step(&mut self, s: &Step) -> Result<Option<Vec<(u32, u32)>>, String> {
         match self {
-            Search::Beam(b) => b.step(s),
-            Search::Group(g) => g.step(s),
+            Search::Beam(b) => Ok(b.step(s)),
+            Search::Group(_) if s.stops.is_some() => {
+                Err("diverse beam search (num_beam_groups > 1) does not apply stop strings".into())
+            }
+            Search::Group(g) => Ok(g.step(s)),
         }
     }
 
@@ -344,7 +352,11 @@ impl Beam {
             .collect();
         let hits: Vec<bool> = cands
             .iter()
-            .map(|c| p.eos.contains(&c.1) || cur_len + 1 >= s.max_length)
+            .map(|c| {
+                p.eos.contains(&c.1)
+                    || cur_len + 1 >= s.max_length
+                    || s.stops.is_some_and(|stops| stops(c.0, c.1))
+            })
             .collect();
         let running = &self.running;
         let seq_of = |c: &(usize, u32, f32)| {

@@ -249,7 +249,67 @@ fn register_entry(
             ));
         }
     }
+    check_strategies(table, &what, taken)?;
     Ok(plugin)
+}
+
+/// Checks the search strategies of `table` as the samplers are checked: every slot a
+/// strategy needs is there, its name is UTF-8 and not taken.
+fn check_strategies(table: &rill_plugin_table, what: &str, taken: &[String]) -> Result<()> {
+    if table.n_strategies > 0 && table.strategies.is_null() {
+        return Err(load_error(
+            what,
+            "n_strategies > 0 but strategies is NULL".into(),
+        ));
+    }
+    for i in 0..table.n_strategies {
+        // SAFETY: n_strategies entries, checked non-NULL array.
+        let v = unsafe { *table.strategies.add(i) };
+        // SAFETY: NULL-checked before use.
+        let Some(v) = (unsafe { v.as_ref() }) else {
+            return Err(load_error(what, format!("search strategy {i} is NULL")));
+        };
+        if v.abi_version != RILL_PLUGIN_ABI_VERSION
+            || (v.struct_size as usize) < SEARCH_VTABLE_BEFORE_FLAGS
+        {
+            return Err(load_error(
+                what,
+                format!(
+                    "search strategy {i} was built for plugin ABI version {} (struct_size {})",
+                    v.abi_version, v.struct_size
+                ),
+            ));
+        }
+        if v.name.is_null()
+            || v.create.is_none()
+            || v.step.is_none()
+            || v.n_results.is_none()
+            || v.result.is_none()
+            || v.destroy.is_none()
+        {
+            return Err(load_error(
+                what,
+                format!("search strategy {i} lacks a required slot (name, create, step, n_results, result, destroy)"),
+            ));
+        }
+        // SAFETY: non-NULL, NUL-terminated per the ABI.
+        let name = unsafe { CStr::from_ptr(v.name) }
+            .to_str()
+            .map_err(|_| load_error(what, format!("search strategy {i}'s name is not UTF-8")))?;
+        if taken.iter().any(|t| t == name) {
+            return Err(load_error(
+                what,
+                format!("search strategy name `{name}` is already provided by another plugin"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether strategy `v` declares `flag` (`RILL_SEARCH_*`; a vtable from before `flags`
+/// declares nothing).
+pub(crate) fn strategy_has_flag(v: &rill_search_vtable, flag: u32) -> bool {
+    v.struct_size as usize >= std::mem::size_of::<rill_search_vtable>() && v.flags & flag != 0
 }
 
 fn taken_names(list: &[Arc<Plugin>]) -> Vec<String> {

@@ -72,8 +72,17 @@ impl PluginStrategy {
         self.rows
     }
 
+    /// Whether it ends hypotheses where the host's stop check says so
+    /// (`RILL_SEARCH_APPLIES_STOPS`).
+    pub fn applies_stops(&self) -> bool {
+        super::strategy_has_flag(self.vtable, RILL_SEARCH_APPLIES_STOPS)
+    }
+
     /// One step over `logits` (`rows * vocab`) and the rows' tokens (`rows * length`):
     /// the (parent, token) choices, or None when the search ended. Checks every choice.
+    /// `stops`, when given, says whether row `r` followed by token `t` completes a stop
+    /// string (see [`PluginStrategy::applies_stops`]).
+    #[allow(clippy::too_many_arguments)]
     pub fn step(
         &mut self,
         logits: &[f32],
@@ -82,7 +91,16 @@ impl PluginStrategy {
         length: usize,
         prompt_len: usize,
         max_length: usize,
+        stops: Option<&mut dyn FnMut(usize, u32) -> bool>,
     ) -> Result<Option<Vec<rill_search_choice>>> {
+        let mut stops = stops;
+        let (stops_fn, stop_data) = match stops.as_mut() {
+            Some(f) => (
+                Some(stops_trampoline as StopsFn),
+                f as *mut &mut dyn FnMut(usize, u32) -> bool as *mut c_void,
+            ),
+            None => (None, std::ptr::null_mut()),
+        };
         let step = rill_search_step {
             abi_version: RILL_PLUGIN_ABI_VERSION,
             struct_size: std::mem::size_of::<rill_search_step>() as u32,
@@ -93,6 +111,8 @@ impl PluginStrategy {
             length,
             prompt_len,
             max_length,
+            stops: stops_fn,
+            stop_data,
         };
         let mut choices = vec![rill_search_choice::default(); self.rows];
         let mut done = 0u8;
@@ -156,6 +176,16 @@ impl PluginStrategy {
         }
         Ok(out)
     }
+}
+
+type StopsFn = unsafe extern "C" fn(*mut c_void, usize, u32) -> u8;
+
+/// `rill_search_step.stops`: calls the host's check behind `data`.
+unsafe extern "C" fn stops_trampoline(data: *mut c_void, row: usize, token: u32) -> u8 {
+    // SAFETY: `data` is the `&mut dyn FnMut` that `step` put there, alive during the call.
+    let f = unsafe { &mut *(data as *mut &mut dyn FnMut(usize, u32) -> bool) };
+    // Nothing may unwind into the plugin.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(row, token))).map_or(0, u8::from)
 }
 
 impl Drop for PluginStrategy {
