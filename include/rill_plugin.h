@@ -104,6 +104,18 @@ typedef struct rill_sampler_context {
     /* A uniform draw in [0, 1) from the session's seeded generator. */
     double (*random)(void *random_data);
     void *random_data;
+    /* Appended in ABI version 1; read them only when struct_size covers them (a host
+     * from before them passes a smaller struct), and treat NULL as "not given".
+     * token_bytes: the bytes token `id` adds to the generated text (UTF-8, but a
+     * byte-level token may hold part of a character; a special token adds nothing, as
+     * it is not part of the text), their count written to *len_out; NULL for an id
+     * outside the vocabulary. The bytes stay valid while the model is open. A
+     * sampler that constrains the text (a grammar, a pattern) reads them. */
+    const uint8_t *(*token_bytes)(const void *vocabulary, uint32_t id, size_t *len_out);
+    const void *vocabulary;
+    /* The generation's end-of-sequence ids (n_eos of them), valid during the call. */
+    const uint32_t *eos_ids;
+    size_t n_eos;
 } rill_sampler_context;
 
 /*

@@ -195,6 +195,11 @@ pub(crate) struct SamplingArgs {
     /// Add a sampler by name, with JSON parameters after a colon; repeatable.
     #[arg(long, value_name = "NAME[:JSON]")]
     sampler: Vec<String>,
+    /// Keep the generated text a full match of this regular expression (Rust regex
+    /// syntax): the `regex` sampler, run before the sampling warpers; the generation
+    /// ends when the text is a full match that nothing may extend.
+    #[arg(long, value_name = "PATTERN")]
+    regex: Option<String>,
     /// Generation settings as a JSON object with Hugging Face generation_config.json keys
     /// (any rill implements, e.g. '{"suppress_tokens": [5], "max_length": 200}'); the
     /// other flags override it.
@@ -238,7 +243,7 @@ impl SamplingArgs {
             seed: a.seed,
             stop_strings: (!a.stop.is_empty())
                 .then(|| rill::config::OneOrMany::Many(a.stop.clone())),
-            samplers: sampler_specs(&a.sampler)?,
+            samplers: sampler_specs(&a.sampler, a.regex.as_deref())?,
             num_beams: a.num_beams,
             length_penalty: a.length_penalty,
             early_stopping: match a.early_stopping.as_deref() {
@@ -281,14 +286,24 @@ fn mib(bytes: usize) -> String {
     format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
 }
 
-/// `NAME[:JSON]` flags as custom sampler entries.
-fn sampler_specs(flags: &[String]) -> anyhow::Result<Option<Vec<rill::config::SamplerSpec>>> {
-    if flags.is_empty() {
+/// `NAME[:JSON]` flags (and a `--regex` pattern, first) as custom sampler entries.
+fn sampler_specs(
+    flags: &[String],
+    regex: Option<&str>,
+) -> anyhow::Result<Option<Vec<rill::config::SamplerSpec>>> {
+    if flags.is_empty() && regex.is_none() {
         return Ok(None);
     }
-    let specs = flags
-        .iter()
-        .map(|f| {
+    let constraint = regex.map(|pattern| rill::config::SamplerSpec {
+        name: "regex".into(),
+        params: Some(serde_json::json!({ "pattern": pattern })),
+        plugin: None,
+        before_warpers: true,
+    });
+    let specs = constraint
+        .into_iter()
+        .map(Ok)
+        .chain(flags.iter().map(|f| {
             let (name, params) = f
                 .split_once(':')
                 .map_or((f.as_str(), None), |(n, p)| (n, Some(p)));
@@ -303,8 +318,9 @@ fn sampler_specs(flags: &[String]) -> anyhow::Result<Option<Vec<rill::config::Sa
                 name: name.to_string(),
                 params,
                 plugin: None,
+                before_warpers: false,
             })
-        })
+        }))
         .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(Some(specs))
 }

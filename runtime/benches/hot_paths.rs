@@ -140,5 +140,51 @@ fn greedy_pick(c: &mut Criterion) {
     c.bench_function("argmax_128k", |b| b.iter(|| rill::session::argmax(&logits)));
 }
 
-criterion_group!(benches, kv, beam_step, greedy_pick, streaming);
+/// The `regex` sampler's step over a whole vocabulary of word-like tokens (32k and
+/// 128k), 40 bytes into a sentence pattern that most tokens continue.
+fn regex_constraint(c: &mut Criterion) {
+    use rill_samplers::pattern::Pattern;
+    let mut group = c.benchmark_group("regex_constraint");
+    for vocab in [32_000usize, 128_000] {
+        let letters = b"etaoin shrdlucmfwypvbgkjqxz,";
+        let bytes: Vec<Vec<u8>> = (0..vocab)
+            .map(|i| {
+                let len = 1 + (i * 7919) % 8;
+                (0..len)
+                    .map(|j| letters[(i * 31 + j * 17 + i / 7) % letters.len()])
+                    .collect()
+            })
+            .collect();
+        let bytes_of = |id: u32| bytes.get(id as usize).map(Vec::as_slice);
+        // A context whose generated text is 40 bytes of the pattern.
+        let generated: Vec<u32> = (0..vocab as u32)
+            .filter(|&i| bytes[i as usize].iter().all(|b| b.is_ascii_lowercase()))
+            .take(10)
+            .collect();
+        let ids: Vec<u32> = (0..vocab as u32).collect();
+        let mut pattern = Pattern::new(r"[a-z]+( [a-z]+)*(, [a-z]+)*\.").unwrap();
+        let mut logits = vec![0.0f32; vocab];
+        pattern
+            .restrict(&ids, &mut logits, &generated, &[0], &bytes_of)
+            .unwrap();
+        group.bench_function(criterion::BenchmarkId::from_parameter(vocab), |b| {
+            b.iter(|| {
+                logits.fill(0.0);
+                pattern
+                    .restrict(&ids, &mut logits, &generated, &[0], &bytes_of)
+                    .unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    kv,
+    beam_step,
+    greedy_pick,
+    streaming,
+    regex_constraint
+);
 criterion_main!(benches);

@@ -360,6 +360,12 @@ pub struct SamplerSpec {
     /// A plugin library to load first (once per process), if not yet registered.
     #[serde(default)]
     pub plugin: Option<String>,
+    /// Run it right after the standard logits processors, before the sampling warpers
+    /// (temperature, top-k, top-p, ...), where transformers runs its constraint
+    /// processors: for a sampler that constrains the text, so the warpers keep only
+    /// tokens it allows. By default custom samplers run after the warpers.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub before_warpers: bool,
 }
 
 /// transformers' generation settings that change what is generated and that rill does not

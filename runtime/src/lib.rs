@@ -25,6 +25,7 @@ pub mod session;
 mod state;
 pub mod stop;
 pub mod stream;
+pub mod vocabulary;
 pub mod weights;
 
 pub use chat::ChatMessage;

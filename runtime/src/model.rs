@@ -3,6 +3,7 @@
 //! the tokenizer and the folder's generation defaults.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokenizers::Tokenizer;
@@ -71,6 +72,8 @@ pub struct Model {
     provider: crate::Provider,
     provider_note: Option<String>,
     logits_pool: crate::logits_pool::LogitsPool,
+    /// Each token's bytes, made on first use.
+    token_bytes: std::sync::OnceLock<Arc<crate::vocabulary::TokenBytes>>,
 }
 
 /// Parses `path` and counts its vocabulary, added tokens included (once: the tokenizers
@@ -232,10 +235,22 @@ impl Model {
             provider,
             provider_note,
             logits_pool: Default::default(),
+            token_bytes: Default::default(),
         })
     }
 
     /// Logits buffers the sessions of this model borrow while they evaluate a prompt chunk.
+    /// The bytes each token of the graph's vocabulary adds to the text (made on first
+    /// use), for samplers that constrain the text.
+    pub fn token_bytes(&self) -> &Arc<crate::vocabulary::TokenBytes> {
+        self.token_bytes.get_or_init(|| {
+            Arc::new(crate::vocabulary::TokenBytes::of(
+                &self.tokenizer,
+                self.graph.vocab,
+            ))
+        })
+    }
+
     pub(crate) fn logits_pool(&self) -> &crate::logits_pool::LogitsPool {
         &self.logits_pool
     }

@@ -21,6 +21,7 @@ pub struct SamplerChain {
     candidates: Candidates,
     do_sample: bool,
     rng: StdRng,
+    vocabulary: Option<crate::plugin::Vocabulary>,
 }
 
 fn invalid(msg: String) -> RillError {
@@ -143,6 +144,21 @@ impl SamplerChain {
                 json!({ "presence_penalty": presence, "frequency_penalty": frequency }),
             );
         }
+        let customs = |early: bool| {
+            cfg.samplers
+                .iter()
+                .flatten()
+                .filter(move |c| c.before_warpers == early)
+        };
+        for custom in customs(true) {
+            if let Some(path) = &custom.plugin {
+                crate::plugin::load_once(std::path::Path::new(path))?;
+            }
+            add(
+                &custom.name,
+                custom.params.clone().unwrap_or_else(|| json!({})),
+            );
+        }
         if do_sample {
             if t != 1.0 {
                 add("temperature", json!({ "temperature": t }));
@@ -166,7 +182,7 @@ impl SamplerChain {
                 add("eta_cutoff", json!({ "epsilon": e }));
             }
         }
-        for custom in cfg.samplers.iter().flatten() {
+        for custom in customs(false) {
             if let Some(path) = &custom.plugin {
                 crate::plugin::load_once(std::path::Path::new(path))?;
             }
@@ -185,7 +201,14 @@ impl SamplerChain {
             candidates: Candidates::full(&[]),
             do_sample,
             rng: StdRng::seed_from_u64(seed),
+            vocabulary: None,
         })
+    }
+
+    /// Gives the samplers each token's bytes and the end-of-sequence ids
+    /// (`rill_sampler_context.token_bytes`, `eos_ids`).
+    pub fn set_vocabulary(&mut self, vocabulary: crate::plugin::Vocabulary) {
+        self.vocabulary = Some(vocabulary);
     }
 
     /// Whether tokens are drawn (else the argmax is taken).
@@ -206,8 +229,9 @@ impl SamplerChain {
         let vocab = logits.len();
         let rng = &mut self.rng;
         let mut random = || rng.random::<f64>();
+        let vocabulary = self.vocabulary.as_ref();
         for s in &mut self.samplers {
-            s.apply(c, context, n_prompt, vocab, &mut random)?;
+            s.apply(c, context, n_prompt, vocab, &mut random, vocabulary)?;
             if c.selected >= 0 {
                 break;
             }

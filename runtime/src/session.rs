@@ -855,9 +855,25 @@ impl Session {
             )));
         }
         let mut schedule = crate::assistant::Schedule::of(&settings)?;
+        // Custom samplers may read token text and the end ids (a constraint does).
+        let vocabulary = settings
+            .samplers
+            .as_ref()
+            .is_some_and(|s| !s.is_empty())
+            .then(|| crate::plugin::Vocabulary {
+                bytes: Arc::clone(self.model.token_bytes()),
+                eos: eos.clone(),
+            });
+        let chain_of = |settings: &GenerationConfig| -> Result<crate::sampling::SamplerChain> {
+            let mut chain = crate::sampling::SamplerChain::new(settings)?;
+            if let Some(v) = &vocabulary {
+                chain.set_vocabulary(v.clone());
+            }
+            Ok(chain)
+        };
         // The assistant's picks: the session's processors, then the argmax.
         let mut proposer = match self.assistant {
-            Some(_) => Some(crate::sampling::SamplerChain::new(&GenerationConfig {
+            Some(_) => Some(chain_of(&GenerationConfig {
                 do_sample: Some(false),
                 ..settings.clone()
             })?),
@@ -867,7 +883,7 @@ impl Session {
             self.fits(prompt.len() + 1)?;
             return self.run_search(prompt, &settings, &eos, on_piece);
         }
-        let mut chain = crate::sampling::SamplerChain::new(&settings)?;
+        let mut chain = chain_of(&settings)?;
         let stop_list = stop_strings_of(&settings);
         // A stop string may begin in the prompt's last text (transformers' rule).
         let context = match crate::stop::context_start(prompt.len(), &stop_list) {

@@ -234,6 +234,7 @@ fn a_search_strategy_can_be_chosen_by_name() {
                 serde_json::json!({"num_beams": 3, "num_return_sequences": 2, "eos_token_id": [1]}),
             ),
             plugin: None,
+            before_warpers: false,
         }),
         ..Default::default()
     });

@@ -92,6 +92,7 @@ fn c_plugin_bans_tokens_from_json_params() {
         name: "ban_tokens".into(),
         params: Some(serde_json::json!({ "tokens": [banned] })),
         plugin: Some(ban_plugin().display().to_string()),
+        before_warpers: false,
     };
     s.set_generation_config(greedy(Some(vec![spec]))).unwrap();
     let out = s.generate("In the beginning", |_| true).unwrap();
@@ -104,6 +105,7 @@ fn c_plugin_bans_tokens_from_json_params() {
         name: "ban_tokens".into(),
         params: Some(serde_json::json!({})),
         plugin: None,
+        before_warpers: false,
     };
     let err = s
         .set_generation_config(greedy(Some(vec![bad])))
@@ -129,6 +131,7 @@ fn each_fault_is_a_clear_error_and_the_session_recovers() {
             name: sampler.into(),
             params: None,
             plugin: None,
+            before_warpers: false,
         };
         s.set_generation_config(greedy(Some(vec![spec]))).unwrap();
         let err = s.generate("In the beginning", |_| true).unwrap_err();
@@ -180,6 +183,7 @@ fn unknown_sampler_and_invalid_params_are_refused() {
         name: "no_such_sampler".into(),
         params: None,
         plugin: None,
+        before_warpers: false,
     };
     let err = s
         .set_generation_config(greedy(Some(vec![unknown])))
@@ -192,6 +196,7 @@ fn unknown_sampler_and_invalid_params_are_refused() {
         name: "top_p".into(),
         params: Some(serde_json::json!({ "top_p": 5 })),
         plugin: None,
+        before_warpers: false,
     };
     let err = s
         .set_generation_config(greedy(Some(vec![bad])))
@@ -276,6 +281,7 @@ fn a_panicking_rust_plugin_is_an_error_not_a_crash() {
         name: "rust_panics".into(),
         params: None,
         plugin: None,
+        before_warpers: false,
     };
     s.set_generation_config(greedy(Some(vec![spec]))).unwrap();
     let err = s.generate("In the beginning", |_| true).unwrap_err();

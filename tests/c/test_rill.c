@@ -197,6 +197,8 @@ static void test_beams(const rill_model *model) {
     rill_session_free(session);
 }
 
+static rill_stop_reason last_stop(rill_session *session, rill_generation_info *info);
+
 static void test_plugins(const rill_model *model, const char *plugin_path) {
     const rill_plugin *plugin = NULL;
     EXPECT_STATUS(rill_plugin_load("/nonexistent/libx.so", &plugin), RILL_ERR_PLUGIN_LOAD);
@@ -239,6 +241,20 @@ static void test_plugins(const rill_model *model, const char *plugin_path) {
     rill_session_free(session);
     rill_plugin_free(plugin);
     rill_plugin_free(NULL);
+
+    /* The standard `regex` sampler from a JSON config: the text is a full match, then EOS. */
+    EXPECT_STATUS(rill_session_new(model, NULL, &session), RILL_OK);
+    EXPECT_STATUS(rill_session_set_generation_config(session,
+        "{\"max_new_tokens\": 16, \"do_sample\": false, \"samplers\": [{\"name\": \"regex\", "
+        "\"params\": {\"pattern\": \" [0-9]{4}\\\\.\"}, \"before_warpers\": true}]}"), RILL_OK);
+    collector year = {0};
+    EXPECT_STATUS(rill_session_generate(session, "The year of the flood was", collect, &year, &n), RILL_OK);
+    rill_generation_info info;
+    CHECK(last_stop(session, &info) == RILL_STOP_EOS, "ended at the full match");
+    int shaped = year.len == 6 && year.text[0] == ' ' && year.text[5] == '.';
+    for (size_t i = 1; shaped && i < 5; i++) shaped = year.text[i] >= '0' && year.text[i] <= '9';
+    CHECK(shaped, "' dddd.' as the pattern says: '%s'", year.text);
+    rill_session_free(session);
 }
 
 /* Cancels a session from another thread once the generating thread has seen a piece. */

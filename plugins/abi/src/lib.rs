@@ -49,6 +49,58 @@ pub struct rill_sampler_context {
     pub vocab_size: usize,
     pub random: Option<unsafe extern "C" fn(random_data: *mut c_void) -> f64>,
     pub random_data: *mut c_void,
+    pub token_bytes: Option<TokenBytesFn>,
+    pub vocabulary: *const c_void,
+    pub eos_ids: *const u32,
+    pub n_eos: usize,
+}
+
+/// `rill_sampler_context.token_bytes`.
+pub type TokenBytesFn =
+    unsafe extern "C" fn(vocabulary: *const c_void, id: u32, len_out: *mut usize) -> *const u8;
+
+/// The `struct_size` of a `rill_sampler_context` from before `token_bytes` was appended.
+pub const SAMPLER_CONTEXT_BEFORE_TOKEN_BYTES: usize = 56;
+
+impl rill_sampler_context {
+    /// The bytes token `id` adds to the generated text, when the host gives token text
+    /// (`None` from a host that does not, or for an id outside the vocabulary).
+    ///
+    /// # Safety
+    /// `self` must be the context the host passed to the current call.
+    pub unsafe fn token_bytes(&self, id: u32) -> Option<&[u8]> {
+        if (self.struct_size as usize) < std::mem::size_of::<rill_sampler_context>() {
+            return None;
+        }
+        let f = self.token_bytes?;
+        let mut len = 0usize;
+        // SAFETY: per the ABI, a pointer to `len` bytes valid while the model is open.
+        unsafe {
+            let ptr = f(self.vocabulary, id, &mut len);
+            if ptr.is_null() {
+                None
+            } else if len == 0 {
+                Some(&[])
+            } else {
+                Some(std::slice::from_raw_parts(ptr, len))
+            }
+        }
+    }
+
+    /// The generation's end-of-sequence ids (empty from a host that does not give them).
+    ///
+    /// # Safety
+    /// `self` must be the context the host passed to the current call.
+    pub unsafe fn eos_ids(&self) -> &[u32] {
+        if (self.struct_size as usize) < std::mem::size_of::<rill_sampler_context>()
+            || self.eos_ids.is_null()
+            || self.n_eos == 0
+        {
+            return &[];
+        }
+        // SAFETY: per the ABI, n_eos ids valid during the call.
+        unsafe { std::slice::from_raw_parts(self.eos_ids, self.n_eos) }
+    }
 }
 
 /// `create` of a sampler.
@@ -194,8 +246,9 @@ const _: () = {
     assert!(size_of::<rill_host>() == 24);
     assert!(size_of::<rill_candidates>() == 40 && offset_of!(rill_candidates, selected) == 24);
     assert!(
-        size_of::<rill_sampler_context>() == 56 && offset_of!(rill_sampler_context, random) == 40
+        size_of::<rill_sampler_context>() == 88 && offset_of!(rill_sampler_context, random) == 40
     );
+    assert!(offset_of!(rill_sampler_context, token_bytes) == SAMPLER_CONTEXT_BEFORE_TOKEN_BYTES);
     assert!(
         size_of::<rill_sampler_vtable>() == 64 && offset_of!(rill_sampler_vtable, destroy) == 56
     );

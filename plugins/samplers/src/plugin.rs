@@ -14,13 +14,15 @@
 //! `min_new_tokens {"min_new_tokens", "eos_token_id": [ids]}`,
 //! `epsilon_cutoff {"epsilon", "min_tokens_to_keep"}`, `eta_cutoff {"epsilon",
 //! "min_tokens_to_keep"}`, `greedy {}` (picks the argmax), `dist {}` (draws from the
-//! softmax with the session's generator).
+//! softmax with the session's generator), `regex {"pattern"}` (keeps the generated text
+//! a prefix of a full match; needs the host's token text, see [`crate::pattern`]).
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 
 use rill_plugin_abi::*;
 use serde_json::Value;
 
+use crate::pattern::Pattern;
 use crate::processors;
 
 /// One configured standard sampler.
@@ -449,7 +451,104 @@ unsafe extern "C" fn destroy(state: *mut c_void) {
     }
 }
 
-struct Samplers([*const rill_sampler_vtable; 18]);
+/// `regex {"pattern"}`: see [`crate::pattern`].
+unsafe extern "C" fn create_regex(
+    params: *const c_char,
+    _host: *const rill_host,
+    out: *mut *mut c_void,
+    error: *mut c_char,
+    len: usize,
+) -> c_int {
+    // SAFETY: the host passes a valid error buffer, params and out-pointer.
+    unsafe {
+        guard(error, len, || {
+            let text = if params.is_null() {
+                "{}"
+            } else {
+                CStr::from_ptr(params)
+                    .to_str()
+                    .map_err(|_| "params are not UTF-8".to_string())?
+            };
+            let v: Value =
+                serde_json::from_str(text).map_err(|e| format!("params are not JSON: {e}"))?;
+            let source = v
+                .get("pattern")
+                .and_then(Value::as_str)
+                .ok_or_else(|| format!("missing string `pattern` in {v}"))?;
+            *out = Box::into_raw(Box::new(Pattern::new(source)?)) as *mut c_void;
+            Ok(())
+        })
+    }
+}
+
+unsafe extern "C" fn apply_regex(
+    state: *mut c_void,
+    c: *mut rill_candidates,
+    ctx: *const rill_sampler_context,
+    error: *mut c_char,
+    len: usize,
+) -> c_int {
+    // SAFETY: the host passes the state from create and valid candidates and context.
+    unsafe {
+        guard(error, len, || {
+            let pattern = &mut *(state as *mut Pattern);
+            let (c, ctx) = (&mut *c, &*ctx);
+            if ctx.token_bytes(0).is_none() {
+                return Err(
+                    "needs the host to give token text (rill_sampler_context.token_bytes)".into(),
+                );
+            }
+            let ids = std::slice::from_raw_parts(c.ids, c.size);
+            let logits = std::slice::from_raw_parts_mut(c.logits, c.size);
+            let tokens = if ctx.n_tokens == 0 {
+                &[][..]
+            } else {
+                std::slice::from_raw_parts(ctx.tokens, ctx.n_tokens)
+            };
+            let generated = &tokens[ctx.n_prompt.min(tokens.len())..];
+            let bytes_of = |id: u32| ctx.token_bytes(id);
+            pattern.restrict(ids, logits, generated, ctx.eos_ids(), &bytes_of)?;
+            Ok(())
+        })
+    }
+}
+
+unsafe extern "C" fn clone_regex(
+    state: *const c_void,
+    out: *mut *mut c_void,
+    error: *mut c_char,
+    len: usize,
+) -> c_int {
+    // SAFETY: a state from create; a valid out-pointer.
+    unsafe {
+        guard(error, len, || {
+            let copy = (*(state as *const Pattern)).clone();
+            *out = Box::into_raw(Box::new(copy)) as *mut c_void;
+            Ok(())
+        })
+    }
+}
+
+unsafe extern "C" fn destroy_regex(state: *mut c_void) {
+    if !state.is_null() {
+        // SAFETY: a state from create or clone, destroyed once.
+        let _ = std::panic::catch_unwind(|| drop(unsafe { Box::from_raw(state as *mut Pattern) }));
+    }
+}
+
+static REGEX: rill_sampler_vtable = rill_sampler_vtable {
+    abi_version: RILL_PLUGIN_ABI_VERSION,
+    struct_size: std::mem::size_of::<rill_sampler_vtable>() as u32,
+    name: c"regex".as_ptr(),
+    create: Some(create_regex),
+    apply: Some(apply_regex),
+    accept: None,
+    reset: None,
+    clone: Some(clone_regex),
+    destroy: Some(destroy_regex),
+};
+
+struct Samplers([*const rill_sampler_vtable; 19]);
 // SAFETY: pointers to immutable statics.
 unsafe impl Sync for Samplers {}
 
@@ -472,6 +571,7 @@ static SAMPLERS: Samplers = Samplers([
     &ETA_CUTOFF,
     &GREEDY,
     &DIST,
+    &REGEX,
 ]);
 
 static TABLE: rill_plugin_table = rill_plugin_table {

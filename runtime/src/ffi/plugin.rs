@@ -111,6 +111,7 @@ pub extern "C" fn rill_session_add_sampler(
             name: name.to_string(),
             params: Some(params),
             plugin: None,
+            before_warpers: false,
         })
     })
 }

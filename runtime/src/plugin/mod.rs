@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use rill_plugin_abi::*;
 
-pub use sampler::{Candidates, PluginSampler};
+pub use sampler::{Candidates, PluginSampler, Vocabulary};
 pub use strategy::PluginStrategy;
 
 use crate::error::{Result, RillError};

@@ -122,6 +122,31 @@ impl CandidateCheck {
     }
 }
 
+/// What samplers may read about the vocabulary (`rill_sampler_context.token_bytes`,
+/// `eos_ids`): each token's bytes and the generation's end-of-sequence ids.
+#[derive(Debug, Clone)]
+pub struct Vocabulary {
+    /// Each token's bytes.
+    pub bytes: Arc<crate::vocabulary::TokenBytes>,
+    /// End-of-sequence ids.
+    pub eos: Vec<u32>,
+}
+
+/// `rill_sampler_context.token_bytes`: token `id`'s bytes from the table behind
+/// `vocabulary`.
+unsafe extern "C" fn token_bytes(vocabulary: *const c_void, id: u32, len: *mut usize) -> *const u8 {
+    // SAFETY: the host passes its own table, alive during the call (and the model's life).
+    let table = unsafe { &*(vocabulary as *const crate::vocabulary::TokenBytes) };
+    let (ptr, n) = table
+        .get(id)
+        .map_or((std::ptr::null(), 0), |b| (b.as_ptr(), b.len()));
+    if !len.is_null() {
+        // SAFETY: a caller's out-pointer, checked non-NULL.
+        unsafe { *len = n };
+    }
+    ptr
+}
+
 /// A sampler created from a plugin, destroyed on drop.
 pub struct PluginSampler {
     plugin: Arc<Plugin>,
@@ -182,6 +207,7 @@ impl PluginSampler {
 
     /// Applies the sampler to `c` and checks the result: size not grown, ids inside the
     /// vocabulary, logits finite or -inf, selection inside the live candidates.
+    /// `vocabulary` (token bytes, end ids) reaches the sampler when given.
     pub fn apply(
         &mut self,
         c: &mut Candidates,
@@ -189,6 +215,7 @@ impl PluginSampler {
         n_prompt: usize,
         vocab: usize,
         random: &mut dyn FnMut() -> f64,
+        vocabulary: Option<&Vocabulary>,
     ) -> Result<()> {
         unsafe extern "C" fn draw(data: *mut c_void) -> f64 {
             // SAFETY: data is the &mut dyn FnMut passed below, alive during the call.
@@ -205,6 +232,11 @@ impl PluginSampler {
             vocab_size: vocab,
             random: Some(draw),
             random_data: &mut random_ref as *mut &mut dyn FnMut() -> f64 as *mut c_void,
+            token_bytes: vocabulary.map(|_| token_bytes as TokenBytesFn),
+            vocabulary: vocabulary
+                .map_or(std::ptr::null(), |v| Arc::as_ptr(&v.bytes) as *const c_void),
+            eos_ids: vocabulary.map_or(std::ptr::null(), |v| v.eos.as_ptr()),
+            n_eos: vocabulary.map_or(0, |v| v.eos.len()),
         };
         let before = c.size;
         let mut raw = rill_candidates {
