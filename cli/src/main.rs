@@ -200,6 +200,10 @@ pub(crate) struct SamplingArgs {
     /// ends when the text is a full match that nothing may extend.
     #[arg(long, value_name = "PATTERN")]
     regex: Option<String>,
+    /// Keep the generated text one JSON value (`object`: a JSON object) and end it when
+    /// the value is complete: the `json` sampler, run before the sampling warpers.
+    #[arg(long, value_name = "TOP", num_args = 0..=1, default_missing_value = "any")]
+    json: Option<String>,
     /// Generation settings as a JSON object with Hugging Face generation_config.json keys
     /// (any rill implements, e.g. '{"suppress_tokens": [5], "max_length": 200}'); the
     /// other flags override it.
@@ -243,7 +247,7 @@ impl SamplingArgs {
             seed: a.seed,
             stop_strings: (!a.stop.is_empty())
                 .then(|| rill::config::OneOrMany::Many(a.stop.clone())),
-            samplers: sampler_specs(&a.sampler, a.regex.as_deref())?,
+            samplers: sampler_specs(&a.sampler, a.regex.as_deref(), a.json.as_deref())?,
             num_beams: a.num_beams,
             length_penalty: a.length_penalty,
             early_stopping: match a.early_stopping.as_deref() {
@@ -286,22 +290,29 @@ fn mib(bytes: usize) -> String {
     format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
 }
 
-/// `NAME[:JSON]` flags (and a `--regex` pattern, first) as custom sampler entries.
+/// `NAME[:JSON]` flags (after the `--regex` and `--json` constraints, which run before
+/// the warpers) as custom sampler entries.
 fn sampler_specs(
     flags: &[String],
     regex: Option<&str>,
+    json: Option<&str>,
 ) -> anyhow::Result<Option<Vec<rill::config::SamplerSpec>>> {
-    if flags.is_empty() && regex.is_none() {
+    if flags.is_empty() && regex.is_none() && json.is_none() {
         return Ok(None);
     }
-    let constraint = regex.map(|pattern| rill::config::SamplerSpec {
-        name: "regex".into(),
-        params: Some(serde_json::json!({ "pattern": pattern })),
+    let constraint = |name: &str, params: serde_json::Value| rill::config::SamplerSpec {
+        name: name.into(),
+        params: Some(params),
         plugin: None,
         before_warpers: true,
-    });
-    let specs = constraint
+    };
+    let constraints = [
+        regex.map(|pattern| constraint("regex", serde_json::json!({ "pattern": pattern }))),
+        json.map(|top| constraint("json", serde_json::json!({ "top": top }))),
+    ];
+    let specs = constraints
         .into_iter()
+        .flatten()
         .map(Ok)
         .chain(flags.iter().map(|f| {
             let (name, params) = f

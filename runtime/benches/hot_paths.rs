@@ -140,11 +140,13 @@ fn greedy_pick(c: &mut Criterion) {
     c.bench_function("argmax_128k", |b| b.iter(|| rill::session::argmax(&logits)));
 }
 
-/// The `regex` sampler's step over a whole vocabulary of word-like tokens (32k and
-/// 128k), 40 bytes into a sentence pattern that most tokens continue.
-fn regex_constraint(c: &mut Criterion) {
+/// The `regex` and `json` samplers' step over a whole vocabulary of word-like tokens
+/// (32k and 128k): 40 bytes into a sentence pattern that most tokens continue, and
+/// inside a JSON string, where every such token may come.
+fn text_constraints(c: &mut Criterion) {
+    use rill_samplers::json::Json;
     use rill_samplers::pattern::Pattern;
-    let mut group = c.benchmark_group("regex_constraint");
+    let mut group = c.benchmark_group("text_constraints");
     for vocab in [32_000usize, 128_000] {
         let letters = b"etaoin shrdlucmfwypvbgkjqxz,";
         let bytes: Vec<Vec<u8>> = (0..vocab)
@@ -162,12 +164,9 @@ fn regex_constraint(c: &mut Criterion) {
             .take(10)
             .collect();
         let ids: Vec<u32> = (0..vocab as u32).collect();
-        let mut pattern = Pattern::new(r"[a-z]+( [a-z]+)*(, [a-z]+)*\.").unwrap();
+        let mut pattern = Pattern::constraint(r"[a-z]+( [a-z]+)*(, [a-z]+)*\.").unwrap();
         let mut logits = vec![0.0f32; vocab];
-        pattern
-            .restrict(&ids, &mut logits, &generated, &[0], &bytes_of)
-            .unwrap();
-        group.bench_function(criterion::BenchmarkId::from_parameter(vocab), |b| {
+        group.bench_function(criterion::BenchmarkId::new("regex", vocab), |b| {
             b.iter(|| {
                 logits.fill(0.0);
                 pattern
@@ -175,6 +174,47 @@ fn regex_constraint(c: &mut Criterion) {
                     .unwrap()
             })
         });
+        // `{"` as two extra tokens (the last ids), then the same words inside the string.
+        let mut bytes = bytes.clone();
+        bytes.extend([b"{".to_vec(), b"\"".to_vec()]);
+        let bytes_of = |id: u32| bytes.get(id as usize).map(Vec::as_slice);
+        let opening = [vocab as u32, vocab as u32 + 1];
+        let in_string: Vec<u32> = opening.iter().chain(&generated).copied().collect();
+        let mut json = Json::constraint(&serde_json::json!({})).unwrap();
+        group.bench_function(criterion::BenchmarkId::new("json", vocab), |b| {
+            b.iter(|| {
+                logits.fill(0.0);
+                json.restrict(&ids, &mut logits, &in_string, &[0], &bytes_of)
+                    .unwrap()
+            })
+        });
+        // A state met for the first time: every candidate's bytes walked.
+        let mut regex_cold = Pattern::constraint(r"[a-z]+( [a-z]+)*(, [a-z]+)*\.").unwrap();
+        group.bench_function(criterion::BenchmarkId::new("regex_new_state", vocab), |b| {
+            b.iter_batched(
+                || regex_cold.fresh(),
+                |mut c| {
+                    let mut logits = vec![0.0f32; vocab];
+                    c.restrict(&ids, &mut logits, &generated, &[0], &bytes_of)
+                        .unwrap()
+                },
+                criterion::BatchSize::SmallInput,
+            )
+        });
+        regex_cold = regex_cold.fresh();
+        let json_cold = Json::constraint(&serde_json::json!({})).unwrap();
+        group.bench_function(criterion::BenchmarkId::new("json_new_state", vocab), |b| {
+            b.iter_batched(
+                || json_cold.fresh(),
+                |mut c| {
+                    let mut logits = vec![0.0f32; vocab];
+                    c.restrict(&ids, &mut logits, &in_string, &[0], &bytes_of)
+                        .unwrap()
+                },
+                criterion::BatchSize::SmallInput,
+            )
+        });
+        drop(regex_cold);
     }
     group.finish();
 }
@@ -185,6 +225,6 @@ criterion_group!(
     beam_step,
     greedy_pick,
     streaming,
-    regex_constraint
+    text_constraints
 );
 criterion_main!(benches);

@@ -192,3 +192,43 @@ fn a_constraint_after_the_warpers_sees_only_what_they_kept() {
         "{g:?}"
     );
 }
+
+#[test]
+fn json_mode_output_parses_as_a_json_object_when_it_ends() {
+    let model = common::default_model();
+    let mut s = Session::new(model.clone(), SessionOptions::default()).unwrap();
+    let json_mode = |extra: GenerationConfig| GenerationConfig {
+        max_new_tokens: Some(200),
+        samplers: Some(vec![SamplerSpec {
+            name: "json".into(),
+            params: Some(serde_json::json!({"top": "object", "max_string_bytes": 16})),
+            plugin: None,
+            before_warpers: true,
+        }]),
+        ..extra
+    };
+    let mut ended = 0;
+    for seed in 0..6 {
+        s.set_generation_config(json_mode(GenerationConfig {
+            do_sample: Some(true),
+            temperature: Some(0.8),
+            seed: Some(seed),
+            ..Default::default()
+        }))
+        .unwrap();
+        let g = s.generate("The answer is", |_| true).unwrap();
+        if g.stop == StopReason::Eos {
+            let v: Value = serde_json::from_str(&g.text)
+                .unwrap_or_else(|e| panic!("seed {seed}: {e}: {:?}", g.text));
+            assert!(v.is_object(), "seed {seed}: {:?}", g.text);
+            ended += 1;
+        } else {
+            assert_eq!(g.stop, StopReason::MaxTokens);
+            assert!(g.text.trim_start().starts_with('{'), "{:?}", g.text);
+        }
+    }
+    assert!(
+        ended >= 3,
+        "{ended} of 6 generations ended on a complete object"
+    );
+}

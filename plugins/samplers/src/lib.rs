@@ -6,6 +6,8 @@
 //! as transformers computes them, and writes `f32::NEG_INFINITY` where transformers
 //! writes its filter value. The plugin ABI (the sampler plugins issue) wraps these.
 
+pub mod constraint;
+pub mod json;
 pub mod pattern;
 pub mod plugin;
 pub mod processors;

@@ -15,13 +15,17 @@
 //! `epsilon_cutoff {"epsilon", "min_tokens_to_keep"}`, `eta_cutoff {"epsilon",
 //! "min_tokens_to_keep"}`, `greedy {}` (picks the argmax), `dist {}` (draws from the
 //! softmax with the session's generator), `regex {"pattern"}` (keeps the generated text
-//! a prefix of a full match; needs the host's token text, see [`crate::pattern`]).
+//! a prefix of a full match, [`crate::pattern`]) and `json {"top", "max_depth",
+//! "max_whitespace"}` (a prefix of one JSON value, [`crate::json`]); these two need the
+//! host's token text.
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 
 use rill_plugin_abi::*;
 use serde_json::Value;
 
+use crate::constraint::TextConstraint;
+use crate::json::Json;
 use crate::pattern::Pattern;
 use crate::processors;
 
@@ -451,15 +455,18 @@ unsafe extern "C" fn destroy(state: *mut c_void) {
     }
 }
 
-/// `regex {"pattern"}`: see [`crate::pattern`].
-unsafe extern "C" fn create_regex(
+/// A constraint sampler's state: one boxed [`TextConstraint`] (a thin pointer for C).
+type ConstraintBox = Box<dyn TextConstraint>;
+
+/// `create` of a constraint sampler: `make` builds it from the JSON params.
+unsafe fn create_constraint(
     params: *const c_char,
-    _host: *const rill_host,
     out: *mut *mut c_void,
     error: *mut c_char,
     len: usize,
+    make: fn(&Value) -> Result<ConstraintBox, String>,
 ) -> c_int {
-    // SAFETY: the host passes a valid error buffer, params and out-pointer.
+    // SAFETY: forwarded from the extern functions below.
     unsafe {
         guard(error, len, || {
             let text = if params.is_null() {
@@ -471,17 +478,48 @@ unsafe extern "C" fn create_regex(
             };
             let v: Value =
                 serde_json::from_str(text).map_err(|e| format!("params are not JSON: {e}"))?;
-            let source = v
-                .get("pattern")
-                .and_then(Value::as_str)
-                .ok_or_else(|| format!("missing string `pattern` in {v}"))?;
-            *out = Box::into_raw(Box::new(Pattern::new(source)?)) as *mut c_void;
+            if !v.is_object() {
+                return Err(format!("params must be a JSON object, got {v}"));
+            }
+            *out = Box::into_raw(Box::new(make(&v)?)) as *mut c_void;
             Ok(())
         })
     }
 }
 
-unsafe extern "C" fn apply_regex(
+/// `regex {"pattern"}`: see [`crate::pattern`].
+unsafe extern "C" fn create_regex(
+    params: *const c_char,
+    _host: *const rill_host,
+    out: *mut *mut c_void,
+    error: *mut c_char,
+    len: usize,
+) -> c_int {
+    let make = |v: &Value| -> Result<ConstraintBox, String> {
+        let source = v
+            .get("pattern")
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("missing string `pattern` in {v}"))?;
+        Ok(Box::new(Pattern::constraint(source)?))
+    };
+    // SAFETY: the host passes a valid error buffer, params and out-pointer.
+    unsafe { create_constraint(params, out, error, len, make) }
+}
+
+/// `json {"top", "max_depth", "max_whitespace"}`: see [`crate::json`].
+unsafe extern "C" fn create_json(
+    params: *const c_char,
+    _host: *const rill_host,
+    out: *mut *mut c_void,
+    error: *mut c_char,
+    len: usize,
+) -> c_int {
+    let make = |v: &Value| -> Result<ConstraintBox, String> { Ok(Box::new(Json::constraint(v)?)) };
+    // SAFETY: the host passes a valid error buffer, params and out-pointer.
+    unsafe { create_constraint(params, out, error, len, make) }
+}
+
+unsafe extern "C" fn apply_constraint(
     state: *mut c_void,
     c: *mut rill_candidates,
     ctx: *const rill_sampler_context,
@@ -491,7 +529,7 @@ unsafe extern "C" fn apply_regex(
     // SAFETY: the host passes the state from create and valid candidates and context.
     unsafe {
         guard(error, len, || {
-            let pattern = &mut *(state as *mut Pattern);
+            let constraint = &mut *(state as *mut ConstraintBox);
             let (c, ctx) = (&mut *c, &*ctx);
             if ctx.token_bytes(0).is_none() {
                 return Err(
@@ -507,13 +545,13 @@ unsafe extern "C" fn apply_regex(
             };
             let generated = &tokens[ctx.n_prompt.min(tokens.len())..];
             let bytes_of = |id: u32| ctx.token_bytes(id);
-            pattern.restrict(ids, logits, generated, ctx.eos_ids(), &bytes_of)?;
+            constraint.restrict(ids, logits, generated, ctx.eos_ids(), &bytes_of)?;
             Ok(())
         })
     }
 }
 
-unsafe extern "C" fn clone_regex(
+unsafe extern "C" fn clone_constraint(
     state: *const c_void,
     out: *mut *mut c_void,
     error: *mut c_char,
@@ -522,33 +560,42 @@ unsafe extern "C" fn clone_regex(
     // SAFETY: a state from create; a valid out-pointer.
     unsafe {
         guard(error, len, || {
-            let copy = (*(state as *const Pattern)).clone();
+            let copy: ConstraintBox = (*(state as *const ConstraintBox)).fresh_box();
             *out = Box::into_raw(Box::new(copy)) as *mut c_void;
             Ok(())
         })
     }
 }
 
-unsafe extern "C" fn destroy_regex(state: *mut c_void) {
+unsafe extern "C" fn destroy_constraint(state: *mut c_void) {
     if !state.is_null() {
         // SAFETY: a state from create or clone, destroyed once.
-        let _ = std::panic::catch_unwind(|| drop(unsafe { Box::from_raw(state as *mut Pattern) }));
+        let _ = std::panic::catch_unwind(|| {
+            drop(unsafe { Box::from_raw(state as *mut ConstraintBox) })
+        });
     }
 }
 
-static REGEX: rill_sampler_vtable = rill_sampler_vtable {
-    abi_version: RILL_PLUGIN_ABI_VERSION,
-    struct_size: std::mem::size_of::<rill_sampler_vtable>() as u32,
-    name: c"regex".as_ptr(),
-    create: Some(create_regex),
-    apply: Some(apply_regex),
-    accept: None,
-    reset: None,
-    clone: Some(clone_regex),
-    destroy: Some(destroy_regex),
-};
+macro_rules! constraint_sampler {
+    ($vtable:ident, $create:ident, $name:literal) => {
+        static $vtable: rill_sampler_vtable = rill_sampler_vtable {
+            abi_version: RILL_PLUGIN_ABI_VERSION,
+            struct_size: std::mem::size_of::<rill_sampler_vtable>() as u32,
+            name: concat!($name, "\0").as_ptr() as *const c_char,
+            create: Some($create),
+            apply: Some(apply_constraint),
+            accept: None,
+            reset: None,
+            clone: Some(clone_constraint),
+            destroy: Some(destroy_constraint),
+        };
+    };
+}
 
-struct Samplers([*const rill_sampler_vtable; 19]);
+constraint_sampler!(REGEX, create_regex, "regex");
+constraint_sampler!(JSON, create_json, "json");
+
+struct Samplers([*const rill_sampler_vtable; 20]);
 // SAFETY: pointers to immutable statics.
 unsafe impl Sync for Samplers {}
 
@@ -572,6 +619,7 @@ static SAMPLERS: Samplers = Samplers([
     &GREEDY,
     &DIST,
     &REGEX,
+    &JSON,
 ]);
 
 static TABLE: rill_plugin_table = rill_plugin_table {

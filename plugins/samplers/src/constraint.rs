@@ -1,0 +1,310 @@
+//! Samplers that constrain the generated text (`regex`, `json`): a recognizer reads the
+//! text byte by byte, and each step a candidate token stays only if the recognizer is
+//! still alive after its bytes; an end-of-sequence token stays only once it accepts the
+//! text. The driver here is shared; each recognizer says what "alive" and "accepts" are.
+
+/// A byte-at-a-time recognizer of a language of texts.
+pub trait Recognizer {
+    /// Where it is in a text; cheap to copy (one per candidate per step). Equal states
+    /// allow the same tokens, which lets the driver remember them.
+    type State: Copy + PartialEq + Send;
+
+    /// What it recognizes, for error messages.
+    fn describe(&self) -> String;
+
+    /// The state before any byte.
+    fn start(&mut self) -> Result<Self::State, String>;
+
+    /// The state after `byte`, or `None` when no text that begins so is in the language.
+    fn step(&mut self, state: Self::State, byte: u8) -> Result<Option<Self::State>, String>;
+
+    /// Whether the text that led to `state` may end there (is in the language).
+    fn accepts(&mut self, state: Self::State) -> Result<bool, String>;
+
+    /// Whether some text in the language still begins with the one that led to `state`,
+    /// for a recognizer whose `step` may not see a dead end at once.
+    fn alive(&mut self, _state: Self::State) -> Result<bool, String> {
+        Ok(true)
+    }
+
+    /// A number that changes when states handed out before become invalid (a cache
+    /// that was cleared); the driver then reads the text again.
+    fn epoch(&self) -> u64 {
+        0
+    }
+}
+
+/// A recognizer and the state of the text generated so far.
+pub struct Constrained<R: Recognizer> {
+    recognizer: R,
+    /// The generated tokens the state was computed for, and their bytes.
+    seen: Vec<u32>,
+    seen_bytes: Vec<u8>,
+    /// Which tokens recent states allowed, most recent last.
+    memo: Vec<Memo<R::State>>,
+}
+
+/// Which tokens a state was found to allow (a state recurs: inside a long string, in a
+/// loop of a pattern), so a step from a state met before reads bits instead of walking
+/// every candidate's bytes.
+struct Memo<S> {
+    state: S,
+    epoch: u64,
+    /// Bit `id`: token `id` was checked; and then whether it is allowed.
+    known: Vec<u64>,
+    allowed: Vec<u64>,
+}
+
+/// States remembered.
+const MEMO_STATES: usize = 16;
+
+/// What the constraint says of one step.
+#[derive(Debug, PartialEq)]
+pub struct Allowed {
+    /// Whether the text so far is complete (an end of sequence may come).
+    pub complete: bool,
+}
+
+impl<R: Recognizer> Constrained<R> {
+    /// A constraint by `recognizer`, nothing generated yet.
+    pub fn new(recognizer: R) -> Self {
+        Constrained {
+            recognizer,
+            seen: Vec::new(),
+            seen_bytes: Vec::new(),
+            memo: Vec::new(),
+        }
+    }
+
+    /// The recognizer.
+    pub fn recognizer(&self) -> &R {
+        &self.recognizer
+    }
+
+    /// The state after `bytes` from `from`; `None` once no text of the language begins so.
+    fn walk(&mut self, from: R::State, bytes: &[u8]) -> Result<Option<R::State>, String> {
+        let mut s = from;
+        for &b in bytes {
+            match self.recognizer.step(s, b)? {
+                Some(next) => s = next,
+                None => return Ok(None),
+            }
+        }
+        Ok(self.recognizer.alive(s)?.then_some(s))
+    }
+
+    /// The state after the whole text generated so far.
+    fn text_state(&mut self) -> Result<R::State, String> {
+        let start = self.recognizer.start()?;
+        let bytes = std::mem::take(&mut self.seen_bytes);
+        let state = self.walk(start, &bytes);
+        self.seen_bytes = bytes;
+        state?.ok_or_else(|| {
+            format!(
+                "the text generated so far, {:?}, cannot begin {}",
+                String::from_utf8_lossy(&self.seen_bytes),
+                self.recognizer.describe()
+            )
+        })
+    }
+
+    /// Sets `logits[i]` to -inf for each candidate `ids[i]` the constraint rules out after
+    /// `generated`: a token whose bytes (from `bytes_of`) leave no text of the language
+    /// reachable, a token that adds no text, and an end-of-sequence id (`eos`) before the
+    /// text is complete. An error when no candidate is left.
+    pub fn restrict<'b>(
+        &mut self,
+        ids: &[u32],
+        logits: &mut [f32],
+        generated: &[u32],
+        eos: &[u32],
+        bytes_of: &dyn Fn(u32) -> Option<&'b [u8]>,
+    ) -> Result<Allowed, String> {
+        if !generated.starts_with(&self.seen) {
+            self.seen.clear();
+            self.seen_bytes.clear();
+        }
+        for &t in &generated[self.seen.len()..] {
+            let b = bytes_of(t).ok_or_else(|| format!("token {t} has no text"))?;
+            self.seen_bytes.extend_from_slice(b);
+        }
+        self.seen = generated.to_vec();
+        let mut state = self.text_state()?;
+        let complete = self.recognizer.accepts(state)?;
+        let mut epoch = self.recognizer.epoch();
+        let mut memo = match self
+            .memo
+            .iter()
+            .position(|m| m.state == state && m.epoch == epoch)
+        {
+            Some(i) => self.memo.remove(i),
+            None => Memo {
+                state,
+                epoch,
+                known: Vec::new(),
+                allowed: Vec::new(),
+            },
+        };
+        let mut valid = true;
+        let mut kept = 0usize;
+        for (&id, logit) in ids.iter().zip(logits.iter_mut()) {
+            if *logit == f32::NEG_INFINITY {
+                continue;
+            }
+            let (word, bit) = (id as usize / 64, 1u64 << (id % 64));
+            let allowed = if eos.contains(&id) {
+                complete
+            } else if memo.known.get(word).is_some_and(|w| w & bit != 0) {
+                memo.allowed[word] & bit != 0
+            } else {
+                let allowed = match bytes_of(id) {
+                    Some(b) if !b.is_empty() => self.walk(state, b)?.is_some(),
+                    _ => false,
+                };
+                if memo.known.len() <= word {
+                    memo.known.resize(word + 1, 0);
+                    memo.allowed.resize(word + 1, 0);
+                }
+                memo.known[word] |= bit;
+                if allowed {
+                    memo.allowed[word] |= bit;
+                }
+                allowed
+            };
+            if self.recognizer.epoch() != epoch {
+                // The states handed out before are void: so is what was remembered.
+                state = self.text_state()?;
+                epoch = self.recognizer.epoch();
+                valid = false;
+                self.memo.clear();
+            }
+            if allowed {
+                kept += 1;
+            } else {
+                *logit = f32::NEG_INFINITY;
+            }
+        }
+        if valid {
+            if self.memo.len() == MEMO_STATES {
+                self.memo.remove(0);
+            }
+            self.memo.push(memo);
+        }
+        if kept == 0 {
+            return Err(format!(
+                "no candidate continues {} after {:?}{}",
+                self.recognizer.describe(),
+                String::from_utf8_lossy(&self.seen_bytes),
+                if complete && eos.is_empty() {
+                    " (it is complete, but no end-of-sequence id is set)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        Ok(Allowed { complete })
+    }
+}
+
+impl<R: Recognizer + Clone> Constrained<R> {
+    /// The same constraint with nothing generated yet (a sampler's `clone`).
+    pub fn fresh(&self) -> Self {
+        Constrained::new(self.recognizer.clone())
+    }
+}
+
+/// A constraint whatever its recognizer: what the sampler plugin keeps as its state.
+pub trait TextConstraint: Send {
+    /// See [`Constrained::restrict`].
+    fn restrict<'b>(
+        &mut self,
+        ids: &[u32],
+        logits: &mut [f32],
+        generated: &[u32],
+        eos: &[u32],
+        bytes_of: &dyn Fn(u32) -> Option<&'b [u8]>,
+    ) -> Result<Allowed, String>;
+
+    /// The same constraint with nothing generated yet.
+    fn fresh_box(&self) -> Box<dyn TextConstraint>;
+}
+
+impl<R: Recognizer + Clone + Send + 'static> TextConstraint for Constrained<R> {
+    fn restrict<'b>(
+        &mut self,
+        ids: &[u32],
+        logits: &mut [f32],
+        generated: &[u32],
+        eos: &[u32],
+        bytes_of: &dyn Fn(u32) -> Option<&'b [u8]>,
+    ) -> Result<Allowed, String> {
+        Constrained::restrict(self, ids, logits, generated, eos, bytes_of)
+    }
+
+    fn fresh_box(&self) -> Box<dyn TextConstraint> {
+        Box::new(self.fresh())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::json::Json;
+    use crate::pattern::Pattern;
+
+    use super::*;
+
+    /// What `c` keeps of every token after `generated`.
+    fn kept<R: Recognizer>(c: &mut Constrained<R>, generated: &[u32], table: &[&[u8]]) -> Vec<u32> {
+        let ids: Vec<u32> = (0..table.len() as u32).collect();
+        let mut logits = vec![0.0f32; ids.len()];
+        let bytes_of = |id: u32| table.get(id as usize).copied();
+        match c.restrict(&ids, &mut logits, generated, &[0], &bytes_of) {
+            Ok(_) => ids
+                .into_iter()
+                .filter(|&i| logits[i as usize] == 0.0)
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    #[test]
+    fn remembered_states_answer_as_a_fresh_walk_does() {
+        // One constraint lives through many steps (states recur and are remembered);
+        // each answer must equal a fresh constraint's, which remembers nothing.
+        let table: [&[u8]; 12] = [
+            b"", b"{", b"}", b"\"", b"a", b"ab", b":", b"1", b",", b"[", b"]", b" ",
+        ];
+        let mut json = Json::constraint(&serde_json::json!({})).unwrap();
+        let mut regex = Pattern::constraint(r"(\{a+\}|\[1(,1)*\])+").unwrap();
+        let mut seed = 3u64;
+        for _ in 0..300 {
+            // A random walk through the allowed tokens.
+            let mut generated = Vec::new();
+            for _ in 0..12 {
+                let options = kept(&mut json, &generated, &table);
+                let fresh = kept(
+                    &mut Json::constraint(&serde_json::json!({})).unwrap(),
+                    &generated,
+                    &table,
+                );
+                assert_eq!(options, fresh, "json after {generated:?}");
+                let r = kept(&mut regex, &generated, &table);
+                let fresh = kept(
+                    &mut Pattern::constraint(r"(\{a+\}|\[1(,1)*\])+").unwrap(),
+                    &generated,
+                    &table,
+                );
+                assert_eq!(r, fresh, "regex after {generated:?}");
+                let choices: Vec<u32> = options.into_iter().filter(|&t| t != 0).collect();
+                if choices.is_empty() {
+                    break;
+                }
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                generated.push(choices[(seed >> 33) as usize % choices.len()]);
+            }
+        }
+        assert!(json.memo.len() > 1 && regex.memo.len() > 1);
+    }
+}
