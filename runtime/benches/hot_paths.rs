@@ -148,20 +148,40 @@ fn text_constraints(c: &mut Criterion) {
     use rill_samplers::pattern::Pattern;
     let mut group = c.benchmark_group("text_constraints");
     for vocab in [32_000usize, 128_000] {
-        let letters = b"etaoin shrdlucmfwypvbgkjqxz,";
-        let bytes: Vec<Vec<u8>> = (0..vocab)
-            .map(|i| {
-                let len = 1 + (i * 7919) % 8;
-                (0..len)
-                    .map(|j| letters[(i * 31 + j * 17 + i / 7) % letters.len()])
-                    .collect()
-            })
-            .collect();
+        // Distinct word-like tokens: an optional leading space, then 1 to 9 letters
+        // drawn with English-like frequencies (seeded; 0.6 trie nodes per byte).
+        let letters = b"eeeetttaaoinshrdlucmfwypvbgkjqxz";
+        let mut seen = std::collections::HashSet::new();
+        let mut bytes: Vec<Vec<u8>> = Vec::with_capacity(vocab);
+        let mut seed = 7u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize
+        };
+        while bytes.len() < vocab {
+            let mut t = Vec::new();
+            if next() % 2 == 0 {
+                t.push(b' ');
+            }
+            for _ in 0..1 + next() % 9 {
+                t.push(letters[next() % letters.len()]);
+            }
+            if seen.insert(t.clone()) {
+                bytes.push(t);
+            }
+        }
         let bytes_of = |id: u32| bytes.get(id as usize).map(Vec::as_slice);
-        // A context whose generated text is 40 bytes of the pattern.
+        // A context whose generated text is ten words of the pattern.
         let generated: Vec<u32> = (0..vocab as u32)
             .filter(|&i| bytes[i as usize].iter().all(|b| b.is_ascii_lowercase()))
-            .take(10)
+            .take(1)
+            .chain(
+                (0..vocab as u32)
+                    .filter(|&i| bytes[i as usize][0] == b' ')
+                    .take(9),
+            )
             .collect();
         let ids: Vec<u32> = (0..vocab as u32).collect();
         let mut pattern = Pattern::constraint(r"[a-z]+( [a-z]+)*(, [a-z]+)*\.").unwrap();
@@ -170,7 +190,7 @@ fn text_constraints(c: &mut Criterion) {
             b.iter(|| {
                 logits.fill(0.0);
                 pattern
-                    .restrict(&ids, &mut logits, &generated, &[0], &bytes_of)
+                    .restrict(&ids, &mut logits, &generated, &[0], bytes.len(), &bytes_of)
                     .unwrap()
             })
         });
@@ -184,36 +204,67 @@ fn text_constraints(c: &mut Criterion) {
         group.bench_function(criterion::BenchmarkId::new("json", vocab), |b| {
             b.iter(|| {
                 logits.fill(0.0);
-                json.restrict(&ids, &mut logits, &in_string, &[0], &bytes_of)
+                json.restrict(&ids, &mut logits, &in_string, &[0], bytes.len(), &bytes_of)
                     .unwrap()
             })
         });
-        // A state met for the first time: every candidate's bytes walked.
+        // A state met for the first time: the vocabulary's trie walked (made beforehand,
+        // as the first step of a generation makes it).
         let mut regex_cold = Pattern::constraint(r"[a-z]+( [a-z]+)*(, [a-z]+)*\.").unwrap();
+        let mut warm = vec![0.0f32; vocab];
+        regex_cold
+            .restrict(&ids, &mut warm, &[], &[0], bytes.len(), &bytes_of)
+            .unwrap();
         group.bench_function(criterion::BenchmarkId::new("regex_new_state", vocab), |b| {
             b.iter_batched(
                 || regex_cold.fresh(),
                 |mut c| {
                     let mut logits = vec![0.0f32; vocab];
-                    c.restrict(&ids, &mut logits, &generated, &[0], &bytes_of)
+                    c.restrict(&ids, &mut logits, &generated, &[0], bytes.len(), &bytes_of)
                         .unwrap()
                 },
                 criterion::BatchSize::SmallInput,
             )
         });
         regex_cold = regex_cold.fresh();
-        let json_cold = Json::constraint(&serde_json::json!({})).unwrap();
+        let mut json_cold = Json::constraint(&serde_json::json!({})).unwrap();
+        warm.fill(0.0);
+        json_cold
+            .restrict(&ids, &mut warm, &[], &[0], bytes.len(), &bytes_of)
+            .unwrap();
         group.bench_function(criterion::BenchmarkId::new("json_new_state", vocab), |b| {
             b.iter_batched(
                 || json_cold.fresh(),
                 |mut c| {
                     let mut logits = vec![0.0f32; vocab];
-                    c.restrict(&ids, &mut logits, &in_string, &[0], &bytes_of)
+                    c.restrict(&ids, &mut logits, &in_string, &[0], bytes.len(), &bytes_of)
                         .unwrap()
                 },
                 criterion::BatchSize::SmallInput,
             )
         });
+        // After a key, where only `:` (and blanks) may come: most of the trie is pruned
+        // at its first byte.
+        let after_key: Vec<u32> = in_string
+            .iter()
+            .copied()
+            .take(3)
+            .chain([vocab as u32 + 1])
+            .collect();
+        group.bench_function(
+            criterion::BenchmarkId::new("json_new_state_after_key", vocab),
+            |b| {
+                b.iter_batched(
+                    || json_cold.fresh(),
+                    |mut c| {
+                        let mut logits = vec![0.0f32; vocab];
+                        c.restrict(&ids, &mut logits, &after_key, &[0], bytes.len(), &bytes_of)
+                            .unwrap_err()
+                    },
+                    criterion::BatchSize::SmallInput,
+                )
+            },
+        );
         drop(regex_cold);
     }
     group.finish();

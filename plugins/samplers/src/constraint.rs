@@ -42,6 +42,8 @@ pub struct Constrained<R: Recognizer> {
     seen_bytes: Vec<u8>,
     /// Which tokens recent states allowed, most recent last.
     memo: Vec<Memo<R::State>>,
+    /// The vocabulary's bytes as a trie, made when a step first checks most of it.
+    trie: Option<std::sync::Arc<crate::vocab_trie::VocabTrie>>,
 }
 
 /// Which tokens a state was found to allow (a state recurs: inside a long string, in a
@@ -73,6 +75,7 @@ impl<R: Recognizer> Constrained<R> {
             seen: Vec::new(),
             seen_bytes: Vec::new(),
             memo: Vec::new(),
+            trie: None,
         }
     }
 
@@ -111,13 +114,17 @@ impl<R: Recognizer> Constrained<R> {
     /// Sets `logits[i]` to -inf for each candidate `ids[i]` the constraint rules out after
     /// `generated`: a token whose bytes (from `bytes_of`) leave no text of the language
     /// reachable, a token that adds no text, and an end-of-sequence id (`eos`) before the
-    /// text is complete. An error when no candidate is left.
+    /// text is complete. An error when no candidate is left. `vocab`: the vocabulary's
+    /// size; when most of it is still a candidate, a state met for the first time is
+    /// checked over the whole vocabulary at once through a trie of its bytes.
+    #[allow(clippy::too_many_arguments)]
     pub fn restrict<'b>(
         &mut self,
         ids: &[u32],
         logits: &mut [f32],
         generated: &[u32],
         eos: &[u32],
+        vocab: usize,
         bytes_of: &dyn Fn(u32) -> Option<&'b [u8]>,
     ) -> Result<Allowed, String> {
         if !generated.starts_with(&self.seen) {
@@ -145,6 +152,24 @@ impl<R: Recognizer> Constrained<R> {
                 allowed: Vec::new(),
             },
         };
+        let live = logits.iter().filter(|&&l| l != f32::NEG_INFINITY).count();
+        if memo.known.is_empty() && vocab > 0 && live * 4 >= vocab {
+            if self.trie.as_ref().is_none_or(|t| t.vocab() != vocab) {
+                self.trie = Some(std::sync::Arc::new(crate::vocab_trie::VocabTrie::of(
+                    vocab, bytes_of,
+                )));
+            }
+            let trie = std::sync::Arc::clone(self.trie.as_ref().expect("made above"));
+            if let Some(allowed) = trie.allowed(&mut self.recognizer, state)? {
+                memo.known = vec![u64::MAX; allowed.len()];
+                memo.allowed = allowed;
+            } else {
+                state = self.text_state()?;
+                epoch = self.recognizer.epoch();
+                memo.epoch = epoch;
+                memo.state = state;
+            }
+        }
         let mut valid = true;
         let mut kept = 0usize;
         for (&id, logit) in ids.iter().zip(logits.iter_mut()) {
@@ -207,21 +232,27 @@ impl<R: Recognizer> Constrained<R> {
 }
 
 impl<R: Recognizer + Clone> Constrained<R> {
-    /// The same constraint with nothing generated yet (a sampler's `clone`).
+    /// The same constraint with nothing generated yet (a sampler's `clone`; the
+    /// vocabulary's trie is shared).
     pub fn fresh(&self) -> Self {
-        Constrained::new(self.recognizer.clone())
+        Constrained {
+            trie: self.trie.clone(),
+            ..Constrained::new(self.recognizer.clone())
+        }
     }
 }
 
 /// A constraint whatever its recognizer: what the sampler plugin keeps as its state.
 pub trait TextConstraint: Send {
     /// See [`Constrained::restrict`].
+    #[allow(clippy::too_many_arguments)]
     fn restrict<'b>(
         &mut self,
         ids: &[u32],
         logits: &mut [f32],
         generated: &[u32],
         eos: &[u32],
+        vocab: usize,
         bytes_of: &dyn Fn(u32) -> Option<&'b [u8]>,
     ) -> Result<Allowed, String>;
 
@@ -236,9 +267,10 @@ impl<R: Recognizer + Clone + Send + 'static> TextConstraint for Constrained<R> {
         logits: &mut [f32],
         generated: &[u32],
         eos: &[u32],
+        vocab: usize,
         bytes_of: &dyn Fn(u32) -> Option<&'b [u8]>,
     ) -> Result<Allowed, String> {
-        Constrained::restrict(self, ids, logits, generated, eos, bytes_of)
+        Constrained::restrict(self, ids, logits, generated, eos, vocab, bytes_of)
     }
 
     fn fresh_box(&self) -> Box<dyn TextConstraint> {
@@ -253,12 +285,19 @@ mod tests {
 
     use super::*;
 
-    /// What `c` keeps of every token after `generated`.
-    fn kept<R: Recognizer>(c: &mut Constrained<R>, generated: &[u32], table: &[&[u8]]) -> Vec<u32> {
+    /// What `c` keeps of every token after `generated`; `trie`: whether a new state may
+    /// be checked through the vocabulary's trie (else each token's bytes are walked).
+    fn kept<R: Recognizer>(
+        c: &mut Constrained<R>,
+        generated: &[u32],
+        table: &[&[u8]],
+        trie: bool,
+    ) -> Vec<u32> {
         let ids: Vec<u32> = (0..table.len() as u32).collect();
         let mut logits = vec![0.0f32; ids.len()];
         let bytes_of = |id: u32| table.get(id as usize).copied();
-        match c.restrict(&ids, &mut logits, generated, &[0], &bytes_of) {
+        let vocab = if trie { table.len() } else { 0 };
+        match c.restrict(&ids, &mut logits, generated, &[0], vocab, &bytes_of) {
             Ok(_) => ids
                 .into_iter()
                 .filter(|&i| logits[i as usize] == 0.0)
@@ -269,8 +308,9 @@ mod tests {
 
     #[test]
     fn remembered_states_answer_as_a_fresh_walk_does() {
-        // One constraint lives through many steps (states recur and are remembered);
-        // each answer must equal a fresh constraint's, which remembers nothing.
+        // One constraint lives through many steps (states recur and are remembered, new
+        // ones are checked through the trie); each answer must equal a fresh
+        // constraint's that walks every token's bytes and remembers nothing.
         let table: [&[u8]; 12] = [
             b"", b"{", b"}", b"\"", b"a", b"ab", b":", b"1", b",", b"[", b"]", b" ",
         ];
@@ -281,18 +321,20 @@ mod tests {
             // A random walk through the allowed tokens.
             let mut generated = Vec::new();
             for _ in 0..12 {
-                let options = kept(&mut json, &generated, &table);
+                let options = kept(&mut json, &generated, &table, true);
                 let fresh = kept(
                     &mut Json::constraint(&serde_json::json!({})).unwrap(),
                     &generated,
                     &table,
+                    false,
                 );
                 assert_eq!(options, fresh, "json after {generated:?}");
-                let r = kept(&mut regex, &generated, &table);
+                let r = kept(&mut regex, &generated, &table, true);
                 let fresh = kept(
                     &mut Pattern::constraint(r"(\{a+\}|\[1(,1)*\])+").unwrap(),
                     &generated,
                     &table,
+                    false,
                 );
                 assert_eq!(r, fresh, "regex after {generated:?}");
                 let choices: Vec<u32> = options.into_iter().filter(|&t| t != 0).collect();
@@ -306,5 +348,6 @@ mod tests {
             }
         }
         assert!(json.memo.len() > 1 && regex.memo.len() > 1);
+        assert!(json.trie.is_some() && regex.trie.is_some());
     }
 }

@@ -558,7 +558,7 @@ mod tests {
         let kept = |c: &mut Constrained<Json>, generated: &[u32]| {
             let mut logits = vec![0.0f32; 6];
             let a = c
-                .restrict(&ids, &mut logits, generated, &[0], &bytes_of)
+                .restrict(&ids, &mut logits, generated, &[0], 6, &bytes_of)
                 .unwrap();
             let kept: Vec<u32> = ids
                 .iter()

@@ -11,6 +11,7 @@ pub mod json;
 pub mod pattern;
 pub mod plugin;
 pub mod processors;
+pub mod vocab_trie;
 
 pub use processors::{
     bad_words, begin_suppress_tokens, epsilon_cutoff, eta_cutoff, min_length, min_p,

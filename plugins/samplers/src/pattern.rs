@@ -134,7 +134,7 @@ mod tests {
         let ids: Vec<u32> = (0..9).collect();
         let mut logits = vec![0.0f32; 9];
         let a = p
-            .restrict(&ids, &mut logits, generated, &[0], &bytes_of)
+            .restrict(&ids, &mut logits, generated, &[0], 9, &bytes_of)
             .unwrap();
         let kept = ids
             .into_iter()
@@ -170,11 +170,11 @@ mod tests {
         let ids: Vec<u32> = (0..9).collect();
         let mut logits = vec![0.0f32; 9];
         let e = p
-            .restrict(&ids, &mut logits, &[5], &[0], &bytes_of)
+            .restrict(&ids, &mut logits, &[5], &[0], 9, &bytes_of)
             .unwrap_err();
         assert!(e.contains("cannot begin a match"), "{e}");
         let e = p
-            .restrict(&ids, &mut logits, &[4], &[], &bytes_of)
+            .restrict(&ids, &mut logits, &[4], &[], 9, &bytes_of)
             .unwrap_err();
         assert!(e.contains("no end-of-sequence id"), "{e}");
         assert!(Pattern::new("(").err().unwrap().contains("invalid pattern"));

@@ -545,7 +545,14 @@ unsafe extern "C" fn apply_constraint(
             };
             let generated = &tokens[ctx.n_prompt.min(tokens.len())..];
             let bytes_of = |id: u32| ctx.token_bytes(id);
-            constraint.restrict(ids, logits, generated, ctx.eos_ids(), &bytes_of)?;
+            constraint.restrict(
+                ids,
+                logits,
+                generated,
+                ctx.eos_ids(),
+                ctx.vocab_size,
+                &bytes_of,
+            )?;
             Ok(())
         })
     }
