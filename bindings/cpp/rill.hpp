@@ -239,6 +239,34 @@ inline void set_onnxruntime_path(std::string_view path) {
 // ---------------------------------------------------------------------------------------
 // Generation settings
 
+/// A custom sampler entry of a generation config (`samplers`): a registered sampler's
+/// name, its JSON parameters, a plugin library to load first (empty: none) and whether
+/// it runs before the sampling warpers (where a constraint belongs).
+struct Sampler {
+    std::string name;
+    std::string params_json = "{}";
+    std::string plugin;
+    bool before_warpers = false;
+
+    /// The standard `regex` sampler: the generated text stays a prefix of a full match of
+    /// `pattern` (Rust regex syntax) and ends on one.
+    static Sampler regex(std::string_view pattern) {
+        std::string params = "{\"pattern\": ";
+        detail::append_json_string(params, pattern);
+        params += '}';
+        return Sampler{"regex", params, "", true};
+    }
+
+    /// The standard `json` sampler: the generated text is one JSON value (`top`:
+    /// "object" for an object, "any" for any value) and ends when it is complete.
+    static Sampler json(std::string_view top = "object") {
+        std::string params = "{\"top\": ";
+        detail::append_json_string(params, top);
+        params += '}';
+        return Sampler{"json", params, "", true};
+    }
+};
+
 /// The common generation config keys (Hugging Face `generation_config.json` names and
 /// meanings); unset fields are left out of the JSON, so the model folder's values or
 /// rill's defaults apply. Anything else: Session::set_config(json).
@@ -267,6 +295,8 @@ struct GenerationConfig {
     std::optional<std::vector<std::uint32_t>> eos_token_id;
     /// Strings that end generation (not emitted).
     std::optional<std::vector<std::string>> stop_strings;
+    /// Custom samplers (Sampler::regex, Sampler::json, a plugin's).
+    std::optional<std::vector<Sampler>> samplers;
 
     /// The JSON object rill_session_set_generation_config reads.
     std::string to_json() const {
@@ -320,6 +350,23 @@ struct GenerationConfig {
             for (std::size_t i = 0; i < stop_strings->size(); i++) {
                 out += i ? ", " : "";
                 detail::append_json_string(out, (*stop_strings)[i]);
+            }
+            out += ']';
+        }
+        if (samplers) {
+            key("samplers");
+            out += '[';
+            for (std::size_t i = 0; i < samplers->size(); i++) {
+                const Sampler &sampler = (*samplers)[i];
+                out += i ? ", {\"name\": " : "{\"name\": ";
+                detail::append_json_string(out, sampler.name);
+                out += ", \"params\": ";
+                out += sampler.params_json.empty() ? "{}" : sampler.params_json;
+                if (!sampler.plugin.empty()) {
+                    out += ", \"plugin\": ";
+                    detail::append_json_string(out, sampler.plugin);
+                }
+                out += sampler.before_warpers ? ", \"before_warpers\": true}" : "}";
             }
             out += ']';
         }

@@ -103,6 +103,29 @@ void test_generate(const rill::Model &model) {
     CHECK(session.generate("In the beginning God created") == text, "struct config gives the same greedy text");
     CHECK(rill::GenerationConfig{}.to_json() == "{}", "empty config");
 
+    // Constrained output: the regex sampler from the struct.
+    rill::GenerationConfig year;
+    year.do_sample = false;
+    year.samplers = std::vector<rill::Sampler>{rill::Sampler::regex(" [0-9]{4}\\.")};
+    CHECK(year.to_json() ==
+              R"({"do_sample": false, "samplers": [{"name": "regex", "params": {"pattern": " [0-9]{4}\\."}, )"
+              R"("before_warpers": true}]})",
+          "to_json: " + year.to_json());
+    session.set_config(year);
+    std::string y = session.generate("The year of the flood was");
+    bool shaped = y.size() == 6 && y[0] == ' ' && y[5] == '.';
+    for (std::size_t i = 1; shaped && i < 5; i++) {
+        shaped = y[i] >= '0' && y[i] <= '9';
+    }
+    CHECK(shaped && session.last_generation().stop_reason == RILL_STOP_EOS, "' dddd.' then EOS: '" + y + "'");
+    year.samplers = std::vector<rill::Sampler>{rill::Sampler::json()};
+    session.set_config(year);
+    std::string object = session.generate("def f(x):");
+    CHECK(object.find('{') != std::string::npos && session.last_generation().stop_reason == RILL_STOP_EOS &&
+              object.back() == '}',
+          "a JSON object: '" + object + "'");
+    session.set_config(config);
+
     // Bad configs are exceptions with the status; the old settings stay.
     EXPECT_ERROR(RILL_ERR_GENERATION_CONFIG, session.set_config("{not json"));
     EXPECT_ERROR(RILL_ERR_GENERATION_CONFIG, session.set_config(R"({"max_new_tokens": -3})"));

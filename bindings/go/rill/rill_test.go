@@ -2,9 +2,11 @@ package rill
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -411,6 +413,25 @@ func TestPromptLookupGeneratesWhatGreedyDoes(t *testing.T) {
 	}
 	if fast := mustGenerate(t, s, prompt); fast.Text != plain.Text || fast.Tokens != plain.Tokens {
 		t.Errorf("prompt lookup %q, greedy %q", fast.Text, plain.Text)
+	}
+}
+
+func TestConstrainedOutput(t *testing.T) {
+	s := newSession(t, nil, "")
+	if err := s.SetConfig(GenerationConfig{DoSample: Ptr(false), Samplers: []Sampler{RegexSampler(` [0-9]{4}\.`)}}); err != nil {
+		t.Fatal(err)
+	}
+	g := mustGenerate(t, s, "The year of the flood was")
+	if ok, _ := regexp.MatchString(`^ [0-9]{4}\.$`, g.Text); !ok || g.StopReason != StopEOS {
+		t.Errorf("regex: %q, stop %v", g.Text, g.StopReason)
+	}
+	if err := s.SetConfig(GenerationConfig{DoSample: Ptr(false), Samplers: []Sampler{JSONSampler("object")}}); err != nil {
+		t.Fatal(err)
+	}
+	g = mustGenerate(t, s, "def f(x):")
+	var v map[string]any
+	if err := json.Unmarshal([]byte(g.Text), &v); err != nil || g.StopReason != StopEOS {
+		t.Errorf("json: %q (%v), stop %v", g.Text, err, g.StopReason)
 	}
 }
 

@@ -84,6 +84,30 @@ type GenerationConfig struct {
 	// Prompt lookup decoding: up to this many tokens guessed from the context and
 	// checked in one forward pass; the same output, in fewer passes.
 	PromptLookupNumTokens *int `json:"prompt_lookup_num_tokens,omitempty"`
+	// Custom samplers: RegexSampler, JSONSampler, or a plugin's.
+	Samplers []Sampler `json:"samplers,omitempty"`
+}
+
+// Sampler is a custom sampler entry of a generation config: a registered sampler's
+// name, its parameters, a plugin library to load first (empty: none) and whether it
+// runs before the sampling warpers (where a constraint belongs).
+type Sampler struct {
+	Name          string         `json:"name"`
+	Params        map[string]any `json:"params,omitempty"`
+	Plugin        string         `json:"plugin,omitempty"`
+	BeforeWarpers bool           `json:"before_warpers,omitempty"`
+}
+
+// RegexSampler is the standard `regex` sampler: the generated text stays a prefix of a
+// full match of pattern (Rust regex syntax) and ends on one.
+func RegexSampler(pattern string) Sampler {
+	return Sampler{Name: "regex", Params: map[string]any{"pattern": pattern}, BeforeWarpers: true}
+}
+
+// JSONSampler is the standard `json` sampler: the generated text is one JSON value
+// (top "object" for an object, "any" for any value) and ends when it is complete.
+func JSONSampler(top string) Sampler {
+	return Sampler{Name: "json", Params: map[string]any{"top": top}, BeforeWarpers: true}
 }
 
 // Ptr returns a pointer to v, for GenerationConfig fields: rill.Ptr(32).
