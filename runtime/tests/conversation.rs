@@ -89,6 +89,17 @@ fn streamed_pieces_are_whole_characters_and_add_up_to_the_detokenized_text() {
     assert_eq!(out, text);
 }
 
+/// The last `n` characters of `s`.
+fn last_chars(s: &str, n: usize) -> String {
+    let from = s.char_indices().rev().nth(n - 1).map_or(0, |(i, _)| i);
+    s[from..].to_string()
+}
+
+/// The first `n` characters of `s`.
+fn first_chars(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
 #[test]
 fn stop_strings_spanning_tokens_end_generation_without_being_emitted() {
     let model = common::default_model();
@@ -105,16 +116,11 @@ fn stop_strings_spanning_tokens_end_generation_without_being_emitted() {
     let k = (5..pieces.len() - 1)
         .find(|&k| pieces[k].chars().count() >= 2 && pieces[k + 1].chars().count() >= 2)
         .expect("two adjacent multi-character tokens");
-    let tail: String = pieces[k]
-        .chars()
-        .rev()
-        .take(2)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    let head: String = pieces[k + 1].chars().take(2).collect();
-    let stop = format!("{tail}{head}");
+    let stop = format!(
+        "{}{}",
+        last_chars(&pieces[k], 2),
+        first_chars(&pieces[k + 1], 2)
+    );
     let at = full.text.find(&stop).unwrap();
 
     let mut s = session(
@@ -151,15 +157,8 @@ fn a_stop_string_may_begin_in_the_prompt_as_in_transformers() {
         .generate(prompt, |_| true)
         .unwrap();
     // The prompt's last two characters and the first two generated ones.
-    let tail: String = prompt
-        .chars()
-        .rev()
-        .take(2)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    let stop = format!("{tail}{}", full.text.chars().take(2).collect::<String>());
+    let tail = last_chars(prompt, 2);
+    let stop = format!("{tail}{}", first_chars(&full.text, 2));
     let mut s = session(
         &model,
         GenerationConfig {

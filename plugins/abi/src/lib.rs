@@ -262,6 +262,21 @@ const _: () = {
     assert!(offset_of!(rill_search_vtable, flags) == SEARCH_VTABLE_BEFORE_FLAGS);
 };
 
+/// A `create` call's parameters as text: `{}` for NULL, an error for bytes that are not
+/// UTF-8.
+///
+/// # Safety
+/// `params` is NULL or a NUL-terminated string valid for the call.
+pub unsafe fn params_text<'a>(params: *const c_char) -> Result<&'a str, String> {
+    if params.is_null() {
+        return Ok("{}");
+    }
+    // SAFETY: per the contract above.
+    unsafe { std::ffi::CStr::from_ptr(params) }
+        .to_str()
+        .map_err(|_| "params are not UTF-8".to_string())
+}
+
 /// Writes `message` NUL-terminated into a caller's error buffer, truncated to fit
 /// (at a character boundary).
 ///

@@ -20,7 +20,7 @@
 
 pub mod search;
 
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{c_char, c_int, c_void};
 
 use rill_plugin_abi::*;
 use search::{EarlyStopping, Params, Processors, Sampling, Search, Step};
@@ -134,13 +134,7 @@ unsafe extern "C" fn create(
     // SAFETY: per the ABI the host passes valid pointers.
     unsafe {
         guard(error, len, || {
-            let text = if params.is_null() {
-                "{}"
-            } else {
-                CStr::from_ptr(params)
-                    .to_str()
-                    .map_err(|_| "params are not UTF-8".to_string())?
-            };
+            let text = params_text(params)?;
             let search = Search::new(parse(text)?)?;
             *rows = search.rows();
             *out = Box::into_raw(Box::new(search)) as *mut c_void;

@@ -19,7 +19,7 @@
 //! "max_whitespace"}` (a prefix of one JSON value, [`crate::json`]); these two need the
 //! host's token text.
 
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{c_char, c_int, c_void};
 
 use rill_plugin_abi::*;
 use serde_json::Value;
@@ -330,16 +330,24 @@ macro_rules! standard_sampler {
             // SAFETY: the host passes a valid error buffer, params and out-pointer.
             unsafe { create($name, params, out, error, len) }
         }
+        sampler_vtable!($vtable, $name, $create, apply, clone, destroy);
+    };
+}
+
+/// A sampler's static vtable (no `accept`, no `reset`: state is recomputed from the
+/// context each step).
+macro_rules! sampler_vtable {
+    ($vtable:ident, $name:literal, $create:ident, $apply:ident, $clone:ident, $destroy:ident) => {
         static $vtable: rill_sampler_vtable = rill_sampler_vtable {
             abi_version: RILL_PLUGIN_ABI_VERSION,
             struct_size: std::mem::size_of::<rill_sampler_vtable>() as u32,
             name: concat!($name, "\0").as_ptr() as *const c_char,
             create: Some($create),
-            apply: Some(apply),
+            apply: Some($apply),
             accept: None,
             reset: None,
-            clone: Some(clone),
-            destroy: Some(destroy),
+            clone: Some($clone),
+            destroy: Some($destroy),
         };
     };
 }
@@ -381,13 +389,7 @@ unsafe fn create(
     // SAFETY: forwarded from the extern functions above.
     unsafe {
         guard(error, len, || {
-            let text = if params.is_null() {
-                "{}"
-            } else {
-                CStr::from_ptr(params)
-                    .to_str()
-                    .map_err(|_| "params are not UTF-8".to_string())?
-            };
+            let text = params_text(params)?;
             let state = Box::new(State {
                 kind: Standard::parse(kind, text)?,
             });
@@ -469,13 +471,7 @@ unsafe fn create_constraint(
     // SAFETY: forwarded from the extern functions below.
     unsafe {
         guard(error, len, || {
-            let text = if params.is_null() {
-                "{}"
-            } else {
-                CStr::from_ptr(params)
-                    .to_str()
-                    .map_err(|_| "params are not UTF-8".to_string())?
-            };
+            let text = params_text(params)?;
             let v: Value =
                 serde_json::from_str(text).map_err(|e| format!("params are not JSON: {e}"))?;
             if !v.is_object() {
@@ -583,24 +579,22 @@ unsafe extern "C" fn destroy_constraint(state: *mut c_void) {
     }
 }
 
-macro_rules! constraint_sampler {
-    ($vtable:ident, $create:ident, $name:literal) => {
-        static $vtable: rill_sampler_vtable = rill_sampler_vtable {
-            abi_version: RILL_PLUGIN_ABI_VERSION,
-            struct_size: std::mem::size_of::<rill_sampler_vtable>() as u32,
-            name: concat!($name, "\0").as_ptr() as *const c_char,
-            create: Some($create),
-            apply: Some(apply_constraint),
-            accept: None,
-            reset: None,
-            clone: Some(clone_constraint),
-            destroy: Some(destroy_constraint),
-        };
-    };
-}
-
-constraint_sampler!(REGEX, create_regex, "regex");
-constraint_sampler!(JSON, create_json, "json");
+sampler_vtable!(
+    REGEX,
+    "regex",
+    create_regex,
+    apply_constraint,
+    clone_constraint,
+    destroy_constraint
+);
+sampler_vtable!(
+    JSON,
+    "json",
+    create_json,
+    apply_constraint,
+    clone_constraint,
+    destroy_constraint
+);
 
 struct Samplers([*const rill_sampler_vtable; 20]);
 // SAFETY: pointers to immutable statics.
