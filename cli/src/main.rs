@@ -424,11 +424,20 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
             out.stop
         );
         let ort = t.ort_run.as_secs_f64();
+        let assistant = t.assistant_ort_run.as_secs_f64();
         let all = (t.prefill + t.decode).as_secs_f64().max(1e-9);
+        let of_which = if assistant > 0.0 {
+            format!(
+                "{:.1} ms of the model's passes and {:.1} ms of the assistant's",
+                ort * 1e3,
+                assistant * 1e3
+            )
+        } else {
+            format!("{:.1} ms", ort * 1e3)
+        };
         eprintln!(
-            "time in ONNX Runtime Run: {:.1}% ({:.1} ms of {:.1} ms); total {:.1} ms",
-            100.0 * ort / all,
-            ort * 1e3,
+            "time in ONNX Runtime Run: {:.1}% ({of_which} of {:.1} ms); total {:.1} ms",
+            100.0 * (ort + assistant) / all,
             all * 1e3,
             total.as_secs_f64() * 1e3
         );

@@ -94,6 +94,11 @@ impl Assistant {
         })
     }
 
+    /// Time its session has spent inside ONNX Runtime's Run since it was made.
+    pub fn ort_time(&self) -> std::time::Duration {
+        self.session.ort_time()
+    }
+
     /// Up to `count` tokens the assistant expects after `context`, each `greedy`'s pick
     /// (the session's processors, then the argmax; `prompt_len` tokens of the context
     /// are the prompt), fewer where its context would overflow or its confidence drops

@@ -104,8 +104,10 @@ pub struct Timings {
     pub prefill: Duration,
     /// Generation after the prompt.
     pub decode: Duration,
-    /// Inside ONNX Runtime's Run, prefill and decode together.
+    /// Inside ONNX Runtime's Run, prefill and decode together (this model's passes).
     pub ort_run: Duration,
+    /// Inside ONNX Runtime's Run for the assistant model's passes (assisted generation).
+    pub assistant_ort_run: Duration,
     /// In the sampler chain (choosing each token), prefill and decode together.
     pub sampling: Duration,
     /// Forward passes during decode.
@@ -899,6 +901,7 @@ impl Session {
         let model = Arc::clone(&self.model);
         let mut stream = TextStream::new(model.tokenizer());
         let mut timings = Timings::default();
+        let assistant_ort_before = self.assistant.as_ref().map(|a| a.ort_time());
         let started = Instant::now();
         let reused = self.evaluate(&prompt)?;
         let pick_start = Instant::now();
@@ -1056,6 +1059,9 @@ impl Session {
         }
         timings.decode = decode_start.elapsed();
         timings.ort_run = self.ort_time;
+        if let (Some(a), Some(before)) = (&self.assistant, assistant_ort_before) {
+            timings.assistant_ort_run = a.ort_time().saturating_sub(before);
+        }
         Ok(Generation {
             tokens: out,
             text,

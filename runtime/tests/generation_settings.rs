@@ -411,6 +411,9 @@ fn output_logprobs_are_the_models_log_probabilities_of_the_emitted_tokens() {
     .unwrap();
     let assisted = s.generate(prompt, |_| true).unwrap();
     assert_eq!(assisted.tokens, plain.tokens);
+    // The assistant's passes are timed apart from the model's (none without one).
+    assert!(assisted.timings.assistant_ort_run > std::time::Duration::ZERO);
+    assert_eq!(plain.timings.assistant_ort_run, std::time::Duration::ZERO);
     for (a, b) in assisted.logprobs.iter().zip(&plain.logprobs) {
         assert!((a - b).abs() < 1e-4, "assisted: {a} vs {b}");
     }
