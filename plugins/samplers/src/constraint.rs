@@ -84,31 +84,41 @@ impl<R: Recognizer> Constrained<R> {
         &self.recognizer
     }
 
-    /// The state after `bytes` from `from`; `None` once no text of the language begins so.
-    fn walk(&mut self, from: R::State, bytes: &[u8]) -> Result<Option<R::State>, String> {
+    /// Where `bytes` lead from `from`.
+    fn walk(&mut self, from: R::State, bytes: &[u8]) -> Result<Walk<R::State>, String> {
         let mut s = from;
         for &b in bytes {
             match self.recognizer.step(s, b)? {
                 Some(next) => s = next,
-                None => return Ok(None),
+                None => return Ok(Walk::Dead),
             }
         }
-        Ok(self.recognizer.alive(s)?.then_some(s))
+        let epoch = self.recognizer.epoch();
+        let alive = self.recognizer.alive(s)?;
+        Ok(if self.recognizer.epoch() != epoch {
+            Walk::Void
+        } else if alive {
+            Walk::Alive(s)
+        } else {
+            Walk::Dead
+        })
     }
 
-    /// The state after the whole text generated so far.
-    fn text_state(&mut self) -> Result<R::State, String> {
+    /// The state after the whole text generated so far (`None`: it went void at once).
+    fn text_state(&mut self) -> Result<Option<R::State>, String> {
         let start = self.recognizer.start()?;
         let bytes = std::mem::take(&mut self.seen_bytes);
-        let state = self.walk(start, &bytes);
+        let walk = self.walk(start, &bytes);
         self.seen_bytes = bytes;
-        state?.ok_or_else(|| {
-            format!(
+        match walk? {
+            Walk::Alive(s) => Ok(Some(s)),
+            Walk::Void => Ok(None),
+            Walk::Dead => Err(format!(
                 "the text generated so far, {:?}, cannot begin {}",
                 String::from_utf8_lossy(&self.seen_bytes),
                 self.recognizer.describe()
-            )
-        })
+            )),
+        }
     }
 
     /// Sets `logits[i]` to -inf for each candidate `ids[i]` the constraint rules out after
@@ -132,13 +142,70 @@ impl<R: Recognizer> Constrained<R> {
             self.seen_bytes.clear();
         }
         for &t in &generated[self.seen.len()..] {
-            let b = bytes_of(t).ok_or_else(|| format!("token {t} has no text"))?;
+            let b = bytes_of(t)
+                .ok_or_else(|| format!("token {t} of the text is outside the vocabulary"))?;
             self.seen_bytes.extend_from_slice(b);
         }
         self.seen = generated.to_vec();
-        let mut state = self.text_state()?;
+        for _ in 0..RESTARTS {
+            let Some((verdicts, complete)) = self.verdicts(ids, logits, eos, vocab, bytes_of)?
+            else {
+                // The recognizer's states became void on the way (a cache was cleared).
+                self.memo.clear();
+                continue;
+            };
+            let mut kept = 0usize;
+            for (logit, allowed) in logits.iter_mut().zip(verdicts) {
+                if allowed {
+                    kept += 1;
+                } else {
+                    *logit = f32::NEG_INFINITY;
+                }
+            }
+            if kept == 0 {
+                let live = ids.len();
+                return Err(format!(
+                    "no candidate continues {} after {:?}{}{}",
+                    self.recognizer.describe(),
+                    String::from_utf8_lossy(&self.seen_bytes),
+                    if complete && eos.is_empty() {
+                        " (it is complete, but no end-of-sequence id is set)"
+                    } else {
+                        ""
+                    },
+                    if vocab > 0 && live < vocab {
+                        format!(" among the {live} candidates the samplers before it left (a constraint belongs before the sampling warpers: \"before_warpers\": true)")
+                    } else {
+                        String::new()
+                    }
+                ));
+            }
+            return Ok(Allowed { complete });
+        }
+        Err(format!(
+            "{} keeps outgrowing its automaton's cache; simplify it",
+            self.recognizer.describe()
+        ))
+    }
+
+    /// Whether each candidate stays (false for one already removed) and whether the text
+    /// is complete; `None` when the recognizer's earlier states became void on the way.
+    fn verdicts<'b>(
+        &mut self,
+        ids: &[u32],
+        logits: &[f32],
+        eos: &[u32],
+        vocab: usize,
+        bytes_of: &dyn Fn(u32) -> Option<&'b [u8]>,
+    ) -> Result<Option<(Vec<bool>, bool)>, String> {
+        let Some(state) = self.text_state()? else {
+            return Ok(None);
+        };
+        let epoch = self.recognizer.epoch();
         let complete = self.recognizer.accepts(state)?;
-        let mut epoch = self.recognizer.epoch();
+        if self.recognizer.epoch() != epoch {
+            return Ok(None);
+        }
         let mut memo = match self
             .memo
             .iter()
@@ -160,20 +227,16 @@ impl<R: Recognizer> Constrained<R> {
                 )));
             }
             let trie = std::sync::Arc::clone(self.trie.as_ref().expect("made above"));
-            if let Some(allowed) = trie.allowed(&mut self.recognizer, state)? {
-                memo.known = vec![u64::MAX; allowed.len()];
-                memo.allowed = allowed;
-            } else {
-                state = self.text_state()?;
-                epoch = self.recognizer.epoch();
-                memo.epoch = epoch;
-                memo.state = state;
-            }
+            let Some(allowed) = trie.allowed(&mut self.recognizer, state)? else {
+                return Ok(None);
+            };
+            memo.known = vec![u64::MAX; allowed.len()];
+            memo.allowed = allowed;
         }
-        let mut valid = true;
-        let mut kept = 0usize;
-        for (&id, logit) in ids.iter().zip(logits.iter_mut()) {
-            if *logit == f32::NEG_INFINITY {
+        let mut verdicts = Vec::with_capacity(ids.len());
+        for (&id, &logit) in ids.iter().zip(logits) {
+            if logit == f32::NEG_INFINITY {
+                verdicts.push(false);
                 continue;
             }
             let (word, bit) = (id as usize / 64, 1u64 << (id % 64));
@@ -183,9 +246,16 @@ impl<R: Recognizer> Constrained<R> {
                 memo.allowed[word] & bit != 0
             } else {
                 let allowed = match bytes_of(id) {
-                    Some(b) if !b.is_empty() => self.walk(state, b)?.is_some(),
+                    Some(b) if !b.is_empty() => match self.walk(state, b)? {
+                        Walk::Alive(_) => true,
+                        Walk::Dead => false,
+                        Walk::Void => return Ok(None),
+                    },
                     _ => false,
                 };
+                if self.recognizer.epoch() != epoch {
+                    return Ok(None);
+                }
                 if memo.known.len() <= word {
                     memo.known.resize(word + 1, 0);
                     memo.allowed.resize(word + 1, 0);
@@ -196,40 +266,28 @@ impl<R: Recognizer> Constrained<R> {
                 }
                 allowed
             };
-            if self.recognizer.epoch() != epoch {
-                // The states handed out before are void: so is what was remembered.
-                state = self.text_state()?;
-                epoch = self.recognizer.epoch();
-                valid = false;
-                self.memo.clear();
-            }
-            if allowed {
-                kept += 1;
-            } else {
-                *logit = f32::NEG_INFINITY;
-            }
+            verdicts.push(allowed);
         }
-        if valid {
-            if self.memo.len() == MEMO_STATES {
-                self.memo.remove(0);
-            }
-            self.memo.push(memo);
+        if self.memo.len() == MEMO_STATES {
+            self.memo.remove(0);
         }
-        if kept == 0 {
-            return Err(format!(
-                "no candidate continues {} after {:?}{}",
-                self.recognizer.describe(),
-                String::from_utf8_lossy(&self.seen_bytes),
-                if complete && eos.is_empty() {
-                    " (it is complete, but no end-of-sequence id is set)"
-                } else {
-                    ""
-                }
-            ));
-        }
-        Ok(Allowed { complete })
+        self.memo.push(memo);
+        Ok(Some((verdicts, complete)))
     }
 }
+
+/// Where a walk over some bytes ended.
+enum Walk<S> {
+    /// In a live state.
+    Alive(S),
+    /// Nothing of the language begins so.
+    Dead,
+    /// The recognizer's earlier states became void on the way (the verdict is unknown).
+    Void,
+}
+
+/// Times a step is tried again after the recognizer's states became void.
+const RESTARTS: usize = 4;
 
 impl<R: Recognizer + Clone> Constrained<R> {
     /// The same constraint with nothing generated yet (a sampler's `clone`; the
@@ -304,6 +362,95 @@ mod tests {
                 .collect(),
             Err(_) => Vec::new(),
         }
+    }
+
+    /// A JSON recognizer whose states go void every 97 calls (as a lazy DFA's do when
+    /// its cache is cleared), and that fails the test when handed a void one.
+    #[derive(Clone)]
+    struct Flaky {
+        inner: Json,
+        calls: u64,
+        epoch: u64,
+    }
+
+    #[derive(Clone, Copy, PartialEq)]
+    struct Tagged(crate::json::State, u64);
+
+    impl Flaky {
+        fn tick(&mut self) {
+            self.calls += 1;
+            if self.calls.is_multiple_of(97) {
+                self.epoch += 1;
+            }
+        }
+        fn check(&self, t: Tagged) {
+            assert_eq!(t.1, self.epoch, "a void state was used");
+        }
+    }
+
+    impl Recognizer for Flaky {
+        type State = Tagged;
+        fn describe(&self) -> String {
+            self.inner.describe()
+        }
+        fn start(&mut self) -> Result<Tagged, String> {
+            self.tick();
+            Ok(Tagged(self.inner.start()?, self.epoch))
+        }
+        fn step(&mut self, t: Tagged, b: u8) -> Result<Option<Tagged>, String> {
+            self.check(t);
+            self.tick();
+            Ok(self.inner.step(t.0, b)?.map(|s| Tagged(s, self.epoch)))
+        }
+        fn accepts(&mut self, t: Tagged) -> Result<bool, String> {
+            self.check(t);
+            self.tick();
+            self.inner.accepts(t.0)
+        }
+        fn alive(&mut self, t: Tagged) -> Result<bool, String> {
+            self.check(t);
+            self.tick();
+            Ok(true)
+        }
+        fn epoch(&self) -> u64 {
+            self.epoch
+        }
+    }
+
+    #[test]
+    fn states_that_went_void_are_never_used_and_the_step_starts_again() {
+        let table: [&[u8]; 12] = [
+            b"", b"{", b"}", b"\"", b"a", b"ab", b":", b"1", b",", b"[", b"]", b" ",
+        ];
+        let params = serde_json::json!({});
+        let mut flaky = Constrained::new(Flaky {
+            inner: Json::from_params(&params).unwrap(),
+            calls: 0,
+            epoch: 0,
+        });
+        let mut seed = 5u64;
+        for _ in 0..200 {
+            let mut generated = Vec::new();
+            for _ in 0..10 {
+                let got = kept(&mut flaky, &generated, &table, true);
+                let want = kept(
+                    &mut Json::constraint(&params).unwrap(),
+                    &generated,
+                    &table,
+                    false,
+                );
+                assert_eq!(got, want, "after {generated:?}");
+                let choices: Vec<u32> = got.into_iter().filter(|&t| t != 0).collect();
+                if choices.is_empty() {
+                    break;
+                }
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                generated.push(choices[(seed >> 33) as usize % choices.len()]);
+            }
+        }
+        assert!(flaky.recognizer().epoch > 20, "states went void often");
     }
 
     #[test]

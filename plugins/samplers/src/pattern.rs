@@ -39,7 +39,7 @@ impl Pattern {
         let dfa = DFA::builder()
             .configure(config)
             .build(source)
-            .map_err(|e| format!("invalid pattern {source:?}: {e}"))?;
+            .map_err(|e| format!("cannot compile pattern {source:?}: {e}"))?;
         let cache = dfa.create_cache();
         Ok(Pattern {
             source: source.to_string(),
@@ -92,12 +92,18 @@ impl Recognizer for Pattern {
 
     /// The DFA reports a match one byte late: a byte after a full match enters a match
     /// state that may have nothing left to match.
+    /// (A cache cleared on the way voids `s`: it answers at once, and the driver, seeing
+    /// the epoch change, starts the step again.)
     fn alive(&mut self, s: LazyStateID) -> Result<bool, String> {
-        if !s.is_match() || self.accepts(s)? {
+        if !s.is_match() {
+            return Ok(true);
+        }
+        let epoch = self.epoch();
+        if self.accepts(s)? || self.epoch() != epoch {
             return Ok(true);
         }
         for b in 0..=255u8 {
-            if self.step(s, b)?.is_some() {
+            if self.step(s, b)?.is_some() || self.epoch() != epoch {
                 return Ok(true);
             }
         }
@@ -177,6 +183,9 @@ mod tests {
             .restrict(&ids, &mut logits, &[4], &[], 9, &bytes_of)
             .unwrap_err();
         assert!(e.contains("no end-of-sequence id"), "{e}");
-        assert!(Pattern::new("(").err().unwrap().contains("invalid pattern"));
+        assert!(Pattern::new("(")
+            .err()
+            .unwrap()
+            .contains("cannot compile pattern"));
     }
 }

@@ -16,8 +16,8 @@
 //! "min_tokens_to_keep"}`, `greedy {}` (picks the argmax), `dist {}` (draws from the
 //! softmax with the session's generator), `regex {"pattern"}` (keeps the generated text
 //! a prefix of a full match, [`crate::pattern`]) and `json {"top", "max_depth",
-//! "max_whitespace"}` (a prefix of one JSON value, [`crate::json`]); these two need the
-//! host's token text.
+//! "max_whitespace", "max_string_bytes"}` (a prefix of one JSON value,
+//! [`crate::json`]); these two need the host's token text.
 
 use std::ffi::{c_char, c_int, c_void};
 
@@ -502,7 +502,8 @@ unsafe extern "C" fn create_regex(
     unsafe { create_constraint(params, out, error, len, make) }
 }
 
-/// `json {"top", "max_depth", "max_whitespace"}`: see [`crate::json`].
+/// `json {"top", "max_depth", "max_whitespace", "max_string_bytes"}`: see
+/// [`crate::json`].
 unsafe extern "C" fn create_json(
     params: *const c_char,
     _host: *const rill_host,

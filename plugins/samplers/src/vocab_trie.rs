@@ -97,24 +97,35 @@ impl VocabTrie {
         let epoch = recognizer.epoch();
         let mut allowed = vec![0u64; self.vocab.div_ceil(64)];
         let mut stack = vec![(0u32, state)];
+        // Every call may void the states on the stack: check before using another.
         while let Some((n, s)) = stack.pop() {
             let node = &self.nodes[n as usize];
             let (start, end) = node.tokens;
-            if end > start && recognizer.alive(s)? {
-                for &t in &self.tokens[start as usize..end as usize] {
-                    allowed[t as usize / 64] |= 1 << (t % 64);
+            if end > start {
+                let alive = recognizer.alive(s)?;
+                if recognizer.epoch() != epoch {
+                    return Ok(None);
+                }
+                if alive {
+                    for &t in &self.tokens[start as usize..end as usize] {
+                        allowed[t as usize / 64] |= 1 << (t % 64);
+                    }
                 }
             }
             let mut child = node.first_child;
             while child != 0 {
                 let c = &self.nodes[child as usize];
-                if let Some(next) = recognizer.step(s, c.byte)? {
+                let next = recognizer.step(s, c.byte)?;
+                if recognizer.epoch() != epoch {
+                    return Ok(None);
+                }
+                if let Some(next) = next {
                     stack.push((child, next));
                 }
                 child = c.next_sibling;
             }
         }
-        Ok((recognizer.epoch() == epoch).then_some(allowed))
+        Ok(Some(allowed))
     }
 }
 
