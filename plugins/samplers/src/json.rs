@@ -95,7 +95,7 @@ impl Str {
     }
 
     /// Bytes that must still come before the closing quote may.
-    fn to_close(&self) -> u16 {
+    fn bytes_before_close(self) -> u16 {
         let surrogate = match self.low {
             1 => 6,
             2 => 5,
@@ -332,7 +332,7 @@ impl Json {
         // is taken only if the string can still close within it.
         if self.max_string_bytes > 0 {
             s.string_bytes += 1;
-            if s.string_bytes + st.to_close() > self.max_string_bytes {
+            if s.string_bytes + st.bytes_before_close() > self.max_string_bytes {
                 return None;
             }
         }
