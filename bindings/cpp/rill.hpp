@@ -259,7 +259,7 @@ struct Sampler {
 
     /// The standard `json` sampler: the generated text is one JSON value (`top`:
     /// "object" for an object, "any" for any value) and ends when it is complete.
-    static Sampler json(std::string_view top = "object") {
+    static Sampler json(std::string_view top = "any") {
         std::string params = "{\"top\": ";
         detail::append_json_string(params, top);
         params += '}';

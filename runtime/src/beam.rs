@@ -417,7 +417,7 @@ impl<'a> StopCheck<'a> {
         StopCheck {
             model,
             rows,
-            start: crate::stop::context_start(prompt_len, stops),
+            start: crate::stop::context_start(&rows[0][..prompt_len], stops, model.token_bytes()),
             stops,
             texts: vec![None; rows.len()],
             ids: Vec::new(),

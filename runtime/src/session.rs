@@ -182,6 +182,9 @@ pub struct Session {
     ort_time: Duration,
     beams: Vec<crate::beam::Hypothesis>,
     beam_prompt_len: usize,
+    /// The stop strings the last beam search ran with, and the prompt's text they may
+    /// begin in.
+    beam_stops: (String, Vec<String>),
     /// Tokens of the history after the cached ones, not evaluated yet: the last generated
     /// token, or a beam search's chosen hypothesis (evaluated when the conversation goes on).
     pub(crate) pending: Vec<u32>,
@@ -290,6 +293,7 @@ impl Session {
             ort_time: Duration::ZERO,
             beams: Vec::new(),
             beam_prompt_len: 0,
+            beam_stops: Default::default(),
             pending: Vec::new(),
             cancel: CancelToken::default(),
             assistant: None,
@@ -887,11 +891,7 @@ impl Session {
         }
         let mut chain = chain_of(&settings)?;
         let stop_list = stop_strings_of(&settings);
-        // A stop string may begin in the prompt's last text (transformers' rule).
-        let context = match crate::stop::context_start(prompt.len(), &stop_list) {
-            start if stop_list.is_empty() || start == prompt.len() => String::new(),
-            start => self.model.detokenize(&prompt[start..])?,
-        };
+        let context = self.stop_context(prompt, &stop_list)?;
         let mut stops = StopStrings::with_context(&stop_list, &context);
         let max_new = settings.max_new_tokens_after(prompt.len())?;
         let context = self.options.context_len;
@@ -1187,10 +1187,12 @@ impl Session {
         self.pending = [&prompt[common..], &tokens[..]].concat();
         let mut text = self.model.detokenize(&tokens)?;
         // As when decoding token by token: the stop string and what follows are not text.
-        if let Some(at) = crate::stop::first_stop(&text, &stop_strings) {
-            text.truncate(at);
+        let context = self.stop_context(prompt, &stop_strings)?;
+        if let Some(cut) = cut_at_stop(&text, &context, &stop_strings) {
+            text.truncate(cut);
             stop = StopReason::StopString;
         }
+        self.beam_stops = (context, stop_strings);
         if !text.is_empty() {
             on_piece(&text);
         }
@@ -1232,21 +1234,42 @@ impl Session {
             tokens = &tokens[..tokens.len() - 1];
         }
         let mut text = self.model.detokenize(tokens)?;
-        let stops = stop_strings_of(&self.generation_config());
-        if let Some(at) = crate::stop::first_stop(&text, &stops) {
-            text.truncate(at);
+        let (context, stops) = &self.beam_stops;
+        if let Some(cut) = cut_at_stop(&text, context, stops) {
+            text.truncate(cut);
         }
         Ok((text, h.score))
+    }
+
+    /// The text of `prompt`'s last tokens that a stop string may begin in (empty when
+    /// there are no stop strings).
+    fn stop_context(&self, prompt: &[u32], stops: &[String]) -> Result<String> {
+        if stops.iter().all(String::is_empty) {
+            return Ok(String::new());
+        }
+        let start = crate::stop::context_start(prompt, stops, self.model.token_bytes());
+        self.model.detokenize(&prompt[start..])
+    }
+}
+
+/// Where `text` (generated after `context`) ends before the first stop string that ends
+/// in it, if one does.
+fn cut_at_stop(text: &str, context: &str, stops: &[String]) -> Option<usize> {
+    match StopStrings::with_context(stops, context).push(text) {
+        Matched::Stop(before) => Some(before.len()),
+        Matched::No(_) => None,
     }
 }
 
 /// The generation's stop strings (none when unset).
 fn stop_strings_of(settings: &GenerationConfig) -> Vec<String> {
-    settings
+    let mut stops = settings
         .stop_strings
         .as_ref()
         .map(|v| v.to_vec())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    stops.retain(|s| !s.is_empty());
+    stops
 }
 
 /// The tokens a sliding window keeps of `tokens` so that `room` more fit in `context`:

@@ -97,11 +97,7 @@ impl StopStrings {
         let first = self
             .stops
             .iter()
-            .filter_map(|s| {
-                text.match_indices(s.as_str())
-                    .find(|(at, m)| at + m.len() > seen)
-                    .map(|(at, _)| at)
-            })
+            .filter_map(|s| occurrence_ending_after(&text, s, seen))
             .min();
         if let Some(at) = first {
             let before = self.held[..at.saturating_sub(seen)].to_string();
@@ -129,21 +125,24 @@ impl StopStrings {
     }
 }
 
-/// Where the tokens whose text a stop string may begin in start, before generated tokens
-/// that follow `prompt_len` prompt tokens: every token but a special one decodes to at
-/// least one byte, so the longest stop string's length in tokens is enough.
-pub(crate) fn context_start(prompt_len: usize, stops: &[String]) -> usize {
+/// Where the last tokens of `prompt` start whose text a stop string may begin in: enough
+/// of them for the longest stop string's bytes (by `bytes`, each token's; special tokens
+/// add none), and a few bytes more for a character the first one may split.
+pub(crate) fn context_start(
+    prompt: &[u32],
+    stops: &[String],
+    bytes: &crate::vocabulary::TokenBytes,
+) -> usize {
     let longest = stops.iter().map(String::len).max().unwrap_or(0);
-    prompt_len.saturating_sub(longest)
-}
-
-/// Where the earliest of `stops` begins in `text`, if any does.
-pub(crate) fn first_stop(text: &str, stops: &[String]) -> Option<usize> {
-    stops
-        .iter()
-        .filter(|s| !s.is_empty())
-        .filter_map(|s| text.find(s.as_str()))
-        .min()
+    if longest == 0 {
+        return prompt.len();
+    }
+    let (mut start, mut have) = (prompt.len(), 0);
+    while start > 0 && have < longest + 3 {
+        start -= 1;
+        have += bytes.get(prompt[start]).map_or(0, <[u8]>::len);
+    }
+    start
 }
 
 /// Whether `after`, the text of a sequence one token longer than the one whose text is
@@ -159,15 +158,29 @@ pub(crate) fn completes_stop(before: &str, after: &str, stops: &[String]) -> boo
     while !after.is_char_boundary(common) {
         common -= 1;
     }
-    stops.iter().filter(|s| !s.is_empty()).any(|s| {
-        let mut from = common.saturating_sub(s.len() - 1);
-        while !after.is_char_boundary(from) {
-            from -= 1;
+    stops
+        .iter()
+        .any(|s| occurrence_ending_after(after, s, common).is_some())
+}
+
+/// Where the earliest occurrence of `stop` in `text` that ends after byte `seen` begins
+/// (occurrences may overlap: one wholly before `seen` does not hide a later one).
+fn occurrence_ending_after(text: &str, stop: &str, seen: usize) -> Option<usize> {
+    if stop.is_empty() {
+        return None;
+    }
+    let mut at = seen.saturating_sub(stop.len() - 1).min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    while let Some(i) = text[at..].find(stop) {
+        let start = at + i;
+        if start + stop.len() > seen {
+            return Some(start);
         }
-        after[from..]
-            .match_indices(s.as_str())
-            .any(|(at, m)| from + at + m.len() > common)
-    })
+        at = start + text[start..].chars().next().map_or(1, char::len_utf8);
+    }
+    None
 }
 
 /// Length in bytes of the longest suffix of `text` that is a proper prefix of `stop`,
@@ -243,8 +256,6 @@ mod tests {
         assert!(completes_stop("caf\u{FFFD}", "café!", &stops));
         assert!(!completes_stop("caf\u{FFFD}", "café", &stops));
         assert!(!completes_stop("abc", "abcd", &[String::new()]));
-        assert_eq!(first_stop("a stop, é!", &stops), Some(2));
-        assert_eq!(first_stop("none", &stops), None);
     }
 
     #[test]
@@ -266,6 +277,14 @@ mod tests {
         let mut m = StopStrings::with_context(&["abcd".to_string()], "xab");
         assert_eq!(m.push("c"), Matched::No(String::new()));
         assert_eq!(m.push("d!"), Matched::Stop(String::new()));
+        // An occurrence wholly in the context does not hide an overlapping one.
+        let blank = vec!["\n\n".to_string(), "User:".to_string()];
+        let mut m = StopStrings::with_context(&blank, "..\n\n");
+        assert_eq!(m.push("\n"), Matched::Stop(String::new()));
+        let mut m = StopStrings::with_context(&["éé".to_string()], "éé");
+        assert_eq!(m.push("é"), Matched::Stop(String::new()));
+        assert!(completes_stop("éé", "ééé", &["éé".to_string()]));
+        assert!(completes_stop("a\n\n", "a\n\n\n", &blank));
     }
 
     #[test]

@@ -210,6 +210,49 @@ fn beam_search_through_a_session_stops_at_a_stop_string_and_never_emits_it() {
 }
 
 #[test]
+fn a_stop_string_may_begin_in_the_prompt_with_beams_too() {
+    let model = common::default_model();
+    let prompt = "In the beginning God created";
+    let cfg = |stops: Vec<String>| rill::GenerationConfig {
+        max_new_tokens: Some(12),
+        do_sample: Some(false),
+        num_beams: Some(4),
+        num_return_sequences: Some(4),
+        stop_strings: (!stops.is_empty()).then_some(rill::config::OneOrMany::Many(stops)),
+        eos_token_id: Some(rill::config::OneOrMany::Many(vec![])),
+        ..Default::default()
+    };
+    let mut s = rill::Session::new(model.clone(), rill::SessionOptions::default()).unwrap();
+    s.set_generation_config(cfg(Vec::new())).unwrap();
+    let free = s.generate(prompt, |_| true).unwrap();
+    // The prompt's last two characters and the best hypothesis's first two.
+    let stop = format!("ed{}", free.text.chars().take(2).collect::<String>());
+    s.set_generation_config(cfg(vec![stop.clone()])).unwrap();
+    let out = s.generate(prompt, |_| true).unwrap();
+    let prompt_len = model.tokenize(prompt).unwrap().len();
+    let mut ended = 0;
+    for (i, h) in s.beam_results().iter().enumerate() {
+        let (text, _) = s.beam_text(i).unwrap();
+        assert!(
+            !format!("ed{text}").contains(&stop),
+            "hypothesis {i}: {text:?}"
+        );
+        if h.tokens.len() < prompt_len + 12 {
+            let full = model.detokenize(&h.tokens[prompt_len..]).unwrap();
+            assert!(format!("ed{full}").contains(&stop), "ended early: {full:?}");
+            ended += 1;
+        }
+    }
+    assert!(ended > 0, "some hypothesis ended at the stop string");
+    let best_ended = s.beam_results()[0].tokens.len() < prompt_len + 12;
+    assert_eq!(
+        out.stop == rill::StopReason::StopString,
+        best_ended,
+        "{out:?}"
+    );
+}
+
+#[test]
 fn a_search_strategy_can_be_chosen_by_name() {
     let model = common::default_model();
     let run = |cfg: rill::GenerationConfig| {

@@ -118,7 +118,7 @@ void test_generate(const rill::Model &model) {
         shaped = y[i] >= '0' && y[i] <= '9';
     }
     CHECK(shaped && session.last_generation().stop_reason == RILL_STOP_EOS, "' dddd.' then EOS: '" + y + "'");
-    year.samplers = std::vector<rill::Sampler>{rill::Sampler::json()};
+    year.samplers = std::vector<rill::Sampler>{rill::Sampler::json("object")};
     session.set_config(year);
     std::string object = session.generate("def f(x):");
     CHECK(object.find('{') != std::string::npos && session.last_generation().stop_reason == RILL_STOP_EOS &&

@@ -309,7 +309,19 @@ fn check_strategies(table: &rill_plugin_table, what: &str, taken: &[String]) -> 
 /// Whether strategy `v` declares `flag` (`RILL_SEARCH_*`; a vtable from before `flags`
 /// declares nothing).
 pub(crate) fn strategy_has_flag(v: &rill_search_vtable, flag: u32) -> bool {
-    v.struct_size as usize >= std::mem::size_of::<rill_search_vtable>() && v.flags & flag != 0
+    let offset = std::mem::offset_of!(rill_search_vtable, flags);
+    if (v.struct_size as usize) < offset + std::mem::size_of::<u32>() {
+        return false;
+    }
+    // SAFETY: struct_size says the plugin's table reaches past `flags`; read through a
+    // pointer, not the Rust struct (whose padding a C table may end before).
+    let flags = unsafe {
+        (v as *const rill_search_vtable as *const u8)
+            .add(offset)
+            .cast::<u32>()
+            .read_unaligned()
+    };
+    flags & flag != 0
 }
 
 fn taken_names(list: &[Arc<Plugin>]) -> Vec<String> {
