@@ -62,7 +62,38 @@ pub type TokenBytesFn =
 /// The `struct_size` of a `rill_sampler_context` from before `token_bytes` was appended.
 pub const SAMPLER_CONTEXT_BEFORE_TOKEN_BYTES: usize = 56;
 
+impl rill_candidates {
+    /// The live candidates: ids and their logits.
+    ///
+    /// # Safety
+    /// `self` must be the candidates the host passed to the current call.
+    pub unsafe fn live(&mut self) -> (&[u32], &mut [f32]) {
+        if self.size == 0 {
+            return (&[], &mut []);
+        }
+        // SAFETY: per the ABI, both arrays hold `size` entries during the call.
+        unsafe {
+            (
+                std::slice::from_raw_parts(self.ids, self.size),
+                std::slice::from_raw_parts_mut(self.logits, self.size),
+            )
+        }
+    }
+}
+
 impl rill_sampler_context {
+    /// The sequence so far, prompt included.
+    ///
+    /// # Safety
+    /// `self` must be the context the host passed to the current call.
+    pub unsafe fn tokens(&self) -> &[u32] {
+        if self.n_tokens == 0 || self.tokens.is_null() {
+            return &[];
+        }
+        // SAFETY: per the ABI, n_tokens ids valid during the call.
+        unsafe { std::slice::from_raw_parts(self.tokens, self.n_tokens) }
+    }
+
     /// The bytes token `id` adds to the generated text, when the host gives token text
     /// (`None` from a host that does not, or for an id outside the vocabulary).
     ///

@@ -417,30 +417,26 @@ mod tests {
         }
     }
 
-    #[test]
-    fn states_that_went_void_are_never_used_and_the_step_starts_again() {
-        let table: [&[u8]; 12] = [
-            b"", b"{", b"}", b"\"", b"a", b"ab", b":", b"1", b",", b"[", b"]", b" ",
-        ];
-        let params = serde_json::json!({});
-        let mut flaky = Constrained::new(Flaky {
-            inner: Json::from_params(&params).unwrap(),
-            calls: 0,
-            epoch: 0,
-        });
-        let mut seed = 5u64;
-        for _ in 0..200 {
+    /// Tokens of the random walks below.
+    const TABLE: [&[u8]; 12] = [
+        b"", b"{", b"}", b"\"", b"a", b"ab", b":", b"1", b",", b"[", b"]", b" ",
+    ];
+
+    /// `walks` random walks of up to `steps` tokens from `seed`, each step choosing among
+    /// the tokens (end of sequence aside) that `options` allows after the walk so far.
+    fn random_walks(
+        walks: usize,
+        steps: usize,
+        mut seed: u64,
+        mut options: impl FnMut(&[u32]) -> Vec<u32>,
+    ) {
+        for _ in 0..walks {
             let mut generated = Vec::new();
-            for _ in 0..10 {
-                let got = kept(&mut flaky, &generated, &table, true);
-                let want = kept(
-                    &mut Json::constraint(&params).unwrap(),
-                    &generated,
-                    &table,
-                    false,
-                );
-                assert_eq!(got, want, "after {generated:?}");
-                let choices: Vec<u32> = got.into_iter().filter(|&t| t != 0).collect();
+            for _ in 0..steps {
+                let choices: Vec<u32> = options(&generated)
+                    .into_iter()
+                    .filter(|&t| t != 0)
+                    .collect();
                 if choices.is_empty() {
                     break;
                 }
@@ -450,6 +446,27 @@ mod tests {
                 generated.push(choices[(seed >> 33) as usize % choices.len()]);
             }
         }
+    }
+
+    #[test]
+    fn states_that_went_void_are_never_used_and_the_step_starts_again() {
+        let params = serde_json::json!({});
+        let mut flaky = Constrained::new(Flaky {
+            inner: Json::from_params(&params).unwrap(),
+            calls: 0,
+            epoch: 0,
+        });
+        random_walks(200, 10, 5, |generated| {
+            let got = kept(&mut flaky, generated, &TABLE, true);
+            let want = kept(
+                &mut Json::constraint(&params).unwrap(),
+                generated,
+                &TABLE,
+                false,
+            );
+            assert_eq!(got, want, "after {generated:?}");
+            got
+        });
         assert!(flaky.recognizer().epoch > 20, "states went void often");
     }
 
@@ -458,42 +475,28 @@ mod tests {
         // One constraint lives through many steps (states recur and are remembered, new
         // ones are checked through the trie); each answer must equal a fresh
         // constraint's that walks every token's bytes and remembers nothing.
-        let table: [&[u8]; 12] = [
-            b"", b"{", b"}", b"\"", b"a", b"ab", b":", b"1", b",", b"[", b"]", b" ",
-        ];
+        let source = r"(\{a+\}|\[1(,1)*\])+";
         let mut json = Json::constraint(&serde_json::json!({})).unwrap();
-        let mut regex = Pattern::constraint(r"(\{a+\}|\[1(,1)*\])+").unwrap();
-        let mut seed = 3u64;
-        for _ in 0..300 {
-            // A random walk through the allowed tokens.
-            let mut generated = Vec::new();
-            for _ in 0..12 {
-                let options = kept(&mut json, &generated, &table, true);
-                let fresh = kept(
-                    &mut Json::constraint(&serde_json::json!({})).unwrap(),
-                    &generated,
-                    &table,
-                    false,
-                );
-                assert_eq!(options, fresh, "json after {generated:?}");
-                let r = kept(&mut regex, &generated, &table, true);
-                let fresh = kept(
-                    &mut Pattern::constraint(r"(\{a+\}|\[1(,1)*\])+").unwrap(),
-                    &generated,
-                    &table,
-                    false,
-                );
-                assert_eq!(r, fresh, "regex after {generated:?}");
-                let choices: Vec<u32> = options.into_iter().filter(|&t| t != 0).collect();
-                if choices.is_empty() {
-                    break;
-                }
-                seed = seed
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                generated.push(choices[(seed >> 33) as usize % choices.len()]);
-            }
-        }
+        let mut regex = Pattern::constraint(source).unwrap();
+        random_walks(300, 12, 3, |generated| {
+            let options = kept(&mut json, generated, &TABLE, true);
+            let fresh = kept(
+                &mut Json::constraint(&serde_json::json!({})).unwrap(),
+                generated,
+                &TABLE,
+                false,
+            );
+            assert_eq!(options, fresh, "json after {generated:?}");
+            let r = kept(&mut regex, generated, &TABLE, true);
+            let fresh = kept(
+                &mut Pattern::constraint(source).unwrap(),
+                generated,
+                &TABLE,
+                false,
+            );
+            assert_eq!(r, fresh, "regex after {generated:?}");
+            options
+        });
         assert!(json.memo.len() > 1 && regex.memo.len() > 1);
         assert!(json.trie.is_some() && regex.trie.is_some());
     }

@@ -410,15 +410,9 @@ unsafe extern "C" fn apply(
     unsafe {
         guard(error, len, || {
             let state = &*(state as *const State);
-            let c = &mut *c;
-            let ctx = &*ctx;
-            let ids = std::slice::from_raw_parts(c.ids, c.size);
-            let logits = std::slice::from_raw_parts_mut(c.logits, c.size);
-            let tokens = if ctx.n_tokens == 0 {
-                &[][..]
-            } else {
-                std::slice::from_raw_parts(ctx.tokens, ctx.n_tokens)
-            };
+            let (c, ctx) = (&mut *c, &*ctx);
+            let (ids, logits) = c.live();
+            let tokens = ctx.tokens();
             let draw = || ctx.random.map_or(0.0, |r| r(ctx.random_data));
             if let Some(i) =
                 state
@@ -533,13 +527,8 @@ unsafe extern "C" fn apply_constraint(
                     "needs the host to give token text (rill_sampler_context.token_bytes)".into(),
                 );
             }
-            let ids = std::slice::from_raw_parts(c.ids, c.size);
-            let logits = std::slice::from_raw_parts_mut(c.logits, c.size);
-            let tokens = if ctx.n_tokens == 0 {
-                &[][..]
-            } else {
-                std::slice::from_raw_parts(ctx.tokens, ctx.n_tokens)
-            };
+            let (ids, logits) = c.live();
+            let tokens = ctx.tokens();
             let generated = &tokens[ctx.n_prompt.min(tokens.len())..];
             let bytes_of = |id: u32| ctx.token_bytes(id);
             constraint.restrict(
