@@ -330,14 +330,21 @@ macro_rules! standard_sampler {
             // SAFETY: the host passes a valid error buffer, params and out-pointer.
             unsafe { create($name, params, out, error, len) }
         }
-        sampler_vtable!($vtable, $name, $create, apply, clone, destroy);
+        sampler_vtable!(
+            $vtable,
+            $name,
+            $create,
+            apply,
+            clone_state::<State>,
+            destroy_state::<State>
+        );
     };
 }
 
 /// A sampler's static vtable (no `accept`, no `reset`: state is recomputed from the
 /// context each step).
 macro_rules! sampler_vtable {
-    ($vtable:ident, $name:literal, $create:ident, $apply:ident, $clone:ident, $destroy:ident) => {
+    ($vtable:ident, $name:literal, $create:ident, $apply:ident, $clone:expr, $destroy:expr) => {
         static $vtable: rill_sampler_vtable = rill_sampler_vtable {
             abi_version: RILL_PLUGIN_ABI_VERSION,
             struct_size: std::mem::size_of::<rill_sampler_vtable>() as u32,
@@ -426,7 +433,28 @@ unsafe extern "C" fn apply(
     }
 }
 
-unsafe extern "C" fn clone(
+/// A sampler's state as `clone` copies it: the standard samplers' settings, a
+/// constraint with nothing generated yet.
+trait Duplicate {
+    fn duplicate(&self) -> Self;
+}
+
+impl Duplicate for State {
+    fn duplicate(&self) -> Self {
+        State {
+            kind: self.kind.clone(),
+        }
+    }
+}
+
+impl Duplicate for ConstraintBox {
+    fn duplicate(&self) -> Self {
+        self.fresh_box()
+    }
+}
+
+/// `clone` of a sampler whose state is a boxed `T`.
+unsafe extern "C" fn clone_state<T: Duplicate>(
     state: *const c_void,
     out: *mut *mut c_void,
     error: *mut c_char,
@@ -435,19 +463,18 @@ unsafe extern "C" fn clone(
     // SAFETY: a state from create; a valid out-pointer.
     unsafe {
         guard(error, len, || {
-            let copy = Box::new(State {
-                kind: (*(state as *const State)).kind.clone(),
-            });
-            *out = Box::into_raw(copy) as *mut c_void;
+            let copy = (*(state as *const T)).duplicate();
+            *out = Box::into_raw(Box::new(copy)) as *mut c_void;
             Ok(())
         })
     }
 }
 
-unsafe extern "C" fn destroy(state: *mut c_void) {
+/// `destroy` of a sampler whose state is a boxed `T`.
+unsafe extern "C" fn destroy_state<T>(state: *mut c_void) {
     if !state.is_null() {
         // SAFETY: a state from create or clone, destroyed once.
-        let _ = std::panic::catch_unwind(|| drop(unsafe { Box::from_raw(state as *mut State) }));
+        let _ = std::panic::catch_unwind(|| drop(unsafe { Box::from_raw(state as *mut T) }));
     }
 }
 
@@ -544,46 +571,21 @@ unsafe extern "C" fn apply_constraint(
     }
 }
 
-unsafe extern "C" fn clone_constraint(
-    state: *const c_void,
-    out: *mut *mut c_void,
-    error: *mut c_char,
-    len: usize,
-) -> c_int {
-    // SAFETY: a state from create; a valid out-pointer.
-    unsafe {
-        guard(error, len, || {
-            let copy: ConstraintBox = (*(state as *const ConstraintBox)).fresh_box();
-            *out = Box::into_raw(Box::new(copy)) as *mut c_void;
-            Ok(())
-        })
-    }
-}
-
-unsafe extern "C" fn destroy_constraint(state: *mut c_void) {
-    if !state.is_null() {
-        // SAFETY: a state from create or clone, destroyed once.
-        let _ = std::panic::catch_unwind(|| {
-            drop(unsafe { Box::from_raw(state as *mut ConstraintBox) })
-        });
-    }
-}
-
 sampler_vtable!(
     REGEX,
     "regex",
     create_regex,
     apply_constraint,
-    clone_constraint,
-    destroy_constraint
+    clone_state::<ConstraintBox>,
+    destroy_state::<ConstraintBox>
 );
 sampler_vtable!(
     JSON,
     "json",
     create_json,
     apply_constraint,
-    clone_constraint,
-    destroy_constraint
+    clone_state::<ConstraintBox>,
+    destroy_state::<ConstraintBox>
 );
 
 struct Samplers([*const rill_sampler_vtable; 20]);
