@@ -308,6 +308,7 @@ pub fn run_strategy_timed(
             "search strategy `{name}` does not apply stop strings (its plugin does not declare RILL_SEARCH_APPLIES_STOPS); unset stop_strings"
         )));
     }
+    let context = crate::stop::prompt_context(model, prompt, stops)?;
     let rows = strategy.rows();
     let prompt_len = prompt.len();
     let max_length = prompt_len + max_new_tokens;
@@ -337,8 +338,8 @@ pub fn run_strategy_timed(
     loop {
         let flat: Vec<u32> = seqs.iter().flatten().copied().collect();
         let length = seqs[0].len();
-        let mut check =
-            (!stops.is_empty()).then(|| StopCheck::new(model, &seqs, prompt_len, stops));
+        let mut check = (!stops.is_empty())
+            .then(|| StopCheck::new(model, &seqs, prompt_len, stops, context.clone()));
         let mut ask = check
             .as_mut()
             .map(|c| move |row: usize, token: u32| c.completes(row, token));
@@ -403,42 +404,52 @@ pub fn run_strategy_timed(
 struct StopCheck<'a> {
     model: &'a Model,
     rows: &'a [Vec<u32>],
-    /// Where the decoded text starts: enough prompt tokens before the generated ones to
-    /// hold the longest stop string.
-    start: usize,
+    prompt_len: usize,
     stops: &'a [String],
-    /// Each row's text from `start`, decoded on first use.
+    /// The prompt's end that a stop string may begin in, decoded on its own (as when
+    /// decoding token by token, whose cut this check must agree with).
+    context: String,
+    /// Each row's context and generated text, decoded on first use.
     texts: Vec<Option<String>>,
     ids: Vec<u32>,
 }
 
 impl<'a> StopCheck<'a> {
-    fn new(model: &'a Model, rows: &'a [Vec<u32>], prompt_len: usize, stops: &'a [String]) -> Self {
+    fn new(
+        model: &'a Model,
+        rows: &'a [Vec<u32>],
+        prompt_len: usize,
+        stops: &'a [String],
+        context: String,
+    ) -> Self {
         StopCheck {
             model,
             rows,
-            start: crate::stop::context_start(&rows[0][..prompt_len], stops, model.token_bytes()),
+            prompt_len,
             stops,
+            context,
             texts: vec![None; rows.len()],
             ids: Vec::new(),
         }
     }
 
-    fn decode(&self, ids: &[u32]) -> String {
-        self.model.tokenizer().decode(ids, true).unwrap_or_default()
+    /// The context followed by the text of `ids`.
+    fn text(&self, ids: &[u32]) -> String {
+        let generated = self.model.tokenizer().decode(ids, true).unwrap_or_default();
+        format!("{}{generated}", self.context)
     }
 
     fn completes(&mut self, row: usize, token: u32) -> bool {
-        let Some(generated) = self.rows.get(row).and_then(|r| r.get(self.start..)) else {
+        let Some(generated) = self.rows.get(row).and_then(|r| r.get(self.prompt_len..)) else {
             return false;
         };
         if self.texts[row].is_none() {
-            self.texts[row] = Some(self.decode(generated));
+            self.texts[row] = Some(self.text(generated));
         }
         self.ids.clear();
         self.ids.extend_from_slice(generated);
         self.ids.push(token);
-        let after = self.decode(&self.ids);
+        let after = self.text(&self.ids);
         let before = self.texts[row].as_deref().unwrap_or_default();
         crate::stop::completes_stop(before, &after, self.stops)
     }

@@ -891,7 +891,7 @@ impl Session {
         }
         let mut chain = chain_of(&settings)?;
         let stop_list = stop_strings_of(&settings);
-        let context = self.stop_context(prompt, &stop_list)?;
+        let context = crate::stop::prompt_context(&self.model, prompt, &stop_list)?;
         let mut stops = StopStrings::with_context(&stop_list, &context);
         let max_new = settings.max_new_tokens_after(prompt.len())?;
         let context = self.options.context_len;
@@ -1166,8 +1166,10 @@ impl Session {
                 &cfg.stop_strings,
             )?
         };
+        let context = crate::stop::prompt_context(&self.model, prompt, &stop_strings)?;
         self.beams = run.hypotheses;
         self.beam_prompt_len = prompt.len();
+        self.beam_stops = (context, stop_strings);
         let Some(best) = self.beams.first() else {
             return Err(RillError::Plugin(
                 "the search strategy returned no hypothesis".into(),
@@ -1187,12 +1189,11 @@ impl Session {
         self.pending = [&prompt[common..], &tokens[..]].concat();
         let mut text = self.model.detokenize(&tokens)?;
         // As when decoding token by token: the stop string and what follows are not text.
-        let context = self.stop_context(prompt, &stop_strings)?;
-        if let Some(cut) = cut_at_stop(&text, &context, &stop_strings) {
+        let (context, stops) = &self.beam_stops;
+        if let Some(cut) = cut_at_stop(&text, context, stops) {
             text.truncate(cut);
             stop = StopReason::StopString;
         }
-        self.beam_stops = (context, stop_strings);
         if !text.is_empty() {
             on_piece(&text);
         }
@@ -1239,16 +1240,6 @@ impl Session {
             text.truncate(cut);
         }
         Ok((text, h.score))
-    }
-
-    /// The text of `prompt`'s last tokens that a stop string may begin in (empty when
-    /// there are no stop strings).
-    fn stop_context(&self, prompt: &[u32], stops: &[String]) -> Result<String> {
-        if stops.iter().all(String::is_empty) {
-            return Ok(String::new());
-        }
-        let start = crate::stop::context_start(prompt, stops, self.model.token_bytes());
-        self.model.detokenize(&prompt[start..])
     }
 }
 

@@ -145,6 +145,20 @@ pub(crate) fn context_start(
     start
 }
 
+/// The text of `prompt`'s last tokens that a stop string may begin in (empty when there
+/// are no stop strings), decoded on its own as generated text is.
+pub(crate) fn prompt_context(
+    model: &crate::model::Model,
+    prompt: &[u32],
+    stops: &[String],
+) -> crate::error::Result<String> {
+    if stops.iter().all(String::is_empty) {
+        return Ok(String::new());
+    }
+    let start = context_start(prompt, stops, model.token_bytes());
+    model.detokenize(&prompt[start..])
+}
+
 /// Whether `after`, the text of a sequence one token longer than the one whose text is
 /// `before`, holds a stop string that ends in what the token changed: transformers'
 /// `StopStringCriteria` rule (the match must overlap the last token), on decoded text.

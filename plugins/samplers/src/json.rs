@@ -331,10 +331,11 @@ impl Json {
         // Counted only under a limit (without one, states inside strings recur): a byte
         // is taken only if the string can still close within it.
         if self.max_string_bytes > 0 {
-            s.string_bytes += 1;
-            if s.string_bytes + st.bytes_before_close() > self.max_string_bytes {
+            let taken = u32::from(s.string_bytes) + 1;
+            if taken + u32::from(st.bytes_before_close()) > u32::from(self.max_string_bytes) {
                 return None;
             }
+            s.string_bytes = taken as u16; // at most max_string_bytes
         }
         s.lex = Lex::Str(st);
         Some(s)
@@ -646,6 +647,13 @@ mod tests {
             run(&mut j, "\"\u{e9}\u{e9}".as_bytes()).is_none(),
             "4 bytes"
         );
+        // The largest limit holds too (no counter wraps).
+        let mut j = Json::from_params(&json!({"max_string_bytes": 65535})).unwrap();
+        let mut text = vec![b'"'];
+        text.extend(std::iter::repeat_n(b'a', 65535));
+        assert!(run(&mut j, &text).is_some());
+        text.push(b'a');
+        assert!(run(&mut j, &text).is_none(), "65,536 bytes");
         assert!(Json::from_params(&json!({"top": "array"})).is_err());
         assert!(Json::from_params(&json!({"max_depth": 65})).is_err());
     }
