@@ -138,18 +138,24 @@ fn generate_with_num_beams_returns_the_beam_search_hypotheses() {
     assert!(s.beam_text(2).is_err());
 }
 
-#[test]
-fn beam_search_through_a_session_stops_at_a_stop_string_and_never_emits_it() {
-    let model = common::default_model();
-    let cfg = |stops: Vec<String>| rill::GenerationConfig {
-        max_new_tokens: Some(16),
+/// 4-beam search returning every hypothesis, at most `max_new` tokens, no end token,
+/// with `stops` as stop strings.
+fn greedy_beams(max_new: usize, stops: Vec<String>) -> rill::GenerationConfig {
+    rill::GenerationConfig {
+        max_new_tokens: Some(max_new),
         do_sample: Some(false),
         num_beams: Some(4),
         num_return_sequences: Some(4),
         stop_strings: (!stops.is_empty()).then_some(rill::config::OneOrMany::Many(stops)),
         eos_token_id: Some(rill::config::OneOrMany::Many(vec![])),
         ..Default::default()
-    };
+    }
+}
+
+#[test]
+fn beam_search_through_a_session_stops_at_a_stop_string_and_never_emits_it() {
+    let model = common::default_model();
+    let cfg = |stops| greedy_beams(16, stops);
     let prompt = "In the beginning God created";
     let mut s = rill::Session::new(model.clone(), rill::SessionOptions::default()).unwrap();
     s.set_generation_config(cfg(Vec::new())).unwrap();
@@ -213,15 +219,7 @@ fn beam_search_through_a_session_stops_at_a_stop_string_and_never_emits_it() {
 fn a_stop_string_may_begin_in_the_prompt_with_beams_too() {
     let model = common::default_model();
     let prompt = "In the beginning God created";
-    let cfg = |stops: Vec<String>| rill::GenerationConfig {
-        max_new_tokens: Some(12),
-        do_sample: Some(false),
-        num_beams: Some(4),
-        num_return_sequences: Some(4),
-        stop_strings: (!stops.is_empty()).then_some(rill::config::OneOrMany::Many(stops)),
-        eos_token_id: Some(rill::config::OneOrMany::Many(vec![])),
-        ..Default::default()
-    };
+    let cfg = |stops| greedy_beams(12, stops);
     let mut s = rill::Session::new(model.clone(), rill::SessionOptions::default()).unwrap();
     s.set_generation_config(cfg(Vec::new())).unwrap();
     let free = s.generate(prompt, |_| true).unwrap();

@@ -293,6 +293,37 @@ fn a_panicking_rust_plugin_is_an_error_not_a_crash() {
     still_works(&mut s);
 }
 
+/// A plugin table providing the one search strategy `$vtable`, as `entry` (for
+/// `rill::plugin::register_static`), in the calling module.
+macro_rules! one_strategy_plugin {
+    ($vtable:ident, $name:literal) => {
+        struct List([*const rill_search_vtable; 1]);
+        // SAFETY: a pointer to an immutable static.
+        unsafe impl Sync for List {}
+        static LIST: List = List([&$vtable]);
+        static TABLE: rill_plugin_table = rill_plugin_table {
+            abi_version: RILL_PLUGIN_ABI_VERSION,
+            struct_size: std::mem::size_of::<rill_plugin_table>() as u32,
+            plugin_name: $name.as_ptr(),
+            n_samplers: 0,
+            samplers: std::ptr::null(),
+            n_strategies: 1,
+            strategies: &LIST.0 as *const _ as *const *const rill_search_vtable,
+        };
+        pub unsafe extern "C" fn entry(
+            _: u32,
+            _: *const rill_host,
+            out: *mut *const rill_plugin_table,
+            _: *mut std::ffi::c_char,
+            _: usize,
+        ) -> std::ffi::c_int {
+            // SAFETY: a valid out-pointer from the host.
+            unsafe { *out = &TABLE };
+            RILL_PLUGIN_OK
+        }
+    };
+}
+
 mod bad_strategy {
     use std::ffi::{c_char, c_int, c_void};
 
@@ -359,30 +390,7 @@ mod bad_strategy {
         destroy: Some(destroy),
         flags: 0,
     };
-    struct List([*const rill_search_vtable; 1]);
-    // SAFETY: a pointer to an immutable static.
-    unsafe impl Sync for List {}
-    static LIST: List = List([&BAD]);
-    static TABLE: rill_plugin_table = rill_plugin_table {
-        abi_version: RILL_PLUGIN_ABI_VERSION,
-        struct_size: std::mem::size_of::<rill_plugin_table>() as u32,
-        plugin_name: c"bad-strategies".as_ptr(),
-        n_samplers: 0,
-        samplers: std::ptr::null(),
-        n_strategies: 1,
-        strategies: &LIST.0 as *const _ as *const *const rill_search_vtable,
-    };
-    pub unsafe extern "C" fn entry(
-        _: u32,
-        _: *const rill_host,
-        out: *mut *const rill_plugin_table,
-        _: *mut c_char,
-        _: usize,
-    ) -> c_int {
-        // SAFETY: a valid out-pointer from the host.
-        unsafe { *out = &TABLE };
-        RILL_PLUGIN_OK
-    }
+    one_strategy_plugin!(BAD, c"bad-strategies");
 }
 
 #[test]
@@ -423,8 +431,6 @@ fn a_strategy_choosing_a_parent_out_of_range_is_an_error() {
 }
 
 mod incomplete_strategy {
-    use std::ffi::{c_char, c_int};
-
     use rill_plugin_abi::*;
     static NO_STEP: rill_search_vtable = rill_search_vtable {
         abi_version: RILL_PLUGIN_ABI_VERSION,
@@ -437,30 +443,7 @@ mod incomplete_strategy {
         destroy: None,
         flags: 0,
     };
-    struct List([*const rill_search_vtable; 1]);
-    // SAFETY: a pointer to an immutable static.
-    unsafe impl Sync for List {}
-    static LIST: List = List([&NO_STEP]);
-    static TABLE: rill_plugin_table = rill_plugin_table {
-        abi_version: RILL_PLUGIN_ABI_VERSION,
-        struct_size: std::mem::size_of::<rill_plugin_table>() as u32,
-        plugin_name: c"incomplete-strategies".as_ptr(),
-        n_samplers: 0,
-        samplers: std::ptr::null(),
-        n_strategies: 1,
-        strategies: &LIST.0 as *const _ as *const *const rill_search_vtable,
-    };
-    pub unsafe extern "C" fn entry(
-        _: u32,
-        _: *const rill_host,
-        out: *mut *const rill_plugin_table,
-        _: *mut c_char,
-        _: usize,
-    ) -> c_int {
-        // SAFETY: a valid out-pointer from the host.
-        unsafe { *out = &TABLE };
-        RILL_PLUGIN_OK
-    }
+    one_strategy_plugin!(NO_STEP, c"incomplete-strategies");
 }
 
 #[test]

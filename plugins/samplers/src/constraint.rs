@@ -145,8 +145,8 @@ impl<R: Recognizer> Constrained<R> {
             let b = bytes_of(t)
                 .ok_or_else(|| format!("token {t} of the text is outside the vocabulary"))?;
             self.seen_bytes.extend_from_slice(b);
+            self.seen.push(t);
         }
-        self.seen = generated.to_vec();
         for _ in 0..RESTARTS {
             let Some((verdicts, complete)) = self.verdicts(ids, logits, eos, vocab, bytes_of)?
             else {
