@@ -221,19 +221,30 @@ def l3_bytes():
 
 
 def busy_jiffies():
+    """(busy, steal) jiffies of the whole machine so far; busy counts steal, the time the
+    hypervisor gave this VM's cores to others."""
     with open("/proc/stat") as f:
         parts = [int(x) for x in f.readline().split()[1:]]
     idle = parts[3] + (parts[4] if len(parts) > 4 else 0)
-    return sum(parts[:8]) - idle
+    steal = parts[7] if len(parts) > 7 else 0
+    return sum(parts[:8]) - idle, steal
+
+
+def stolen(r):
+    """The words naming the hypervisor's share of a busy measurement, when a tenth of a core or more."""
+    steal = r.get("steal_cores", 0.0)
+    return f", {steal:.1f} of them stolen by the hypervisor" if steal >= 0.1 else ""
 
 
 class LoadMeter:
     """CPU time the rest of the machine used while a child ran (in cores): a measurement
-    taken while something else was compiling is marked busy."""
+    taken while something else was compiling is marked busy. `steal_cores` is the part of
+    it the hypervisor took (on a shared host it can be half the cores while nothing else
+    of ours runs)."""
 
     def __enter__(self):
         self.t = time.perf_counter()
-        self.j = busy_jiffies()
+        self.j, self.s = busy_jiffies()
         ru = os.times()
         self.c = ru.children_user + ru.children_system
         return self
@@ -242,8 +253,11 @@ class LoadMeter:
         wall = time.perf_counter() - self.t
         ru = os.times()
         child = ru.children_user + ru.children_system - self.c
-        total = (busy_jiffies() - self.j) / os.sysconf("SC_CLK_TCK")
+        busy, steal = busy_jiffies()
+        tick = os.sysconf("SC_CLK_TCK")
+        total = (busy - self.j) / tick
         self.other_cores = max(0.0, (total - child) / max(wall, 1e-9))
+        self.steal_cores = min(self.other_cores, (steal - self.s) / tick / max(wall, 1e-9))
         self.wall = wall
 
 
@@ -853,6 +867,7 @@ def run_json(cmd, engine, timeout, marked):
     out.setdefault("status", "ok")
     out["wall_s"] = load.wall
     out["other_load_cores"] = load.other_cores
+    out["steal_cores"] = load.steal_cores
     return out
 
 
@@ -1019,7 +1034,7 @@ def build_rows(report):
                    fmt(ratio(med("open_ms"), rmed("open_ms")), 2)]
         agree = report["agreement"].get(name, {}).get("summary", "")
         load = r.get("other_load_cores", 0.0)
-        busy = f"busy ({load:.1f} cores)" if load > report["busy_threshold"] else f"quiet ({load:.1f})"
+        busy = f"busy ({load:.1f} cores{stolen(r)})" if load > report["busy_threshold"] else f"quiet ({load:.1f})"
         rows.append([title, fmt(med("prefill_tokens_per_s")), fmt(med("decode_tokens_per_s"), 1),
                      fmt(med("open_ms"), 1), fmt(r["rss_after_open"] / MIB, 1), fmt(r["rss_after_generation"] / MIB, 1),
                      *rel, busy, agree])
@@ -1110,7 +1125,7 @@ def render(report, markdown):
     if bw:
         b = bw["bytes"]
         load = bw.get("other_load_cores", 0.0)
-        busy = f"; busy: other work used {load:.1f} cores" if load > report["busy_threshold"] else ""
+        busy = f"; busy: other work used {load:.1f} cores{stolen(bw)}" if load > report["busy_threshold"] else ""
         line = (f"memory bandwidth: {bw['gb_per_s']:.1f} GB/s ({bw['method']}{busy}); a decode step reads "
                 f"{b['weight_bytes'] / 1e6:.1f} MB of weights + {b['kv_bytes_per_position'] * b['mean_context'] / 1e6:.1f} MB of KV "
                 f"(mean context {b['mean_context']:.0f}) = {b['bytes_per_token'] / 1e6:.1f} MB/token, so the bandwidth limit "
@@ -1245,7 +1260,7 @@ def run_quietly(args, name, folder, rill_folder, check_ids):
         r["attempts"] = attempt
         if got.get("status") != "ok" or got["other_load_cores"] <= args.busy_threshold or attempt > args.retry_busy:
             break
-        log(f"[compare]   other work used {got['other_load_cores']:.2f} cores meanwhile: measuring again")
+        log(f"[compare]   other work used {got['other_load_cores']:.2f} cores meanwhile{stolen(got)}: measuring again")
     return r
 
 
@@ -1370,6 +1385,7 @@ def bandwidth(args, report, folder, rill_folder, cfg):
         with LoadMeter() as load:
             bw = measure_bandwidth(args.threads)
         bw["other_load_cores"] = load.other_cores
+        bw["steal_cores"] = load.steal_cores
     b = bytes_per_token(folder, cfg, args.prompt_tokens, args.new_tokens)
     bw["bytes"] = b
     bw["limit_tokens_per_s"] = bw["gb_per_s"] * 1e9 / b["bytes_per_token"]

@@ -74,6 +74,8 @@ def test_every_engine_that_ran_reports_positive_figures(report):
         for key in ["open_ms", "prefill_tokens_per_s", "decode_tokens_per_s"]:
             assert len(r[key]) == 3 and 0 < r[key][0] <= r[key][1] <= r[key][2], (name, key, r[key])
         assert r["rss_after_open"] > 0 and r["rss_after_generation"] > 0, (name, r)
+        # The hypervisor's steal is a part of the other load, never more.
+        assert 0 <= r["steal_cores"] <= r["other_load_cores"], (name, r)
     assert report["bandwidth"]["gb_per_s"] > 0 and report["bandwidth"]["limit_tokens_per_s"] > 0
 
 
