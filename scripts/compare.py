@@ -255,10 +255,14 @@ class LoadMeter:
         child = ru.children_user + ru.children_system - self.c
         busy, steal = busy_jiffies()
         tick = os.sysconf("SC_CLK_TCK")
-        total = (busy - self.j) / tick
-        self.other_cores = max(0.0, (total - child) / max(wall, 1e-9))
-        self.steal_cores = min(self.other_cores, (steal - self.s) / tick / max(wall, 1e-9))
+        seconds = max(wall, 1e-9)
+        self.other_cores = max(0.0, ((busy - self.j) / tick - child) / seconds)
+        self.steal_cores = min(self.other_cores, (steal - self.s) / tick / seconds)
         self.wall = wall
+
+    def readings(self):
+        """The figures a report keeps of this measurement."""
+        return {"other_load_cores": self.other_cores, "steal_cores": self.steal_cores}
 
 
 def context_view(folder, needed):
@@ -866,8 +870,7 @@ def run_json(cmd, engine, timeout, marked):
     out.setdefault("engine", engine)
     out.setdefault("status", "ok")
     out["wall_s"] = load.wall
-    out["other_load_cores"] = load.other_cores
-    out["steal_cores"] = load.steal_cores
+    out.update(load.readings())
     return out
 
 
@@ -1384,8 +1387,7 @@ def bandwidth(args, report, folder, rill_folder, cfg):
     else:
         with LoadMeter() as load:
             bw = measure_bandwidth(args.threads)
-        bw["other_load_cores"] = load.other_cores
-        bw["steal_cores"] = load.steal_cores
+        bw.update(load.readings())
     b = bytes_per_token(folder, cfg, args.prompt_tokens, args.new_tokens)
     bw["bytes"] = b
     bw["limit_tokens_per_s"] = bw["gb_per_s"] * 1e9 / b["bytes_per_token"]
