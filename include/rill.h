@@ -161,6 +161,11 @@ typedef struct rill_model_options {
   uint32_t provider;
   // The CUDA device ordinal (with `provider` 1 or 2).
   int32_t device_id;
+  // Which of the folder's graphs runs: 0 (default) the fused-attention
+  // `model.gqa.onnx` when the folder has one, else `model.onnx`; 1 `model.onnx`;
+  // 2 `model.gqa.onnx`, failing with `RILL_ERR_NOT_FOUND` when the folder has none.
+  // [`rill_model_graph_file`] tells which one runs.
+  uint32_t graph;
 } rill_model_options;
 
 // Options for [`rill_session_new`]; initialise with [`rill_session_options_default`].
@@ -307,6 +312,14 @@ enum rill_status rill_set_onnxruntime_path(const char *path);
 
 // The default model options.
 struct rill_model_options rill_model_options_default(void);
+
+// The path (UTF-8) of the graph file `model` runs, `model.onnx` or `model.gqa.onnx`,
+// NUL-terminated into `buf` (`capacity` bytes; the size needed in `*needed_out`,
+// `RILL_ERR_BUFFER_TOO_SMALL` when it does not fit).
+enum rill_status rill_model_graph_file(const struct rill_model *model,
+                                       char *buf,
+                                       size_t capacity,
+                                       size_t *needed_out);
 
 // The execution provider `model` runs on: 0 the CPU, 1 CUDA (its device ordinal in
 // `*device_out`, which may be NULL). After a fallback (options `provider` 2) this is 0;

@@ -198,7 +198,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     let step_us = 1e6 / d[1];
     if a.json {
         let v = serde_json::json!({
-            "model": a.model, "threads": a.open.threads, "prompt_tokens": a.prompt_tokens, "new_tokens": a.new_tokens,
+            "model": a.model, "graph_file": model.graph_file(), "threads": a.open.threads, "prompt_tokens": a.prompt_tokens, "new_tokens": a.new_tokens,
             "reps": a.reps, "open_ms": o, "prefill_tokens_per_s": p, "decode_tokens_per_s": d,
             "ort_run_share": s, "decode_step_us_median": step_us,
             "decode_sampled_tokens_per_s": ds, "sampler_share_sampled": ss,
@@ -215,9 +215,10 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "model {} ({} reps, min / median / max)",
+        "model {} ({} reps, min / median / max; graph {})",
         a.model.display(),
-        a.reps
+        a.reps,
+        model.graph_file().display()
     );
     println!(
         "open            {:>9.1} {:>9.1} {:>9.1} ms",

@@ -104,6 +104,19 @@ pub(crate) struct OpenArgs {
     /// CUDA device ordinal.
     #[arg(long, default_value_t = 0)]
     device: i32,
+    /// Which of the folder's graphs runs: auto (the fused-attention model.gqa.onnx when
+    /// the folder has one, else model.onnx), plain (model.onnx) or fused (model.gqa.onnx,
+    /// an error when missing).
+    #[arg(long, value_enum, default_value_t = GraphArg::Auto)]
+    graph: GraphArg,
+}
+
+/// `--graph`: [`rill::GraphChoice`] on the command line.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum GraphArg {
+    Auto,
+    Plain,
+    Fused,
 }
 
 impl OpenArgs {
@@ -118,6 +131,11 @@ impl OpenArgs {
             },
             prepack: !self.no_prepack,
             provider: rill::Provider::parse(&self.provider, self.device)?,
+            graph: match self.graph {
+                GraphArg::Auto => rill::GraphChoice::Auto,
+                GraphArg::Plain => rill::GraphChoice::Plain,
+                GraphArg::Fused => rill::GraphChoice::Fused,
+            },
         })
     }
 
@@ -484,6 +502,15 @@ fn inspect(dir: PathBuf) -> anyhow::Result<()> {
         "special tokens: bos {}, eos {}",
         shown(c.bos_token_id.map(|id| id.to_string())),
         shown(c.eos_token_id.as_ref().map(|e| format!("{:?}", e.to_vec())))
+    );
+    println!(
+        "graph: {}{}",
+        model.graph_file().display(),
+        if model.graph_file().ends_with(rill::graph::FUSED_GRAPH_FILE) {
+            " (fused attention; --graph plain runs model.onnx)"
+        } else {
+            ""
+        }
     );
     let (inputs, outputs) = model.graph_io();
     println!("graph inputs:");

@@ -37,6 +37,10 @@ pub enum RillError {
     /// A required file of the model folder is missing.
     #[error("`{0}` not found: a model folder needs config.json, model.onnx, model.safetensors (unless the graph embeds its weights) and tokenizer.json")]
     MissingFile(PathBuf),
+    /// The fused-attention graph was asked for ([`crate::GraphChoice::Fused`]) and the
+    /// folder has none.
+    #[error("`{0}` not found: the fused-attention graph was asked for and this folder has none; write it beside model.onnx with `rill-train export --from DIR --attention both`, or open the folder's own graph")]
+    NoFusedGraph(PathBuf),
     /// A file could not be read.
     #[error("cannot read `{path}`: {source}")]
     Io {

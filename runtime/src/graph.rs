@@ -10,6 +10,15 @@ use crate::config::ModelConfig;
 use crate::error::{Result, RillError};
 use crate::kv_cache::{CacheDtype, Layout};
 
+/// The folder's Hugging Face / optimum graph, which every ONNX runtime reads.
+pub const PLAIN_GRAPH_FILE: &str = "model.onnx";
+
+/// The optional second graph of a folder: the same weights (its external data points into
+/// the same `model.safetensors`) with ONNX Runtime's fused `GroupQueryAttention` and one
+/// shared past/present buffer (`rill-train export --attention both`). rill runs it when
+/// present unless told otherwise ([`crate::GraphChoice`]).
+pub const FUSED_GRAPH_FILE: &str = "model.gqa.onnx";
+
 /// Model metadata key (value `"true"`) of graphs whose past and present cache tensors are
 /// one shared buffer of the context's length, written in place (`rill-train export
 /// --attention gqa`; onnxruntime-genai's `past_present_share_buffer`).

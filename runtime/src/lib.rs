@@ -31,7 +31,7 @@ pub mod weights;
 pub use chat::ChatMessage;
 pub use config::{GenerationConfig, ModelConfig};
 pub use error::{Result, RillError};
-pub use model::{Model, ModelOptions, WeightSource};
+pub use model::{GraphChoice, Model, ModelOptions, WeightSource};
 pub use provider::Provider;
 pub use session::{ContextPolicy, Generation, Session, SessionOptions, StopReason, Timings};
 pub use stop::CancelToken;

@@ -25,6 +25,22 @@ pub enum WeightSource {
     OrtExternalData,
 }
 
+/// Which of the folder's graphs ONNX Runtime runs. Both compute the same model from the
+/// same weights; they differ in how attention reads and writes the KV cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GraphChoice {
+    /// The fused-attention graph ([`crate::graph::FUSED_GRAPH_FILE`], `model.gqa.onnx`)
+    /// when the folder has one, else `model.onnx`. On CUDA an f32 fused graph, which the
+    /// provider would run half on the host, gives way to `model.onnx`. The default.
+    #[default]
+    Auto,
+    /// `model.onnx`, the folder's Hugging Face / optimum graph, even when a fused one is
+    /// beside it.
+    Plain,
+    /// `model.gqa.onnx`; [`RillError::NoFusedGraph`] when the folder has none.
+    Fused,
+}
+
 /// Options for [`Model::open`].
 #[derive(Debug, Clone)]
 pub struct ModelOptions {
@@ -40,6 +56,8 @@ pub struct ModelOptions {
     pub prepack: bool,
     /// Where the graph runs: the CPU (default), CUDA, or CUDA when usable else the CPU.
     pub provider: crate::Provider,
+    /// Which of the folder's graphs runs ([`Model::graph_file`] tells which did).
+    pub graph: GraphChoice,
 }
 
 impl Default for ModelOptions {
@@ -49,6 +67,7 @@ impl Default for ModelOptions {
             weights: WeightSource::Mapped,
             prepack: true,
             provider: crate::Provider::Cpu,
+            graph: GraphChoice::Auto,
         }
     }
 }
@@ -68,6 +87,7 @@ pub struct Model {
     generation: GenerationConfig,
     chat: Option<crate::chat::ChatTemplate>,
     dir: PathBuf,
+    graph_file: PathBuf,
     open_time: Duration,
     provider: crate::Provider,
     provider_note: Option<String>,
@@ -149,7 +169,15 @@ impl Model {
         let generation = GenerationConfig::load_optional(&dir.join("generation_config.json"))?
             .unwrap_or_default();
         let chat = crate::chat::ChatTemplate::load(&dir)?;
-        let graph_path = require(dir.join("model.onnx"))?;
+        let plain = dir.join(crate::graph::PLAIN_GRAPH_FILE);
+        let fused = dir.join(crate::graph::FUSED_GRAPH_FILE);
+        let graph_path = match options.graph {
+            GraphChoice::Plain => require(plain.clone())?,
+            GraphChoice::Fused if fused.exists() => fused,
+            GraphChoice::Fused => return Err(RillError::NoFusedGraph(fused)),
+            GraphChoice::Auto if fused.exists() => fused,
+            GraphChoice::Auto => require(plain.clone())?,
+        };
         let st_path = dir.join("model.safetensors");
         let weights = match options.weights {
             WeightSource::Mapped if st_path.exists() => {
@@ -158,30 +186,49 @@ impl Model {
             _ => None,
         };
 
-        let open_with = |cuda: Option<i32>| -> Result<ort::session::Session> {
-            session_for(&graph_path, weights.as_ref(), options, cuda)
+        let open_with = |graph_path: &Path, cuda: Option<i32>| -> Result<Opened> {
+            let session = session_for(graph_path, weights.as_ref(), options, cuda)?;
+            let graph = crate::graph::inspect(&session, &config, graph_path)?;
+            Ok(Opened {
+                session,
+                graph,
+                path: graph_path.to_path_buf(),
+            })
         };
-        let (session, provider, provider_note) = match options.provider {
-            crate::Provider::Cpu => (open_with(None)?, crate::Provider::Cpu, None),
-            crate::Provider::Cuda { device } => (open_with(Some(device))?, options.provider, None),
-            crate::Provider::CudaOrCpu { device } => match open_with(Some(device)) {
+        let (opened, provider, provider_note) = match options.provider {
+            crate::Provider::Cpu => (open_with(&graph_path, None)?, crate::Provider::Cpu, None),
+            crate::Provider::Cuda { device } => (
+                open_with(&graph_path, Some(device))?,
+                options.provider,
+                None,
+            ),
+            crate::Provider::CudaOrCpu { device } => match open_with(&graph_path, Some(device)) {
                 Ok(s) => (s, crate::Provider::Cuda { device }, None),
                 Err(e) => (
-                    open_with(None)?,
+                    open_with(&graph_path, None)?,
                     crate::Provider::Cpu,
                     Some(format!("CUDA not used, running on the CPU: {e}")),
                 ),
             },
         };
-        let graph = crate::graph::inspect(&session, &config, &graph_path)?;
-        // A graph the CUDA provider would run half on the CPU: an error when CUDA was
-        // required, the CPU when it was only preferred.
-        let unsuitable = match provider {
+        // A graph the CUDA provider would run half on the CPU: the folder's plain graph
+        // when the fused one was only preferred; else an error when CUDA was required, the
+        // CPU when it was only preferred.
+        let on_gpu = |opened: &Opened| match provider {
             crate::Provider::Cpu => None,
-            _ => crate::provider::cuda_cannot_run(&graph),
+            _ => crate::provider::cuda_cannot_run(&opened.graph),
         };
-        let (session, graph, provider, provider_note) = match unsuitable {
-            None => (session, graph, provider, provider_note),
+        let opened = match (on_gpu(&opened), provider) {
+            (Some(_), crate::Provider::Cuda { device })
+                if options.graph == GraphChoice::Auto && opened.path != plain && plain.exists() =>
+            {
+                drop(opened);
+                open_with(&plain, Some(device))?
+            }
+            _ => opened,
+        };
+        let (opened, provider, provider_note) = match on_gpu(&opened) {
+            None => (opened, provider, provider_note),
             Some(message) if !matches!(options.provider, crate::Provider::CudaOrCpu { .. }) => {
                 return Err(RillError::Provider {
                     provider: provider.describe(),
@@ -189,13 +236,18 @@ impl Model {
                 });
             }
             Some(message) => {
-                drop(session);
-                let session = open_with(None)?;
-                let graph = crate::graph::inspect(&session, &config, &graph_path)?;
+                let path = opened.path.clone();
+                drop(opened);
+                let opened = open_with(&path, None)?;
                 let note = format!("CUDA not used, running on the CPU: {message}");
-                (session, graph, crate::Provider::Cpu, Some(note))
+                (opened, crate::Provider::Cpu, Some(note))
             }
         };
+        let Opened {
+            session,
+            graph,
+            path: graph_file,
+        } = opened;
         let (cache_memory, provider_note) = match provider {
             crate::Provider::Cpu => (CacheMemory::Host, provider_note),
             crate::Provider::Cuda { device } | crate::Provider::CudaOrCpu { device } => {
@@ -231,6 +283,7 @@ impl Model {
             generation,
             chat,
             dir,
+            graph_file,
             open_time: start.elapsed(),
             provider,
             provider_note,
@@ -299,6 +352,12 @@ impl Model {
     /// The folder.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The graph file ONNX Runtime runs: `model.onnx` or the fused `model.gqa.onnx`
+    /// ([`GraphChoice`]).
+    pub fn graph_file(&self) -> &Path {
+        &self.graph_file
     }
 
     /// How long `open` took.
@@ -409,6 +468,13 @@ impl Model {
     pub fn max_context(&self) -> usize {
         self.config.max_position_embeddings.unwrap_or(2048)
     }
+}
+
+/// A session over one of the folder's graphs, with that graph's interface.
+struct Opened {
+    session: ort::session::Session,
+    graph: GraphInfo,
+    path: PathBuf,
 }
 
 /// An ONNX Runtime session over `graph` with rill's options, the weights from the map

@@ -11,7 +11,7 @@ use rill::{GenerationConfig, Model, Session, SessionOptions};
 
 fn gqa_model() -> (tempfile::TempDir, Arc<Model>) {
     let (tmp, dir) = common::copy_default_model();
-    rill_trainer::onnx::export_folder_with(&dir, rill_trainer::onnx::Attention::Gqa).unwrap();
+    rill_trainer::onnx::export_folder_with(&dir, rill_trainer::onnx::Graphs::Gqa).unwrap();
     let model = Arc::new(Model::open(&dir, &Default::default()).unwrap());
     assert_eq!(model.graph().cache_layout, Layout::Shared);
     (tmp, model)
@@ -37,7 +37,7 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 #[test]
 fn logits_match_the_hf_graph_through_chunked_prefill_and_decoding() {
     let (_tmp, gqa) = gqa_model();
-    let hf = common::default_model();
+    let hf = common::plain_default_model();
     assert_eq!(hf.graph().cache_layout, Layout::DoubleBuffered);
     let options = SessionOptions {
         prefill_chunk: 16,
@@ -68,7 +68,7 @@ fn logits_match_the_hf_graph_through_chunked_prefill_and_decoding() {
 #[test]
 fn greedy_and_beam_outputs_equal_the_hf_graph() {
     let (_tmp, gqa) = gqa_model();
-    let hf = common::default_model();
+    let hf = common::plain_default_model();
     for beams in [1, 3] {
         for prompt in common::PROMPTS {
             let run = |m: &Arc<Model>| {
@@ -149,7 +149,7 @@ fn a_cache_that_grows_while_the_prompt_runs_gives_the_same_logits() {
     // whole, it grows empty. Both layouts, then greedy steps and a beam search.
     let (_tmp, gqa) = gqa_model();
     let prompt: Vec<u32> = (0..700).map(|i| 3 + (i * 37) % 4000).collect();
-    for model in [common::default_model(), gqa] {
+    for model in [common::plain_default_model(), gqa] {
         let session = |chunk: usize| {
             let options = SessionOptions {
                 prefill_chunk: chunk,
@@ -194,5 +194,5 @@ fn beams_reordered_across_a_growth_agree_between_the_layouts() {
         s.set_generation_config(greedy(30, 3)).unwrap();
         s.generate_ids(&prompt, |_| true).unwrap().tokens
     };
-    assert_eq!(run(&gqa), run(&common::default_model()));
+    assert_eq!(run(&gqa), run(&common::plain_default_model()));
 }

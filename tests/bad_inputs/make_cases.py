@@ -13,9 +13,11 @@ MODEL, OUT = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 CASES = []
 
 
-def case(name, status, needle):
+def case(name, status, needle, fused=False):
+    """A case on a copy of the folder with its plain graph only, or with `fused` the
+    fused-attention graph (model.gqa.onnx, which rill then runs) as well."""
     def register(mutate):
-        CASES.append((name, status, needle, mutate))
+        CASES.append((name, status, needle, fused, mutate))
         return mutate
     return register
 
@@ -185,6 +187,17 @@ def _(d):
     edit_json(d, "config.json", lambda c: c.update(num_key_value_heads=4, num_attention_heads=8, head_dim=32))
 
 
+@case("fused_graph_truncated", "RILL_ERR_ORT", "ONNX Runtime", fused=True)
+def _(d):
+    raw = (d / "model.gqa.onnx").read_bytes()
+    (d / "model.gqa.onnx").write_bytes(raw[: len(raw) // 3])
+
+
+@case("fused_graph_disagrees_with_config_heads", "RILL_ERR_GRAPH_MISMATCH", "model.gqa.onnx", fused=True)
+def _(d):
+    edit_json(d, "config.json", lambda c: c.update(num_key_value_heads=4, num_attention_heads=8, head_dim=32))
+
+
 @case("folder_is_a_file", "RILL_ERR_NOT_FOUND", "config.json")
 def _(d):
     shutil.rmtree(d)
@@ -196,9 +209,10 @@ def main():
         shutil.rmtree(OUT)
     OUT.mkdir(parents=True)
     rows = []
-    for name, status, needle, mutate in CASES:
+    for name, status, needle, fused, mutate in CASES:
         d = OUT / name
-        shutil.copytree(MODEL, d, ignore=shutil.ignore_patterns("*.png", "training_*"))
+        skipped = ["*.png", "training_*"] + ([] if fused else ["model.gqa.onnx"])
+        shutil.copytree(MODEL, d, ignore=shutil.ignore_patterns(*skipped))
         mutate(d)
         rows.append(f"{name}\t{status}\t{needle}")
     (OUT / "cases.tsv").write_text("\n".join(rows) + "\n")

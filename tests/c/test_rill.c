@@ -3,6 +3,7 @@
  * Usage: test_rill MODEL_DIR */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -441,6 +442,45 @@ static void test_provider(const rill_model *model, const char *dir) {
     rill_model_free(other);
 }
 
+/* The folder's two graphs: the fused-attention model.gqa.onnx by default, model.onnx on
+ * request; a caller compiled before `graph` existed (a smaller struct_size) gets the
+ * default whatever lies past its struct. */
+static int ends_with(const char *s, const char *tail) {
+    size_t n = strlen(s), m = strlen(tail);
+    return n >= m && strcmp(s + n - m, tail) == 0;
+}
+
+static void test_graph_choice(const rill_model *model, const char *dir) {
+    char path[4096];
+    size_t needed = 0;
+    EXPECT_STATUS(rill_model_graph_file(model, path, sizeof path, &needed), RILL_OK);
+    CHECK(ends_with(path, "/model.gqa.onnx"), "the default model runs its fused graph: %s", path);
+    EXPECT_STATUS(rill_model_graph_file(model, NULL, 0, &needed), RILL_ERR_BUFFER_TOO_SMALL);
+    CHECK(needed == strlen(path) + 1, "needed %zu for %zu bytes", needed, strlen(path));
+    EXPECT_STATUS(rill_model_graph_file(NULL, path, sizeof path, &needed), RILL_ERR_INVALID_ARGUMENT);
+
+    rill_model_options o = rill_model_options_default();
+    const rill_model *other = NULL;
+    o.graph = 9;
+    EXPECT_STATUS(rill_model_open(dir, &o, &other), RILL_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(rill_last_error(), "options.graph") != NULL, "message names the field: %s", rill_last_error());
+    o.graph = 1;
+    EXPECT_STATUS(rill_model_open(dir, &o, &other), RILL_OK);
+    if (other != NULL) {
+        EXPECT_STATUS(rill_model_graph_file(other, path, sizeof path, &needed), RILL_OK);
+        CHECK(ends_with(path, "/model.onnx"), "graph 1 runs model.onnx: %s", path);
+        rill_model_free(other);
+        other = NULL;
+    }
+    o.struct_size = offsetof(rill_model_options, graph);
+    EXPECT_STATUS(rill_model_open(dir, &o, &other), RILL_OK);
+    if (other != NULL) {
+        EXPECT_STATUS(rill_model_graph_file(other, path, sizeof path, &needed), RILL_OK);
+        CHECK(ends_with(path, "/model.gqa.onnx"), "an older struct gets the default graph: %s", path);
+        rill_model_free(other);
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
         fprintf(stderr, "usage: %s MODEL_DIR PLUGIN_PATH\n", argv[0]);
@@ -471,6 +511,7 @@ int main(int argc, char **argv) {
     test_beams(model);
     test_conversation(model);
     test_provider(model, argv[1]);
+    test_graph_choice(model, argv[1]);
     /* A session outlives the caller's model reference. */
     rill_session *session = NULL;
     EXPECT_STATUS(rill_session_new(model, NULL, &session), RILL_OK);

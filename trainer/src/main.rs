@@ -65,8 +65,8 @@ struct QuantizeArgs {
     #[arg(long, default_value_t = 4)]
     accuracy_level: i64,
     /// Attention in the graph (as for `export`).
-    #[arg(long, value_enum, default_value_t = rill_trainer::onnx::Attention::Hf)]
-    attention: rill_trainer::onnx::Attention,
+    #[arg(long, value_enum, default_value_t = rill_trainer::onnx::Graphs::Hf)]
+    attention: rill_trainer::onnx::Graphs,
     /// Overwrite the output folder if it exists.
     #[arg(long)]
     force: bool,
@@ -185,11 +185,12 @@ struct ExportArgs {
     /// Overwrite --out if it exists.
     #[arg(long)]
     force: bool,
-    /// Attention in the graph: `hf` (plain ONNX, any runtime) or `gqa` (ONNX Runtime's
-    /// fused GroupQueryAttention with one shared past/present buffer: faster decoding at
-    /// long context).
-    #[arg(long, value_enum, default_value_t = rill_trainer::onnx::Attention::Hf)]
-    attention: rill_trainer::onnx::Attention,
+    /// Attention in the graph: `hf` (plain ONNX, any runtime), `gqa` (ONNX Runtime's
+    /// fused GroupQueryAttention with one shared past/present buffer: faster decoding,
+    /// most at long context) or `both` (the plain model.onnx and the fused graph beside it
+    /// as model.gqa.onnx, which rill runs when present).
+    #[arg(long, value_enum, default_value_t = rill_trainer::onnx::Graphs::Hf)]
+    attention: rill_trainer::onnx::Graphs,
 }
 
 #[derive(Args)]
@@ -237,8 +238,8 @@ struct InitArgs {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Attention in the graph (as for `export`).
-    #[arg(long, value_enum, default_value_t = rill_trainer::onnx::Attention::Hf)]
-    attention: rill_trainer::onnx::Attention,
+    #[arg(long, value_enum, default_value_t = rill_trainer::onnx::Graphs::Hf)]
+    attention: rill_trainer::onnx::Graphs,
 }
 
 #[derive(Args)]
@@ -424,6 +425,12 @@ fn run_export(a: ExportArgs) -> anyhow::Result<()> {
         "wrote {} ({bytes} bytes; weights stay in safetensors)",
         dir.join("model.onnx").display()
     );
+    if a.attention == rill_trainer::onnx::Graphs::Both {
+        eprintln!(
+            "wrote {} (fused attention, the same weights)",
+            dir.join(rill_trainer::onnx::FUSED_GRAPH_FILE).display()
+        );
+    }
     Ok(())
 }
 

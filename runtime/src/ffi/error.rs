@@ -76,7 +76,7 @@ pub(crate) fn status_of(e: &RillError) -> rill_status {
         RillError::BufferTooSmall(_) => RILL_ERR_BUFFER_TOO_SMALL,
         RillError::OrtNotFound { .. } => RILL_ERR_ORT_NOT_FOUND,
         RillError::OrtLoad { .. } | RillError::Ort(_) => RILL_ERR_ORT,
-        RillError::MissingFile(_) => RILL_ERR_NOT_FOUND,
+        RillError::MissingFile(_) | RillError::NoFusedGraph(_) => RILL_ERR_NOT_FOUND,
         RillError::Io { .. } => RILL_ERR_IO,
         RillError::Config { .. } => RILL_ERR_CONFIG,
         RillError::GenerationConfig(_) => RILL_ERR_GENERATION_CONFIG,

@@ -46,11 +46,19 @@ pub struct rill_model_options {
     pub provider: u32,
     /// The CUDA device ordinal (with `provider` 1 or 2).
     pub device_id: i32,
+    /// Which of the folder's graphs runs: 0 (default) the fused-attention
+    /// `model.gqa.onnx` when the folder has one, else `model.onnx`; 1 `model.onnx`;
+    /// 2 `model.gqa.onnx`, failing with `RILL_ERR_NOT_FOUND` when the folder has none.
+    /// [`rill_model_graph_file`] tells which one runs.
+    pub graph: u32,
 }
 
 /// Size of the first released `rill_model_options` (struct_size, intra_threads,
 /// ort_loads_weights, prepack), still accepted.
 const MODEL_OPTIONS_V1: usize = std::mem::size_of::<usize>() + 8;
+
+/// Size of the second (through `device_id`), still accepted.
+const MODEL_OPTIONS_V2: usize = std::mem::offset_of!(rill_model_options, device_id) + 4;
 
 /// Why CUDA was not used although options `provider` 2 preferred it, NUL-terminated
 /// into `buf` (`capacity` bytes; the size needed in `*needed_out`,
@@ -89,7 +97,28 @@ pub extern "C" fn rill_model_options_default() -> rill_model_options {
         prepack: 1,
         provider: 0,
         device_id: 0,
+        graph: 0,
     }
+}
+
+/// The path (UTF-8) of the graph file `model` runs, `model.onnx` or `model.gqa.onnx`,
+/// NUL-terminated into `buf` (`capacity` bytes; the size needed in `*needed_out`,
+/// `RILL_ERR_BUFFER_TOO_SMALL` when it does not fit).
+#[no_mangle]
+pub extern "C" fn rill_model_graph_file(
+    model: *const rill_model,
+    buf: *mut c_char,
+    capacity: usize,
+    needed_out: *mut usize,
+) -> rill_status {
+    ffi_call(|| {
+        let model = model_arc(model)?;
+        let path = model
+            .graph_file()
+            .to_str()
+            .ok_or(RillError::InvalidUtf8("the graph file's path (not UTF-8)"))?;
+        super::write_buffer(path.as_bytes(), true, buf as *mut u8, capacity, needed_out)
+    })
 }
 
 /// The execution provider `model` runs on: 0 the CPU, 1 CUDA (its device ordinal in
@@ -155,7 +184,7 @@ pub extern "C" fn rill_model_open(
             if o.ort_loads_weights != 0 {
                 opts.weights = WeightSource::OrtExternalData;
             }
-            if o.struct_size >= std::mem::size_of::<rill_model_options>() {
+            if o.struct_size >= MODEL_OPTIONS_V2 {
                 opts.provider = match o.provider {
                     0 => crate::Provider::Cpu,
                     1 => crate::Provider::Cuda {
@@ -167,6 +196,18 @@ pub extern "C" fn rill_model_open(
                     other => {
                         return Err(RillError::InvalidArgument(format!(
                             "`options.provider` is {other}: 0 (CPU), 1 (CUDA) or 2 (CUDA, else CPU)"
+                        )))
+                    }
+                };
+            }
+            if o.struct_size >= std::mem::size_of::<rill_model_options>() {
+                opts.graph = match o.graph {
+                    0 => crate::GraphChoice::Auto,
+                    1 => crate::GraphChoice::Plain,
+                    2 => crate::GraphChoice::Fused,
+                    other => {
+                        return Err(RillError::InvalidArgument(format!(
+                            "`options.graph` is {other}: 0 (the fused graph when present), 1 (model.onnx) or 2 (model.gqa.onnx)"
                         )))
                     }
                 };

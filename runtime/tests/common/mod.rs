@@ -17,21 +17,34 @@ pub fn default_model_dir() -> PathBuf {
     dir
 }
 
-/// The default model, opened with default options.
+/// The default model, opened with default options (its fused-attention graph,
+/// `model.gqa.onnx`).
 pub fn default_model() -> Arc<Model> {
     Arc::new(
         Model::open(default_model_dir(), &ModelOptions::default()).expect("default model opens"),
     )
 }
 
-/// A copy of the default model folder in a temporary directory.
+/// The default model on its plain Hugging Face graph, `model.onnx`.
+pub fn plain_default_model() -> Arc<Model> {
+    let options = ModelOptions {
+        graph: rill::GraphChoice::Plain,
+        ..Default::default()
+    };
+    Arc::new(Model::open(default_model_dir(), &options).expect("default model opens"))
+}
+
+/// A copy of the default model folder in a temporary directory, with its plain graph
+/// only (no `model.gqa.onnx`: what is done to `model.onnx` is what the copy runs).
 pub fn copy_default_model() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let dst = tmp.path().join("model");
     std::fs::create_dir(&dst).unwrap();
     for entry in std::fs::read_dir(default_model_dir()).unwrap() {
         let entry = entry.unwrap();
-        std::fs::copy(entry.path(), dst.join(entry.file_name())).unwrap();
+        if entry.file_name() != rill::graph::FUSED_GRAPH_FILE {
+            std::fs::copy(entry.path(), dst.join(entry.file_name())).unwrap();
+        }
     }
     (tmp, dst)
 }
