@@ -205,7 +205,7 @@ corpus: $(CORPUS)
 model: build $(CORPUS)
 	$(TRAIN) train --corpus $(CORPUS) --out $(MODEL) --force \
 		--steps 1200 --time-limit-min $(TRAIN_MINUTES) --eval-every 100
-	$(TRAIN) export --from $(MODEL)
+	$(TRAIN) export --from $(MODEL) --attention both
 
 # Sanitizers (issue 9): the C test, the bad-input catalogue and the C++ test built with clang's
 # AddressSanitizer, LeakSanitizer and UBSan (clang-14, libclang-rt-14-dev), the Go tests with
@@ -339,8 +339,9 @@ bench-model-q4:
 	test -f $(BENCH_MODEL)-q4/model.onnx || $(TRAIN) quantize --bits 4 --block-size 32 \
 		$(BENCH_MODEL) $(BENCH_MODEL)-q4 --force
 
-# The default model (plain graph; rill on its fused-attention export; every engine on that
-# export), the 100M folder in f32 and f16, and a long context (1,500-token prompt, 64 new
+# The default model (every engine on model.onnx; rill on the folder as shipped, where it runs
+# the fused-attention model.gqa.onnx beside it, the peers on model.onnx; every engine on a
+# fused-attention export), the 100M folder in f32 and f16, and a long context (1,500-token prompt, 64 new
 # tokens) on the default model and the 100M folder; tables also in $(COMPARE_OUT)/compare.md
 # and *.json. rill's side of the long-context rows runs its fused-attention export of the
 # same weights (RILL_LONG_MODEL, default $(BENCH_MODEL)-gqa, and build/rill-tiny-gqa-ctx2048);
@@ -354,7 +355,7 @@ compare: compare-env bench-models
 	test -x $(RILL) || $(MAKE) build
 	mkdir -p $(COMPARE_OUT)
 	$(COMPARE) $(TINY_PASSES) --model $(MODEL) --json $(COMPARE_OUT)/rill-tiny.json --markdown-out $(COMPARE_OUT)/rill-tiny.md
-	$(COMPARE) $(TINY_PASSES) --model $(MODEL) --rill-model build/rill-tiny-gqa --json $(COMPARE_OUT)/rill-tiny-gqa.json \
+	$(COMPARE) $(TINY_PASSES) --model $(MODEL) --rill-graph auto --json $(COMPARE_OUT)/rill-tiny-gqa.json \
 		--markdown-out $(COMPARE_OUT)/rill-tiny-gqa.md
 	$(COMPARE) $(TINY_PASSES) --model build/rill-tiny-gqa --json $(COMPARE_OUT)/rill-tiny-gqa-all.json \
 		--markdown-out $(COMPARE_OUT)/rill-tiny-gqa-all.md

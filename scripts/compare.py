@@ -694,11 +694,12 @@ def rill_abi_ids(args):
     import ctypes as C
 
     class ModelOptions(C.Structure):
-        """rill_model_options as first released: later versions append fields and still
-        accept this size. Filled here, not from rill_model_options_default(): a struct
-        returned by value is returned differently once it grows past 16 bytes."""
+        """rill_model_options through `graph` (later versions append fields and still accept
+        this size). Filled here, not from rill_model_options_default(): a struct returned
+        by value is returned differently once it grows past 16 bytes."""
         _fields_ = [("struct_size", C.c_size_t), ("intra_threads", C.c_uint32),
-                    ("ort_loads_weights", C.c_uint8), ("prepack", C.c_uint8)]
+                    ("ort_loads_weights", C.c_uint8), ("prepack", C.c_uint8),
+                    ("provider", C.c_uint32), ("device_id", C.c_int32), ("graph", C.c_uint32)]
 
     out = {"engine": "rill-abi"}
     lib_path = pathlib.Path(args.rill).resolve().parent / "librill.so"
@@ -719,7 +720,8 @@ def rill_abi_ids(args):
             raise RuntimeError(f"{what}: status {status}: {lib.rill_last_error().decode(errors='replace')}")
 
     opts = ModelOptions(struct_size=C.sizeof(ModelOptions), intra_threads=args.threads, ort_loads_weights=0,
-                        prepack=1)  # rill_model_options_default()'s values
+                        prepack=1, provider=0, device_id=0,  # rill_model_options_default()'s values
+                        graph=RILL_GRAPHS.index(args.rill_graph))
     model, session = C.c_void_p(), C.c_void_p()
     check(lib.rill_model_open(str(args.model).encode(), C.byref(opts), C.byref(model)), "rill_model_open")
     check(lib.rill_session_new(model, None, C.byref(session)), "rill_session_new")
@@ -874,10 +876,14 @@ def run_json(cmd, engine, timeout, marked):
     return out
 
 
+# rill's `--graph` values, in the order of rill_model_options' `graph` field.
+RILL_GRAPHS = ("auto", "plain", "fused")
+
+
 def run_rill(args, folder, engine="rill"):
     cmd = [args.rill, "bench", "--model", str(folder), "--threads", str(args.threads), "--reps", str(args.reps),
            "--prompt-tokens", str(args.prompt_tokens), "--new-tokens", str(args.new_tokens), "--json",
-           "--provider", args.provider, "--device", str(args.device)]
+           "--provider", args.provider, "--device", str(args.device), "--graph", args.rill_graph]
     if not os.access(args.rill, os.X_OK):
         return {"engine": engine, "status": "failed", "reason": f"{args.rill} is missing: run `make build`"}
     out = run_json(cmd, engine, args.timeout, marked=False)
@@ -1167,7 +1173,8 @@ def rill_check(report, args, folder, check_ids, decode):
     or (None, None, None)."""
     abi = run_json([sys.executable, str(pathlib.Path(__file__).resolve()), "--engine", "rill-abi", "--model",
                     str(folder), "--threads", str(args.threads), "--check-tokens", str(args.check_tokens),
-                    "--check-prompt", args.check_prompt, "--rill", args.rill], "rill-abi", args.timeout, marked=True)
+                    "--check-prompt", args.check_prompt, "--rill", args.rill, "--rill-graph", args.rill_graph],
+                   "rill-abi", args.timeout, marked=True)
     if abi.get("status") == "ok":
         if abi["prompt_tokens"] != check_ids:
             report["notes"].append(f"rill tokenizes the check prompt as {abi['prompt_tokens']}, the tokenizers "
@@ -1300,7 +1307,8 @@ def parent(args):
               "machine": {"nproc": os.cpu_count(), "cpu": cpu_model(), "l3_bytes": l3_bytes(),
                           "python": platform.python_version()},
               "args": {k: getattr(args, k) for k in ("threads", "prompt_tokens", "new_tokens", "reps", "passes",
-                                                      "check_tokens", "check_prompt", "provider", "device")},
+                                                      "check_tokens", "check_prompt", "provider", "device",
+                                                      "rill_graph")},
               "engine_order": expand_engines(args), "engines": {}, "notes": [], "busy_threshold": args.busy_threshold}
     report["args"]["llama_quant"] = args.llama_quants
     if args.rill_model:
@@ -1327,6 +1335,9 @@ def parent(args):
                 log(f"[compare]   {r.get('status')}: {r.get('reason')}")
     for name in order:
         report["engines"][name] = median_pass(runs[name])
+    ran = sorted({r["graph_file"] for n, r in report["engines"].items() if n.startswith("rill") and r.get("graph_file")})
+    if any(pathlib.Path(g).name != "model.onnx" for g in ran):
+        report["notes"].append(f"rill ran {', '.join(ran)} (`--rill-graph {args.rill_graph}`); the peers model.onnx")
     if args.passes > 1:
         per = "; ".join(f"{engine_title(name)} " + " / ".join(fmt(x, 1) for x in r["passes_decode_tokens_per_s"])
                         for name, r in report["engines"].items() if r.get("passes_decode_tokens_per_s"))
@@ -1430,6 +1441,10 @@ def main():
     ap.add_argument("--rill", default=os.environ.get("RILL", str(ROOT / "target/release/rill")), help="rill binary")
     ap.add_argument("--rill-model", help="run rill on this folder instead (e.g. a fused-attention export of --model, "
                     "an int4 copy from `rill-train quantize`); rill also runs on --model as `rill-base`")
+    ap.add_argument("--rill-graph", choices=RILL_GRAPHS, default="plain",
+                    help="which of the folder's graphs rill runs (`rill bench --graph`): plain, the default, is "
+                    "model.onnx, the graph the peers run; auto is rill's own choice, the fused-attention "
+                    "model.gqa.onnx when the folder has one")
     ap.add_argument("--no-rill-base", action="store_true", help="with --rill-model: do not also run rill on --model")
     ap.add_argument("--llama-quant", help="run llama.cpp on its GGUF quantized to this type (q4_0, q4_1, q8_0, ...: "
                     "llama.cpp's LLAMA_FTYPE_MOSTLY_*; comma-separated for several, `none` the unquantized GGUF)")

@@ -20,7 +20,9 @@ def write_view(folder, positions, out):
         shutil.rmtree(out)
     out.mkdir(parents=True)
     for item in folder.iterdir():
-        if item.name != "config.json":
+        # model.gqa.onnx holds rotary tables of the folder's own positions: left out, so
+        # the view runs model.onnx (export a fused graph of the view itself if wanted).
+        if item.name not in ("config.json", "model.gqa.onnx"):
             (out / item.name).symlink_to(item)
     raw = json.loads((folder / "config.json").read_text())
     raw["max_position_embeddings"] = positions

@@ -443,6 +443,14 @@ public:
         });
     }
 
+    /// The path of the graph file the model runs: model.onnx, or the fused-attention
+    /// model.gqa.onnx beside it (options.graph).
+    std::string graph_file() const {
+        return detail::read_text([&](char *buf, std::size_t cap, std::size_t *needed) {
+            return rill_model_graph_file(handle_.get(), buf, cap, needed);
+        });
+    }
+
 private:
     void open(std::string_view path, const rill_model_options *options) {
         std::string c = detail::c_string(path, "path");

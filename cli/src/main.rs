@@ -41,6 +41,8 @@ enum Command {
     Inspect {
         /// Model folder.
         dir: PathBuf,
+        #[command(flatten)]
+        open: OpenArgs,
     },
 }
 
@@ -288,7 +290,7 @@ fn main() {
         Command::Chat(a) => chat::run(*a),
         Command::Bench(a) => bench::run(a),
         Command::Perplexity(a) => perplexity::run(a),
-        Command::Inspect { dir } => inspect(dir),
+        Command::Inspect { dir, open } => inspect(dir, &open),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
@@ -470,8 +472,8 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn inspect(dir: PathBuf) -> anyhow::Result<()> {
-    let model = Model::open(&dir, &ModelOptions::default())?;
+fn inspect(dir: PathBuf, open: &OpenArgs) -> anyhow::Result<()> {
+    let model = open.open(&dir)?;
     let c = model.config();
     println!("folder: {}", dir.display());
     let shown = |v: Option<String>| v.unwrap_or_else(|| "none".into());

@@ -405,6 +405,15 @@ void test_provider(const rill::Model &model, const char *dir) {
     std::int32_t device = -1;
     CHECK(model.provider(&device) == 0 && device == 0, "runs on the CPU");
     CHECK(model.provider_note().empty(), "no fallback note");
+    const std::string fused = "/model.gqa.onnx", plain = "/model.onnx";
+    const std::string runs = model.graph_file();
+    CHECK(runs.size() > fused.size() && runs.compare(runs.size() - fused.size(), fused.size(), fused) == 0,
+          "the default model runs its fused graph: " + runs);
+    rill_model_options g = rill::Model::default_options();
+    g.graph = 1;
+    const std::string other = rill::Model(dir, g).graph_file();
+    CHECK(other.size() > plain.size() && other.compare(other.size() - plain.size(), plain.size(), plain) == 0,
+          "options.graph 1 runs model.onnx: " + other);
     try {
         rill::set_onnxruntime_path("/elsewhere/libonnxruntime.so");
         CHECK(false, "the library path changed after loading");

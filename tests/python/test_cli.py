@@ -24,7 +24,12 @@ def test_inspect_describes_config_graph_weights_and_tokenizer(default_model):
     for text in ["layers 4", "max positions 1024", "bos 0, eos [1]", "past_key_values.3.value: Float32 [?, 2, ?, 64]",
                  "logits: Float32 [?, ?, 4096]",
                  "tensors F32", "tokenizer: 4096 tokens", "logits_to_keep: Int64 [] (optional",
-                 "cache layout: past and present double-buffered"]:
+                 "cache layout: one shared past/present buffer per tensor", "model.gqa.onnx (fused attention"]:
+        assert text in out.stdout, out.stdout
+    # The folder's own Hugging Face graph on request.
+    out = rill("inspect", default_model, "--graph", "plain")
+    assert out.returncode == 0, out.stderr
+    for text in ["graph: " + str(default_model / "model.onnx"), "cache layout: past and present double-buffered"]:
         assert text in out.stdout, out.stdout
 
 

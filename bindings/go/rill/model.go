@@ -23,7 +23,20 @@ type Options struct {
 	Provider Provider
 	// The CUDA device ordinal.
 	Device int
+	// Which of the folder's graphs runs: GraphAuto (the default: the fused-attention
+	// model.gqa.onnx when the folder has one, else model.onnx), GraphPlain or GraphFused.
+	Graph Graph
 }
+
+// Graph chooses which of a folder's graphs runs (rill_model_options.graph).
+type Graph uint32
+
+// The graph choices.
+const (
+	GraphAuto  Graph = 0
+	GraphPlain Graph = 1
+	GraphFused Graph = 2
+)
 
 // Provider is where a model's graph runs (rill_model_options.provider).
 type Provider uint32
@@ -72,6 +85,7 @@ func Open(dir string, opts *Options) (*Model, error) {
 		}
 		copts.provider = C.uint32_t(opts.Provider)
 		copts.device_id = C.int32_t(opts.Device)
+		copts.graph = C.uint32_t(opts.Graph)
 	}
 	cdir := C.CString(dir)
 	defer C.free(unsafe.Pointer(cdir))
@@ -176,6 +190,15 @@ func (m *Model) ProviderNote() (string, error) {
 	defer m.mu.RUnlock()
 	return readText(func(buf *C.char, capacity C.size_t, needed *C.size_t) C.enum_rill_status {
 		return C.rill_model_provider_note(m.ptr, buf, capacity, needed)
+	})
+}
+
+// GraphFile is the path of the graph file the model runs: model.onnx or model.gqa.onnx.
+func (m *Model) GraphFile() (string, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return readText(func(buf *C.char, capacity C.size_t, needed *C.size_t) C.enum_rill_status {
+		return C.rill_model_graph_file(m.ptr, buf, capacity, needed)
 	})
 }
 

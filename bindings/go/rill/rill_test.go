@@ -611,6 +611,23 @@ func TestFinalizers(t *testing.T) {
 	}
 }
 
+func TestGraphChoice(t *testing.T) {
+	if f, err := model.GraphFile(); err != nil || !strings.HasSuffix(f, "/model.gqa.onnx") {
+		t.Fatalf("GraphFile() = %q, %v; want the fused graph", f, err)
+	}
+	plain, err := Open(modelDir, &Options{Graph: GraphPlain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	if f, err := plain.GraphFile(); err != nil || !strings.HasSuffix(f, "/model.onnx") {
+		t.Fatalf("GraphPlain runs %q, %v", f, err)
+	}
+	if _, err := Open(modelDir, &Options{Graph: 7}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("graph 7: %v", err)
+	}
+}
+
 func TestProvider(t *testing.T) {
 	p, d, err := model.Provider()
 	if err != nil || p != ProviderCPU || d != 0 {
