@@ -133,3 +133,17 @@ def test_every_engine_drives_the_shared_buffer_of_the_fused_export(fused_run):
     assert rill, agreement["rill"]
     for name in ["ort", "genai"]:
         assert engines[name]["check_tokens"] == rill, (name, agreement[name])
+
+
+def test_rill_runs_the_peers_graph_unless_told_to_choose_its_own(report, default_model, tmp_path):
+    # By default rill runs model.onnx like the peers, though the folder has model.gqa.onnx.
+    assert report["engines"]["rill"]["graph_file"] == str(default_model / "model.onnx")
+    assert not any("--rill-graph" in n for n in report["notes"])
+    own, _ = run_compare(default_model, tmp_path, "--engines", "rill,ort", "--no-bandwidth", "--rill-graph", "auto")
+    rill, ort = own["engines"]["rill"], own["engines"]["ort"]
+    assert rill["graph_file"] == str(default_model / "model.gqa.onnx")
+    assert any("model.gqa.onnx (`--rill-graph auto`); the peers model.onnx" in n for n in own["notes"]), own["notes"]
+    # The same greedy tokens from the fused graph, on the benchmark and the check prompt.
+    if rill.get("tokens") is not None:
+        assert rill["tokens"] == ort["tokens"]
+    assert own["agreement"]["rill"]["check_tokens"] == ort["check_tokens"]
