@@ -29,6 +29,11 @@ pub const SHARED_KV_KEY: &str = "past_present_share_buffer";
 /// positions of each row get logits; 0 (its default) keeps every position.
 pub const LOGITS_TO_KEEP_KEY: &str = "rill_logits_to_keep";
 
+/// Model metadata key of fused-attention graphs (`rill-train export`): the rows of their
+/// rotary tables, the most positions they can run. A folder whose config.json was given
+/// more positions afterwards keeps graphs exported for fewer.
+pub const ROTARY_POSITIONS_KEY: &str = "rill_rotary_positions";
+
 /// The graph's interface as the session drives it (small and `Copy`: read every step).
 #[derive(Debug, Clone, Copy)]
 pub struct GraphInfo {
@@ -50,6 +55,8 @@ pub struct GraphInfo {
     pub cache_layout: Layout,
     /// Whether the graph takes `logits_to_keep` ([`LOGITS_TO_KEEP_KEY`]).
     pub logits_to_keep: bool,
+    /// The most positions the graph runs, when it says ([`ROTARY_POSITIONS_KEY`]).
+    pub max_positions: Option<usize>,
 }
 
 /// A graph input or output as "name: dtype [dims]".
@@ -206,5 +213,8 @@ pub fn inspect(
             false => Layout::DoubleBuffered,
         },
         logits_to_keep: flag(LOGITS_TO_KEEP_KEY)?,
+        max_positions: metadata
+            .custom(ROTARY_POSITIONS_KEY)
+            .and_then(|v| v.trim().parse().ok()),
     })
 }

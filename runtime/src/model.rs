@@ -30,8 +30,10 @@ pub enum WeightSource {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum GraphChoice {
     /// The fused-attention graph ([`crate::graph::FUSED_GRAPH_FILE`], `model.gqa.onnx`)
-    /// when the folder has one, else `model.onnx`. On CUDA an f32 fused graph, which the
-    /// provider would run half on the host, gives way to `model.onnx`. The default.
+    /// when the folder has one, else `model.onnx`. The fused graph gives way to
+    /// `model.onnx` when its rotary tables hold fewer positions than config.json allows
+    /// (config.json edited after the export) and, on CUDA, when it is f32 (the provider
+    /// would run it half on the host). The default.
     #[default]
     Auto,
     /// `model.onnx`, the folder's Hugging Face / optimum graph, even when a fused one is
@@ -218,14 +220,28 @@ impl Model {
             crate::Provider::Cpu => None,
             _ => crate::provider::cuda_cannot_run(&opened.graph),
         };
-        let opened = match (on_gpu(&opened), provider) {
-            (Some(_), crate::Provider::Cuda { device })
-                if options.graph == GraphChoice::Auto && opened.path != plain && plain.exists() =>
-            {
-                drop(opened);
-                open_with(&plain, Some(device))?
-            }
-            _ => opened,
+        // The fused graph was only preferred: the plain one instead when the fused one has
+        // fewer rotary positions than config.json allows, or CUDA would run it half on the
+        // host.
+        let short = |opened: &Opened| {
+            matches!((opened.graph.max_positions, config.max_position_embeddings),
+                (Some(rows), Some(allowed)) if rows < allowed)
+        };
+        let opened = if options.graph == GraphChoice::Auto
+            && opened.path != plain
+            && plain.exists()
+            && (short(&opened) || on_gpu(&opened).is_some())
+        {
+            let cuda = match provider {
+                crate::Provider::Cpu => None,
+                crate::Provider::Cuda { device } | crate::Provider::CudaOrCpu { device } => {
+                    Some(device)
+                }
+            };
+            drop(opened);
+            open_with(&plain, cuda)?
+        } else {
+            opened
         };
         let (opened, provider, provider_note) = match on_gpu(&opened) {
             None => (opened, provider, provider_note),
@@ -464,9 +480,14 @@ impl Model {
             .unwrap_or_default()
     }
 
-    /// The longest context a session may ask for.
+    /// The longest context a session may ask for: config.json's
+    /// `max_position_embeddings` (2,048 when absent), or fewer when the graph's rotary
+    /// tables have fewer rows.
     pub fn max_context(&self) -> usize {
-        self.config.max_position_embeddings.unwrap_or(2048)
+        let allowed = self.config.max_position_embeddings.unwrap_or(2048);
+        self.graph
+            .max_positions
+            .map_or(allowed, |rows| rows.min(allowed))
     }
 }
 

@@ -62,7 +62,7 @@ pub const CUDA_BUILD: bool = cfg!(feature = "cuda");
 pub(crate) fn cuda_cannot_run(graph: &crate::graph::GraphInfo) -> Option<String> {
     use crate::kv_cache::{CacheDtype, Layout};
     (graph.cache_layout == Layout::Shared && graph.cache_dtype == CacheDtype::F32).then(|| {
-        "this is an f32 fused-attention graph (GroupQueryAttention), and ONNX Runtime's CUDA provider runs GroupQueryAttention only in f16 or bf16: every step would copy the KV cache between the GPU and the host. On the GPU use an f16 export (`rill-train export --attention gqa --dtype f16`) or the plain one (`--attention hf`)".to_string()
+        "this is an f32 fused-attention graph (GroupQueryAttention), and ONNX Runtime's CUDA provider runs GroupQueryAttention only in f16 or bf16: every step would copy the KV cache between the GPU and the host. On the GPU use an f16 export (`rill-train export --attention gqa --dtype f16`) or the plain one (`--attention hf`; in a folder that has both, `--graph plain` runs model.onnx)".to_string()
     })
 }
 
@@ -132,6 +132,7 @@ mod tests {
             vocab: 4096,
             cache_layout,
             logits_to_keep: true,
+            max_positions: None,
         };
         let why = cuda_cannot_run(&graph(CacheDtype::F32, Layout::Shared)).unwrap();
         assert!(why.contains("--attention gqa --dtype f16"), "{why}");

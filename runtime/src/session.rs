@@ -210,7 +210,14 @@ impl Session {
         };
         if context > max {
             return Err(RillError::InvalidArgument(format!(
-                "context_len {context} exceeds the model's max_position_embeddings {max}"
+                "context_len {context} exceeds the {max} positions the model runs ({})",
+                match model.graph().max_positions {
+                    Some(rows) if rows < model.config().max_position_embeddings.unwrap_or(2048) => format!(
+                        "the rotary tables of {}, exported for {rows}; export it again from a folder allowing more",
+                        model.graph_file().display()
+                    ),
+                    _ => "config.json's max_position_embeddings".to_string(),
+                }
             )));
         }
         if options.prefill_chunk == 0 || options.batch == 0 {

@@ -115,3 +115,46 @@ fn both_graphs_give_the_same_greedy_tokens_on_the_default_model() {
     assert_eq!(fused.len(), 40);
     assert_eq!(fused, run(GraphChoice::Plain));
 }
+
+#[test]
+fn a_fused_graph_exported_for_fewer_positions_than_config_json_allows_is_not_run_past_them() {
+    // config.json raised to 2,048 positions after the export: the fused graph's rotary
+    // tables still have 1,024 rows. Auto runs model.onnx instead (which computes RoPE from
+    // position_ids); the fused graph asked for caps the context at its rows.
+    let (_tmp, dir) = common::copy_default_model();
+    std::fs::copy(
+        common::default_model_dir().join("model.gqa.onnx"),
+        dir.join("model.gqa.onnx"),
+    )
+    .unwrap();
+    let path = dir.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    config["max_position_embeddings"] = 2048.into();
+    std::fs::write(&path, config.to_string()).unwrap();
+
+    let auto = open(&dir, GraphChoice::Auto).unwrap();
+    assert_eq!(auto.graph_file(), dir.join("model.onnx"));
+    assert_eq!(auto.max_context(), 2048);
+
+    let fused = std::sync::Arc::new(open(&dir, GraphChoice::Fused).unwrap());
+    assert_eq!(fused.graph().max_positions, Some(1024));
+    assert_eq!(fused.max_context(), 1024);
+    let options = |context_len| rill::SessionOptions {
+        context_len,
+        ..Default::default()
+    };
+    match rill::Session::new(fused.clone(), options(2048)) {
+        Err(RillError::InvalidArgument(m)) => {
+            assert!(m.contains("1024") && m.contains("rotary tables"), "{m}")
+        }
+        other => panic!("expected InvalidArgument, got {:?}", other.map(|_| ())),
+    }
+    let mut whole = rill::Session::new(fused, options(0)).unwrap();
+    assert_eq!(whole.context_len(), 1024);
+    let prompt: Vec<u32> = (0..1100).map(|i| 3 + (i * 37) % 4000).collect();
+    assert!(matches!(
+        whole.forward(&prompt),
+        Err(RillError::PromptTooLong { .. })
+    ));
+}

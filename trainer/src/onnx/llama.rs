@@ -37,6 +37,10 @@ pub const SHARED_KV_KEY: &str = "past_present_share_buffer";
 /// [`LOGITS_TO_KEEP`].
 pub const LOGITS_TO_KEEP_KEY: &str = "rill_logits_to_keep";
 
+/// Model metadata key of fused-attention graphs: the rows of their rotary tables (the
+/// config's `max_position_embeddings` at export), the most positions they can run.
+pub const ROTARY_POSITIONS_KEY: &str = "rill_rotary_positions";
+
 /// An optional int64 scalar input (transformers' `logits_to_keep`): when positive, the
 /// logits of only the last that many positions of each row are computed (`logits` is then
 /// `[batch, min(n, seq), vocab]`); 0, its default, keeps every position. A prompt chunk
@@ -180,6 +184,10 @@ pub fn build(cfg: &LlamaConfig, weights: &FolderWeights, attention: Attention) -
     };
     if attention == Attention::Gqa {
         c.g.metadata(SHARED_KV_KEY, "true");
+        c.g.metadata(
+            ROTARY_POSITIONS_KEY,
+            &cfg.max_position_embeddings.to_string(),
+        );
     }
     c.g.metadata(LOGITS_TO_KEEP_KEY, "true");
     c.g.finish("rill_llama", OPSET, doc)
