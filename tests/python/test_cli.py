@@ -41,6 +41,7 @@ def test_bench_json(default_model):
     assert 0 < report["ort_run_share"][1] <= 1
     assert report["rss_after_open"] > 0 and report["weights_file_bytes"] > 0
     assert report["assisted_decode_tokens_per_s"] is None
+    assert report["graph_file"] == str(default_model / "model.gqa.onnx")
     # With the model as its own assistant: every proposal checked, fewer passes than tokens.
     out = rill("bench", "--model", default_model, "--reps", "2", "--prompt-tokens", "16", "--new-tokens", "8", "--json",
                "--assistant", default_model)
