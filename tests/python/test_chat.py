@@ -18,19 +18,23 @@ class Terminal:
 
     def __init__(self, command):
         self.name = f"rill-{uuid.uuid4().hex[:8]}"
+        # A tmux server of its own (socket named after the session): a shared default
+        # server that the previous test's close is shutting down can refuse the new
+        # session ("server exited unexpectedly").
+        self.tmux = ["tmux", "-L", self.name]
         # The pane outlives the program and says how it ended (no reliance on tmux's
         # remain-on-exit, whose scope differs between tmux versions).
         script = f"{command}; echo \"[exited $?]\"; sleep 600"
-        subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", "220", "-y", "60", "bash", "-c", script],
+        subprocess.run([*self.tmux, "new-session", "-d", "-s", self.name, "-x", "220", "-y", "60", "bash", "-c", script],
                        check=True)
 
     def screen(self):
-        out = subprocess.run(["tmux", "capture-pane", "-p", "-J", "-S", "-200", "-t", self.name],
+        out = subprocess.run([*self.tmux, "capture-pane", "-p", "-J", "-S", "-200", "-t", self.name],
                              capture_output=True, text=True)
         return out.stdout
 
     def keys(self, *keys):
-        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
+        subprocess.run([*self.tmux, "send-keys", "-t", self.name, *keys], check=True)
 
     def type(self, line):
         self.keys("-l", line)
@@ -55,7 +59,7 @@ class Terminal:
         return self.wait(lambda s: self.prompts(s) > before and s.rstrip().endswith(">"), what=what)
 
     def close(self):
-        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+        subprocess.run([*self.tmux, "kill-server"], capture_output=True)
 
 
 def replies(screen):
