@@ -1,6 +1,8 @@
 """`rill chat` driven like a person at a terminal (tmux send-keys / capture-pane): two
 turns, /regen, Ctrl-C in the middle of a reply; and a conversation saved by one process
 and continued by another (`rill generate --save-state / --load-state`)."""
+import os
+import pathlib
 import shutil
 import subprocess
 import time
@@ -60,6 +62,8 @@ class Terminal:
 
     def close(self):
         subprocess.run([*self.tmux, "kill-server"], capture_output=True)
+        socket = pathlib.Path(os.environ.get("TMUX_TMPDIR", "/tmp")) / f"tmux-{os.getuid()}" / self.name
+        socket.unlink(missing_ok=True)
 
 
 def replies(screen):
