@@ -223,14 +223,10 @@ impl Model {
         // The fused graph was only preferred: the plain one instead when the fused one has
         // fewer rotary positions than config.json allows, or CUDA would run it half on the
         // host.
-        let short = |opened: &Opened| {
-            matches!((opened.graph.max_positions, config.max_position_embeddings),
-                (Some(rows), Some(allowed)) if rows < allowed)
-        };
         let opened = if options.graph == GraphChoice::Auto
             && opened.path != plain
             && plain.exists()
-            && (short(&opened) || on_gpu(&opened).is_some())
+            && (rotary_limit(&opened.graph, &config).is_some() || on_gpu(&opened).is_some())
         {
             let cuda = match provider {
                 crate::Provider::Cpu => None,
@@ -484,11 +480,27 @@ impl Model {
     /// `max_position_embeddings` (2,048 when absent), or fewer when the graph's rotary
     /// tables have fewer rows.
     pub fn max_context(&self) -> usize {
-        let allowed = self.config.max_position_embeddings.unwrap_or(2048);
-        self.graph
-            .max_positions
-            .map_or(allowed, |rows| rows.min(allowed))
+        self.rotary_limit()
+            .unwrap_or_else(|| allowed_positions(&self.config))
     }
+
+    /// The rows of the graph's rotary tables when they are fewer than config.json's
+    /// positions (a fused graph exported before config.json was given more).
+    pub fn rotary_limit(&self) -> Option<usize> {
+        rotary_limit(&self.graph, &self.config)
+    }
+}
+
+/// The positions config.json allows (2,048 when it does not say).
+fn allowed_positions(config: &ModelConfig) -> usize {
+    config.max_position_embeddings.unwrap_or(2048)
+}
+
+/// See [`Model::rotary_limit`].
+fn rotary_limit(graph: &GraphInfo, config: &ModelConfig) -> Option<usize> {
+    graph
+        .max_positions
+        .filter(|&rows| rows < allowed_positions(config))
 }
 
 /// A session over one of the folder's graphs, with that graph's interface.

@@ -211,8 +211,8 @@ impl Session {
         if context > max {
             return Err(RillError::InvalidArgument(format!(
                 "context_len {context} exceeds the {max} positions the model runs ({})",
-                match model.graph().max_positions {
-                    Some(rows) if rows < model.config().max_position_embeddings.unwrap_or(2048) => format!(
+                match model.rotary_limit() {
+                    Some(rows) => format!(
                         "the rotary tables of {}, exported for {rows}; export it again from a folder allowing more",
                         model.graph_file().display()
                     ),

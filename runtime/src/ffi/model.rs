@@ -70,10 +70,24 @@ pub extern "C" fn rill_model_provider_note(
     capacity: usize,
     needed_out: *mut usize,
 ) -> rill_status {
+    model_text(model, buf, capacity, needed_out, |m| {
+        Ok(m.provider_note().unwrap_or(""))
+    })
+}
+
+/// Writes the text `text` takes from the model behind `model` into `buf` as
+/// NUL-terminated UTF-8 (the C ABI's buffer pattern).
+fn model_text(
+    model: *const rill_model,
+    buf: *mut c_char,
+    capacity: usize,
+    needed_out: *mut usize,
+    text: impl FnOnce(&Model) -> Result<&str, RillError>,
+) -> rill_status {
     ffi_call(|| {
         let model = model_arc(model)?;
-        let note = model.provider_note().unwrap_or("");
-        super::write_buffer(note.as_bytes(), true, buf as *mut u8, capacity, needed_out)
+        let text = text(&model)?;
+        super::write_buffer(text.as_bytes(), true, buf as *mut u8, capacity, needed_out)
     })
 }
 
@@ -111,13 +125,10 @@ pub extern "C" fn rill_model_graph_file(
     capacity: usize,
     needed_out: *mut usize,
 ) -> rill_status {
-    ffi_call(|| {
-        let model = model_arc(model)?;
-        let path = model
-            .graph_file()
+    model_text(model, buf, capacity, needed_out, |m| {
+        m.graph_file()
             .to_str()
-            .ok_or(RillError::InvalidUtf8("the graph file's path (not UTF-8)"))?;
-        super::write_buffer(path.as_bytes(), true, buf as *mut u8, capacity, needed_out)
+            .ok_or(RillError::InvalidUtf8("the graph file's path (not UTF-8)"))
     })
 }
 
