@@ -335,6 +335,8 @@ pub fn run_strategy_timed(
     drop(single);
     let prefill = started.elapsed();
     let mut decode_steps = 0;
+    let mut cache_rows = CacheRows::new(&seqs);
+    let mut ordered = Vec::new();
     loop {
         let flat: Vec<u32> = seqs.iter().flatten().copied().collect();
         let length = seqs[0].len();
@@ -343,8 +345,9 @@ pub fn run_strategy_timed(
         let mut ask = check
             .as_mut()
             .map(|c| move |row: usize, token: u32| c.completes(row, token));
+        let logits = cache_rows.in_hypothesis_order(session.forward_cached(), vocab, &mut ordered);
         let Some(choices) = strategy.step(
-            session.forward_cached(),
+            logits,
             vocab,
             &flat,
             length,
@@ -362,13 +365,6 @@ pub fn run_strategy_timed(
             )));
         }
         let parents: Vec<usize> = choices.iter().map(|c| c.parent as usize).collect();
-        // Row i's cache already holds its parent's up to where their tokens part (the
-        // prompt, broadcast to every row, at least): only the rest is copied.
-        let keep: Vec<usize> = parents
-            .iter()
-            .enumerate()
-            .map(|(i, &p)| common_prefix(&seqs[i], &seqs[p]))
-            .collect();
         seqs = choices
             .iter()
             .map(|c| {
@@ -377,8 +373,12 @@ pub fn run_strategy_timed(
                 s
             })
             .collect();
-        session.reorder_rows_keeping(&parents, &keep)?;
-        let last: Vec<[u32; 1]> = choices.iter().map(|c| [c.token]).collect();
+        let (sources, keep) = cache_rows.assign(&parents, &seqs);
+        session.reorder_rows_keeping(&sources, &keep)?;
+        let mut last = vec![[0u32; 1]; choices.len()];
+        for (c, &row) in choices.iter().zip(&cache_rows.row) {
+            last[row] = [c.token];
+        }
         let next: Vec<&[u32]> = last.iter().map(|r| r.as_slice()).collect();
         session.forward_rows(&next)?;
         decode_steps += 1;
@@ -455,7 +455,152 @@ impl<'a> StopCheck<'a> {
     }
 }
 
+/// Which row of the batch's KV cache holds each hypothesis of a search. The strategy
+/// keeps its hypotheses in its own order (best first, as transformers does) and says each
+/// step which earlier hypothesis each new one extends; rows need not follow that order.
+/// Each parent's row passes to its first child as it is, and only its other children copy
+/// a cache row, into the rows of hypotheses that ended: a step whose best hypothesis
+/// spawns two (parents `[0, 0, 1, 2]`) copies one row instead of moving three.
+struct CacheRows {
+    /// `row[i]`: the cache row of hypothesis `i`.
+    row: Vec<usize>,
+    /// `tokens[r]`: the tokens whose cache row `r` holds (after the coming pass).
+    tokens: Vec<Vec<u32>>,
+}
+
+impl CacheRows {
+    /// Hypothesis `i` in row `i`, holding `seqs[i]`.
+    fn new(seqs: &[Vec<u32>]) -> Self {
+        CacheRows {
+            row: (0..seqs.len()).collect(),
+            tokens: seqs.to_vec(),
+        }
+    }
+
+    /// Moves to the next step's hypotheses `next`, hypothesis `i` extending `parents[i]`,
+    /// and returns what the cache must do first, row by row: the row each row copies from
+    /// (itself: nothing to copy) and the position it copies from (what the two rows
+    /// already share, the prompt at least, stays).
+    fn assign(&mut self, parents: &[usize], next: &[Vec<u32>]) -> (Vec<usize>, Vec<usize>) {
+        let n = self.row.len();
+        let mut taken = vec![false; n];
+        let mut row = vec![None; n];
+        for (i, &p) in parents.iter().enumerate() {
+            let r = self.row[p];
+            if !taken[r] {
+                taken[r] = true;
+                row[i] = Some(r);
+            }
+        }
+        let mut free = (0..n).filter(|&r| !taken[r]);
+        let row: Vec<usize> = row
+            .into_iter()
+            .map(|r| r.or_else(|| free.next()).expect("one row per hypothesis"))
+            .collect();
+        let mut sources: Vec<usize> = (0..n).collect();
+        let mut keep: Vec<usize> = self.tokens.iter().map(Vec::len).collect();
+        for (i, &p) in parents.iter().enumerate() {
+            let (r, from) = (row[i], self.row[p]);
+            if r != from {
+                sources[r] = from;
+                keep[r] = common_prefix(&self.tokens[r], &self.tokens[from]);
+            }
+        }
+        for (i, &r) in row.iter().enumerate() {
+            self.tokens[r].clone_from(&next[i]);
+        }
+        self.row = row;
+        (sources, keep)
+    }
+
+    /// The batch's logits (`[rows * vocab]`, row by row) in hypothesis order: `rows`
+    /// itself while hypothesis `i` is in row `i`, else rearranged into `buffer`.
+    fn in_hypothesis_order<'a>(
+        &self,
+        rows: &'a [f32],
+        vocab: usize,
+        buffer: &'a mut Vec<f32>,
+    ) -> &'a [f32] {
+        if self.row.iter().enumerate().all(|(i, &r)| i == r) {
+            return rows;
+        }
+        buffer.clear();
+        for &r in &self.row {
+            buffer.extend_from_slice(&rows[r * vocab..(r + 1) * vocab]);
+        }
+        buffer
+    }
+}
+
 /// How many leading tokens `a` and `b` share.
 fn common_prefix(a: &[u32], b: &[u32]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CacheRows;
+
+    fn extend(seqs: &[Vec<u32>], parents: &[usize], tokens: &[u32]) -> Vec<Vec<u32>> {
+        parents
+            .iter()
+            .zip(tokens)
+            .map(|(&p, &t)| [seqs[p].as_slice(), &[t]].concat())
+            .collect()
+    }
+
+    /// After any sequence of steps, each hypothesis's row holds its tokens, and a step
+    /// copies only the rows of second children, from their parent's row.
+    #[test]
+    fn cache_rows_follow_their_hypotheses_and_copy_only_extra_children() {
+        let prompt = vec![7u32, 8, 9];
+        let mut seqs = vec![prompt; 4];
+        let mut rows = CacheRows::new(&seqs);
+        let steps: [(&[usize], &[u32]); 5] = [
+            (&[0, 0, 1, 2], &[10, 11, 12, 13]),
+            (&[1, 0, 3, 3], &[20, 21, 22, 23]),
+            (&[2, 2, 2, 2], &[30, 31, 32, 33]),
+            (&[0, 1, 2, 3], &[40, 41, 42, 43]),
+            (&[3, 1, 0, 0], &[50, 51, 52, 53]),
+        ];
+        for (parents, tokens) in steps {
+            let before = rows.row.clone();
+            let cached = rows.tokens.clone();
+            let next = extend(&seqs, parents, tokens);
+            let (sources, keep) = rows.assign(parents, &next);
+            let mut distinct = parents.to_vec();
+            distinct.sort_unstable();
+            distinct.dedup();
+            let copies = (0..4).filter(|&r| sources[r] != r).count();
+            assert_eq!(copies, 4 - distinct.len(), "parents {parents:?}");
+            for (i, &p) in parents.iter().enumerate() {
+                let r = rows.row[i];
+                assert_eq!(rows.tokens[r], next[i]);
+                // What row r holds after the copy: its parent's tokens.
+                assert_eq!(sources[r], before[p]);
+                let held = &cached[r][..keep[r].min(cached[r].len())];
+                assert_eq!(held, &cached[before[p]][..held.len()]);
+            }
+            let mut used = rows.row.clone();
+            used.sort_unstable();
+            assert_eq!(used, vec![0, 1, 2, 3]);
+            seqs = next;
+        }
+    }
+
+    #[test]
+    fn logits_come_back_in_hypothesis_order() {
+        let seqs = vec![vec![1u32]; 3];
+        let mut rows = CacheRows::new(&seqs);
+        let batch = [0.0f32, 0.5, 1.0, 1.5, 2.0, 2.5];
+        let mut buffer = Vec::new();
+        assert_eq!(rows.in_hypothesis_order(&batch, 2, &mut buffer), &batch);
+        let next = extend(&seqs, &[2, 2, 0], &[4, 5, 6]);
+        rows.assign(&[2, 2, 0], &next);
+        let ordered = rows.in_hypothesis_order(&batch, 2, &mut buffer).to_vec();
+        for (i, &r) in rows.row.iter().enumerate() {
+            assert_eq!(ordered[i * 2..i * 2 + 2], batch[r * 2..r * 2 + 2]);
+        }
+        assert_ne!(rows.row, vec![0, 1, 2]);
+    }
 }
