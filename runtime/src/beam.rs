@@ -335,7 +335,7 @@ pub fn run_strategy_timed(
     drop(single);
     let prefill = started.elapsed();
     let mut decode_steps = 0;
-    let mut cache_rows = CacheRows::new(&seqs);
+    let mut cache_rows = CacheRows::new(rows);
     let mut ordered = Vec::new();
     loop {
         let flat: Vec<u32> = seqs.iter().flatten().copied().collect();
@@ -365,6 +365,7 @@ pub fn run_strategy_timed(
             )));
         }
         let parents: Vec<usize> = choices.iter().map(|c| c.parent as usize).collect();
+        let (sources, keep) = cache_rows.assign(&parents, &seqs);
         seqs = choices
             .iter()
             .map(|c| {
@@ -373,7 +374,6 @@ pub fn run_strategy_timed(
                 s
             })
             .collect();
-        let (sources, keep) = cache_rows.assign(&parents, &seqs);
         session.reorder_rows_keeping(&sources, &keep)?;
         let mut last = vec![[0u32; 1]; choices.len()];
         for (c, &row) in choices.iter().zip(&cache_rows.row) {
@@ -464,25 +464,27 @@ impl<'a> StopCheck<'a> {
 struct CacheRows {
     /// `row[i]`: the cache row of hypothesis `i`.
     row: Vec<usize>,
-    /// `tokens[r]`: the tokens whose cache row `r` holds (after the coming pass).
-    tokens: Vec<Vec<u32>>,
 }
 
 impl CacheRows {
-    /// Hypothesis `i` in row `i`, holding `seqs[i]`.
-    fn new(seqs: &[Vec<u32>]) -> Self {
+    /// Hypothesis `i` in row `i`, for `n` hypotheses.
+    fn new(n: usize) -> Self {
         CacheRows {
-            row: (0..seqs.len()).collect(),
-            tokens: seqs.to_vec(),
+            row: (0..n).collect(),
         }
     }
 
-    /// Moves to the next step's hypotheses `next`, hypothesis `i` extending `parents[i]`,
-    /// and returns what the cache must do first, row by row: the row each row copies from
+    /// Moves to the next step's hypotheses, the new hypothesis `i` extending
+    /// `parents[i]` of `seqs` (the hypotheses so far, whose tokens the rows hold), and
+    /// returns what the cache must do first, row by row: the row each row copies from
     /// (itself: nothing to copy) and the position it copies from (what the two rows
     /// already share, the prompt at least, stays).
-    fn assign(&mut self, parents: &[usize], next: &[Vec<u32>]) -> (Vec<usize>, Vec<usize>) {
+    fn assign(&mut self, parents: &[usize], seqs: &[Vec<u32>]) -> (Vec<usize>, Vec<usize>) {
         let n = self.row.len();
+        let mut holder = vec![0; n];
+        for (i, &r) in self.row.iter().enumerate() {
+            holder[r] = i;
+        }
         let mut taken = vec![false; n];
         let mut row = vec![None; n];
         for (i, &p) in parents.iter().enumerate() {
@@ -498,16 +500,13 @@ impl CacheRows {
             .map(|r| r.or_else(|| free.next()).expect("one row per hypothesis"))
             .collect();
         let mut sources: Vec<usize> = (0..n).collect();
-        let mut keep: Vec<usize> = self.tokens.iter().map(Vec::len).collect();
+        let mut keep: Vec<usize> = vec![seqs.first().map_or(0, Vec::len); n];
         for (i, &p) in parents.iter().enumerate() {
             let (r, from) = (row[i], self.row[p]);
             if r != from {
                 sources[r] = from;
-                keep[r] = common_prefix(&self.tokens[r], &self.tokens[from]);
+                keep[r] = common_prefix(&seqs[holder[r]], &seqs[p]);
             }
-        }
-        for (i, &r) in row.iter().enumerate() {
-            self.tokens[r].clone_from(&next[i]);
         }
         self.row = row;
         (sources, keep)
@@ -555,7 +554,9 @@ mod tests {
     fn cache_rows_follow_their_hypotheses_and_copy_only_extra_children() {
         let prompt = vec![7u32, 8, 9];
         let mut seqs = vec![prompt; 4];
-        let mut rows = CacheRows::new(&seqs);
+        let mut rows = CacheRows::new(4);
+        // What each cache row holds, copied and extended as the cache would be.
+        let mut cached = seqs.clone();
         let steps: [(&[usize], &[u32]); 5] = [
             (&[0, 0, 1, 2], &[10, 11, 12, 13]),
             (&[1, 0, 3, 3], &[20, 21, 22, 23]),
@@ -565,21 +566,27 @@ mod tests {
         ];
         for (parents, tokens) in steps {
             let before = rows.row.clone();
-            let cached = rows.tokens.clone();
             let next = extend(&seqs, parents, tokens);
-            let (sources, keep) = rows.assign(parents, &next);
+            let (sources, keep) = rows.assign(parents, &seqs);
             let mut distinct = parents.to_vec();
             distinct.sort_unstable();
             distinct.dedup();
             let copies = (0..4).filter(|&r| sources[r] != r).count();
             assert_eq!(copies, 4 - distinct.len(), "parents {parents:?}");
+            let old = cached.clone();
+            for r in 0..4 {
+                // Row r already holds what it keeps: its source's tokens up to `keep`.
+                let held = keep[r].min(old[r].len());
+                assert_eq!(old[r][..held], old[sources[r]][..held]);
+                cached[r] = old[sources[r]].clone();
+            }
             for (i, &p) in parents.iter().enumerate() {
                 let r = rows.row[i];
-                assert_eq!(rows.tokens[r], next[i]);
-                // What row r holds after the copy: its parent's tokens.
                 assert_eq!(sources[r], before[p]);
-                let held = &cached[r][..keep[r].min(cached[r].len())];
-                assert_eq!(held, &cached[before[p]][..held.len()]);
+                cached[r].push(tokens[i]);
+            }
+            for (i, &r) in rows.row.iter().enumerate() {
+                assert_eq!(cached[r], next[i]);
             }
             let mut used = rows.row.clone();
             used.sort_unstable();
@@ -591,12 +598,11 @@ mod tests {
     #[test]
     fn logits_come_back_in_hypothesis_order() {
         let seqs = vec![vec![1u32]; 3];
-        let mut rows = CacheRows::new(&seqs);
+        let mut rows = CacheRows::new(3);
         let batch = [0.0f32, 0.5, 1.0, 1.5, 2.0, 2.5];
         let mut buffer = Vec::new();
         assert_eq!(rows.in_hypothesis_order(&batch, 2, &mut buffer), &batch);
-        let next = extend(&seqs, &[2, 2, 0], &[4, 5, 6]);
-        rows.assign(&[2, 2, 0], &next);
+        rows.assign(&[2, 2, 0], &seqs);
         let ordered = rows.in_hypothesis_order(&batch, 2, &mut buffer).to_vec();
         for (i, &r) in rows.row.iter().enumerate() {
             assert_eq!(ordered[i * 2..i * 2 + 2], batch[r * 2..r * 2 + 2]);
