@@ -76,7 +76,16 @@ def test_every_engine_that_ran_reports_positive_figures(report):
         assert r["rss_after_open"] > 0 and r["rss_after_generation"] > 0, (name, r)
         # The hypervisor's steal is a part of the other load, never more.
         assert 0 <= r["steal_cores"] <= r["other_load_cores"], (name, r)
-    assert report["bandwidth"]["gb_per_s"] > 0 and report["bandwidth"]["limit_tokens_per_s"] > 0
+    bw = report["bandwidth"]
+    assert bw["gb_per_s"] > 0 and bw["limit_tokens_per_s"] > 0
+    # One reading just before each engine's run and one after them all; the limit uses their
+    # median, and each engine's fraction its own reading.
+    ran = [r for r in engines.values() if r["status"] == "ok"]
+    assert len(bw["readings_gb_per_s"]) == len(ran) + 1 and bw["gb_per_s"] in bw["readings_gb_per_s"]
+    for name, r in engines.items():
+        if r["status"] == "ok":
+            own_limit = r["bandwidth_gbs"] * 1e9 / bw["bytes_per_token"][name]
+            assert abs(bw["fractions"][name] - r["decode_tokens_per_s"][1] / own_limit) < 1e-9, (name, bw)
 
 
 def test_rill_ort_loop_and_genai_decode_the_same_greedy_tokens(report):
