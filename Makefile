@@ -373,6 +373,8 @@ compare: compare-env bench-models
 	cat $(COMPARE_OUT)/rill-tiny.md $(COMPARE_OUT)/rill-tiny-gqa.md $(COMPARE_OUT)/rill-tiny-gqa-all.md \
 		$(COMPARE_OUT)/rill-tiny-long.md $(COMPARE_OUT)/bench100m.md $(COMPARE_OUT)/bench100m-f16.md \
 		$(COMPARE_OUT)/bench100m-long.md $(COMPARE_OUT)/bench100m-q4.md > $(COMPARE_OUT)/compare.md
+	python3 scripts/compare_targets.py $(COMPARE_OUT) --markdown-out $(COMPARE_OUT)/targets.md \
+		--json $(COMPARE_OUT)/targets.json
 
 # The int4 row alone (and the int4 folder if missing): rill on $(BENCH_MODEL)-q4, and as
 # `rill (peers' folder)` on the f32 folder, the peers on the f32 folder, llama.cpp on its own
