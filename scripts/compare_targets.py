@@ -40,81 +40,107 @@ def decode(e):
     return e["decode_tokens_per_s"][1]
 
 
-class Targets:
-    """The rows of the table: (target, figure, limit, verdict)."""
+def target(text, limit, at_least, measured):
+    """One row: `measured` is (value, figure), or None when not measured; met when value >=
+    limit (`at_least`), else when value <= limit."""
+    if measured is None:
+        return {"target": text, "value": None, "limit": limit, "verdict": "not measured", "figure": "—"}
+    value, figure = measured
+    met = value >= limit if at_least else value <= limit
+    return {"target": text, "value": value, "limit": limit, "verdict": "met" if met else "not met", "figure": figure}
 
-    def __init__(self):
-        self.rows = []
 
-    def add(self, target, value, limit, at_least, figure):
-        """One target; `value` None when not measured. `at_least`: met when value >= limit
-        (else when value <= limit)."""
-        if value is None:
-            self.rows.append({"target": target, "value": None, "limit": limit, "verdict": "not measured",
-                              "figure": figure or "—"})
-            return
-        met = value >= limit if at_least else value <= limit
-        self.rows.append({"target": target, "value": value, "limit": limit, "verdict": "met" if met else "not met",
-                          "figure": figure})
+def decode_ratio(report, a, b):
+    """Decode tokens/s of engine `a` over engine `b` in `report`."""
+    ea, eb = engine(report, a), engine(report, b)
+    if not (ea and eb):
+        return None
+    r = decode(ea) / decode(eb)
+    return r, f"{r:.2f}× ({decode(ea):,.1f} vs {decode(eb):,.1f} tokens/s)"
 
-    def ratio(self, target, report, a, b, limit):
-        """Decode tokens/s of engine `a` over engine `b` in `report`, at least `limit`."""
-        ea, eb = engine(report, a), engine(report, b)
-        if not (ea and eb):
-            return self.add(target, None, limit, True, None)
-        r = decode(ea) / decode(eb)
-        self.add(target, r, limit, True, f"{r:.2f}× ({decode(ea):,.1f} vs {decode(eb):,.1f} tokens/s)")
+
+def bandwidth_fraction(report):
+    """rill's decode rate over its bandwidth limit."""
+    bw = (report or {}).get("bandwidth") or {}
+    frac = bw.get("fractions", {}).get("rill")
+    if frac is None or not engine(report, "rill"):
+        return None
+    return frac, f"{frac:.2f} (limit {bw['limits']['rill']:.1f} tokens/s at {bw['gb_per_s']:.1f} GB/s)"
+
+
+def around_run(report):
+    """The share of rill's step outside ONNX Runtime's Run."""
+    rill = engine(report, "rill")
+    if not rill:
+        return None
+    share = 1 - rill["ort_run_share"][1]
+    return share, f"{share * 100:.1f} %"
+
+
+def open_ratio(report):
+    """rill's open time over the Python loop's InferenceSession creation."""
+    rill, ort = engine(report, "rill"), engine(report, "ort")
+    if not (rill and ort):
+        return None
+    r = rill["open_ms"][1] / ort["open_ms"][1]
+    return r, f"{r:.2f}× ({rill['open_ms'][1]:.0f} vs {ort['open_ms'][1]:.0f} ms)"
+
+
+def memory(report, small_report):
+    """rill's resident memory after open over what the target allows, the baseline from
+    the default model's report."""
+    rill, small = engine(report, "rill"), engine(small_report, "rill")
+    if not (rill and small and rill.get("weights_file_bytes") and small.get("weights_file_bytes")):
+        return None
+    base = small["rss_after_open"] - small["weights_file_bytes"]
+    allowed = 1.15 * (rill["weights_file_bytes"] + base)
+    return rill["rss_after_open"] / allowed, (
+        f"{rill['rss_after_open'] / MIB:.1f} MiB against {allowed / MIB:.1f} MiB allowed "
+        f"(weights {rill['weights_file_bytes'] / MIB:.1f} MiB, baseline {base / MIB:.1f} MiB)")
+
+
+def eight_sessions(report):
+    """The resident growth of eight more sessions over their caches' bytes."""
+    rill = engine(report, "rill")
+    if not (rill and rill.get("eight_sessions_cache_bytes")):
+        return None
+    grown, caches = rill["eight_sessions_rss_bytes"], rill["eight_sessions_cache_bytes"]
+    return grown / caches, f"+{grown / MIB:.1f} MiB for {caches / MIB:.1f} MiB of caches"
+
+
+def beam_ratio(report):
+    """4-beam steps/s over greedy tokens/s (rill bench's paired repetitions)."""
+    b = (engine(report, "rill") or {}).get("beam4_over_greedy")
+    if not b:
+        return None
+    return b[1], f"{b[1]:.2f} (min {b[0]:.2f}, max {b[2]:.2f} over the repetitions)"
 
 
 def read(folder):
     """Issue 6's targets against the reports in `folder`."""
     tiny, tiny_long = load(folder, "rill-tiny"), load(folder, "rill-tiny-long")
     big, big_long = load(folder, "bench100m"), load(folder, "bench100m-long")
-    t = Targets()
-    t.ratio("default model: decode ≥ 1.25× onnxruntime-genai, same graph", tiny, "rill", "genai", 1.25)
-    t.ratio("default model: decode ≥ 3× the Python ORT loop, same graph", tiny, "rill", "ort", 3.0)
-    t.ratio("100M f32: decode ≥ 1.0× onnxruntime-genai, same graph", big, "rill", "genai", 1.0)
-    frac = ((big or {}).get("bandwidth") or {}).get("fractions", {}).get("rill") if engine(big, "rill") else None
-    bw = (big or {}).get("bandwidth") or {}
-    t.add("100M f32: decode ≥ 0.85 of the bandwidth limit", frac, 0.85, True,
-          frac is not None and f"{frac:.2f} (limit {bw['limits']['rill']:.1f} tokens/s at {bw['gb_per_s']:.1f} GB/s)")
-    t.ratio("long context (1,500-token prompt), default model: rill's fused export ≥ 1.5× genai on the plain graph",
-            tiny_long, "rill", "genai", 1.5)
-    t.ratio("long context, 100M: rill's fused export ≥ 1.5× genai on the plain graph", big_long, "rill", "genai", 1.5)
-    rill = engine(big, "rill")
-    around = 1 - rill["ort_run_share"][1] if rill else None
-    t.add("100M: work around ONNX Runtime ≤ 3 % of a step", around, 0.03, False,
-          around is not None and f"{around * 100:.1f} %")
-    ort = engine(big, "ort")
-    if rill and ort:
-        o = rill["open_ms"][1] / ort["open_ms"][1]
-        t.add("100M: open ≤ 1.1× a bare ONNX Runtime session creation (the Python loop's InferenceSession)", o, 1.1,
-              False, f"{o:.2f}× ({rill['open_ms'][1]:.0f} vs {ort['open_ms'][1]:.0f} ms)")
-    else:
-        t.add("100M: open ≤ 1.1× a bare ONNX Runtime session creation", None, 1.1, False, None)
-    small = engine(tiny, "rill")
-    if rill and small and rill.get("weights_file_bytes") and small.get("weights_file_bytes"):
-        base = small["rss_after_open"] - small["weights_file_bytes"]
-        allowed = 1.15 * (rill["weights_file_bytes"] + base)
-        t.add("100M: resident memory after open ≤ 1.15 × (weights + ONNX Runtime's baseline)",
-              rill["rss_after_open"] / allowed, 1.0, False,
-              f"{rill['rss_after_open'] / MIB:.1f} MiB against {allowed / MIB:.1f} MiB allowed "
-              f"(weights {rill['weights_file_bytes'] / MIB:.1f} MiB, baseline {base / MIB:.1f} MiB)")
-    else:
-        t.add("100M: resident memory after open ≤ 1.15 × (weights + ONNX Runtime's baseline)", None, 1.0, False, None)
-    if rill and rill.get("eight_sessions_cache_bytes"):
-        e = rill["eight_sessions_rss_bytes"] / rill["eight_sessions_cache_bytes"]
-        t.add("100M: 8 sessions cost 8 KV caches and no more weights (resident growth ≤ 1.15 × the caches)", e, 1.15,
-              False, f"+{rill['eight_sessions_rss_bytes'] / MIB:.1f} MiB for "
-                     f"{rill['eight_sessions_cache_bytes'] / MIB:.1f} MiB of caches")
-    else:
-        t.add("100M: 8 sessions cost 8 KV caches and no more weights", None, 1.15, False, None)
-    for label, report in (("100M", big), ("default model", tiny)):
-        e = engine(report, "rill")
-        b = e.get("beam4_over_greedy") if e else None
-        t.add(f"{label}: 4-beam search ≥ 0.66× the tokens/s of greedy", b and b[1], 0.66, True,
-              b and f"{b[1]:.2f} (min {b[0]:.2f}, max {b[2]:.2f} over the repetitions)")
-    return t.rows
+    return [
+        target("default model: decode ≥ 1.25× onnxruntime-genai, same graph", 1.25, True,
+               decode_ratio(tiny, "rill", "genai")),
+        target("default model: decode ≥ 3× the Python ORT loop, same graph", 3.0, True,
+               decode_ratio(tiny, "rill", "ort")),
+        target("100M f32: decode ≥ 1.0× onnxruntime-genai, same graph", 1.0, True, decode_ratio(big, "rill", "genai")),
+        target("100M f32: decode ≥ 0.85 of the bandwidth limit", 0.85, True, bandwidth_fraction(big)),
+        target("long context (1,500-token prompt), default model: rill's fused export ≥ 1.5× genai on the plain "
+               "graph", 1.5, True, decode_ratio(tiny_long, "rill", "genai")),
+        target("long context, 100M: rill's fused export ≥ 1.5× genai on the plain graph", 1.5, True,
+               decode_ratio(big_long, "rill", "genai")),
+        target("100M: work around ONNX Runtime ≤ 3 % of a step", 0.03, False, around_run(big)),
+        target("100M: open ≤ 1.1× a bare ONNX Runtime session creation (the Python loop's InferenceSession)", 1.1,
+               False, open_ratio(big)),
+        target("100M: resident memory after open ≤ 1.15 × (weights + ONNX Runtime's baseline)", 1.0, False,
+               memory(big, tiny)),
+        target("100M: 8 sessions cost 8 KV caches and no more weights (resident growth ≤ 1.15 × the caches)", 1.15,
+               False, eight_sessions(big)),
+        target("100M: 4-beam search ≥ 0.66× the tokens/s of greedy", 0.66, True, beam_ratio(big)),
+        target("default model: 4-beam search ≥ 0.66× the tokens/s of greedy", 0.66, True, beam_ratio(tiny)),
+    ]
 
 
 def markdown(rows, folder):
