@@ -293,6 +293,105 @@ fn a_panicking_rust_plugin_is_an_error_not_a_crash() {
     still_works(&mut s);
 }
 
+mod samplers_only_table {
+    use std::ffi::{c_char, c_int, c_void};
+
+    use rill_plugin_abi::*;
+
+    unsafe extern "C" fn create(
+        _: *const c_char,
+        _: *const rill_host,
+        out: *mut *mut c_void,
+        _: *mut c_char,
+        _: usize,
+    ) -> c_int {
+        // SAFETY: a valid out-pointer from the host.
+        unsafe { *out = std::ptr::NonNull::<u8>::dangling().as_ptr() as *mut c_void };
+        RILL_PLUGIN_OK
+    }
+    /// Picks token 7 whenever it is a candidate.
+    unsafe extern "C" fn apply(
+        _: *mut c_void,
+        c: *mut rill_candidates,
+        _: *const rill_sampler_context,
+        _: *mut c_char,
+        _: usize,
+    ) -> c_int {
+        // SAFETY: the host's candidates, `size` of them.
+        unsafe {
+            let c = &mut *c;
+            let ids = std::slice::from_raw_parts(c.ids, c.size);
+            if let Some(i) = ids.iter().position(|&id| id == 7) {
+                c.selected = i as i64;
+            }
+        }
+        RILL_PLUGIN_OK
+    }
+    unsafe extern "C" fn destroy(_: *mut c_void) {}
+    static SEVEN: rill_sampler_vtable = rill_sampler_vtable {
+        abi_version: RILL_PLUGIN_ABI_VERSION,
+        struct_size: std::mem::size_of::<rill_sampler_vtable>() as u32,
+        name: c"pick_seven".as_ptr(),
+        create: Some(create),
+        apply: Some(apply),
+        accept: None,
+        reset: None,
+        clone: None,
+        destroy: Some(destroy),
+    };
+    struct List([*const rill_sampler_vtable; 1]);
+    // SAFETY: a pointer to an immutable static.
+    unsafe impl Sync for List {}
+    static LIST: List = List([&SEVEN]);
+    /// `rill_plugin_table` as it was before search strategies were appended.
+    #[repr(C)]
+    struct TableBeforeStrategies {
+        abi_version: u32,
+        struct_size: u32,
+        plugin_name: *const c_char,
+        n_samplers: usize,
+        samplers: *const *const rill_sampler_vtable,
+    }
+    // SAFETY: immutable static data.
+    unsafe impl Sync for TableBeforeStrategies {}
+    const _: () =
+        assert!(std::mem::size_of::<TableBeforeStrategies>() == PLUGIN_TABLE_SAMPLERS_ONLY);
+    static TABLE: TableBeforeStrategies = TableBeforeStrategies {
+        abi_version: RILL_PLUGIN_ABI_VERSION,
+        struct_size: PLUGIN_TABLE_SAMPLERS_ONLY as u32,
+        plugin_name: c"samplers-only".as_ptr(),
+        n_samplers: 1,
+        samplers: &LIST.0 as *const _ as *const *const rill_sampler_vtable,
+    };
+    pub unsafe extern "C" fn entry(
+        _: u32,
+        _: *const rill_host,
+        out: *mut *const rill_plugin_table,
+        _: *mut c_char,
+        _: usize,
+    ) -> c_int {
+        // SAFETY: a valid out-pointer from the host.
+        unsafe { *out = &TABLE as *const TableBeforeStrategies as *const rill_plugin_table };
+        RILL_PLUGIN_OK
+    }
+}
+
+#[test]
+fn a_plugin_table_from_before_search_strategies_loads_and_runs() {
+    let plugin = rill::plugin::register_static(samplers_only_table::entry).unwrap();
+    assert_eq!(plugin.sampler_names(), ["pick_seven"]);
+    let mut s = session();
+    let spec = SamplerSpec {
+        name: "pick_seven".into(),
+        params: None,
+        plugin: None,
+        before_warpers: false,
+    };
+    s.set_generation_config(greedy(Some(vec![spec]))).unwrap();
+    let out = s.generate("In the beginning", |_| true).unwrap();
+    assert_eq!(out.tokens, vec![7; 12], "the plugin picks every token");
+}
+
 /// A plugin table providing the one search strategy `$vtable`, as `entry` (for
 /// `rill::plugin::register_static`), in the calling module.
 macro_rules! one_strategy_plugin {
@@ -300,7 +399,7 @@ macro_rules! one_strategy_plugin {
         struct List([*const rill_search_vtable; 1]);
         // SAFETY: a pointer to an immutable static.
         unsafe impl Sync for List {}
-        static LIST: List = List([&$vtable]);
+        static LIST: List = List([&$vtable as *const _ as *const rill_search_vtable]);
         static TABLE: rill_plugin_table = rill_plugin_table {
             abi_version: RILL_PLUGIN_ABI_VERSION,
             struct_size: std::mem::size_of::<rill_plugin_table>() as u32,
@@ -379,16 +478,31 @@ mod bad_strategy {
         RILL_PLUGIN_ERROR
     }
     unsafe extern "C" fn destroy(_: *mut c_void) {}
-    static BAD: rill_search_vtable = rill_search_vtable {
+    /// `rill_search_vtable` as it was before `flags` was appended: a plugin built against
+    /// that header hands over a table this long, and the host reads no further.
+    #[repr(C)]
+    struct VtableBeforeFlags {
+        abi_version: u32,
+        struct_size: u32,
+        name: *const c_char,
+        create: Option<SearchCreateFn>,
+        step: Option<SearchStepFn>,
+        n_results: Option<unsafe extern "C" fn(*const c_void) -> usize>,
+        result: Option<SearchResultFn>,
+        destroy: Option<unsafe extern "C" fn(*mut c_void)>,
+    }
+    // SAFETY: immutable static data.
+    unsafe impl Sync for VtableBeforeFlags {}
+    const _: () = assert!(std::mem::size_of::<VtableBeforeFlags>() == SEARCH_VTABLE_BEFORE_FLAGS);
+    static BAD: VtableBeforeFlags = VtableBeforeFlags {
         abi_version: RILL_PLUGIN_ABI_VERSION,
-        struct_size: std::mem::size_of::<rill_search_vtable>() as u32,
+        struct_size: SEARCH_VTABLE_BEFORE_FLAGS as u32,
         name: c"bad_parents".as_ptr(),
         create: Some(create),
         step: Some(step),
         n_results: Some(n_results),
         result: Some(result),
         destroy: Some(destroy),
-        flags: 0,
     };
     one_strategy_plugin!(BAD, c"bad-strategies");
 }
@@ -405,7 +519,8 @@ fn a_strategy_choosing_a_parent_out_of_range_is_an_error() {
         m.contains("chose parent 7") && m.contains("bad_parents") && m.contains("bad-strategies"),
         "{m}"
     );
-    // It does not declare RILL_SEARCH_APPLIES_STOPS: stop strings are refused, not ignored.
+    // Its table, from before `flags`, declares no RILL_SEARCH_APPLIES_STOPS: stop strings
+    // are refused, not ignored.
     let model = common::default_model();
     let stops = ["the".to_string()];
     let refused =

@@ -156,6 +156,7 @@ pub type CloneFn =
 
 /// `rill_sampler_vtable`.
 #[repr(C)]
+#[derive(Clone, Copy)]
 pub struct rill_sampler_vtable {
     pub abi_version: u32,
     pub struct_size: u32,
@@ -222,6 +223,7 @@ pub type SearchResultFn =
 
 /// `rill_search_vtable`.
 #[repr(C)]
+#[derive(Clone, Copy)]
 pub struct rill_search_vtable {
     pub abi_version: u32,
     pub struct_size: u32,
@@ -246,6 +248,7 @@ unsafe impl Sync for rill_search_vtable {}
 
 /// `rill_plugin_table`.
 #[repr(C)]
+#[derive(Clone, Copy)]
 pub struct rill_plugin_table {
     pub abi_version: u32,
     pub struct_size: u32,

@@ -26,11 +26,16 @@ pub struct Plugin {
     pub name: String,
     /// Where it was loaded from (None for static registration).
     pub path: Option<PathBuf>,
-    table: &'static rill_plugin_table,
+    /// Copies of its sampler tables, as long as this host's struct.
+    samplers: Vec<rill_sampler_vtable>,
+    /// Copies of its search-strategy tables; a field its (older, shorter) table lacks is
+    /// zero.
+    strategies: Vec<rill_search_vtable>,
     _library: Option<libloading::Library>,
 }
 
-// SAFETY: the table is immutable static data of a library that is never unloaded.
+// SAFETY: the copied tables hold pointers to static names and functions of a library
+// that is never unloaded, and are never written.
 unsafe impl Send for Plugin {}
 // SAFETY: as above.
 unsafe impl Sync for Plugin {}
@@ -38,36 +43,12 @@ unsafe impl Sync for Plugin {}
 impl Plugin {
     /// Names of the samplers and search strategies it provides.
     pub fn sampler_names(&self) -> Vec<String> {
-        let strategies = self.strategies().into_iter().map(strategy_name);
-        self.vtables()
+        let strategies = self.strategies.iter().map(strategy_name);
+        self.samplers
             .iter()
-            .map(|v| name_of(v))
+            .map(name_of)
             .chain(strategies)
             .collect()
-    }
-
-    fn strategies(&self) -> Vec<&'static rill_search_vtable> {
-        if (self.table.struct_size as usize) < std::mem::size_of::<rill_plugin_table>()
-            || self.table.n_strategies == 0
-        {
-            return Vec::new();
-        }
-        // SAFETY: checked non-NULL with n_strategies entries at registration.
-        let list =
-            unsafe { std::slice::from_raw_parts(self.table.strategies, self.table.n_strategies) };
-        // SAFETY: each entry was checked non-NULL at registration.
-        list.iter().map(|&v| unsafe { &*v }).collect()
-    }
-
-    fn vtables(&self) -> Vec<&'static rill_sampler_vtable> {
-        if self.table.n_samplers == 0 {
-            return Vec::new();
-        }
-        // SAFETY: checked non-NULL with n_samplers entries when the plugin was registered.
-        let list =
-            unsafe { std::slice::from_raw_parts(self.table.samplers, self.table.n_samplers) };
-        // SAFETY: each entry was checked non-NULL at registration.
-        list.iter().map(|&v| unsafe { &*v }).collect()
     }
 }
 
@@ -150,6 +131,110 @@ fn load_error(what: &str, message: String) -> RillError {
     RillError::PluginLoad(format!("{what}: {message}"))
 }
 
+/// A table of the plugin ABI that the host copies out of a plugin. All-zero bytes are a
+/// valid value of each (NULL pointers, absent functions, zero counts), which is what a
+/// plugin's shorter table from before a field was appended leaves in that field.
+trait AbiTable: Copy {}
+impl AbiTable for rill_plugin_table {}
+impl AbiTable for rill_sampler_vtable {}
+impl AbiTable for rill_search_vtable {}
+
+/// The `abi_version` and `struct_size` every table begins with.
+///
+/// # Safety
+/// `ptr` points to a readable table (at least its first 8 bytes).
+unsafe fn table_header<T: AbiTable>(ptr: *const T) -> (u32, usize) {
+    let words = ptr.cast::<u32>();
+    // SAFETY: the caller's pointer to at least two u32s.
+    unsafe {
+        (
+            words.read_unaligned(),
+            words.add(1).read_unaligned() as usize,
+        )
+    }
+}
+
+/// A copy of the table at `ptr`, of which the plugin provides the first `struct_size`
+/// bytes: what lies past them reads as zero and is never touched in the plugin's memory,
+/// so a table from before a field was appended is read as its plugin wrote it.
+///
+/// # Safety
+/// `ptr` points to a readable table of at least `struct_size` bytes.
+unsafe fn copy_table<T: AbiTable>(ptr: *const T, struct_size: usize) -> T {
+    let mut out = std::mem::MaybeUninit::<T>::zeroed();
+    let n = struct_size.min(std::mem::size_of::<T>());
+    // SAFETY: n bytes are readable at ptr (the caller) and writable in out.
+    unsafe {
+        std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), out.as_mut_ptr().cast::<u8>(), n);
+        // All-zero bytes are a valid T (AbiTable), and the copied prefix is the plugin's
+        // own fields of the same layout.
+        out.assume_init()
+    }
+}
+
+/// Copies the `n` tables that `list` points to, each checked non-NULL, of this ABI
+/// version and at least `min_size` bytes. `kind` names them in errors ("sampler").
+fn copy_tables<T: AbiTable>(
+    list: *const *const T,
+    n: usize,
+    min_size: usize,
+    kind: &str,
+    what: &str,
+) -> Result<Vec<T>> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    if list.is_null() {
+        return Err(load_error(
+            what,
+            format!("it declares {n} {kind} tables but their list is NULL"),
+        ));
+    }
+    (0..n)
+        .map(|i| {
+            // SAFETY: the plugin's list of n entries, checked non-NULL.
+            let ptr = unsafe { *list.add(i) };
+            if ptr.is_null() {
+                return Err(load_error(what, format!("{kind} {i} is NULL")));
+            }
+            // SAFETY: a non-NULL table of the plugin's, valid forever.
+            let (abi, size) = unsafe { table_header(ptr) };
+            if abi != RILL_PLUGIN_ABI_VERSION || size < min_size {
+                return Err(load_error(
+                    what,
+                    format!(
+                        "{kind} {i} was built for plugin ABI version {abi} (struct_size {size})"
+                    ),
+                ));
+            }
+            // SAFETY: struct_size bytes of the plugin's table are readable, per the ABI.
+            Ok(unsafe { copy_table(ptr, size) })
+        })
+        .collect()
+}
+
+/// `name`, a plugin's NUL-terminated name of a sampler or strategy, as UTF-8 that no other
+/// plugin took.
+fn check_name(
+    name: *const c_char,
+    kind: &str,
+    i: usize,
+    what: &str,
+    taken: &[String],
+) -> Result<()> {
+    // SAFETY: non-NULL (checked by the caller), NUL-terminated per the ABI.
+    let name = unsafe { CStr::from_ptr(name) }
+        .to_str()
+        .map_err(|_| load_error(what, format!("{kind} {i}'s name is not UTF-8")))?;
+    if taken.iter().any(|t| t == name) {
+        return Err(load_error(
+            what,
+            format!("{kind} name `{name}` is already provided by another plugin"),
+        ));
+    }
+    Ok(())
+}
+
 /// Calls `entry` and checks the table it returns.
 fn register_entry(
     entry: EntryFn,
@@ -183,18 +268,27 @@ fn register_entry(
             format!("its entry refused to load: {message}"),
         ));
     }
-    // SAFETY: a non-NULL table stays valid while the library is loaded (forever).
-    let table: &'static rill_plugin_table = unsafe { table.as_ref() }
-        .ok_or_else(|| load_error(&what, "its entry returned no table".into()))?;
-    if table.abi_version != RILL_PLUGIN_ABI_VERSION {
-        return Err(load_error(&what, format!("built for plugin ABI version {}, this rill speaks version {RILL_PLUGIN_ABI_VERSION}; rebuild it against this rill_plugin.h", table.abi_version)));
+    if table.is_null() {
+        return Err(load_error(&what, "its entry returned no table".into()));
     }
-    if (table.struct_size as usize) < std::mem::size_of::<rill_plugin_table>()
-        || table.plugin_name.is_null()
-    {
+    // SAFETY: a non-NULL table stays valid while the library is loaded (forever).
+    let (abi, size) = unsafe { table_header(table) };
+    if abi != RILL_PLUGIN_ABI_VERSION {
+        return Err(load_error(&what, format!("built for plugin ABI version {abi}, this rill speaks version {RILL_PLUGIN_ABI_VERSION}; rebuild it against this rill_plugin.h")));
+    }
+    if size < PLUGIN_TABLE_SAMPLERS_ONLY {
         return Err(load_error(
             &what,
-            "its table is malformed (struct_size or plugin_name)".into(),
+            format!("its table is malformed (struct_size {size})"),
+        ));
+    }
+    // SAFETY: struct_size bytes of the table are readable, per the ABI. A table from before
+    // strategies were appended reads as providing none.
+    let table = unsafe { copy_table(table, size) };
+    if table.plugin_name.is_null() {
+        return Err(load_error(
+            &what,
+            "its table is malformed (plugin_name is NULL)".into(),
         ));
     }
     // SAFETY: non-NULL, NUL-terminated per the ABI.
@@ -202,84 +296,30 @@ fn register_entry(
         .to_str()
         .map_err(|_| load_error(&what, "plugin_name is not UTF-8".into()))?
         .to_string();
-    if table.n_samplers > 0 && table.samplers.is_null() {
-        return Err(load_error(
-            &what,
-            "n_samplers > 0 but samplers is NULL".into(),
-        ));
-    }
-    let plugin = Plugin {
-        name,
-        path: path.map(Path::to_path_buf),
-        table,
-        _library: library,
-    };
-    for i in 0..table.n_samplers {
-        // SAFETY: n_samplers entries, checked non-NULL array.
-        let v = unsafe { *table.samplers.add(i) };
-        // SAFETY: NULL-checked before use.
-        let Some(v) = (unsafe { v.as_ref() }) else {
-            return Err(load_error(&what, format!("sampler {i} is NULL")));
-        };
-        if v.abi_version != RILL_PLUGIN_ABI_VERSION
-            || (v.struct_size as usize) < std::mem::size_of::<rill_sampler_vtable>()
-        {
-            return Err(load_error(
-                &what,
-                format!(
-                    "sampler {i} was built for plugin ABI version {} (struct_size {})",
-                    v.abi_version, v.struct_size
-                ),
-            ));
-        }
+    let samplers = copy_tables(
+        table.samplers,
+        table.n_samplers,
+        std::mem::size_of::<rill_sampler_vtable>(),
+        "sampler",
+        &what,
+    )?;
+    for (i, v) in samplers.iter().enumerate() {
         if v.name.is_null() || v.create.is_none() || v.apply.is_none() || v.destroy.is_none() {
             return Err(load_error(
                 &what,
                 format!("sampler {i} lacks a required slot (name, create, apply, destroy)"),
             ));
         }
-        // SAFETY: non-NULL, NUL-terminated per the ABI.
-        let sampler = unsafe { CStr::from_ptr(v.name) }
-            .to_str()
-            .map_err(|_| load_error(&what, format!("sampler {i}'s name is not UTF-8")))?;
-        if taken.iter().any(|t| t == sampler) {
-            return Err(load_error(
-                &what,
-                format!("sampler name `{sampler}` is already provided by another plugin"),
-            ));
-        }
+        check_name(v.name, "sampler", i, &what, taken)?;
     }
-    check_strategies(table, &what, taken)?;
-    Ok(plugin)
-}
-
-/// Checks the search strategies of `table` as the samplers are checked: every slot a
-/// strategy needs is there, its name is UTF-8 and not taken.
-fn check_strategies(table: &rill_plugin_table, what: &str, taken: &[String]) -> Result<()> {
-    if table.n_strategies > 0 && table.strategies.is_null() {
-        return Err(load_error(
-            what,
-            "n_strategies > 0 but strategies is NULL".into(),
-        ));
-    }
-    for i in 0..table.n_strategies {
-        // SAFETY: n_strategies entries, checked non-NULL array.
-        let v = unsafe { *table.strategies.add(i) };
-        // SAFETY: NULL-checked before use.
-        let Some(v) = (unsafe { v.as_ref() }) else {
-            return Err(load_error(what, format!("search strategy {i} is NULL")));
-        };
-        if v.abi_version != RILL_PLUGIN_ABI_VERSION
-            || (v.struct_size as usize) < SEARCH_VTABLE_BEFORE_FLAGS
-        {
-            return Err(load_error(
-                what,
-                format!(
-                    "search strategy {i} was built for plugin ABI version {} (struct_size {})",
-                    v.abi_version, v.struct_size
-                ),
-            ));
-        }
+    let strategies = copy_tables(
+        table.strategies,
+        table.n_strategies,
+        SEARCH_VTABLE_BEFORE_FLAGS,
+        "search strategy",
+        &what,
+    )?;
+    for (i, v) in strategies.iter().enumerate() {
         if v.name.is_null()
             || v.create.is_none()
             || v.step.is_none()
@@ -288,40 +328,19 @@ fn check_strategies(table: &rill_plugin_table, what: &str, taken: &[String]) -> 
             || v.destroy.is_none()
         {
             return Err(load_error(
-                what,
+                &what,
                 format!("search strategy {i} lacks a required slot (name, create, step, n_results, result, destroy)"),
             ));
         }
-        // SAFETY: non-NULL, NUL-terminated per the ABI.
-        let name = unsafe { CStr::from_ptr(v.name) }
-            .to_str()
-            .map_err(|_| load_error(what, format!("search strategy {i}'s name is not UTF-8")))?;
-        if taken.iter().any(|t| t == name) {
-            return Err(load_error(
-                what,
-                format!("search strategy name `{name}` is already provided by another plugin"),
-            ));
-        }
+        check_name(v.name, "search strategy", i, &what, taken)?;
     }
-    Ok(())
-}
-
-/// Whether strategy `v` declares `flag` (`RILL_SEARCH_*`; a vtable from before `flags`
-/// declares nothing).
-pub(crate) fn strategy_has_flag(v: &rill_search_vtable, flag: u32) -> bool {
-    let offset = std::mem::offset_of!(rill_search_vtable, flags);
-    if (v.struct_size as usize) < offset + std::mem::size_of::<u32>() {
-        return false;
-    }
-    // SAFETY: struct_size says the plugin's table reaches past `flags`; read through a
-    // pointer, not the Rust struct (whose padding a C table may end before).
-    let flags = unsafe {
-        (v as *const rill_search_vtable as *const u8)
-            .add(offset)
-            .cast::<u32>()
-            .read_unaligned()
-    };
-    flags & flag != 0
+    Ok(Plugin {
+        name,
+        path: path.map(Path::to_path_buf),
+        samplers,
+        strategies,
+        _library: library,
+    })
 }
 
 fn taken_names(list: &[Arc<Plugin>]) -> Vec<String> {
@@ -379,15 +398,11 @@ pub fn register_static(entry: EntryFn) -> Result<Arc<Plugin>> {
 }
 
 /// The search strategy named `name` and the plugin that provides it.
-pub(crate) fn find_strategy(name: &str) -> Result<(Arc<Plugin>, &'static rill_search_vtable)> {
+pub(crate) fn find_strategy(name: &str) -> Result<(Arc<Plugin>, rill_search_vtable)> {
     let list = registry().lock().unwrap_or_else(|p| p.into_inner());
     for plugin in list.iter() {
-        if let Some(v) = plugin
-            .strategies()
-            .into_iter()
-            .find(|v| strategy_name(v) == name)
-        {
-            return Ok((plugin.clone(), v));
+        if let Some(v) = plugin.strategies.iter().find(|v| strategy_name(v) == name) {
+            return Ok((plugin.clone(), *v));
         }
     }
     Err(RillError::UnknownSampler(format!(
@@ -396,11 +411,11 @@ pub(crate) fn find_strategy(name: &str) -> Result<(Arc<Plugin>, &'static rill_se
 }
 
 /// The sampler named `name` and the plugin that provides it.
-pub(crate) fn find_sampler(name: &str) -> Result<(Arc<Plugin>, &'static rill_sampler_vtable)> {
+pub(crate) fn find_sampler(name: &str) -> Result<(Arc<Plugin>, rill_sampler_vtable)> {
     let list = registry().lock().unwrap_or_else(|p| p.into_inner());
     for plugin in list.iter() {
-        if let Some(v) = plugin.vtables().into_iter().find(|v| name_of(v) == name) {
-            return Ok((plugin.clone(), v));
+        if let Some(v) = plugin.samplers.iter().find(|v| name_of(v) == name) {
+            return Ok((plugin.clone(), *v));
         }
     }
     let known = taken_names(&list).join(", ");

@@ -150,7 +150,8 @@ unsafe extern "C" fn token_bytes(vocabulary: *const c_void, id: u32, len: *mut u
 /// A sampler created from a plugin, destroyed on drop.
 pub struct PluginSampler {
     plugin: Arc<Plugin>,
-    vtable: &'static rill_sampler_vtable,
+    /// The host's copy of the plugin's table.
+    vtable: rill_sampler_vtable,
     name: String,
     state: *mut c_void,
 }

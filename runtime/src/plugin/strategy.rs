@@ -12,7 +12,8 @@ use crate::error::{Result, RillError};
 /// A search strategy created from a plugin, destroyed on drop.
 pub struct PluginStrategy {
     plugin: Arc<Plugin>,
-    vtable: &'static rill_search_vtable,
+    /// The host's copy of the plugin's table.
+    vtable: rill_search_vtable,
     name: String,
     state: *mut c_void,
     rows: usize,
@@ -75,7 +76,7 @@ impl PluginStrategy {
     /// Whether it ends hypotheses where the host's stop check says so
     /// (`RILL_SEARCH_APPLIES_STOPS`).
     pub fn applies_stops(&self) -> bool {
-        super::strategy_has_flag(self.vtable, RILL_SEARCH_APPLIES_STOPS)
+        self.vtable.flags & RILL_SEARCH_APPLIES_STOPS != 0
     }
 
     /// One step over `logits` (`rows * vocab`) and the rows' tokens (`rows * length`):
