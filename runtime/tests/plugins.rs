@@ -374,6 +374,36 @@ mod samplers_only_table {
         unsafe { *out = &TABLE as *const TableBeforeStrategies as *const rill_plugin_table };
         RILL_PLUGIN_OK
     }
+
+    /// A table listing one sampler twice under one name.
+    static SEVEN_AGAIN: rill_sampler_vtable = rill_sampler_vtable {
+        name: c"pick_seven_again".as_ptr(),
+        ..SEVEN
+    };
+    struct Twice([*const rill_sampler_vtable; 2]);
+    // SAFETY: pointers to an immutable static.
+    unsafe impl Sync for Twice {}
+    static TWICE: Twice = Twice([&SEVEN_AGAIN, &SEVEN_AGAIN]);
+    static TWICE_TABLE: rill_plugin_table = rill_plugin_table {
+        abi_version: RILL_PLUGIN_ABI_VERSION,
+        struct_size: std::mem::size_of::<rill_plugin_table>() as u32,
+        plugin_name: c"one-name-twice".as_ptr(),
+        n_samplers: 2,
+        samplers: &TWICE.0 as *const _ as *const *const rill_sampler_vtable,
+        n_strategies: 0,
+        strategies: std::ptr::null(),
+    };
+    pub unsafe extern "C" fn entry_twice(
+        _: u32,
+        _: *const rill_host,
+        out: *mut *const rill_plugin_table,
+        _: *mut c_char,
+        _: usize,
+    ) -> c_int {
+        // SAFETY: a valid out-pointer from the host.
+        unsafe { *out = &TWICE_TABLE };
+        RILL_PLUGIN_OK
+    }
 }
 
 #[test]
@@ -390,6 +420,25 @@ fn a_plugin_table_from_before_search_strategies_loads_and_runs() {
     s.set_generation_config(greedy(Some(vec![spec]))).unwrap();
     let out = s.generate("In the beginning", |_| true).unwrap();
     assert_eq!(out.tokens, vec![7; 12], "the plugin picks every token");
+}
+
+#[test]
+fn a_plugin_naming_two_samplers_alike_is_refused() {
+    let e = rill::plugin::register_static(samplers_only_table::entry_twice)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("`pick_seven_again` is provided twice by this plugin"),
+        "{e}"
+    );
+    let unknown = rill::plugin::PluginSampler::create("pick_seven_again", "{}")
+        .err()
+        .unwrap();
+    assert!(
+        unknown.to_string().contains("no sampler named"),
+        "{unknown}"
+    );
 }
 
 /// A plugin table providing the one search strategy `$vtable`, as `entry` (for

@@ -213,14 +213,16 @@ fn copy_tables<T: AbiTable>(
         .collect()
 }
 
-/// `name`, a plugin's NUL-terminated name of a sampler or strategy, as UTF-8 that no other
-/// plugin took.
+/// Checks `name`, a plugin's NUL-terminated name of a sampler or strategy: UTF-8, and
+/// neither taken by another plugin (`taken`) nor by an earlier table of this one (`own`,
+/// to which it is added).
 fn check_name(
     name: *const c_char,
     kind: &str,
     i: usize,
     what: &str,
     taken: &[String],
+    own: &mut Vec<String>,
 ) -> Result<()> {
     // SAFETY: non-NULL (checked by the caller), NUL-terminated per the ABI.
     let name = unsafe { CStr::from_ptr(name) }
@@ -232,6 +234,13 @@ fn check_name(
             format!("{kind} name `{name}` is already provided by another plugin"),
         ));
     }
+    if own.iter().any(|t| t == name) {
+        return Err(load_error(
+            what,
+            format!("{kind} name `{name}` is provided twice by this plugin"),
+        ));
+    }
+    own.push(name.to_string());
     Ok(())
 }
 
@@ -296,6 +305,7 @@ fn register_entry(
         .to_str()
         .map_err(|_| load_error(&what, "plugin_name is not UTF-8".into()))?
         .to_string();
+    let mut own = Vec::new();
     let samplers = copy_tables(
         table.samplers,
         table.n_samplers,
@@ -310,7 +320,7 @@ fn register_entry(
                 format!("sampler {i} lacks a required slot (name, create, apply, destroy)"),
             ));
         }
-        check_name(v.name, "sampler", i, &what, taken)?;
+        check_name(v.name, "sampler", i, &what, taken, &mut own)?;
     }
     let strategies = copy_tables(
         table.strategies,
@@ -332,7 +342,7 @@ fn register_entry(
                 format!("search strategy {i} lacks a required slot (name, create, step, n_results, result, destroy)"),
             ));
         }
-        check_name(v.name, "search strategy", i, &what, taken)?;
+        check_name(v.name, "search strategy", i, &what, taken, &mut own)?;
     }
     Ok(Plugin {
         name,
