@@ -50,6 +50,24 @@ fn faulty_plugin() -> &'static Path {
     })
 }
 
+/// `pub unsafe extern "C" fn $entry`: a plugin entry that hands the host the table
+/// `$table` (any `#[repr(C)]` layout of one, older ones included).
+macro_rules! entry_returning {
+    ($entry:ident, $table:expr) => {
+        pub unsafe extern "C" fn $entry(
+            _: u32,
+            _: *const rill_plugin_abi::rill_host,
+            out: *mut *const rill_plugin_abi::rill_plugin_table,
+            _: *mut std::ffi::c_char,
+            _: usize,
+        ) -> std::ffi::c_int {
+            // SAFETY: a valid out-pointer from the host.
+            unsafe { *out = $table as *const _ as *const rill_plugin_abi::rill_plugin_table };
+            rill_plugin_abi::RILL_PLUGIN_OK
+        }
+    };
+}
+
 fn greedy(samplers: Option<Vec<SamplerSpec>>) -> GenerationConfig {
     GenerationConfig {
         max_new_tokens: Some(12),
@@ -260,17 +278,7 @@ mod panicking {
         n_strategies: 0,
         strategies: std::ptr::null(),
     };
-    pub unsafe extern "C" fn entry(
-        _: u32,
-        _: *const rill_host,
-        out: *mut *const rill_plugin_table,
-        _: *mut c_char,
-        _: usize,
-    ) -> c_int {
-        // SAFETY: a valid out-pointer from the host.
-        unsafe { *out = &TABLE };
-        RILL_PLUGIN_OK
-    }
+    entry_returning!(entry, &TABLE);
 }
 
 #[test]
@@ -363,17 +371,7 @@ mod samplers_only_table {
         n_samplers: 1,
         samplers: &LIST.0 as *const _ as *const *const rill_sampler_vtable,
     };
-    pub unsafe extern "C" fn entry(
-        _: u32,
-        _: *const rill_host,
-        out: *mut *const rill_plugin_table,
-        _: *mut c_char,
-        _: usize,
-    ) -> c_int {
-        // SAFETY: a valid out-pointer from the host.
-        unsafe { *out = &TABLE as *const TableBeforeStrategies as *const rill_plugin_table };
-        RILL_PLUGIN_OK
-    }
+    entry_returning!(entry, &TABLE);
 
     /// A table listing one sampler twice under one name.
     static SEVEN_AGAIN: rill_sampler_vtable = rill_sampler_vtable {
@@ -393,17 +391,7 @@ mod samplers_only_table {
         n_strategies: 0,
         strategies: std::ptr::null(),
     };
-    pub unsafe extern "C" fn entry_twice(
-        _: u32,
-        _: *const rill_host,
-        out: *mut *const rill_plugin_table,
-        _: *mut c_char,
-        _: usize,
-    ) -> c_int {
-        // SAFETY: a valid out-pointer from the host.
-        unsafe { *out = &TWICE_TABLE };
-        RILL_PLUGIN_OK
-    }
+    entry_returning!(entry_twice, &TWICE_TABLE);
 }
 
 #[test]
@@ -458,17 +446,7 @@ macro_rules! one_strategy_plugin {
             n_strategies: 1,
             strategies: &LIST.0 as *const _ as *const *const rill_search_vtable,
         };
-        pub unsafe extern "C" fn entry(
-            _: u32,
-            _: *const rill_host,
-            out: *mut *const rill_plugin_table,
-            _: *mut std::ffi::c_char,
-            _: usize,
-        ) -> std::ffi::c_int {
-            // SAFETY: a valid out-pointer from the host.
-            unsafe { *out = &TABLE };
-            RILL_PLUGIN_OK
-        }
+        entry_returning!(entry, &TABLE);
     };
 }
 
