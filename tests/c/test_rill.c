@@ -258,16 +258,23 @@ static void test_plugins(const rill_model *model, const char *plugin_path) {
     rill_session_free(session);
 }
 
-/* Cancels a session from another thread once the generating thread has seen a piece. */
+/* Cancels a session from another thread once the generating thread has seen a piece. The
+ * generating thread's callback waits until the cancel has been made, so the cancel always
+ * lands inside the generation, however the threads are scheduled (valgrind runs one
+ * thread at a time). */
 typedef struct {
     rill_session *session;
     atomic_int started;
+    atomic_int cancelled;
 } canceller;
 
 static int signal_start(void *user, const char *piece, size_t len) {
     (void)piece;
     (void)len;
-    atomic_store(&((canceller *)user)->started, 1);
+    canceller *c = (canceller *)user;
+    atomic_store(&c->started, 1);
+    while (!atomic_load(&c->cancelled)) {
+    }
     return 0;
 }
 
@@ -276,6 +283,7 @@ static void *cancel_when_started(void *user) {
     while (!atomic_load(&c->started)) {
     }
     rill_session_cancel(c->session);
+    atomic_store(&c->cancelled, 1);
     return NULL;
 }
 
@@ -381,7 +389,7 @@ static void test_conversation(const rill_model *model) {
 
     /* Cancel from another thread. */
     EXPECT_STATUS(rill_session_set_generation_config(session, "{\"max_new_tokens\": 900, \"do_sample\": false, \"eos_token_id\": []}"), RILL_OK);
-    canceller c = {session, 0};
+    canceller c = {session, 0, 0};
     pthread_t thread;
     pthread_create(&thread, NULL, cancel_when_started, &c);
     EXPECT_STATUS(rill_session_generate(session, "The function returns", signal_start, &c, &n), RILL_OK);
