@@ -232,7 +232,9 @@ mod panicking {
 
     use rill_plugin_abi::*;
 
-    unsafe extern "C" fn create(
+    /// A stateless sampler's `create` (a dangling, never-read state); shared by the test
+    /// plugins below.
+    pub(super) unsafe extern "C" fn create(
         _: *const c_char,
         _: *const rill_host,
         out: *mut *mut c_void,
@@ -253,7 +255,7 @@ mod panicking {
         // SAFETY: the host's error buffer.
         unsafe { guard(e, n, || panic!("a bug in a Rust plugin")) }
     }
-    unsafe extern "C" fn destroy(_: *mut c_void) {}
+    pub(super) unsafe extern "C" fn destroy(_: *mut c_void) {}
     static PANICS: rill_sampler_vtable = rill_sampler_vtable {
         abi_version: RILL_PLUGIN_ABI_VERSION,
         struct_size: std::mem::size_of::<rill_sampler_vtable>() as u32,
@@ -306,17 +308,8 @@ mod samplers_only_table {
 
     use rill_plugin_abi::*;
 
-    unsafe extern "C" fn create(
-        _: *const c_char,
-        _: *const rill_host,
-        out: *mut *mut c_void,
-        _: *mut c_char,
-        _: usize,
-    ) -> c_int {
-        // SAFETY: a valid out-pointer from the host.
-        unsafe { *out = std::ptr::NonNull::<u8>::dangling().as_ptr() as *mut c_void };
-        RILL_PLUGIN_OK
-    }
+    use super::panicking::{create, destroy};
+
     /// Picks token 7 whenever it is a candidate.
     unsafe extern "C" fn apply(
         _: *mut c_void,
@@ -335,7 +328,6 @@ mod samplers_only_table {
         }
         RILL_PLUGIN_OK
     }
-    unsafe extern "C" fn destroy(_: *mut c_void) {}
     static SEVEN: rill_sampler_vtable = rill_sampler_vtable {
         abi_version: RILL_PLUGIN_ABI_VERSION,
         struct_size: std::mem::size_of::<rill_sampler_vtable>() as u32,
